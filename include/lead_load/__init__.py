@@ -1,0 +1,1 @@
+"""lead_load's pure logic: transform, batching and ledger rules, with no Airflow import."""

@@ -1,0 +1,36 @@
+"""Test-wide set-up: an Airflow home of the tests' own, configured before Airflow is imported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_AIRFLOW_HOME = REPO / ".airflow" / "tests"
+
+# Tests own their Airflow home so they never touch the demo's metadata DB.
+os.environ["AIRFLOW_HOME"] = str(TEST_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+TEST_AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB for tests that run DAGs (migrate is idempotent and fast)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"airflow db migrate failed:\n{result.stdout}\n{result.stderr}")
+    return TEST_AIRFLOW_HOME / "airflow.db"

@@ -1,0 +1,75 @@
+"""DAG integrity: every file in dags/ parses cleanly, and every DAG is well described.
+
+Modelled on the Astronomer project template's test of the same name.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+# Generous: parsing must not wait on anything; a DAG file that does I/O at parse
+# time blows far past this (the blocked connections below also fail it).
+PARSE_BUDGET_SECONDS = 10.0
+
+
+class ParseTimeIO(AssertionError):
+    """Raised when DAG parsing tries to open a connection."""
+
+
+@pytest.fixture(scope="module")
+def dag_bag() -> DagBag:
+    """Parse dags/ with every network and database connection refused."""
+    mp = pytest.MonkeyPatch()
+
+    def refuse(*args, **kwargs):
+        raise ParseTimeIO(f"DAG parsing opened a connection: {args!r}")
+
+    mp.setattr(socket.socket, "connect", refuse)
+    mp.setattr(socket.socket, "connect_ex", refuse)
+    mp.setattr(sqlite3, "connect", refuse)
+    try:
+        started = time.monotonic()
+        bag = DagBag(dag_folder=str(DAGS_FOLDER))
+        bag.parse_seconds = time.monotonic() - started
+    finally:
+        mp.undo()
+    return bag
+
+
+def test_dags_folder_has_dags(dag_bag: DagBag) -> None:
+    assert dag_bag.dags, f"no DAG found in {DAGS_FOLDER}"
+
+
+def test_no_import_errors(dag_bag: DagBag) -> None:
+    assert dag_bag.import_errors == {}, "\n".join(
+        f"{path}: {error}" for path, error in dag_bag.import_errors.items()
+    )
+
+
+def test_parse_is_fast_and_makes_no_connections(dag_bag: DagBag) -> None:
+    # Any connection attempt would have surfaced as an import error above.
+    assert dag_bag.parse_seconds < PARSE_BUDGET_SECONDS
+
+
+@pytest.mark.parametrize("attribute", ["tags", "doc_md"])
+def test_every_dag_is_described(dag_bag: DagBag, attribute: str) -> None:
+    missing = [dag_id for dag_id, dag in dag_bag.dags.items() if not getattr(dag, attribute)]
+    assert not missing, f"DAGs without {attribute}: {missing}"
+
+
+def test_every_task_has_owner_and_retries(dag_bag: DagBag) -> None:
+    problems = []
+    for dag_id, dag in dag_bag.dags.items():
+        for task in dag.tasks:
+            if not task.owner or task.owner == "airflow":
+                problems.append(f"{dag_id}.{task.task_id}: owner is {task.owner!r}")
+            if task.retries < 2:
+                problems.append(f"{dag_id}.{task.task_id}: retries={task.retries}")
+    assert not problems, "\n".join(problems)
