@@ -34,3 +34,12 @@ def airflow_db() -> Path:
     if result.returncode != 0:
         pytest.fail(f"airflow db migrate failed:\n{result.stdout}\n{result.stderr}")
     return TEST_AIRFLOW_HOME / "airflow.db"
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    """One real simulator process (over HTTP on a free port) for the whole session."""
+    from agent_api_simulator.testing import SimulatorProcess
+
+    with SimulatorProcess() as sim:
+        yield sim

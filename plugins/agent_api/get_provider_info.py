@@ -1,4 +1,18 @@
-"""Provider metadata so Airflow lists the ``agent_api`` connection type in its UI."""
+"""Provider metadata: registers the ``agent_api`` connection type and its form in the Airflow UI.
+
+Declared here (Airflow 3.2+ reads ``conn-fields`` and ``ui-field-behaviour`` from provider
+info) rather than in the hook, so the UI needs no hook import to draw the form.
+"""
+
+from __future__ import annotations
+
+
+def _number(label: str, description: str, default: float) -> dict:
+    return {
+        "label": label,
+        "description": description,
+        "schema": {"type": ["number", "null"], "default": default},
+    }
 
 
 def get_provider_info() -> dict:
@@ -7,10 +21,59 @@ def get_provider_info() -> dict:
         "name": "Agent API (lead_load)",
         "description": "Hook, trigger and sensor for the AI outbound-call platform's agent-api.",
         "versions": ["0.1.0"],
+        "hooks": [
+            {"integration-name": "Agent API", "python-modules": ["agent_api.hooks.agent_api"]}
+        ],
+        "triggers": [
+            {"integration-name": "Agent API", "python-modules": ["agent_api.triggers.callback"]}
+        ],
+        "sensors": [
+            {"integration-name": "Agent API", "python-modules": ["agent_api.sensors.callback"]}
+        ],
         "connection-types": [
             {
                 "connection-type": "agent_api",
                 "hook-class-name": "agent_api.hooks.agent_api.AgentApiHook",
+                "hook-name": "Agent API (outbound calls)",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port"],
+                    "relabeling": {"host": "Base URL", "password": "API token"},
+                    "placeholders": {
+                        "host": "https://ai.api.longlonglong.cn",
+                        "password": "partner token from the platform console",
+                    },
+                },
+                "conn-fields": {
+                    "user_id": {
+                        "label": "User ID",
+                        "description": "The account's user id (UUID); part of every API path.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "sub_user_id": {
+                        "label": "Sub-account ID",
+                        "description": "Optional: act on this sub-account by default.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "request_timeout": _number(
+                        "Request timeout (s)",
+                        "Seconds before an unanswered request counts as lost.",
+                        30,
+                    ),
+                    "max_attempts": _number(
+                        "Max attempts", "Attempts for retryable errors (429, 5xx, timeouts).", 5
+                    ),
+                    "backoff_seconds": _number(
+                        "First backoff (s)", "First retry delay; doubles, with jitter.", 1
+                    ),
+                    "backoff_max_seconds": _number(
+                        "Max backoff (s)", "Cap of a single retry delay.", 60
+                    ),
+                    "lost_answer_grace_seconds": _number(
+                        "Lost-answer grace (s)",
+                        "Wait before checking the task after an import answer was lost.",
+                        5,
+                    ),
+                },
             }
         ],
     }

@@ -1,0 +1,489 @@
+"""Hooks for the platform's agent-api, built on the http provider's ``HttpHook``/``HttpAsyncHook``.
+
+Importing a batch safely
+------------------------
+``async_number`` is not idempotent and its answer can be lost after the platform accepted
+the batch (a timeout, a dropped connection, a 5xx from a proxy in front of it). Posting the
+batch again blindly could then send every number twice. :meth:`AgentApiHook.import_batch`
+therefore treats its errors in two kinds:
+
+* **not accepted** (HTTP 429, connection refused before anything was sent): the platform
+  has certainly not taken the batch, so it is posted again after the backoff.
+* **maybe accepted** (timeouts, broken connections, 5xx): before posting again, the hook
+  waits ``lost_answer_grace_seconds`` (the batch, if accepted, is being processed
+  asynchronously), lists the task's numbers added since shortly before the first attempt,
+  and re-posts only the rows whose phone is **not** in the task. Phones found there are
+  returned as ``already_in_task`` so the caller can record them as imported.
+
+A lost batch that the platform processes only after that check is still harmless: the
+platform never imports a number that is already in the task (its duplicate rule), so the
+re-posted copy of such a number is simply not imported. The receipt says
+``answer_lost=True`` so the caller re-checks the task for numbers that the callback of the
+re-posted batch reports as not imported (see ``numbers_in_task``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import requests
+from airflow.providers.http.hooks.http import HttpAsyncHook, HttpHook, SessionConfig
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ConnectTimeout
+from urllib3.exceptions import NewConnectionError
+
+from agent_api import endpoints
+from agent_api.exceptions import (
+    AgentApiError,
+    AgentApiRetryableError,
+    AgentApiTransientError,
+    error_for_answer,
+)
+from agent_api.masking import mask_phones_in
+from agent_api.retry import RetryPolicy
+from agent_api.settings import SETTING_KEYS, AgentApiSettings
+
+# [assumed] The platform is run in mainland China; its start_at/end_at filters are read as
+# local time there. A day of slack on the lower bound covers the case where it is UTC.
+PLATFORM_TIMEZONE = ZoneInfo("Asia/Shanghai")
+TASK_NUMBERS_LOOKBACK = timedelta(days=1)
+TASK_NUMBERS_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class ImportReceipt:
+    """What :meth:`AgentApiHook.import_batch` did with one batch.
+
+    ``unique_id`` is None when nothing was left to post (every phone was found in the task
+    after a lost answer). ``already_in_task`` are phones of the batch found in the task
+    before the final post; ``posted`` is how many rows the final, answered post carried.
+    """
+
+    unique_id: str | None
+    posted: int
+    already_in_task: frozenset[str] = field(default_factory=frozenset)
+    attempts: int = 1
+    answer_lost: bool = False
+
+
+def _unwrap_envelope(status: int, body: Any, path: str, retry_after: str | None) -> Any:
+    error = error_for_answer(status, body, path=path, retry_after=retry_after)
+    if error is not None:
+        raise error
+    return body.get("data")
+
+
+def _platform_time(moment: datetime) -> str:
+    return moment.astimezone(PLATFORM_TIMEZONE).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class AgentApiHook(HttpHook):
+    """Synchronous client of the agent-api, one typed method per endpoint.
+
+    :param agent_api_conn_id: an ``agent_api`` connection: host = base URL, password = token,
+        extra = ``user_id`` (required), ``sub_user_id`` and tuning (see ``agent_api.settings``).
+    :param retry_policy: overrides the connection's attempts/backoff settings.
+    """
+
+    conn_name_attr = "agent_api_conn_id"
+    default_conn_name = "agent_api_default"
+    conn_type = "agent_api"
+    hook_name = "Agent API (outbound calls)"
+
+    def __init__(
+        self,
+        agent_api_conn_id: str = default_conn_name,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(method="GET", http_conn_id=agent_api_conn_id, **kwargs)
+        self.agent_api_conn_id = agent_api_conn_id
+        self._retry_policy = retry_policy
+        self._session: requests.Session | None = None
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
+
+    # -- connection and transport -------------------------------------------------------
+
+    @cached_property
+    def _connection(self):
+        return self.get_connection(self.agent_api_conn_id)
+
+    @cached_property
+    def settings(self) -> AgentApiSettings:
+        conn = self._connection
+        return AgentApiSettings.from_extra(self.agent_api_conn_id, conn.extra_dejson, conn.password)
+
+    @property
+    def user_id(self) -> str:
+        return self.settings.user_id
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        if self._retry_policy is not None:
+            return self._retry_policy
+        s = self.settings
+        return RetryPolicy(s.max_attempts, s.backoff_seconds, s.backoff_max_seconds)
+
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ):
+        session = super().get_conn(headers, extra_options)
+        for key in SETTING_KEYS:  # settings of ours, not headers for the platform
+            session.headers.pop(key, None)
+        session.headers["Authorization"] = f"Bearer {self._connection.password}"
+        session.headers["Accept"] = "application/json"
+        return session
+
+    def _send_once(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        envelope: bool = True,
+    ) -> Any:
+        """One HTTP request; returns the envelope's ``data`` (or the raw JSON) or raises."""
+        self.settings  # noqa: B018 - validates the connection before any request
+        if self._session is None:
+            self._session = self.get_conn()
+        url = path_or_url if "://" in path_or_url else self.url_from_endpoint(path_or_url)
+        path = path_or_url.split("?", 1)[0] if "://" not in path_or_url else "the download URL"
+        request = requests.Request(method, url, params=params, json=json)
+        started = time.monotonic()
+        try:
+            response = self.run_and_check(
+                self._session,
+                self._session.prepare_request(request),
+                {"timeout": self.settings.request_timeout, "check_response": False},
+            )
+        except ConnectTimeout as exc:
+            raise AgentApiTransientError(
+                f"could not connect: {type(exc).__name__}", maybe_accepted=False, path=path
+            ) from None
+        except requests.Timeout as exc:
+            raise AgentApiTransientError(
+                f"no answer within {self.settings.request_timeout}s ({type(exc).__name__})",
+                path=path,
+            ) from None
+        except RequestsConnectionError as exc:
+            reason = getattr(exc.args[0], "reason", None) if exc.args else None
+            never_sent = isinstance(reason, NewConnectionError)
+            raise AgentApiTransientError(
+                f"connection failed: {type(reason or exc).__name__}",
+                maybe_accepted=not never_sent,
+                path=path,
+            ) from None
+        elapsed_ms = (time.monotonic() - started) * 1000
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        self.log.debug("%s %s -> HTTP %s (%.0f ms)", method, path, response.status_code, elapsed_ms)
+        if not envelope:
+            if response.status_code >= 400:
+                raise error_for_answer(response.status_code, body, path=path)
+            if not isinstance(body, dict):
+                raise AgentApiTransientError("answer is not JSON", path=path)
+            return body
+        return _unwrap_envelope(
+            response.status_code, body, path, response.headers.get("Retry-After")
+        )
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A request that is safe to repeat, retried as the policy says."""
+        policy = self.retry_policy
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._send_once(method, path, **kwargs)
+            except AgentApiRetryableError as error:
+                if not policy.should_retry(error, attempt):
+                    raise
+                delay = policy.delay(error, attempt, self._rng)
+                self.log.warning(
+                    "[attempt %d of %d] %s; retrying in %.1fs",
+                    attempt,
+                    policy.max_attempts,
+                    mask_phones_in(str(error)),
+                    delay,
+                )
+                time.sleep(delay)
+
+    def _sub_user(self, sub_user_id: str | None) -> str | None:
+        return sub_user_id or self.settings.sub_user_id
+
+    # -- endpoints --------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Used by the UI's Test button: the token must be accepted by ``GET /agent-api/token``."""
+        try:
+            self._send_once("GET", endpoints.TOKEN)
+        except AgentApiError as error:
+            return False, str(error)
+        return True, "The platform accepted the token."
+
+    def post_batch(
+        self,
+        task_id: str,
+        rows: Sequence[dict[str, Any]],
+        *,
+        sub_user_id: str | None = None,
+        ignore_crm: bool | None = None,
+        encryption: bool | None = None,
+    ) -> str:
+        """Post one batch once (no retry at all) and return its ``unique_id``."""
+        if not 1 <= len(rows) <= 200:
+            raise ValueError(f"a batch holds 1 to 200 rows, got {len(rows)}")
+        body: dict[str, Any] = {"data": list(rows)}
+        if ignore_crm is not None:
+            body["ignore_crm"] = bool(ignore_crm)
+        if encryption is not None:
+            body["encryption"] = bool(encryption)
+        if sub := self._sub_user(sub_user_id):
+            body["sub_user_id"] = sub
+        data = self._send_once("POST", endpoints.async_number(self.user_id, task_id), json=body)
+        unique_id = data.get("unique_id") if isinstance(data, dict) else None
+        if not unique_id:
+            raise AgentApiTransientError(
+                "import answer has no unique_id", path=endpoints.async_number(self.user_id, task_id)
+            )
+        return str(unique_id)
+
+    def import_batch(
+        self,
+        task_id: str,
+        rows: Sequence[dict[str, Any]],
+        *,
+        sub_user_id: str | None = None,
+        ignore_crm: bool | None = None,
+        encryption: bool | None = None,
+    ) -> ImportReceipt:
+        """Import a batch so that no retry can send a number that the task already holds.
+
+        See the module docstring for the rules.
+        """
+        policy = self.retry_policy
+        first_sent = datetime.now(UTC)
+        pending = list(rows)
+        already: set[str] = set()
+        answer_lost = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                unique_id = self.post_batch(
+                    task_id,
+                    pending,
+                    sub_user_id=sub_user_id,
+                    ignore_crm=ignore_crm,
+                    encryption=encryption,
+                )
+                return ImportReceipt(
+                    unique_id, len(pending), frozenset(already), attempt, answer_lost
+                )
+            except AgentApiRetryableError as error:
+                if not policy.should_retry(error, attempt):
+                    raise
+                delay = policy.delay(error, attempt, self._rng)
+                maybe_accepted = isinstance(error, AgentApiTransientError) and error.maybe_accepted
+                self.log.warning(
+                    "[attempt %d of %d] batch of %d rows: %s",
+                    attempt,
+                    policy.max_attempts,
+                    len(pending),
+                    error,
+                )
+                if not maybe_accepted:
+                    time.sleep(delay)
+                    continue
+                answer_lost = True
+                time.sleep(max(delay, self.settings.lost_answer_grace_seconds))
+                present = self.numbers_in_task(
+                    task_id,
+                    [row["phone"] for row in pending],
+                    since=first_sent,
+                    sub_user_id=sub_user_id,
+                )
+                already |= present
+                pending = [row for row in pending if row["phone"] not in present]
+                self.log.warning(
+                    "The answer may have been lost after the platform accepted the batch: "
+                    "%d of its numbers are already in the task; re-posting the other %d.",
+                    len(present),
+                    len(pending),
+                )
+                if not pending:
+                    return ImportReceipt(None, 0, frozenset(already), attempt, answer_lost)
+
+    def get_callback(
+        self, unique_id: str, *, sub_user_id: str | None = None
+    ) -> dict[str, Any] | None:
+        """The callback payload of a batch, or None while the platform is still processing it."""
+        params = {"sub_user_id": sub} if (sub := self._sub_user(sub_user_id)) else None
+        data = self._call("GET", endpoints.identification(self.user_id, unique_id), params=params)
+        return callback_payload_or_none(data)
+
+    def download_numbers(self, url: str) -> list[str]:
+        """The numbers a processed batch actually imported (the callback's ``data.url``)."""
+        body = self._call("GET", url, envelope=False)
+        numbers = body.get("numbers")
+        if not isinstance(numbers, list):
+            raise AgentApiTransientError(
+                "download answer has no numbers list", path="the download URL"
+            )
+        return [str(number) for number in numbers]
+
+    def get_template(self) -> list[dict[str, Any]]:
+        """The public-pool template: the custom components that ``components`` may fill."""
+        data = self._call("GET", endpoints.template(self.user_id))
+        return list(data or [])
+
+    def stop_task(self, task_id: str, *, sub_user_id: str | None = None) -> None:
+        """Stop a (2.0) task so that it accepts imports again."""
+        params = {"sub_user_id": sub} if (sub := self._sub_user(sub_user_id)) else None
+        self._call("PUT", endpoints.task_stop(self.user_id, task_id), params=params)
+
+    def all_tasks(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", endpoints.all_tasks(self.user_id)) or [])
+
+    def list_task_numbers(
+        self,
+        task_id: str,
+        *,
+        page: int = 1,
+        per_page: int = TASK_NUMBERS_PAGE_SIZE,
+        start_at: datetime | None = None,
+        sub_user_id: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of a task's numbers: ``{"data": [...], "current_page", "last_page", ...}``."""
+        params: dict[str, Any] = {"page": page, "per_page": per_page}
+        if start_at is not None:
+            params["start_at"] = _platform_time(start_at)
+        if sub := self._sub_user(sub_user_id):
+            params["sub_user_id"] = sub
+        return self._call("GET", endpoints.task_numbers(self.user_id, task_id), params=params) or {}
+
+    def iter_task_numbers(
+        self,
+        task_id: str,
+        *,
+        start_at: datetime | None = None,
+        sub_user_id: str | None = None,
+        per_page: int = TASK_NUMBERS_PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        page = 1
+        while True:
+            answer = self.list_task_numbers(
+                task_id, page=page, per_page=per_page, start_at=start_at, sub_user_id=sub_user_id
+            )
+            yield from answer.get("data") or []
+            if page >= int(answer.get("last_page") or 1):
+                return
+            page += 1
+
+    def numbers_in_task(
+        self,
+        task_id: str,
+        phones: Iterable[str],
+        *,
+        since: datetime | None = None,
+        sub_user_id: str | None = None,
+    ) -> set[str]:
+        """Which of ``phones`` the task holds (added since ``since`` minus a day, when given)."""
+        wanted = set(phones)
+        start_at = since - TASK_NUMBERS_LOOKBACK if since is not None else None
+        found: set[str] = set()
+        for number in self.iter_task_numbers(task_id, start_at=start_at, sub_user_id=sub_user_id):
+            phone = str(number.get("phone", ""))
+            if phone in wanted:
+                found.add(phone)
+                if found == wanted:
+                    break
+        return found
+
+
+def callback_payload_or_none(data: Any) -> dict[str, Any] | None:
+    """[assumed] While a batch is processed, ``data`` is empty ([], {} or null)."""
+    if not data:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("data"), dict):
+        raise AgentApiTransientError("callback data has an unexpected shape")
+    return data
+
+
+class AgentApiAsyncHook(HttpAsyncHook):
+    """Asynchronous client of the endpoints that the triggerer polls."""
+
+    conn_name_attr = "agent_api_conn_id"
+    default_conn_name = "agent_api_default"
+    conn_type = "agent_api"
+    hook_name = "Agent API (outbound calls)"
+
+    def __init__(self, agent_api_conn_id: str = default_conn_name) -> None:
+        # retry_limit=1: the trigger decides what to do with each failed poll.
+        super().__init__(method="GET", http_conn_id=agent_api_conn_id, retry_limit=1)
+        self.agent_api_conn_id = agent_api_conn_id
+        self.settings: AgentApiSettings | None = None
+
+    async def config(self) -> SessionConfig:
+        if self._config is None:
+            from airflow.providers.common.compat.connection import get_async_connection
+
+            conn = await get_async_connection(conn_id=self.agent_api_conn_id, hook=self)
+            self.settings = AgentApiSettings.from_extra(
+                self.agent_api_conn_id, conn.extra_dejson, conn.password
+            )
+            base = await super().config()
+            headers = {k: v for k, v in (base.headers or {}).items() if k not in SETTING_KEYS}
+            headers["Authorization"] = f"Bearer {conn.password}"
+            headers["Accept"] = "application/json"
+            extra_options = {
+                k: v for k, v in (base.extra_options or {}).items() if k not in SETTING_KEYS
+            }
+            self._config = SessionConfig(
+                base_url=base.base_url, headers=headers, auth=None, extra_options=extra_options
+            )
+        return self._config
+
+    async def get_callback(
+        self, unique_id: str, *, sub_user_id: str | None = None
+    ) -> dict[str, Any] | None:
+        """One poll: the callback payload, or None while the batch is being processed."""
+        await self.config()
+        assert self.settings is not None
+        path = endpoints.identification(self.settings.user_id, unique_id)
+        sub = sub_user_id or self.settings.sub_user_id
+        timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout)
+        try:
+            async with self.session() as http:
+                response = await http.run(
+                    endpoint=path,
+                    data={"sub_user_id": sub} if sub else None,
+                    extra_options={"check_response": False, "timeout": timeout},
+                )
+                try:
+                    body = await response.json(content_type=None)
+                except ValueError:
+                    body = None
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+        except aiohttp.ClientConnectorError as exc:
+            raise AgentApiTransientError(
+                f"could not connect: {type(exc).__name__}", maybe_accepted=False, path=path
+            ) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise AgentApiTransientError(
+                f"request failed: {type(exc).__name__}", path=path
+            ) from None
+        return callback_payload_or_none(_unwrap_envelope(status, body, path, retry_after))

@@ -1,0 +1,108 @@
+"""A trigger that polls a batch's callback data until the platform has processed it.
+
+The stock ``HttpSensorTrigger`` fires on any non-404 answer; here "answered" is not
+"done": the callback-data endpoint answers 200 with empty data while the batch is still
+being processed, so this trigger reads the envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from agent_api.exceptions import AgentApiError, AgentApiRateLimitedError, AgentApiRetryableError
+from agent_api.hooks.agent_api import AgentApiAsyncHook
+
+# Consecutive failed polls (5xx, timeouts) tolerated before the trigger gives up.
+MAX_CONSECUTIVE_POLL_FAILURES = 10
+
+
+class AgentApiCallbackTrigger(BaseTrigger):
+    """Fire once the batch ``unique_id`` is processed, or at ``deadline`` (epoch seconds).
+
+    Events: ``{"status": "success", "unique_id", "download_url", "task_id"}``,
+    ``{"status": "timeout", "unique_id", "message"}`` or ``{"status": "error", ...}``.
+    The poll interval starts at ``poll_interval`` and grows by ``backoff`` up to
+    ``max_poll_interval``: most batches finish fast, a slow one should not be hammered.
+    """
+
+    def __init__(
+        self,
+        unique_id: str,
+        deadline: float,
+        agent_api_conn_id: str = AgentApiAsyncHook.default_conn_name,
+        sub_user_id: str | None = None,
+        poll_interval: float = 2.0,
+        backoff: float = 1.5,
+        max_poll_interval: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.unique_id = unique_id
+        self.deadline = float(deadline)
+        self.agent_api_conn_id = agent_api_conn_id
+        self.sub_user_id = sub_user_id
+        self.poll_interval = float(poll_interval)
+        self.backoff = float(backoff)
+        self.max_poll_interval = float(max_poll_interval)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "unique_id": self.unique_id,
+                "deadline": self.deadline,
+                "agent_api_conn_id": self.agent_api_conn_id,
+                "sub_user_id": self.sub_user_id,
+                "poll_interval": self.poll_interval,
+                "backoff": self.backoff,
+                "max_poll_interval": self.max_poll_interval,
+            },
+        )
+
+    def _event(self, status: str, **fields: Any) -> TriggerEvent:
+        return TriggerEvent({"status": status, "unique_id": self.unique_id, **fields})
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = AgentApiAsyncHook(self.agent_api_conn_id)
+        interval = self.poll_interval
+        failures = 0
+        polls = 0
+        while True:
+            wait = interval
+            try:
+                polls += 1
+                payload = await hook.get_callback(self.unique_id, sub_user_id=self.sub_user_id)
+                failures = 0
+            except AgentApiRetryableError as error:
+                failures += 1
+                if failures >= MAX_CONSECUTIVE_POLL_FAILURES:
+                    yield self._event("error", message=f"{failures} polls failed in a row: {error}")
+                    return
+                if isinstance(error, AgentApiRateLimitedError) and error.retry_after:
+                    wait = max(wait, error.retry_after)
+                self.log.warning("Poll %d of batch %s failed: %s", polls, self.unique_id, error)
+            except AgentApiError as error:
+                yield self._event("error", message=str(error))
+                return
+            else:
+                if payload is not None:
+                    self.log.info("Batch %s processed after %d polls", self.unique_id, polls)
+                    yield self._event(
+                        "success",
+                        download_url=payload["data"].get("url"),
+                        task_id=payload.get("task_id"),
+                    )
+                    return
+            remaining = self.deadline - time.time()
+            if remaining <= 0:
+                yield self._event(
+                    "timeout",
+                    message=f"batch {self.unique_id} not processed after {polls} polls",
+                )
+                return
+            await asyncio.sleep(min(wait, remaining))
+            interval = min(interval * self.backoff, self.max_poll_interval)

@@ -1,0 +1,222 @@
+"""AgentApiHook against the simulator over HTTP: endpoints, errors, retries, lost answers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from agent_api.exceptions import (
+    AgentApiAuthError,
+    AgentApiNotFoundError,
+    AgentApiRateLimitedError,
+    AgentApiTaskRunningError,
+    AgentApiTransientError,
+    AgentApiValidationError,
+)
+from agent_api.hooks.agent_api import AgentApiAsyncHook, AgentApiHook
+from agent_api.settings import AgentApiConnectionError
+from tests.plugins.agent_api.conftest import new_phones, rows_for
+
+
+def test_connection_test_accepts_the_right_token(account):
+    assert AgentApiHook().test_connection() == (True, "The platform accepted the token.")
+
+
+def test_connection_test_rejects_a_wrong_token_without_echoing_it(account, monkeypatch):
+    account.connect(monkeypatch, token="wrong-token-123")
+    ok, message = AgentApiHook().test_connection()
+    assert not ok
+    assert "401" in message
+    assert "wrong-token-123" not in message
+
+
+def test_expired_token_is_an_auth_error_and_not_retried(account):
+    account.sim.set_faults(expired_token=True)
+    with pytest.raises(AgentApiAuthError):
+        AgentApiHook().get_template()
+    assert len(account.sim.journal()) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [({"user_id": ""}, "has no user_id"), ({"max_attempts": "many"}, "must be a number")],
+)
+def test_incomplete_connection_fails_with_a_clear_message(account, monkeypatch, extra, message):
+    account.connect(monkeypatch, **extra)
+    with pytest.raises(AgentApiConnectionError, match=message):
+        AgentApiHook().get_template()
+    assert account.sim.journal() == []
+
+
+def test_settings_extras_are_not_sent_as_headers(account):
+    session = AgentApiHook().get_conn()
+    assert session.headers["Authorization"] == f"Bearer {account.sim.token}"
+    assert "user_id" not in session.headers
+    assert "max_attempts" not in session.headers
+
+
+def test_import_then_callback_then_download_reports_only_imported_numbers(account):
+    good = new_phones(3)
+    rows = [*rows_for(good), {"phone": "12345", "sort": 0}]
+    hook = AgentApiHook()
+    receipt = hook.import_batch(account.task_id, rows)
+    assert receipt.unique_id and receipt.posted == 4 and not receipt.answer_lost
+
+    account.sim.wait_until_processed()
+    payload = hook.get_callback(receipt.unique_id)
+    assert payload["unique_id"] == receipt.unique_id
+    assert payload["task_id"] == account.task_id
+    assert sorted(hook.download_numbers(payload["data"]["url"])) == sorted(good)
+    assert sorted(account.imported_phones()) == sorted(good)
+
+
+def test_callback_is_none_while_the_batch_is_processed(account):
+    account.sim.set_faults(callback_never_rate=1.0)
+    hook = AgentApiHook()
+    receipt = hook.import_batch(account.task_id, rows_for(new_phones(1)))
+    assert hook.get_callback(receipt.unique_id) is None
+
+
+def test_unknown_unique_id_is_not_found(account):
+    with pytest.raises(AgentApiNotFoundError):
+        AgentApiHook().get_callback("00000000-0000-4000-8000-000000000000")
+
+
+def test_validation_error_is_raised_and_never_retried(account):
+    with pytest.raises(AgentApiValidationError, match="sort"):
+        AgentApiHook().import_batch(account.task_id, [{"phone": new_phones(1)[0]}])
+    assert len(account.posts()) == 1
+
+
+def test_more_than_200_rows_is_refused_before_sending(account):
+    with pytest.raises(ValueError, match="1 to 200 rows"):
+        AgentApiHook().post_batch(account.task_id, rows_for(new_phones(201)))
+    assert account.posts() == []
+
+
+def test_running_2_0_task_raises_6007_then_imports_after_stop(account):
+    account.sim.set_task_status(account.user_id, account.task_id, 2)
+    hook = AgentApiHook()
+    rows = rows_for(new_phones(2))
+    with pytest.raises(AgentApiTaskRunningError, match="stop_running_task") as caught:
+        hook.import_batch(account.task_id, rows)
+    assert caught.value.code == 6007
+    assert len(account.posts()) == 1
+
+    hook.stop_task(account.task_id)
+    assert hook.all_tasks()[0]["status"] == 1
+    assert hook.import_batch(account.task_id, rows).unique_id
+
+
+def test_rate_limited_requests_are_retried_up_to_max_attempts(account):
+    account.sim.set_faults(rate_429=1.0, retry_after=0)
+    with pytest.raises(AgentApiRateLimitedError) as caught:
+        AgentApiHook().get_template()
+    assert caught.value.retry_after == 0
+    assert len(account.sim.journal()) == 4  # max_attempts in the test connection
+
+
+def test_server_errors_are_retried_until_success(account, monkeypatch):
+    account.connect(monkeypatch, max_attempts=20)
+    account.sim.set_faults(seed=7, error_rate=0.5)
+    hook = AgentApiHook()
+    for _ in range(5):
+        hook.get_template()
+    statuses = [e["status"] for e in account.sim.journal()]
+    assert statuses.count(200) == 5
+    assert any(status >= 500 for status in statuses), "the seed should inject some 5xx"
+
+
+def test_server_errors_give_up_after_max_attempts(account):
+    account.sim.set_faults(error_rate=1.0)
+    with pytest.raises(AgentApiTransientError):
+        AgentApiHook().all_tasks()
+    assert len(account.sim.journal()) == 4
+
+
+def test_unreachable_platform_is_transient_and_never_sent(account, monkeypatch):
+    monkeypatch.setattr(account.sim, "port", 9)  # nothing listens on the discard port
+    account.connect(monkeypatch)
+    with pytest.raises(AgentApiTransientError, match="connection failed") as caught:
+        AgentApiHook().post_batch(account.task_id, rows_for(new_phones(1)))
+    assert caught.value.maybe_accepted is False
+
+
+def test_lost_answer_after_acceptance_imports_nothing_twice(account, monkeypatch):
+    """The batch is accepted but its answer never arrives in time; the hook must not re-post
+    numbers that the platform already imported."""
+    account.connect(monkeypatch, request_timeout=0.5)
+    account.sim.set_faults(lost_answer_rate=1.0, lost_answer_delay=1.5)
+    phones = new_phones(5)
+    receipt = AgentApiHook().import_batch(account.task_id, rows_for(phones))
+
+    assert receipt.answer_lost
+    assert receipt.unique_id is None
+    assert receipt.already_in_task == frozenset(phones)
+    assert len(account.posts()) == 1, "nothing may be posted again"
+    assert sorted(account.imported_phones()) == sorted(phones)
+
+
+def test_lost_answer_reposts_only_numbers_missing_from_the_task(account, monkeypatch):
+    """Some numbers of the lost batch are in the task already (an earlier batch), the rest
+    are not: only the missing ones are posted again, after the task was checked."""
+    earlier = new_phones(2)
+    hook = AgentApiHook()
+    hook.import_batch(account.task_id, rows_for(earlier))
+    account.sim.wait_until_processed()
+
+    # The lost batch is never processed, so its new numbers stay missing.
+    account.connect(monkeypatch, request_timeout=0.5, lost_answer_grace_seconds=0.2)
+    account.sim.set_faults(lost_answer_rate=1.0, lost_answer_delay=1.5, callback_never_rate=1.0)
+    fresh = new_phones(3)
+    with pytest.raises(AgentApiTransientError):
+        AgentApiHook().import_batch(account.task_id, rows_for(earlier + fresh))
+
+    posts = account.posts()
+    assert len(posts) == 1 + 4  # the earlier batch, then max_attempts tries of the lost one
+    first, *reposts = [[row["phone"] for row in p["body"]["data"]] for p in posts[1:]]
+    assert sorted(first) == sorted(earlier + fresh)
+    for phones in reposts:
+        assert sorted(phones) == sorted(fresh), "numbers already in the task were re-posted"
+    # Every re-post came after a look at the task's numbers.
+    journal = account.sim.journal()
+    post_seqs = [e["seq"] for e in journal if e["path"].endswith("/async_number")]
+    check_seqs = [e["seq"] for e in journal if e["path"].endswith("/number")]
+    for before, after in itertools.pairwise(post_seqs[1:]):
+        assert any(before < seq < after for seq in check_seqs)
+    assert sorted(account.imported_phones()) == sorted(earlier)
+
+
+def test_iter_task_numbers_walks_every_page(account):
+    phones = new_phones(250)
+    hook = AgentApiHook()
+    hook.import_batch(account.task_id, rows_for(phones[:200]))
+    hook.import_batch(account.task_id, rows_for(phones[200:]))
+    account.sim.wait_until_processed()
+
+    listed = [n["phone"] for n in hook.iter_task_numbers(account.task_id, per_page=100)]
+    assert listed == phones
+    pages = [e for e in account.sim.journal() if e["path"].endswith("/number")]
+    assert len(pages) == 3
+    assert hook.numbers_in_task(account.task_id, [phones[0], phones[-1], "13800000000"]) == {
+        phones[0],
+        phones[-1],
+    }
+
+
+def test_async_hook_polls_the_callback(account):
+    receipt = AgentApiHook().import_batch(account.task_id, rows_for(new_phones(2)))
+    account.sim.wait_until_processed()
+    payload = asyncio.run(AgentApiAsyncHook().get_callback(receipt.unique_id))
+    assert payload["unique_id"] == receipt.unique_id
+    assert payload["data"]["url"].startswith(account.sim.base_url)
+
+
+def test_async_hook_maps_errors_like_the_sync_hook(account):
+    with pytest.raises(AgentApiNotFoundError):
+        asyncio.run(AgentApiAsyncHook().get_callback("00000000-0000-4000-8000-000000000000"))
+    account.sim.set_faults(error_rate=1.0)
+    with pytest.raises(AgentApiTransientError):
+        asyncio.run(AgentApiAsyncHook().get_callback("00000000-0000-4000-8000-000000000000"))
