@@ -43,3 +43,6 @@ def simulator():
 
     with SimulatorProcess() as sim:
         yield sim
+        # A handler that crashed shows up only in the server's log: fail loudly on it.
+        log = sim.stderr()
+        assert "Traceback" not in log, log

@@ -1,0 +1,267 @@
+"""Asynchronous import: pending then processed, duplicates, invalid numbers, download-number,
+callback data, and the paged number listing."""
+
+import time
+from datetime import datetime, timedelta
+
+import pytest
+
+
+def imported_phones(env, task_id=None):
+    return [n["phone"] for n in env.sim.task_numbers(env.user_id, task_id or env.task_id)]
+
+
+def download(env, unique_id):
+    payload = env.callback(unique_id).json()["data"]
+    # The link is built from the Host the client used; fetch it without a token.
+    return env.request("GET", payload["data"]["url"].removeprefix(env.sim.base_url), token=None)
+
+
+def test_import_is_pending_then_processed(sim_env):
+    unique_id = sim_env.accepted_unique_id(sim_env.rows("13012121211"))
+    pending = sim_env.callback(unique_id)
+    assert pending.status_code == 200
+    assert pending.json() == {"code": 200, "status": "success", "message": "success", "data": []}
+    assert sim_env.sim.batches()[0]["status"] == "pending"
+    assert imported_phones(sim_env) == []
+
+    batches = sim_env.sim.wait_until_processed(timeout=5)
+    assert batches[0]["status"] == "processed"
+    assert batches[0]["imported"] == 1
+    payload = sim_env.callback(unique_id).json()["data"]
+    assert payload["mode"] == "batch"
+    assert payload["type"] == "api_customer_to_task"
+    assert payload["unique_id"] == unique_id
+    assert payload["user_id"] == sim_env.user_id
+    assert payload["task_id"] == sim_env.task_id
+    url = payload["data"]["url"]
+    assert url.startswith(f"{sim_env.sim.base_url}/agent-api/download-number?key=")
+    assert imported_phones(sim_env) == ["13012121211"]
+
+
+def test_callback_url_follows_the_host_header(sim_env):
+    unique_id = sim_env.accepted_unique_id(sim_env.rows("13012121211"))
+    sim_env.sim.process()
+    response = sim_env.callback(unique_id, headers={"Host": "white-label.example:8443"})
+    url = response.json()["data"]["data"]["url"]
+    assert url.startswith("http://white-label.example:8443/agent-api/download-number?key=")
+
+
+def test_processing_waits_for_the_process_delay(sim_env):
+    sim_env.accepted_unique_id(sim_env.rows("13012121211"))
+    batch = sim_env.sim.wait_until_processed(timeout=5)[0]
+    received = datetime.fromisoformat(batch["received_at"])
+    processed = datetime.fromisoformat(batch["processed_at"])
+    assert processed - received >= timedelta(seconds=0.19)  # default delay is 0.2 s
+
+
+def test_download_lists_the_imported_numbers_of_that_batch_in_row_order(sim_env):
+    first = sim_env.accepted_unique_id(sim_env.rows("13900000003", "13900000001"))
+    second = sim_env.accepted_unique_id(sim_env.rows("13900000002"))
+    sim_env.sim.process()
+    response = download(sim_env, first)
+    assert response.status_code == 200
+    assert response.json() == {"numbers": ["13900000003", "13900000001"]}
+    assert download(sim_env, second).json() == {"numbers": ["13900000002"]}
+
+
+def test_download_with_unknown_key_is_404(sim_env):
+    response = sim_env.get("/agent-api/download-number", params={"key": "bm9wZQ=="})
+    assert response.status_code == 404
+
+
+def test_duplicates_within_one_batch_first_occurrence_wins(sim_env):
+    rows = [
+        {"phone": "13012121211", "sort": 0, "extra": "first"},
+        {"phone": "13012121212", "sort": 0},
+        {"phone": "13012121211", "sort": 0, "extra": "second"},
+    ]
+    unique_id = sim_env.accepted_unique_id(rows)
+    sim_env.sim.process()
+    numbers = sim_env.sim.task_numbers(sim_env.user_id, sim_env.task_id)
+    assert [(n["phone"], n.get("extra")) for n in numbers] == [
+        ("13012121211", "first"),
+        ("13012121212", None),
+    ]
+    assert download(sim_env, unique_id).json()["numbers"] == ["13012121211", "13012121212"]
+
+
+def test_duplicates_across_batches_first_batch_wins(sim_env):
+    first = sim_env.accepted_unique_id(
+        [{"phone": "13012121211", "sort": 0, "extra": "lead-1"}, *sim_env.rows("13012121212")]
+    )
+    second = sim_env.accepted_unique_id(
+        [{"phone": "13012121211", "sort": 0, "extra": "lead-2"}, *sim_env.rows("13012121213")]
+    )
+    sim_env.sim.wait_until_processed(timeout=5)
+    numbers = sim_env.sim.task_numbers(sim_env.user_id, sim_env.task_id)
+    phones = [n["phone"] for n in numbers]
+    assert sorted(phones) == sorted(set(phones)) == ["13012121211", "13012121212", "13012121213"]
+    assert numbers[0]["extra"] == "lead-1"
+    assert numbers[0]["unique_id"] == first
+    assert download(sim_env, second).json()["numbers"] == ["13012121213"]
+
+
+def test_same_phone_may_be_imported_into_another_task(sim_env):
+    other = sim_env.sim.create_task(sim_env.user_id)
+    sim_env.accepted_unique_id(sim_env.rows("13012121211"))
+    sim_env.accepted_unique_id(sim_env.rows("13012121211"), task_id=other)
+    sim_env.sim.process()
+    assert imported_phones(sim_env) == imported_phones(sim_env, other) == ["13012121211"]
+
+
+INVALID_PHONES = [
+    "",
+    "1301212121",  # 10 digits
+    "130121212111",  # 12 digits
+    "12012121211",  # second digit 2
+    "23012121211",  # does not start with 1
+    "+8613012121211",
+    "130-1212-1211",
+    "１３０１２１２１２１１",  # full-width digits
+    "1301212121a",
+]
+
+
+def test_invalid_numbers_are_silently_not_imported(sim_env):
+    unique_id = sim_env.accepted_unique_id(sim_env.rows(*INVALID_PHONES, "13012121211"))
+    batch = sim_env.sim.wait_until_processed(timeout=5)[0]
+    assert batch["rows"] == len(INVALID_PHONES) + 1
+    assert batch["imported"] == 1
+    assert imported_phones(sim_env) == ["13012121211"]
+    assert download(sim_env, unique_id).json() == {"numbers": ["13012121211"]}
+
+
+def test_phone_is_trimmed_before_the_checks(sim_env):
+    sim_env.accepted_unique_id(sim_env.rows(" 13012121211\t", "13012121211"))
+    sim_env.sim.process()
+    assert imported_phones(sim_env) == ["13012121211"]
+
+
+def test_encrypted_phones_are_imported_as_sent(sim_env):
+    unique_id = sim_env.accepted_unique_id(
+        sim_env.rows("q8Zx+ciphertext==", "q8Zx+ciphertext==", " "), encryption=True
+    )
+    sim_env.sim.process()
+    assert download(sim_env, unique_id).json() == {"numbers": ["q8Zx+ciphertext=="]}
+
+
+def test_imported_number_keeps_the_row_fields(sim_env):
+    row = {
+        "phone": "13012121211",
+        "sort": 0,
+        "name": "张三",
+        "extra": "lead-42",
+        "company": "xxx公司",
+        "sex": 1,
+        "components": [{"id": "c1", "value": "v"}],
+    }
+    unique_id = sim_env.accepted_unique_id([row])
+    sim_env.sim.process()
+    (number,) = sim_env.sim.task_numbers(sim_env.user_id, sim_env.task_id)
+    assert {k: number[k] for k in row} == row
+    assert number["unique_id"] == unique_id
+    assert datetime.fromisoformat(number["imported_at"])
+
+
+def test_unknown_unique_id_is_404(sim_env):
+    response = sim_env.callback("f2c7aa27-55be-4b96-835b-18cf38edd29e")
+    assert response.status_code == 404
+    assert response.json()["code"] == 404
+    assert response.json()["status"] == "error"
+
+
+def test_unique_id_of_another_user_is_404(sim_env):
+    unique_id = sim_env.accepted_unique_id(sim_env.rows("13012121211"))
+    other_user = sim_env.sim.create_user()
+    assert sim_env.callback(unique_id, user_id=other_user).status_code == 404
+
+
+# --- task number listing ------------------------------------------------------------------
+
+
+def number_page(env, **params):
+    response = env.get(f"/agent-api/user/{env.user_id}/task/{env.task_id}/number", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+@pytest.fixture
+def task_with_45_numbers(sim_env):
+    phones = [f"1350000{i:04d}" for i in range(45)]
+    sim_env.accepted_unique_id(
+        [
+            {"phone": p, "sort": 0, "extra": f"lead-{i}", "name": f"n{i}"}
+            for i, p in enumerate(phones)
+        ]
+    )
+    sim_env.sim.process()
+    return sim_env, phones
+
+
+def test_numbers_default_page(task_with_45_numbers):
+    env, phones = task_with_45_numbers
+    page = number_page(env)
+    assert (page["current_page"], page["per_page"], page["total"], page["last_page"]) == (
+        1,
+        20,
+        45,
+        3,
+    )
+    assert [n["phone"] for n in page["data"]] == phones[:20]
+    first = page["data"][0]
+    assert set(first) == {"phone", "extra", "name", "unique_id", "status", "created_at"}
+    assert (first["extra"], first["name"], first["status"]) == ("lead-0", "n0", 1)
+    assert datetime.strptime(first["created_at"], "%Y-%m-%d %H:%M:%S")
+
+
+def test_numbers_paging(task_with_45_numbers):
+    env, phones = task_with_45_numbers
+    last = number_page(env, page=3, per_page=20)
+    assert [n["phone"] for n in last["data"]] == phones[40:]
+    assert last["last_page"] == 3
+    middle = number_page(env, page=2, per_page=7)
+    assert [n["phone"] for n in middle["data"]] == phones[7:14]
+    assert middle["last_page"] == 7
+    assert number_page(env, page=9)["data"] == []
+    everything = number_page(env, per_page=1000)
+    assert [n["phone"] for n in everything["data"]] == phones
+    assert everything["last_page"] == 1
+
+
+def test_numbers_of_an_empty_task(sim_env):
+    page = number_page(sim_env)
+    assert (page["total"], page["last_page"], page["data"]) == (0, 1, [])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"per_page": 1001}, {"per_page": 0}, {"page": 0}, {"page": "x"}, {"start_at": "2024-01-01"}],
+)
+def test_numbers_bad_query_is_422(sim_env, params):
+    path = f"/agent-api/user/{sim_env.user_id}/task/{sim_env.task_id}/number"
+    response = sim_env.get(path, params=params)
+    assert response.status_code == 422
+    assert response.json()["code"] == 422
+
+
+def test_numbers_status_filter(task_with_45_numbers):
+    env, _ = task_with_45_numbers
+    assert number_page(env, **{"status[]": ["1", "3"]})["total"] == 45
+    assert number_page(env, **{"status[]": "2"})["total"] == 0
+
+
+def test_numbers_time_filter(sim_env):
+    sim_env.accepted_unique_id(sim_env.rows("13012121211"))
+    sim_env.sim.process()
+    time.sleep(1.05)  # the filter has one-second resolution
+    sim_env.accepted_unique_id(sim_env.rows("13012121212"))
+    sim_env.sim.process()
+    first, second = number_page(sim_env)["data"]
+    assert first["created_at"] < second["created_at"]
+    only_second = number_page(sim_env, start_at=second["created_at"])
+    assert [n["phone"] for n in only_second["data"]] == ["13012121212"]
+    only_first = number_page(sim_env, end_at=first["created_at"])
+    assert [n["phone"] for n in only_first["data"]] == ["13012121211"]
+    both = number_page(sim_env, start_at=first["created_at"], end_at=second["created_at"])
+    assert both["total"] == 2
