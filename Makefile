@@ -39,6 +39,8 @@ $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 	@mkdir -p $(AIRFLOW_HOME)
 	@echo "Preparing the Airflow home in $(AIRFLOW_HOME) ..."
 	@$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
+	@$(BIN)/airflow pools set agent_api 4 "lead_load: concurrent posts to the platform" \
+		>> $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
 
 airflow-home: $(AIRFLOW_HOME)/airflow.db
 

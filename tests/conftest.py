@@ -21,18 +21,23 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 TEST_AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
 
 
-@pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """A migrated SQLite metadata DB for tests that run DAGs (migrate is idempotent and fast)."""
+def _airflow(*args: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
+        [sys.executable, "-m", "airflow", *args],
         capture_output=True,
         text=True,
         env=os.environ.copy(),
         check=False,
     )
     if result.returncode != 0:
-        pytest.fail(f"airflow db migrate failed:\n{result.stdout}\n{result.stderr}")
+        pytest.fail(f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB (with the DAG's pool) for tests that run DAGs."""
+    _airflow("db", "migrate")  # idempotent and fast
+    _airflow("pools", "set", "agent_api", "4", "lead_load posts")
     return TEST_AIRFLOW_HOME / "airflow.db"
 
 

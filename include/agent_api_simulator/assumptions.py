@@ -1,4 +1,4 @@
-"""Every behaviour of the simulator that SPEC.md marks [assumed], in one place.
+"""Every behaviour of the simulator that docs/agent-api.md marks [assumed], in one place.
 
 The public docs of the agent-api leave these points open. Each constant below is the
 simulator's choice; when a real account shows otherwise, change it here (and only here).
@@ -56,11 +56,11 @@ MAX_ROWS_PER_BATCH = 200  # [doc]
 VALID_PHONE = re.compile(r"1[3-9]\d{9}")
 # [assumed] with "encryption": true the phone is ciphertext that the simulator cannot
 # decrypt (the algorithm is not public), so any non-blank phone counts as valid.
-# [assumed, SPEC section 5] duplicates are judged against the task (across batches) and
+# [assumed, docs/agent-api.md section 5] duplicates are judged against the task (across batches) and
 # within one batch: the first occurrence in arrival order wins.
 DEFAULT_PROCESS_DELAY_S = 0.2
 
-# --- Callback-data query (SPEC section 2) -------------------------------------------------
+# --- Callback-data query (docs/agent-api.md section 2) ---
 # [assumed] while a batch is still being processed, `data` is an empty list.
 PENDING_CALLBACK_DATA: list = []
 
@@ -69,7 +69,7 @@ PENDING_CALLBACK_DATA: list = []
 # "expired_token" fault does not touch it; the random 5xx/429/rate-limit faults do.
 DOWNLOAD_REQUIRES_TOKEN = False
 
-# --- Task number listing (SPEC section 4) -------------------------------------------------
+# --- Task number listing (docs/agent-api.md section 4) ---
 # [assumed] Laravel-style pagination: data = {current_page, per_page, total, last_page, data}.
 DEFAULT_PAGE = 1
 DEFAULT_PER_PAGE = 20

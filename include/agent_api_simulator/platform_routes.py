@@ -1,4 +1,4 @@
-"""The /agent-api routes, behaving as SPEC.md describes (choices marked [assumed] live in
+"""The /agent-api routes, behaving as docs/agent-api.md describes (choices marked [assumed] live in
 assumptions.py). Auth, faults and the journal are handled by platform_gate before these run."""
 
 import math

@@ -1,4 +1,4 @@
-"""Strict validation of the async_number body (SPEC section 1).
+"""Strict validation of the async_number body (docs/agent-api.md section 1).
 
 This runs on every import, 200 rows at a time, so it uses plain loops and type checks and stops
 at the first error. A failure raises ValidationFailed whose message names the field in

@@ -1,4 +1,4 @@
-"""Paths of the agent-api endpoints this project uses (SPEC.md sections 1, 2 and 4).
+"""Paths of the agent-api endpoints this project uses (docs/agent-api.md sections 1, 2 and 4).
 
 Every id is quoted, so a value taken from a param cannot change the path.
 """

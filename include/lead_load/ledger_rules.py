@@ -1,0 +1,102 @@
+"""The ledger's rules, free of any database: what a lead's status may become, and when.
+
+One ledger row per (target task, lead). Statuses:
+
+- ``staged``: valid, chosen for sending, not sent yet.
+- ``sending``: a post of its batch is under way; if the worker dies here, the outcome is
+  unknown until the task's numbers are checked (never re-posted blindly).
+- ``submitted``: the platform accepted its batch (``unique_id`` known); waiting for the callback.
+- ``imported``: the platform's callback (or the task's number list) shows the number in the task.
+- ``not_imported``: the callback of its batch did not list it (duplicate in the task, invalid,
+  blacklisted: the platform does not say which). Final: sending the same number again would
+  only be refused again.
+- ``rejected``: not sent, with a reason (invalid phone, duplicate within the run, ...).
+  A rejected lead is staged again when a later run extracts it in a valid form.
+
+A phone is *active* in a task while a row holding it is staged, sending, submitted or
+imported; the database enforces at most one active row per (task, phone), which is what
+stops two runs (or a retry and a backfill) from sending the same number twice.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    STAGED = "staged"
+    SENDING = "sending"
+    SUBMITTED = "submitted"
+    IMPORTED = "imported"
+    NOT_IMPORTED = "not_imported"
+    REJECTED = "rejected"
+
+
+ACTIVE_STATUSES = (Status.STAGED, Status.SENDING, Status.SUBMITTED, Status.IMPORTED)
+
+
+class StagingDecision(StrEnum):
+    """What staging does with one valid, de-duplicated lead of a run."""
+
+    STAGE_NEW = "stage_new"  # no row yet: insert it as staged
+    RESTAGE = "restage"  # it was rejected before and is valid now
+    ALREADY_LOADED = "already_loaded"  # imported, or the platform said no before: nothing to do
+    IN_FLIGHT = "in_flight"  # staged/sending/submitted by a run that is not finished
+    PHONE_TAKEN = "phone_taken"  # another lead already holds this phone in the task
+
+
+def decide_staging(
+    existing_status: str | None,
+    existing_phone: str | None,
+    phone: str,
+    phone_holder: str | None,
+    lead_id: str,
+) -> StagingDecision:
+    """Decide for one lead from its ledger row (if any) and the lead holding its phone (if any)."""
+    if phone_holder is not None and phone_holder != lead_id:
+        return StagingDecision.PHONE_TAKEN
+    if existing_status is None:
+        return StagingDecision.STAGE_NEW
+    if existing_status == Status.REJECTED:
+        return StagingDecision.RESTAGE
+    if existing_status == Status.NOT_IMPORTED and existing_phone != phone:
+        # The platform refused the old number; a new number deserves its own try.
+        return StagingDecision.RESTAGE
+    if existing_status in (Status.IMPORTED, Status.NOT_IMPORTED):
+        return StagingDecision.ALREADY_LOADED
+    return StagingDecision.IN_FLIGHT
+
+
+def outcome_statuses(
+    sent_phones: list[str], imported: set[str], found_in_task: set[str] | None = None
+) -> dict[str, Status]:
+    """Status of each sent phone once its batch is processed.
+
+    ``found_in_task`` are phones seen in the task's number list: after a lost answer, a
+    number can be in the task through the lost copy of its batch while the callback of the
+    re-posted copy says "not imported".
+    """
+    also_present = found_in_task or set()
+    return {
+        phone: Status.IMPORTED
+        if phone in imported or phone in also_present
+        else Status.NOT_IMPORTED
+        for phone in sent_phones
+    }
+
+
+def batch_count(rows: int, batch_size: int) -> int:
+    if not 1 <= batch_size <= 200:
+        raise ValueError(f"batch_size must be between 1 and 200, got {batch_size}")
+    return -(-rows // batch_size)
+
+
+def check_map_limit(batches: int, max_map_length: int) -> None:
+    """Fail before anything is sent when the batches would not fit Airflow's mapping limit."""
+    if batches > max_map_length:
+        raise ValueError(
+            f"{batches} batches to send, but Airflow maps at most {max_map_length} task "
+            "instances per task ([core] max_map_length). Nothing was sent and the leads stay "
+            "staged. Raise [core] max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH) or load a "
+            "shorter window (window_start/window_end), then run again."
+        )

@@ -1,0 +1,11 @@
+-- Leads changed in the run's window, read in chunks by the DAG's extract task.
+-- Rendered by Airflow's templating first (macros and Variables work here); the window
+-- itself is passed as bound parameters (window_start, window_end), never pasted into the text.
+-- (No colon-prefixed words in these comments: they would be read as parameters.)
+-- Columns: lead_id, name, phone, email, company, sex, source_id, industry_id, grade_id,
+-- updated_at (UTC), plus whatever include/lead_load/field_mapping.yaml maps to components.
+SELECT *
+FROM leads
+WHERE updated_at >= :window_start
+  AND updated_at < :window_end
+ORDER BY lead_id

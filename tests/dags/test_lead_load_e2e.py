@@ -1,0 +1,92 @@
+"""The real lead_load DAG, run with `airflow dags test`, against the simulator over HTTP and a
+real warehouse (SQLite, and PostgreSQL on 127.0.0.1:5432).
+
+Every assertion reads the simulator's own state or the warehouse's tables, never what the
+DAG says about itself.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lead_load.synthetic import generate, write_leads
+from tests.dags.conftest import WINDOW
+
+pytestmark = pytest.mark.slow
+
+
+def seeded(env, count: int, **kwargs):
+    leads = generate(count, seed=5, start=WINDOW[0], end=WINDOW[1], **kwargs)
+    write_leads(env.warehouse.engine, leads.frame)
+    return leads
+
+
+def test_every_valid_lead_lands_exactly_once_and_every_row_is_accounted_for(lead_load_env):
+    env = lead_load_env
+    leads = seeded(env, 1200)
+
+    result = env.run_dag()
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+
+    # The platform's own state: each valid phone exactly once, nothing else.
+    phones = env.task_phones()
+    assert len(phones) == len(set(phones))
+    assert set(phones) == set(leads.valid_phones)
+    # Batches of at most 200 rows.
+    posts = env.posts()
+    assert all(1 <= len(p["body"]["data"]) <= 200 for p in posts)
+    assert len(posts) == -(-len(leads.valid_phones) // 200)
+    # Every number carries its lead id, so it can be traced back.
+    extras = {n["phone"]: n["extra"] for n in env.sim.task_numbers(env.user_id, env.task_id)}
+    assert extras == leads.valid_phones
+
+    # Every invalid lead and every duplicate is in the reject table with its reason.
+    rejects = {
+        r["lead_id"]: r["reason"]
+        for r in env.warehouse.rows("SELECT lead_id, reason FROM lead_load_rejects")
+    }
+    assert leads.invalid_leads <= rejects.keys()
+    assert all(not rejects[lead].startswith("duplicate") for lead in leads.invalid_leads)
+    assert {lead for lead, reason in rejects.items() if reason.startswith("duplicate_in_run")} == (
+        leads.duplicate_leads
+    )
+
+    # The ledger accounts for every extracted row.
+    counts = env.ledger_counts()
+    assert counts == {
+        "imported": len(leads.valid_phones),
+        "rejected": len(leads.invalid_leads) + len(leads.duplicate_leads),
+    }
+    assert sum(counts.values()) == len(leads.frame)
+    summary = env.warehouse.scalar("SELECT summary FROM lead_load_runs")
+    assert f'"extracted": {len(leads.frame)}' in summary
+
+    # A second run over the same window sends nothing.
+    before = len(posts)
+    again = env.run_dag()
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    assert len(env.posts()) == before
+    assert sorted(env.task_phones()) == sorted(phones)
+
+
+def test_a_malformed_window_fails_at_once_with_a_clear_message(lead_load_env):
+    env = lead_load_env
+    seeded(env, 10)
+    result = env.run_dag(window_start="2026-11-24", window_end=None)
+    assert result.returncode != 0
+    assert "set both window_start and window_end" in result.stdout + result.stderr
+    assert env.posts() == []
+
+
+def test_more_batches_than_max_map_length_fails_up_front_and_sends_nothing(lead_load_env):
+    """1,100 one-row batches exceed Airflow's default limit of 1,024 mapped tasks: the run
+    must stop before posting anything, name the setting, and leave the leads staged."""
+    env = lead_load_env
+    seeded(env, 1100, invalid_share=0, duplicate_share=0)
+    result = env.run_dag(batch_size=1)
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "1100 batches to send" in log
+    assert "[core] max_map_length" in log
+    assert env.posts() == []
+    assert env.ledger_counts() == {"staged": 1100}

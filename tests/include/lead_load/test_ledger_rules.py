@@ -1,0 +1,50 @@
+"""The ledger's pure rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from lead_load.ledger_rules import (
+    StagingDecision,
+    Status,
+    batch_count,
+    check_map_limit,
+    decide_staging,
+    outcome_statuses,
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "old_phone", "holder", "expected"),
+    [
+        (None, None, None, StagingDecision.STAGE_NEW),
+        (None, None, "other-lead", StagingDecision.PHONE_TAKEN),
+        ("rejected", "123", None, StagingDecision.RESTAGE),
+        ("imported", "13900000001", "lead", StagingDecision.ALREADY_LOADED),
+        ("not_imported", "13900000001", None, StagingDecision.ALREADY_LOADED),
+        ("not_imported", "13900000009", None, StagingDecision.RESTAGE),  # a new number
+        ("submitted", "13900000001", "lead", StagingDecision.IN_FLIGHT),
+        ("sending", "13900000001", "lead", StagingDecision.IN_FLIGHT),
+        ("staged", "13900000001", "lead", StagingDecision.IN_FLIGHT),
+    ],
+)
+def test_staging_decisions(status, old_phone, holder, expected):
+    assert decide_staging(status, old_phone, "13900000001", holder, "lead") == expected
+
+
+def test_outcome_uses_the_callback_and_what_the_task_holds():
+    statuses = outcome_statuses(["a", "b", "c"], imported={"a"}, found_in_task={"c"})
+    assert statuses == {"a": Status.IMPORTED, "b": Status.NOT_IMPORTED, "c": Status.IMPORTED}
+
+
+def test_batch_count_and_its_bounds():
+    assert batch_count(0, 200) == 0
+    assert batch_count(401, 200) == 3
+    with pytest.raises(ValueError, match="between 1 and 200"):
+        batch_count(10, 201)
+
+
+def test_map_limit_names_the_setting():
+    check_map_limit(1024, 1024)
+    with pytest.raises(ValueError, match=r"\[core\] max_map_length"):
+        check_map_limit(1025, 1024)

@@ -1,0 +1,417 @@
+"""Validation, de-duplication, payloads, template checks and the whole transform."""
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lead_load.mapping import FieldMapping, MappingError
+from lead_load.transform import (
+    COMPONENT_INVALID,
+    INVALID_FIELD,
+    MISSING_LEAD_ID,
+    REJECT_REASONS,
+    PayloadError,
+    build_payloads,
+    check_components,
+    dedupe_latest,
+    normalise_and_validate,
+    transform_leads,
+)
+
+DEFAULT = FieldMapping.load()
+TEMPLATE = [  # docs/agent-api.md section 4's example
+    {"id": "91a4ff5d", "name": "姓名", "type": "text", "sort": 0, "validate": ["required"]},
+    {"id": "c87d8629", "name": "数字", "type": "number", "sort": 1, "validate": ["integer"]},
+    {
+        "id": "44560536",
+        "name": "日期",
+        "type": "date",
+        "sort": 2,
+        "validate": ["date", "sometimes"],
+    },
+]
+
+
+def leads(*rows: dict) -> pd.DataFrame:
+    """A warehouse extract with every default column; rows override the defaults."""
+    base = {
+        "lead_id": None,
+        "name": None,
+        "phone": None,
+        "email": None,
+        "company": None,
+        "sex": None,
+        "source_id": None,
+        "industry_id": None,
+        "grade_id": None,
+        "updated_at": pd.Timestamp("2024-01-01"),
+    }
+    return pd.DataFrame([{**base, **row} for row in rows])
+
+
+def accounted(result, df) -> bool:
+    return len(result.valid) + len(result.rejects) + len(result.duplicates) == len(df)
+
+
+# --- normalise_and_validate ---------------------------------------------------------------------
+
+
+def test_normalise_and_validate_adds_two_columns_and_leaves_the_input_alone():
+    df = leads(
+        {"lead_id": 1, "phone": "+86 138 0013 8000"},
+        {"lead_id": 2, "phone": "010-12345678"},
+        {"lead_id": None, "phone": "13900139000"},
+        {"lead_id": "  ", "phone": "abc"},  # a missing id outranks a bad phone
+        {"lead_id": float("nan"), "phone": None},
+    )
+    before = df.copy()
+    out = normalise_and_validate(df, DEFAULT)
+    pd.testing.assert_frame_equal(df, before)
+    assert list(out.columns) == [*df.columns, "phone_norm", "reject_reason"]
+    assert out["phone_norm"].tolist() == ["13800138000", pd.NA, "13900139000", pd.NA, pd.NA]
+    assert out["reject_reason"].tolist() == [
+        pd.NA,
+        "not_mobile",
+        MISSING_LEAD_ID,
+        MISSING_LEAD_ID,
+        MISSING_LEAD_ID,
+    ]
+
+
+def test_normalise_and_validate_checks_the_columns_first():
+    with pytest.raises(MappingError, match="missing from the extract: grade_id"):
+        normalise_and_validate(leads({"lead_id": 1}).drop(columns="grade_id"), DEFAULT)
+
+
+# --- dedupe_latest ----------------------------------------------------------------------------
+
+
+def validated(*rows: dict) -> pd.DataFrame:
+    return normalise_and_validate(leads(*rows), DEFAULT)
+
+
+def test_dedupe_keeps_the_most_recently_updated_lead_per_phone():
+    df = validated(
+        {"lead_id": 1, "phone": "13800138000", "updated_at": pd.Timestamp("2024-01-01")},
+        {"lead_id": 2, "phone": "138 0013 8000", "updated_at": pd.Timestamp("2024-03-01")},
+        {"lead_id": 3, "phone": "13900139000", "updated_at": pd.Timestamp("2024-01-01")},
+        {"lead_id": 4, "phone": "+8613800138000", "updated_at": pd.Timestamp("2024-02-01")},
+        {"lead_id": 5, "phone": "bad", "updated_at": pd.Timestamp("2025-01-01")},
+    )
+    kept, duplicates = dedupe_latest(df)
+    assert kept["lead_id"].tolist() == [2, 3]  # df order
+    assert duplicates.to_dict("records") == [
+        {"lead_id": 1, "phone_norm": "13800138000", "kept_lead_id": 2},
+        {"lead_id": 4, "phone_norm": "13800138000", "kept_lead_id": 2},
+    ]
+
+
+def test_dedupe_breaks_ties_by_the_highest_lead_id():
+    same_time = pd.Timestamp("2024-01-01")
+    df = validated(
+        {"lead_id": 9, "phone": "13800138000", "updated_at": same_time},
+        {"lead_id": 10, "phone": "13800138000", "updated_at": same_time},  # 10 > 9 as numbers
+        {"lead_id": 2, "phone": "13800138000", "updated_at": same_time},
+    )
+    kept, duplicates = dedupe_latest(df)
+    assert kept["lead_id"].tolist() == [10]
+    assert duplicates["kept_lead_id"].tolist() == [10, 10]
+
+
+def test_dedupe_ties_on_text_ids_compare_as_text():
+    df = validated(
+        {"lead_id": "b-1", "phone": "13800138000"},
+        {"lead_id": "c-0", "phone": "13800138000"},
+        {"lead_id": "a-9", "phone": "13800138000"},
+    )
+    kept, _ = dedupe_latest(df)
+    assert kept["lead_id"].tolist() == ["c-0"]
+
+
+def test_dedupe_counts_a_missing_updated_at_as_oldest_and_reads_text_timestamps():
+    df = validated(
+        {"lead_id": 1, "phone": "13800138000", "updated_at": None},
+        {"lead_id": 2, "phone": "13800138000", "updated_at": "2024-01-02 10:00:00"},
+        {"lead_id": 3, "phone": "13800138000", "updated_at": "2024-01-02T09:00:00+00:00"},
+        {"lead_id": 4, "phone": "13900139000", "updated_at": "02/01/2024"},  # not ISO
+        {"lead_id": 5, "phone": "13900139000", "updated_at": "garbage"},
+    )
+    kept, duplicates = dedupe_latest(df)
+    assert kept["lead_id"].tolist() == [2, 4]
+    assert duplicates["lead_id"].tolist() == [1, 3, 5]
+
+
+def test_dedupe_compares_instants_across_time_zones():
+    df = validated(
+        {"lead_id": 1, "phone": "13800138000", "updated_at": "2024-01-01T10:00:00+08:00"},
+        {"lead_id": 2, "phone": "13800138000", "updated_at": "2024-01-01T03:00:00+00:00"},
+    )
+    df["updated_at"] = pd.to_datetime(df["updated_at"], utc=True).dt.tz_convert("Asia/Shanghai")
+    kept, _ = dedupe_latest(df)
+    assert kept["lead_id"].tolist() == [2]  # 03:00 UTC is after 02:00 UTC
+
+
+def test_dedupe_with_other_column_names_and_no_valid_rows():
+    df = validated({"lead_id": 1, "phone": "x"}).rename(
+        columns={"lead_id": "id", "updated_at": "at"}
+    )
+    kept, duplicates = dedupe_latest(df, lead_id="id", updated_at="at")
+    assert kept.empty
+    assert list(duplicates.columns) == ["lead_id", "phone_norm", "kept_lead_id"]
+    assert duplicates.empty
+
+
+# --- payloads -------------------------------------------------------------------------------
+
+
+def test_build_payloads_sends_every_mapped_field_the_way_the_api_wants_it():
+    df = validated(
+        {
+            "lead_id": 7,
+            "phone": "+86 138 0013 8000",
+            "name": "  张三 ",
+            "email": "a@b.cn",
+            "company": "",
+            "sex": " Female ",
+            "source_id": 1,
+            "industry_id": 2.0,
+            "grade_id": " 3 ",
+        },
+        {"lead_id": 8, "phone": "13900139000", "sex": "unknown"},
+        {"lead_id": 9, "phone": "13700137000", "sex": 1.0},
+    )
+    payloads = build_payloads(df, DEFAULT)
+    assert payloads == [
+        {
+            "phone": "13800138000",
+            "sort": 0,
+            "extra": "7",
+            "name": "张三",
+            "email": "a@b.cn",
+            "sex": 2,
+            "source_id": 1,
+            "industry_id": 2,
+            "grade_id": 3,
+        },
+        {"phone": "13900139000", "sort": 0, "extra": "8", "sex": 0},
+        {"phone": "13700137000", "sort": 0, "extra": "9", "sex": 1},
+    ]
+    json.dumps(payloads, allow_nan=False)
+
+
+def test_extra_is_the_lead_id_as_text_even_when_nulls_made_the_column_float():
+    df = validated({"lead_id": 42, "phone": "13800138000"}, {"lead_id": None, "phone": "x"})
+    assert df["lead_id"].dtype == "float64"
+    assert build_payloads(df.iloc[:1], DEFAULT)[0]["extra"] == "42"
+
+
+@pytest.mark.parametrize("bad", ["abc", 1.5, True, float("inf"), "1.0", [1]], ids=repr)
+def test_a_non_integer_id_field_makes_the_row_unsendable(bad):
+    df = validated({"lead_id": 1, "phone": "13800138000", "grade_id": bad})
+    with pytest.raises(PayloadError, match=f"lead 1: {INVALID_FIELD}: grade_id must be an"):
+        build_payloads(df, DEFAULT)
+
+
+def test_components_are_json_ready():
+    mapping = FieldMapping.from_dict(
+        {
+            "fields": {"phone": "phone"},
+            "components": {"t": "text", "n": "number", "d": "day", "s": "stamp", "f": "ratio"},
+        }
+    )
+    df = pd.DataFrame(
+        {
+            "lead_id": ["a", "b", "c"],
+            "phone": ["13800138000", "13900139000", "13700137000"],
+            "updated_at": pd.Timestamp("2024-01-01"),
+            "text": ["小牛", None, ""],
+            "number": [np.int64(5), np.nan, 7.0],
+            "day": [date(2024, 5, 6), None, datetime(2024, 5, 7, 23, 59)],
+            "stamp": pd.to_datetime(["2024-05-06 12:00", None, "2024-05-08 00:00"]),
+            "ratio": [Decimal("1.5"), np.float32(0.5), None],
+        }
+    )
+    payloads = build_payloads(normalise_and_validate(df, mapping), mapping)
+    assert [p["components"] for p in payloads] == [
+        [
+            {"id": "t", "value": "小牛"},
+            {"id": "n", "value": 5},
+            {"id": "d", "value": "2024-05-06"},
+            {"id": "s", "value": "2024-05-06"},
+            {"id": "f", "value": 1.5},
+        ],
+        [{"id": "f", "value": 0.5}],
+        [
+            {"id": "t", "value": ""},  # present, if blank: the template decides
+            {"id": "n", "value": 7},  # a whole float becomes an int
+            {"id": "d", "value": "2024-05-07"},
+            {"id": "s", "value": "2024-05-08"},
+        ],
+    ]
+    assert all(type(c["value"]) in (str, int, float) for p in payloads for c in p["components"])
+    json.dumps(payloads, allow_nan=False)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), True, {"a": 1}, b"x"], ids=repr)
+def test_a_component_value_that_json_cannot_carry_makes_the_row_unsendable(bad):
+    mapping = FieldMapping.from_dict({"fields": {"phone": "phone"}, "components": {"c": "x"}})
+    df = pd.DataFrame(
+        {"lead_id": [1], "phone": ["13800138000"], "updated_at": [None], "x": [bad]},
+        dtype=object,
+    )
+    with pytest.raises(PayloadError, match=f"{INVALID_FIELD}: component c cannot send"):
+        build_payloads(normalise_and_validate(df, mapping), mapping)
+
+
+# --- check_components --------------------------------------------------------------------------
+
+
+def with_components(*pairs) -> dict:
+    return {
+        "phone": "13800138000",
+        "sort": 0,
+        "components": [{"id": i, "value": v} for i, v in pairs],
+    }
+
+
+@pytest.mark.parametrize(
+    ("pairs", "reason"),
+    [
+        ([("91a4ff5d", "小牛")], None),
+        ([("91a4ff5d", "小牛"), ("c87d8629", 3), ("44560536", "2024-02-29")], None),
+        ([("91a4ff5d", "x"), ("c87d8629", "-12")], None),
+        ([("91a4ff5d", "x"), ("c87d8629", "1.5")], "数字 must be an integer"),
+        ([("91a4ff5d", "x"), ("c87d8629", 1.5)], "数字 must be an integer"),
+        ([("91a4ff5d", "x"), ("c87d8629", 3.0)], "数字 must be an integer"),
+        ([("91a4ff5d", "x"), ("c87d8629", "abc")], "数字 must be a number"),
+        ([("91a4ff5d", "x"), ("c87d8629", True)], "数字 must be a number"),
+        ([("91a4ff5d", "x"), ("44560536", "2024-02-30")], "日期 must be a date YYYY-MM-DD"),
+        ([("91a4ff5d", "x"), ("44560536", "2024/01/01")], "日期 must be a date YYYY-MM-DD"),
+        ([("91a4ff5d", 5)], "姓名 must be text"),
+        ([("91a4ff5d", "  ")], "姓名 is required"),
+        ([("c87d8629", 3)], "姓名 is required"),  # a row sending components must send it
+        ([("91a4ff5d", "x"), ("nope", 1)], "unknown component id 'nope'"),
+    ],
+    ids=repr,
+)
+def test_check_components_follows_the_template(pairs, reason):
+    expected = None if reason is None else f"{COMPONENT_INVALID}: {reason}"
+    assert check_components(with_components(*pairs), TEMPLATE) == expected
+
+
+def test_check_components_mirrors_the_platform_on_what_it_does_not_check():
+    # No `components` key: the platform (as the simulator assumes it) skips template checks.
+    assert check_components({"phone": "13800138000", "sort": 0}, TEMPLATE) is None
+    # No template configured: nothing to check against.
+    assert check_components(with_components(("anything", 1)), []) is None
+    # A dict id -> entry works as well as the API's list.
+    by_id = {entry["id"]: entry for entry in TEMPLATE}
+    assert check_components(with_components(("c87d8629", 1)), by_id) == (
+        f"{COMPONENT_INVALID}: 姓名 is required"
+    )
+
+
+# --- transform_leads ---------------------------------------------------------------------------
+
+
+def test_transform_leads_end_to_end():
+    df = leads(
+        {"lead_id": 1, "phone": "138 0013 8000", "name": "A", "updated_at": "2024-01-01"},
+        {"lead_id": 2, "phone": "+86 138-0013-8000", "name": "B", "updated_at": "2024-02-01"},
+        {"lead_id": 3, "phone": "010-12345678"},
+        {"lead_id": 4, "phone": "13900139000", "grade_id": "gold"},
+        {"lead_id": None, "phone": "13700137000"},
+        {"lead_id": 6, "phone": None},
+        {"lead_id": 7, "phone": "１３６００１３６０００", "sex": "女"},
+    ).set_index(pd.Index([5, 5, 5, 1, 1, 1, 0]))  # odd index: must not matter
+    result = transform_leads(df, DEFAULT)
+    assert accounted(result, df)
+    assert result.valid.to_dict("records") == [
+        {"lead_id": 2, "phone": "13800138000", "updated_at": "2024-02-01"},
+        {"lead_id": 7, "phone": "13600136000", "updated_at": pd.Timestamp("2024-01-01")},
+    ]
+    assert [p["extra"] for p in result.payloads] == ["2", "7"]
+    assert result.payloads[1]["sex"] == 2
+    assert list(result.rejects.columns) == ["lead_id", "raw_phone", "reason"]
+    assert result.rejects["reason"].tolist() == [
+        "not_mobile",
+        f"{INVALID_FIELD}: grade_id must be an integer (got 'gold')",
+        MISSING_LEAD_ID,
+        "missing_phone",
+    ]
+    assert result.rejects["raw_phone"].tolist() == [
+        "010-12345678",
+        "13900139000",
+        "13700137000",
+        pd.NA,
+    ]
+    assert result.duplicates.to_dict("records") == [
+        {"lead_id": 1, "phone": "13800138000", "kept_lead_id": 2}
+    ]
+
+
+def test_an_unsendable_newer_lead_does_not_hide_an_older_sendable_one():
+    df = leads(
+        {"lead_id": 1, "phone": "13800138000", "updated_at": pd.Timestamp("2024-01-01")},
+        {
+            "lead_id": 2,
+            "phone": "13800138000",
+            "updated_at": pd.Timestamp("2024-06-01"),
+            "source_id": 1.5,
+        },
+    )
+    result = transform_leads(df, DEFAULT)
+    assert result.valid["lead_id"].tolist() == [1]
+    assert result.rejects["lead_id"].tolist() == [2]
+    assert result.duplicates.empty
+
+
+def test_component_failures_become_rejects():
+    mapping = FieldMapping.from_dict(
+        {
+            "fields": {"phone": "mobile"},
+            "lead_id": "id",
+            "updated_at": "at",
+            "components": {"91a4ff5d": "nick", "c87d8629": "score"},
+        }
+    )
+    df = pd.DataFrame(
+        {
+            "id": ["x1", "x2", "x3", "x4"],
+            "mobile": [13800138000, 13900139000, 13700137000, 13600136000],
+            "at": pd.Timestamp("2024-01-01"),
+            "nick": ["牛", "马", None, None],
+            "score": [1, 2.5, 3, None],
+        }
+    )
+    result = transform_leads(df, mapping, TEMPLATE)
+    assert accounted(result, df)
+    assert result.valid["lead_id"].tolist() == ["x1", "x4"]  # x4 sends no components at all
+    assert result.payloads[0]["components"] == [
+        {"id": "91a4ff5d", "value": "牛"},
+        {"id": "c87d8629", "value": 1},
+    ]
+    assert "components" not in result.payloads[1]
+    assert result.rejects["lead_id"].tolist() == ["x2", "x3"]
+    assert result.rejects["raw_phone"].tolist() == ["13900139000", "13700137000"]
+    assert result.rejects["reason"].tolist() == [
+        f"{COMPONENT_INVALID}: 数字 must be an integer",
+        f"{COMPONENT_INVALID}: 姓名 is required",
+    ]
+
+
+def test_transform_of_an_empty_extract():
+    result = transform_leads(leads({"lead_id": 1}).iloc[:0], DEFAULT)
+    assert result.valid.empty and result.rejects.empty and result.duplicates.empty
+    assert result.payloads == []
+
+
+def test_reason_codes_are_documented_in_one_place():
+    import lead_load.transform as transform
+
+    for reason in REJECT_REASONS:
+        assert f"``{reason}``" in transform.__doc__

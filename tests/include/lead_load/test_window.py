@@ -1,0 +1,55 @@
+"""Which window a run loads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from lead_load.window import WindowError, resolve_window, sql_bounds
+
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+def test_params_win_over_the_data_interval_and_naive_means_utc():
+    start, end = resolve_window(
+        "2026-11-24", "2026-11-25T08:00:00+08:00", datetime(2020, 1, 1, tzinfo=UTC), None
+    )
+    assert start == datetime(2026, 11, 24, tzinfo=UTC)
+    assert end == datetime(2026, 11, 25, tzinfo=UTC)
+
+
+def test_scheduled_runs_use_their_data_interval_in_utc():
+    start, end = resolve_window(
+        None,
+        None,
+        datetime(2026, 11, 25, 2, tzinfo=SHANGHAI),
+        datetime(2026, 11, 26, 2, tzinfo=SHANGHAI),
+    )
+    assert (start, end) == (
+        datetime(2026, 11, 24, 18, tzinfo=UTC),
+        datetime(2026, 11, 25, 18, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "interval", "message"),
+    [
+        ((None, None), (None, None), "manual runs have none"),
+        (("2026-11-24", None), (None, None), "set both"),
+        (("yesterday", "today"), (None, None), "is not a date"),
+        (("2026-11-25", "2026-11-24"), (None, None), "must be before"),
+    ],
+)
+def test_bad_or_missing_windows_say_what_to_do(params, interval, message):
+    with pytest.raises(WindowError, match=message):
+        resolve_window(*params, *interval)
+
+
+def test_sql_bounds_are_text_for_sqlite_and_timestamps_elsewhere():
+    start, end = datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC)
+    assert sql_bounds(start, end, "sqlite") == {
+        "window_start": "2026-11-24 00:00:00",
+        "window_end": "2026-11-25 00:00:00",
+    }
+    assert sql_bounds(start, end, "postgresql")["window_end"] == datetime(2026, 11, 25)
