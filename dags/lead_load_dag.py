@@ -47,8 +47,10 @@ API_TASK_VARIABLE = "lead_load_api_task_id"
 AGENT_API_POOL = "agent_api"
 # Outlet of a successful run: downstream DAGs can be scheduled on fresh leads in the task.
 IMPORTED_LEADS = Asset("agent-api://calling-task/imported-leads", group="lead_load")
-CALLBACK_TIMEOUT = timedelta(minutes=30)
-# Read from the environment (no I/O at parse time); tests shorten it.
+# Read from the environment (no I/O at parse time); tests shorten them.
+CALLBACK_TIMEOUT = timedelta(
+    seconds=float(os.environ.get("LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS", str(30 * 60)))
+)
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("LEAD_LOAD_RETRY_DELAY_SECONDS", "60")))
 
 PARAMS = {

@@ -90,3 +90,43 @@ def test_more_batches_than_max_map_length_fails_up_front_and_sends_nothing(lead_
     assert "[core] max_map_length" in log
     assert env.posts() == []
     assert env.ledger_counts() == {"staged": 1100}
+
+
+def test_a_running_2_0_task_fails_clearly_then_stop_running_task_loads_it(lead_load_env):
+    env = lead_load_env
+    leads = seeded(env, 150)
+    env.sim.set_task_status(env.user_id, env.task_id, 2)
+
+    refused = env.run_dag()
+    assert refused.returncode != 0
+    assert "stop_running_task" in refused.stdout + refused.stderr
+    assert env.task_phones() == []
+    assert env.ledger_counts()["staged"] == len(leads.valid_phones)  # nothing marked sent
+
+    loaded = env.run_dag(stop_running_task=True)
+    assert loaded.returncode == 0, (loaded.stdout + loaded.stderr)[-4000:]
+    assert sorted(env.task_phones()) == sorted(leads.valid_phones)
+    assert any(e["path"].endswith(f"/task_stop/{env.task_id}") for e in env.sim.journal())
+
+
+def test_a_late_callback_is_settled_by_the_next_run_without_sending_again(lead_load_env):
+    env = lead_load_env
+    leads = seeded(env, 300)
+    env.sim.set_faults(callback_delay=15)
+    env.env["LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS"] = "2"
+
+    first = env.run_dag()
+    assert first.returncode != 0
+    assert "await the platform's callback" in first.stdout + first.stderr
+    assert env.ledger_counts() == {
+        "submitted": len(leads.valid_phones),
+        "rejected": len(leads.invalid_leads) + len(leads.duplicate_leads),
+    }
+    posts = len(env.posts())
+
+    env.sim.wait_until_processed(timeout=30)
+    second = env.run_dag()
+    assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
+    assert len(env.posts()) == posts
+    assert env.ledger_counts()["imported"] == len(leads.valid_phones)
+    assert sorted(env.task_phones()) == sorted(leads.valid_phones)

@@ -1,0 +1,57 @@
+"""Pipeline steps that need only the ledger (a real SQLite file)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lead_load import ledger, pipeline
+from tests.dags.conftest import sqlite_warehouse
+from tests.include.lead_load.test_ledger import TASK, candidate, statuses
+
+
+def settings(**overrides) -> pipeline.RunSettings:
+    values = {
+        "run_id": "run-1",
+        "api_task_id": TASK,
+        "window_start": "2026-11-24T00:00:00+00:00",
+        "window_end": "2026-11-25T00:00:00+00:00",
+        "batch_size": 2,
+        **overrides,
+    }
+    return pipeline.RunSettings(**values)
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = sqlite_warehouse(tmp_path).engine
+    ledger.create_tables(engine)
+    ledger.add_candidates(engine, "run-1", [candidate(f"l{i}", f"1390000000{i}") for i in range(5)])
+    ledger.stage_candidates(engine, "run-1", TASK)
+    return engine
+
+
+def test_dry_run_plans_nothing_and_leaves_the_leads_staged(engine):
+    assert pipeline.plan(settings(dry_run=True), engine, max_map_length=1024) == []
+    assert set(statuses(engine).values()) == {"staged"}
+    assert ledger.batch_counts(engine, "run-1") == {}
+
+
+def test_plan_refuses_more_batches_than_airflow_can_map(engine):
+    with pytest.raises(ValueError, match="3 batches to send"):
+        pipeline.plan(settings(), engine, max_map_length=2)
+    assert ledger.batch_counts(engine, "run-1") == {}
+
+
+def test_report_fails_above_the_reject_ratio_and_stores_the_summary(engine):
+    counts = {
+        "extracted": 10,
+        "rejected": 5,
+        "duplicates_in_run": 0,
+        "staged": 5,
+        "already_loaded": 0,
+        "in_flight": 0,
+    }
+    with pytest.raises(pipeline.RunFailed, match="max_reject_ratio"):
+        pipeline.report(settings(dry_run=True, max_reject_ratio=0.2), engine, counts)
+    with engine.connect() as conn:
+        assert conn.execute(ledger.runs.select()).one().run_id == "run-1"
