@@ -54,7 +54,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: airflow-home
-	$(BIN)/python -m benchmarks
+	$(BIN)/python benchmarks/simulator_throughput.py
 
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
