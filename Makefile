@@ -14,12 +14,13 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install airflow-home demo test lint bench lock clean
+.PHONY: help install airflow-home demo test lint bench lock clean up
 
 help:
 	@echo "make demo   - set up everything and run the lead load on the embedded default"
 	@echo "make test   - set up everything, lint, and run the whole test suite"
 	@echo "make bench  - run the benchmarks (not part of the tests)"
+	@echo "make up     - run Airflow locally (airflow standalone) on http://localhost:8080"
 	@echo "make lock   - re-resolve requirements.in into requirements.lock"
 
 # Reinstall only when the lock or the project metadata changed.
@@ -46,6 +47,10 @@ airflow-home: $(AIRFLOW_HOME)/airflow.db
 
 demo: airflow-home
 	@$(BIN)/python -m lead_load.demo
+
+# A single-machine Airflow (api-server, scheduler, dag-processor, triggerer) on SQLite.
+up: airflow-home
+	$(BIN)/airflow standalone
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,122 @@
+"""The compose stack's structure: no Docker engine runs here, so the file itself is checked."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+AIRFLOW_COMMANDS = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-triggerer": "triggerer",
+    "airflow-worker": "celery worker",
+}
+
+
+def env_of(service: str) -> dict[str, str]:
+    return SERVICES[service]["environment"]
+
+
+def test_every_component_of_the_stack_is_there():
+    expected = {*AIRFLOW_COMMANDS, "airflow-init", "postgres", "redis", "simulator", "warehouse"}
+    assert expected <= SERVICES.keys()
+    for service, command in AIRFLOW_COMMANDS.items():
+        assert SERVICES[service]["command"] == command
+        assert "healthcheck" in SERVICES[service], service
+
+
+def test_airflow_services_share_the_project_image_and_mounts():
+    for service in (*AIRFLOW_COMMANDS, "airflow-init", "simulator"):
+        spec = SERVICES[service]
+        assert spec["image"] == "lead-load-airflow:latest" and spec["build"] == "."
+        mounts = {m.rsplit(":", 1)[1] for m in spec["volumes"]}
+        assert {"/opt/airflow/dags", "/opt/lead_load/plugins", "/opt/lead_load/include"} <= mounts
+        for mount in spec["volumes"]:
+            source = mount.rsplit(":", 1)[0].replace("${AIRFLOW_PROJ_DIR:-.}/", "")
+            assert source == "logs" or (REPO / source).is_dir(), mount
+
+
+def test_image_is_the_official_airflow_image_of_the_locked_version():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    locked = re.search(r"^apache-airflow==(\S+)$", (REPO / "requirements.lock").read_text(), re.M)
+    assert f"FROM apache/airflow:{locked.group(1)}-python3.11" in dockerfile
+    assert "requirements.lock" in dockerfile
+
+
+def test_dependencies_name_existing_services():
+    for name, spec in SERVICES.items():
+        for dependency in spec.get("depends_on") or {}:
+            assert dependency in SERVICES, f"{name} depends on unknown {dependency}"
+    assert SERVICES["airflow-scheduler"]["depends_on"]["airflow-init"] == {
+        "condition": "service_completed_successfully"
+    }
+
+
+def test_metadata_db_broker_and_connections_resolve_to_the_right_services():
+    env = env_of("airflow-scheduler")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert urlparse(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]).hostname == "postgres"
+    assert urlparse(env["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis"
+
+    warehouse = urlparse(env["AIRFLOW_CONN_LEAD_WAREHOUSE"])
+    assert warehouse.hostname == "warehouse"
+    assert warehouse.username == SERVICES["warehouse"]["environment"]["POSTGRES_USER"]
+    assert warehouse.path.lstrip("/") == SERVICES["warehouse"]["environment"]["POSTGRES_DB"]
+
+    # Compose fills ${VAR:-default}; do the same to read the JSON connection.
+    raw = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", env["AIRFLOW_CONN_AGENT_API_DEFAULT"])
+    agent_api = json.loads(raw)
+    host = urlparse(agent_api["host"])
+    assert agent_api["conn_type"] == "agent_api"
+    assert host.hostname == "simulator"
+    assert f"--port {host.port}" in SERVICES["simulator"]["command"]
+    assert f"--token {agent_api['password']}" in re.sub(
+        r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", SERVICES["simulator"]["command"]
+    )
+
+
+def test_init_prepares_the_db_and_the_pool_the_dag_uses():
+    script = "\n".join(SERVICES["airflow-init"]["command"])
+    assert "airflow db migrate" in script
+    assert "airflow pools set agent_api" in script
+
+
+@pytest.mark.postgres
+def test_the_warehouse_seed_command_loads_leads_into_postgresql():
+    from tests.dags.conftest import postgres_warehouse
+
+    warehouse = postgres_warehouse()
+    try:
+        command = SERVICES["warehouse-seed"]["command"].split()
+        assert command[:3] == ["python", "-m", "lead_load.seed_warehouse"]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lead_load.seed_warehouse",
+                "--url",
+                warehouse.conn_uri,
+                "--leads",
+                "40",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert warehouse.scalar("SELECT COUNT(*) FROM leads") == 40
+    finally:
+        for step in warehouse.cleanup:
+            step()
