@@ -7,7 +7,7 @@ again: retries, cleared tasks and re-runs all go through the ledger's rules.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -178,15 +178,8 @@ def _reconcile_interrupted(
         len(phones),
     )
     if present:
-        ledger.set_batch_status(
-            ledger_engine,
-            run_id,
-            batch_no,
-            rows_from=Status.SENDING,
-            rows_to=Status.IMPORTED,
-            batch_status="sending",
-            phones=sorted(present),
-            reason="found in the task after an interrupted post",
+        _mark_found_in_task(
+            ledger_engine, run_id, batch_no, present, "found in the task after an interrupted post"
         )
     ledger.set_batch_status(
         ledger_engine,
@@ -245,15 +238,12 @@ def post_batch(
         raise
 
     if receipt.already_in_task:
-        ledger.set_batch_status(
+        _mark_found_in_task(
             ledger_engine,
             run_id,
             batch_no,
-            rows_from=Status.SENDING,
-            rows_to=Status.IMPORTED,
-            batch_status="sending",
-            phones=sorted(receipt.already_in_task),
-            reason="found in the task after a lost answer",
+            receipt.already_in_task,
+            "found in the task after a lost answer",
         )
     ledger.set_batch_status(
         ledger_engine,
@@ -293,6 +283,22 @@ def _import(settings: RunSettings, agent_api: AgentApiHook, rows: list[dict]):
         )
         agent_api.stop_task(settings.api_task_id, sub_user_id=settings.sub_user_id)
         return agent_api.import_batch(settings.api_task_id, rows, **options)
+
+
+def _mark_found_in_task(
+    ledger_engine: Engine, run_id: str, batch_no: int, phones: Iterable[str], reason: str
+) -> None:
+    """Rows in flight whose numbers the task's own list shows: they are imported."""
+    ledger.set_batch_status(
+        ledger_engine,
+        run_id,
+        batch_no,
+        rows_from=Status.SENDING,
+        rows_to=Status.IMPORTED,
+        batch_status="sending",
+        phones=sorted(phones),
+        reason=reason,
+    )
 
 
 def _back_to_staged(ledger_engine: Engine, run_id: str, batch_no: int, error: Exception) -> None:

@@ -1,6 +1,6 @@
 """Seed a warehouse database with synthetic leads (used by the compose stack's trial warehouse).
 
-    python -m lead_load.seed_warehouse --url postgresql://user:pass@host/db --leads 5000
+python -m lead_load.seed_warehouse --url postgresql://user:pass@host/db --leads 5000
 """
 
 from __future__ import annotations
