@@ -73,3 +73,25 @@ def test_every_task_has_owner_and_retries(dag_bag: DagBag) -> None:
             if task.retries < 2:
                 problems.append(f"{dag_id}.{task.task_id}: retries={task.retries}")
     assert not problems, "\n".join(problems)
+
+
+def test_dags_still_import_after_airflow_loads_the_plugins_folder() -> None:
+    """Airflow imports every .py file of plugins/ as a top-level module named after the file
+    (as the dag-processor and workers do): plugins/agent_api/hooks/agent_api.py would then
+    shadow the agent_api package, unless plugins/.airflowignore keeps the loader out of it."""
+    import subprocess
+    import sys
+
+    script = (
+        "from airflow import plugins_manager\n"
+        "plugins_manager.ensure_plugins_loaded()\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS_FOLDER)!r})\n"
+        "assert not bag.import_errors, bag.import_errors\n"
+        "print('dags', sorted(bag.dags))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "dags ['lead_load']" in result.stdout

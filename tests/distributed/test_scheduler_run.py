@@ -1,0 +1,198 @@
+"""lead_load run by Airflow's own scheduler, on Celery, with a PostgreSQL metadata DB.
+
+The same guarantees as the `dags test` end-to-end tests, now with every component a separate
+process: the run is triggered and backfilled through the REST API, tasks execute on a Celery
+worker, and the callback sensors wait in the triggerer. Assertions read the simulator's state,
+the warehouse's tables and the components' own logs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from lead_load.synthetic import generate, write_leads
+
+pytestmark = [pytest.mark.slow, pytest.mark.distributed]
+
+RUN_WINDOW = (datetime(2026, 10, 5, tzinfo=UTC), datetime(2026, 10, 6, tzinfo=UTC))
+# The nightly schedule runs at 02:00 Asia/Shanghai = 18:00 UTC; each run loads the day before.
+BACKFILL_FIRST = datetime(2026, 10, 11, 18, tzinfo=UTC)
+BACKFILL_DAYS = 3
+
+
+def _rows(stack, sql: str, **params) -> list[dict]:
+    engine = create_engine(stack.warehouse_url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
+def _posts(stack) -> list[dict]:
+    return [e for e in stack.simulator.journal() if e["path"].endswith("/async_number")]
+
+
+def _task_phones(stack) -> list[str]:
+    return [n["phone"] for n in stack.simulator.task_numbers(stack.user_id, stack.task_id)]
+
+
+def _explain(stack, run_id: str) -> str:
+    states = {(ti["task_id"], ti["map_index"]): ti["state"] for ti in stack.task_instances(run_id)}
+    return f"task states: {states}\nscheduler:\n{stack.log_tail('scheduler')}"
+
+
+def test_scheduler_runs_lead_load_on_celery_exactly_once_with_sensors_in_the_triggerer(
+    airflow_stack,
+):
+    stack = airflow_stack
+    engine = create_engine(stack.warehouse_url)
+    leads = generate(900, seed=21, start=RUN_WINDOW[0], end=RUN_WINDOW[1], id_prefix="S")
+    write_leads(engine, leads.frame)
+    engine.dispose()
+    # Callbacks arrive only after the sensors' first check, so each one must defer.
+    stack.simulator.set_faults(callback_delay=15)
+
+    run_id = stack.trigger(
+        {"window_start": RUN_WINDOW[0].isoformat(), "window_end": RUN_WINDOW[1].isoformat()}
+    )
+    (run,) = stack.wait_for_runs([run_id], timeout=600)
+    stack.simulator.set_faults()
+    assert run["state"] == "success", _explain(stack, run_id)
+
+    # The platform holds every valid phone exactly once, in batches of at most 200.
+    phones = _task_phones(stack)
+    assert len(phones) == len(set(phones))
+    assert set(phones) == set(leads.valid_phones)
+    posts = _posts(stack)
+    assert len(posts) == -(-len(leads.valid_phones) // 200)
+    assert all(1 <= len(p["body"]["data"]) <= 200 for p in posts)
+
+    # The ledger accounts for every extracted row.
+    counts = {
+        r["status"]: r["n"]
+        for r in _rows(stack, "SELECT status, COUNT(*) AS n FROM lead_load_ledger GROUP BY status")
+    }
+    assert counts == {
+        "imported": len(leads.valid_phones),
+        "rejected": len(leads.invalid_leads) + len(leads.duplicate_leads),
+    }
+
+    # One mapped post and one deferred sensor per batch, all successful.
+    tis = stack.task_instances(run_id)
+    by_task: dict[str, list[dict]] = {}
+    for ti in tis:
+        by_task.setdefault(ti["task_id"], []).append(ti)
+    assert len(by_task["post_batch"]) == len(posts)
+    assert len(by_task["wait_for_callback"]) == len(posts)
+    assert {ti["state"] for ti in tis} == {"success"}, _explain(stack, run_id)
+
+    # The sensors really waited in the triggerer: it ran a trigger for each and it fired.
+    # (The triggerer writes each trigger's log next to its task's, as *.log.trigger.<job>.log.)
+    run_logs = stack.logs / "tasks" / "dag_id=lead_load" / f"run_id={run_id}"
+    for ti in by_task["wait_for_callback"]:
+        folder = run_logs / "task_id=wait_for_callback" / f"map_index={ti['map_index']}"
+        trigger_logs = [p.read_text() for p in folder.glob("attempt=*.log.trigger.*.log")]
+        assert trigger_logs, f"no trigger ran for {folder}"
+        assert any("starting" in t and "Trigger fired event" in t for t in trigger_logs)
+
+    # Every task ran on the Celery worker, not in the scheduler.
+    worker = stack.log("celery-worker")
+    received = len(re.findall(r"Task \S*execute_workload\[[0-9a-f-]+\] received", worker))
+    assert received >= len(tis), worker[-3000:]
+
+
+def test_a_three_day_backfill_through_the_rest_api_loads_each_day_once(airflow_stack):
+    stack = airflow_stack
+    engine = create_engine(stack.warehouse_url)
+    days = []
+    for day in range(BACKFILL_DAYS):
+        start = BACKFILL_FIRST + timedelta(days=day)
+        leads = generate(
+            150 + 50 * day,
+            seed=100 + day,
+            start=start,
+            end=start + timedelta(days=1),
+            id_prefix=f"B{day}-",
+        )
+        days.append((start, leads))
+        write_leads(engine, leads.frame)
+    # Leads just outside the backfilled days must stay untouched.
+    outside = [
+        generate(
+            40,
+            seed=200,
+            start=BACKFILL_FIRST - timedelta(hours=6),
+            end=BACKFILL_FIRST,
+            id_prefix="O1-",
+        ),
+        generate(
+            40,
+            seed=201,
+            start=BACKFILL_FIRST + timedelta(days=BACKFILL_DAYS),
+            end=BACKFILL_FIRST + timedelta(days=BACKFILL_DAYS, hours=6),
+            id_prefix="O2-",
+        ),
+    ]
+    for leads in outside:
+        write_leads(engine, leads.frame)
+    engine.dispose()
+    all_phones = [p for _, leads in days for p in leads.valid_phones]
+    assert len(all_phones) == len(set(all_phones)), "synthetic days must not share phones"
+    before = set(_task_phones(stack))
+    posts_before = len(_posts(stack))
+
+    days_range = {
+        "dag_id": "lead_load",
+        "from_date": BACKFILL_FIRST.isoformat(),
+        "to_date": (BACKFILL_FIRST + timedelta(days=BACKFILL_DAYS - 1)).isoformat(),
+        "max_active_runs": 1,
+    }
+    stack.backfill(**days_range, reprocess_behavior="none")
+    runs = stack.wait_for_runs(timeout=900)
+    backfilled = [r for r in runs if r["run_type"] == "backfill"]
+    assert len(backfilled) == BACKFILL_DAYS, runs
+    for run in backfilled:
+        assert run["state"] == "success", _explain(stack, run["dag_run_id"])
+
+    # Each run's data interval is one of the three days, and each day was loaded once.
+    windows = sorted(
+        (
+            datetime.fromisoformat(r["data_interval_start"]),
+            datetime.fromisoformat(r["data_interval_end"]),
+        )
+        for r in backfilled
+    )
+    assert windows == [(start, start + timedelta(days=1)) for start, _ in days]
+    new_phones = _task_phones(stack)
+    assert len(new_phones) == len(set(new_phones))
+    assert set(new_phones) - before == set(all_phones)
+    for leads in outside:
+        assert not set(leads.valid_phones) & set(new_phones)
+    # The ledger's run log shows one run per day with that day's extracted count.
+    logged = {
+        r["window_start"]: json.loads(r["summary"])["extracted"]
+        for r in _rows(
+            stack,
+            "SELECT window_start, summary FROM lead_load_runs WHERE run_id LIKE 'backfill%'",
+        )
+    }
+    assert sorted(logged.values()) == sorted(len(leads.frame) for _, leads in days), logged
+
+    # Backfilling the same days again (reprocessing completed runs) sends nothing new.
+    posts_after = len(_posts(stack))
+    assert posts_after - posts_before == sum(-(-len(lv.valid_phones) // 200) for _, lv in days)
+    finished_sql = "SELECT run_id, finished_at FROM lead_load_runs WHERE run_id LIKE 'backfill%'"
+    first_finish = {r["run_id"]: r["finished_at"] for r in _rows(stack, finished_sql)}
+    stack.backfill(**days_range, reprocess_behavior="completed")
+    rerun = [r for r in stack.wait_for_runs(timeout=900) if r["run_type"] == "backfill"]
+    assert {r["state"] for r in rerun} == {"success"}
+    second_finish = {r["run_id"]: r["finished_at"] for r in _rows(stack, finished_sql)}
+    assert all(second_finish[run] > first_finish[run] for run in first_finish)  # really re-ran
+    assert len(_posts(stack)) == posts_after
+    assert sorted(_task_phones(stack)) == sorted(new_phones)
