@@ -55,8 +55,9 @@ RETRY_DELAY = timedelta(seconds=float(os.environ.get("LEAD_LOAD_RETRY_DELAY_SECO
 
 PARAMS = {
     "api_task_id": Param(
-        "",
-        type="string",
+        # Nullable, so the trigger form does not demand it when the Variable is set.
+        None,
+        type=["null", "string"],
         title="Target calling task",
         description=f"Task (campaign) UUID that receives the numbers. Empty: the Variable "
         f"{API_TASK_VARIABLE}.",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sys
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -31,11 +33,14 @@ def _require_services() -> None:
 @pytest.fixture(scope="session")
 def airflow_stack():
     _require_services()
+    # A SIGTERM (a CI timeout, say) must still stop every process the stack started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = OUTPUT / "distributed"
     shutil.rmtree(workdir, ignore_errors=True)
     with SimulatorProcess() as sim:
         with AirflowStack(workdir, sim) as stack:
             stack.wait_for_dag()
             yield stack
+        assert stack.leftover_processes() == [], "processes of the stack outlived it"
         log = sim.stderr()
         assert "Traceback" not in log, log

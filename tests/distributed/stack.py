@@ -3,7 +3,7 @@
 `airflow api-server`, `scheduler`, `dag-processor`, `triggerer` and `celery worker`, with
 PostgreSQL as the metadata DB and Redis as the Celery broker, plus the platform simulator and
 a PostgreSQL warehouse. Everything it creates is its own: fresh databases (dropped on stop),
-its own Redis database number (flushed), its own AIRFLOW_HOME, free ports. Every process runs
+its own Celery queue in Redis, its own AIRFLOW_HOME, free ports. Every process runs
 in its own process group and is terminated on stop; their logs go to `<workdir>/logs/`.
 
 Used by the distributed tests, the browser test and the end-to-end benchmark.
@@ -28,12 +28,15 @@ import requests
 from sqlalchemy import create_engine, text
 
 from agent_api_simulator.testing import SimulatorProcess
+from lead_load.synthetic import LEADS_DDL
 
 REPO = Path(__file__).resolve().parents[2]
 PG_SERVER = "postgres@127.0.0.1:5432"
 PG_ADMIN_URL = f"postgresql://{PG_SERVER}/test"
 REDIS_URL = "redis://127.0.0.1:6379"
-# A Redis database number nothing else on this machine uses; flushed before and after.
+# A Redis database number nothing else on this machine uses. Each stack also has a Celery
+# queue of its own, so two stacks at once (two test sessions, a benchmark) never take each
+# other's tasks.
 REDIS_DB = 11
 ADMIN_USER = "admin"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
@@ -65,10 +68,12 @@ def _drop_database(name: str) -> None:
     admin.dispose()
 
 
-def _flush_redis_db() -> None:
+def _delete_queue(queue: str) -> None:
     import redis
 
-    redis.Redis.from_url(f"{REDIS_URL}/{REDIS_DB}").flushdb()
+    client = redis.Redis.from_url(f"{REDIS_URL}/{REDIS_DB}")
+    for key in client.scan_iter(f"*{queue}*"):
+        client.delete(key)
 
 
 @dataclass
@@ -79,6 +84,7 @@ class AirflowStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     api_port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    queue: str = field(default_factory=lambda: f"lead_load_it_{secrets.token_hex(4)}")
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     databases: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
@@ -101,12 +107,17 @@ class AirflowStack:
         home = self.workdir / "airflow-home"
         home.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
-        _flush_redis_db()
         metadata_db = _create_database("lead_load_it_airflow")
         self.databases.append(metadata_db)
         warehouse_db = _create_database("lead_load_it_warehouse")
         self.databases.append(warehouse_db)
         self.warehouse_url = f"postgresql://{PG_SERVER}/{warehouse_db}"
+        # The documented leads table, empty: the nightly run the scheduler starts on its own
+        # (catchup is off, so only the latest interval) then succeeds with nothing to load.
+        warehouse = create_engine(self.warehouse_url)
+        with warehouse.begin() as conn:
+            conn.execute(text(LEADS_DDL))
+        warehouse.dispose()
 
         # The simple auth manager reads the admin's password from this file.
         passwords = home / "passwords.json"
@@ -129,6 +140,7 @@ class AirflowStack:
             "AIRFLOW__CELERY__BROKER_URL": f"{REDIS_URL}/{REDIS_DB}",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{PG_SERVER}/{metadata_db}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.celery_concurrency),
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
             "AIRFLOW__API__PORT": str(self.api_port),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__BASE_URL": self.base_url,
@@ -168,7 +180,10 @@ class AirflowStack:
     def start_component(self, name: str) -> subprocess.Popen:
         args = {
             "api-server": ["api-server", "--port", str(self.api_port), "--workers", "1"],
-            "celery-worker": ["celery", "worker", "--concurrency", str(self.celery_concurrency)],
+            "celery-worker": [
+                *("celery", "worker", "--queues", self.queue),
+                *("--concurrency", str(self.celery_concurrency)),
+            ],
         }.get(name, [name])
         log = (self.logs / f"{name}.log").open("ab")
         # Own process group, so stop() also reaches the task processes each component forks.
@@ -244,7 +259,17 @@ class AirflowStack:
                 _drop_database(name)
         self.databases.clear()
         with suppress(Exception):
-            _flush_redis_db()
+            _delete_queue(self.queue)
+
+    def leftover_processes(self) -> list[int]:
+        """Pids of any process still running with this stack's AIRFLOW_HOME."""
+        marker = f"AIRFLOW_HOME={self.env.get('AIRFLOW_HOME')}".encode()
+        pids = []
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            with suppress(OSError):
+                if marker in environ.read_bytes().split(b"\0"):
+                    pids.append(int(environ.parent.name))
+        return pids
 
     def __enter__(self) -> AirflowStack:
         try:

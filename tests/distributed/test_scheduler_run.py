@@ -34,12 +34,12 @@ def _rows(stack, sql: str, **params) -> list[dict]:
         engine.dispose()
 
 
-def _posts(stack) -> list[dict]:
-    return [e for e in stack.simulator.journal() if e["path"].endswith("/async_number")]
+def _posts(stack, task_id: str) -> list[dict]:
+    return [e for e in stack.simulator.journal() if e["path"].endswith(f"/{task_id}/async_number")]
 
 
-def _task_phones(stack) -> list[str]:
-    return [n["phone"] for n in stack.simulator.task_numbers(stack.user_id, stack.task_id)]
+def _task_phones(stack, task_id: str) -> list[str]:
+    return [n["phone"] for n in stack.simulator.task_numbers(stack.user_id, task_id)]
 
 
 def _explain(stack, run_id: str) -> str:
@@ -58,25 +58,36 @@ def test_scheduler_runs_lead_load_on_celery_exactly_once_with_sensors_in_the_tri
     # Callbacks arrive only after the sensors' first check, so each one must defer.
     stack.simulator.set_faults(callback_delay=15)
 
+    # A calling task of this test's own, passed as the api_task_id param.
+    task_id = stack.simulator.create_task(stack.user_id)
     run_id = stack.trigger(
-        {"window_start": RUN_WINDOW[0].isoformat(), "window_end": RUN_WINDOW[1].isoformat()}
+        {
+            "window_start": RUN_WINDOW[0].isoformat(),
+            "window_end": RUN_WINDOW[1].isoformat(),
+            "api_task_id": task_id,
+        }
     )
     (run,) = stack.wait_for_runs([run_id], timeout=600)
     stack.simulator.set_faults()
     assert run["state"] == "success", _explain(stack, run_id)
 
     # The platform holds every valid phone exactly once, in batches of at most 200.
-    phones = _task_phones(stack)
+    phones = _task_phones(stack, task_id)
     assert len(phones) == len(set(phones))
     assert set(phones) == set(leads.valid_phones)
-    posts = _posts(stack)
+    posts = _posts(stack, task_id)
     assert len(posts) == -(-len(leads.valid_phones) // 200)
     assert all(1 <= len(p["body"]["data"]) <= 200 for p in posts)
 
     # The ledger accounts for every extracted row.
     counts = {
         r["status"]: r["n"]
-        for r in _rows(stack, "SELECT status, COUNT(*) AS n FROM lead_load_ledger GROUP BY status")
+        for r in _rows(
+            stack,
+            "SELECT status, COUNT(*) AS n FROM lead_load_ledger WHERE target_task_id = :t "
+            "GROUP BY status",
+            t=task_id,
+        )
     }
     assert counts == {
         "imported": len(leads.valid_phones),
@@ -144,14 +155,14 @@ def test_a_three_day_backfill_through_the_rest_api_loads_each_day_once(airflow_s
     engine.dispose()
     all_phones = [p for _, leads in days for p in leads.valid_phones]
     assert len(all_phones) == len(set(all_phones)), "synthetic days must not share phones"
-    before = set(_task_phones(stack))
-    posts_before = len(_posts(stack))
+    task_id = stack.simulator.create_task(stack.user_id)
 
     days_range = {
         "dag_id": "lead_load",
         "from_date": BACKFILL_FIRST.isoformat(),
         "to_date": (BACKFILL_FIRST + timedelta(days=BACKFILL_DAYS - 1)).isoformat(),
         "max_active_runs": 1,
+        "dag_run_conf": {"api_task_id": task_id},
     }
     stack.backfill(**days_range, reprocess_behavior="none")
     runs = stack.wait_for_runs(timeout=900)
@@ -169,9 +180,9 @@ def test_a_three_day_backfill_through_the_rest_api_loads_each_day_once(airflow_s
         for r in backfilled
     )
     assert windows == [(start, start + timedelta(days=1)) for start, _ in days]
-    new_phones = _task_phones(stack)
+    new_phones = _task_phones(stack, task_id)
     assert len(new_phones) == len(set(new_phones))
-    assert set(new_phones) - before == set(all_phones)
+    assert set(new_phones) == set(all_phones)
     for leads in outside:
         assert not set(leads.valid_phones) & set(new_phones)
     # The ledger's run log shows one run per day with that day's extracted count.
@@ -185,8 +196,8 @@ def test_a_three_day_backfill_through_the_rest_api_loads_each_day_once(airflow_s
     assert sorted(logged.values()) == sorted(len(leads.frame) for _, leads in days), logged
 
     # Backfilling the same days again (reprocessing completed runs) sends nothing new.
-    posts_after = len(_posts(stack))
-    assert posts_after - posts_before == sum(-(-len(lv.valid_phones) // 200) for _, lv in days)
+    posts_after = len(_posts(stack, task_id))
+    assert posts_after == sum(-(-len(lv.valid_phones) // 200) for _, lv in days)
     finished_sql = "SELECT run_id, finished_at FROM lead_load_runs WHERE run_id LIKE 'backfill%'"
     first_finish = {r["run_id"]: r["finished_at"] for r in _rows(stack, finished_sql)}
     stack.backfill(**days_range, reprocess_behavior="completed")
@@ -194,5 +205,5 @@ def test_a_three_day_backfill_through_the_rest_api_loads_each_day_once(airflow_s
     assert {r["state"] for r in rerun} == {"success"}
     second_finish = {r["run_id"]: r["finished_at"] for r in _rows(stack, finished_sql)}
     assert all(second_finish[run] > first_finish[run] for run in first_finish)  # really re-ran
-    assert len(_posts(stack)) == posts_after
-    assert sorted(_task_phones(stack)) == sorted(new_phones)
+    assert len(_posts(stack, task_id)) == posts_after
+    assert sorted(_task_phones(stack, task_id)) == sorted(new_phones)
