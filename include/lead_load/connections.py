@@ -2,23 +2,89 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+import re
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from sqlalchemy import Engine, event
 
 WAREHOUSE_CONN_ID = "lead_warehouse"
 # The ledger lives in the warehouse unless the Variable lead_load_ledger_conn_id names
 # another connection (any SQLAlchemy-capable database Airflow can reach).
 LEDGER_CONN_VARIABLE = "lead_load_ledger_conn_id"
 
+# The server answered and refused us (PostgreSQL, MySQL wording): a login or database name
+# to fix, which no retry can cure. Anything else (refused, timed out, unknown host) may pass.
+_LOGIN_REFUSED = re.compile(
+    r"authentication failed|role \S+ does not exist|database \S+ does not exist"
+    r"|no pg_hba\.conf entry|access denied|unknown database",
+    re.IGNORECASE,
+)
+
+
+class DatabaseUnreachable(AirflowException):
+    """The connection's database cannot be reached now; Airflow retries the task."""
+
+
+class DatabaseLoginRefused(AirflowFailException):
+    """The database refused the connection's login; fails the task without retries."""
+
 
 def engine_for(conn_id: str) -> Engine:
     from airflow.sdk import BaseHook
 
-    hook = BaseHook.get_connection(conn_id).get_hook()
+    conn = BaseHook.get_connection(conn_id)
+    hook = conn.get_hook()
     engine_kwargs = {}
     if hook.get_uri().startswith("sqlite"):
         # Mapped tasks may write at the same time: wait for SQLite's lock instead of failing.
         engine_kwargs["connect_args"] = {"timeout": 60}
-    return hook.get_sqlalchemy_engine(engine_kwargs=engine_kwargs)
+    engine = hook.get_sqlalchemy_engine(engine_kwargs=engine_kwargs)
+    _explain_connect_errors(engine, conn_id, conn)
+    return engine
+
+
+def _explain_connect_errors(engine: Engine, conn_id: str, conn: Any) -> None:
+    """Turn a failure to connect into an error that names the connection and what to fix.
+
+    Without this a task fails with the driver's bare OperationalError (and its traceback):
+    it names neither the Airflow connection to fix nor whether a retry can help, and a
+    refused login was retried like an unreachable server.
+    """
+    where = _describe(conn)
+    env_var = f"AIRFLOW_CONN_{conn_id.upper()}"
+
+    @event.listens_for(engine, "handle_error")
+    def explain(context) -> None:
+        if context.connection is not None:  # a statement failed: not a connection problem
+            return
+        reason = " ".join(str(context.original_exception).split())
+        if conn.password and len(conn.password) >= 5:  # shorter ones would mangle words
+            reason = reason.replace(conn.password, "***")  # in case a driver echoes it
+        if _LOGIN_REFUSED.search(reason):
+            raise DatabaseLoginRefused(
+                f"the database of Airflow connection {conn_id!r} ({where}) refused the login: "
+                f"{reason} - fix the login, password or database (schema) of connection "
+                f"{conn_id!r} (Admin -> Connections, or {env_var}); retrying cannot help."
+            )
+        raise DatabaseUnreachable(
+            f"cannot connect to the database of Airflow connection {conn_id!r} ({where}): "
+            f"{reason} - check that the database is up and reachable from the workers, and "
+            f"the host and port of connection {conn_id!r} (Admin -> Connections, or "
+            f"{env_var}); the task is retried."
+        )
+
+
+def _describe(conn: Any) -> str:
+    """Where a connection points, without its password."""
+    if conn.conn_type == "sqlite":
+        return f"SQLite file {conn.schema or conn.host}"
+    where = f"{conn.conn_type} at {conn.host}" + (f":{conn.port}" if conn.port else "")
+    if conn.schema:
+        where += f", database {conn.schema}"
+    if conn.login:
+        where += f", user {conn.login}"
+    return where
 
 
 def warehouse_engine() -> Engine:

@@ -21,6 +21,10 @@ TEXT_FIELDS = ("name", "email", "company")
 INT_FIELDS = ("source_id", "industry_id", "grade_id")
 SEX_CODES = (0, 1, 2)  # unknown, male, female
 _KEYS = ("fields", "lead_id", "updated_at", "components", "sex_values")
+# Columns the transform adds to the extract for its own work (lead_load.transform). A mapped
+# source column of that name used to be overwritten silently (e.g. lead ids lost), so it is
+# refused instead.
+RESERVED_COLUMNS = ("phone_norm", "reject_reason")
 
 
 class MappingError(ValueError):
@@ -83,7 +87,8 @@ class FieldMapping:
                 f"unknown key(s) in the field mapping: {', '.join(map(str, unknown))} "
                 f"(known: {', '.join(_KEYS)})"
             )
-        if "fields" not in data:
+        # `fields:` left empty in YAML reads as None; it used to escape as a TypeError.
+        if data.get("fields") is None:
             raise MappingError("the field mapping has no `fields` (API field: warehouse column)")
         # `components: ` or `sex_values: ` left empty in YAML read as None: same as {}.
         options = {key: data[key] for key in _KEYS if key in data and data[key] is not None}
@@ -113,6 +118,12 @@ def _mapping_of(name: str, value) -> Mapping:
 def _column_name(what: str, column) -> None:
     if not isinstance(column, str) or not column.strip():
         raise MappingError(f"{what} must be a non-empty string naming a column, got {column!r}")
+    if column in RESERVED_COLUMNS:
+        raise MappingError(
+            f"{what} is {column!r}, a name the transform uses for its own work: rename the "
+            f"column in the extract query (include/sql/extract_leads.sql, e.g. "
+            f"SELECT {column} AS source_{column}) and map that name"
+        )
 
 
 def _sex_values(values) -> dict[str, int]:

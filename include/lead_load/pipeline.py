@@ -7,13 +7,16 @@ again: retries, cleared tasks and re-runs all go through the ledger's rules.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
+from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from agent_api.exceptions import (
     AgentApiError,
@@ -24,7 +27,7 @@ from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.masking import mask_phones_in
 from lead_load import ledger
 from lead_load.ledger_rules import Status, batch_count, check_map_limit
-from lead_load.mapping import FieldMapping
+from lead_load.mapping import FieldMapping, MappingError
 from lead_load.transform import transform_leads
 
 log = logging.getLogger(__name__)
@@ -53,13 +56,65 @@ class RunSettings:
         return cls(**values)
 
 
+class SourceSchemaError(AirflowFailException):
+    """The warehouse's leads table does not have the columns the load reads.
+
+    A schema mismatch: retrying cannot help, so Airflow fails the task at once, and the
+    message names the column and what to change.
+    """
+
+
+# The extract query named a column or table the warehouse does not have (SQLite, PostgreSQL
+# and MySQL wording, and PostgreSQL's SQLSTATEs 42703/42P01).
+_UNDEFINED_OBJECT = re.compile(
+    r"no such (column|table)|(column|relation|table) \S+ does not exist|unknown column"
+    r"|table \S+ doesn't exist",
+    re.IGNORECASE,
+)
+_UNDEFINED_SQLSTATES = ("42703", "42P01")
+_SCHEMA_HINT = (
+    "the leads table must have the columns that include/sql/extract_leads.sql reads and "
+    "include/lead_load/field_mapping.yaml maps: add or rename the column in the warehouse, "
+    "or map another column in field_mapping.yaml"
+)
+
+
 def read_in_chunks(
     engine: Engine, sql: str, params: dict[str, Any], chunk_rows: int = EXTRACT_CHUNK_ROWS
 ) -> Iterator[pd.DataFrame]:
     """Stream the query's rows as DataFrames; the server-side cursor keeps memory bounded."""
-    with engine.connect() as conn:
-        streaming = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
-        yield from pd.read_sql(text(sql), streaming, params=params, chunksize=chunk_rows)
+    try:
+        with engine.connect() as conn:
+            streaming = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
+            yield from pd.read_sql(text(sql), streaming, params=params, chunksize=chunk_rows)
+    except (DBAPIError, pd.errors.DatabaseError) as error:
+        # A renamed or dropped column used to fail with the driver's error (SQL and all) and
+        # be retried in vain; say which column is missing and fail without retries. Other
+        # database errors (locks, lost connections) stay as they are, and are retried.
+        # pandas wraps the driver's error in its own DatabaseError.
+        cause = error if isinstance(error, DBAPIError) else error.__cause__
+        if not isinstance(cause, DBAPIError):
+            raise
+        orig = cause.orig
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        reason = str(orig).strip().splitlines()[0] if str(orig).strip() else str(cause)
+        if sqlstate in _UNDEFINED_SQLSTATES or _UNDEFINED_OBJECT.search(reason):
+            raise SourceSchemaError(
+                f"the extract query failed on the warehouse: {reason}; {_SCHEMA_HINT}"
+            ) from None
+        raise
+
+
+def check_source_columns(mapping: FieldMapping, columns: Iterable[str]) -> None:
+    """The extract has every column the mapping reads, or a SourceSchemaError naming them."""
+    try:
+        mapping.check_columns(columns)
+    except MappingError as error:
+        # A MappingError is a ValueError, which Airflow retried twice before failing the run;
+        # no retry can add a column, so fail at once and say what to change.
+        raise SourceSchemaError(
+            f"{error} (the extract has: {', '.join(map(str, columns))}); {_SCHEMA_HINT}"
+        ) from None
 
 
 def extract_and_stage(
@@ -79,7 +134,7 @@ def extract_and_stage(
     totals = {"extracted": 0, "rejected": 0, "duplicates_in_chunk": 0}
     for number, chunk in enumerate(read_in_chunks(warehouse, sql, bounds, chunk_rows), start=1):
         if number == 1:
-            mapping.check_columns(chunk.columns)
+            check_source_columns(mapping, chunk.columns)
         result = transform_leads(chunk, mapping, template)
         ledger.add_candidates(
             ledger_engine,
@@ -373,7 +428,10 @@ def report(
 ) -> dict[str, Any]:
     """Summarise the run from the ledger, store it, and fail the run when it went wrong."""
     if extract_counts is None:
-        raise RunFailed("the extract step did not finish; see its log")
+        raise RunFailed(
+            "the extract step did not finish (it or a task before it failed); see the log "
+            "of the first failed task"
+        )
     statuses = ledger.status_counts(ledger_engine, settings.api_task_id, settings.run_id)
     summary: dict[str, Any] = {
         "window": [settings.window_start, settings.window_end],

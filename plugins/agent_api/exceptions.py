@@ -121,8 +121,12 @@ def error_for_answer(
     *,
     path: str,
     retry_after: str | None = None,
+    conn_id: str | None = None,
 ) -> AgentApiError | None:
-    """The exception that an answer stands for, or None when it is a success."""
+    """The exception that an answer stands for, or None when it is a success.
+
+    ``conn_id`` names the Airflow connection in the hint of an authentication error.
+    """
     envelope = body if isinstance(body, dict) else {}
     code = envelope.get("code") if isinstance(envelope.get("code"), int) else None
     message = str(envelope.get("message") or "") or f"unexpected answer (HTTP {http_status})"
@@ -147,12 +151,25 @@ def error_for_answer(
         )
     status = code if code not in (None, 200) else http_status
     by_status: dict[int, type[AgentApiError]] = {
-        401: AgentApiAuthError,
-        403: AgentApiAuthError,
         400: AgentApiValidationError,
         422: AgentApiValidationError,
         404: AgentApiNotFoundError,
     }
+    if status in (401, 403):
+        # The platform only says "Unauthenticated.": tell the user what to change, as 6007 does.
+        connection = (
+            f"the Airflow connection {conn_id!r}" if conn_id else "the agent_api connection"
+        )
+        hint = (
+            f"the platform rejected the token (wrong or expired): put a valid partner token in "
+            f"the password of {connection} and run again"
+            if status == 401
+            else f"the token has no access here: check the token (password) and the "
+            f"extra.user_id / sub_user_id of {connection}"
+        )
+        return AgentApiAuthError(
+            f"{message} - {hint}", http_status=http_status, code=code, path=path
+        )
     if status in by_status:
         return by_status[status](message, http_status=http_status, code=code, path=path)
     if http_status >= 400 or (code is not None and code != 200):

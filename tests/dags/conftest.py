@@ -140,3 +140,20 @@ def lead_load_env(request, simulator, tmp_path, airflow_db):
     yield make_env(simulator, warehouse)
     for step in warehouse.cleanup:
         step()
+
+
+@pytest.fixture
+def sqlite_lead_load_env(simulator, tmp_path, airflow_db):
+    """``lead_load_env`` on a SQLite warehouse only: for tests that gain nothing from a second
+    database and are too slow to run twice."""
+    return make_env(simulator, sqlite_warehouse(tmp_path))
+
+
+@pytest.fixture
+def postgres_lead_load_env(simulator, airflow_db):
+    """``lead_load_env`` on a fresh PostgreSQL database only (skipped without a server,
+    except under CI=true)."""
+    warehouse = postgres_warehouse()
+    yield make_env(simulator, warehouse)
+    for step in warehouse.cleanup:
+        step()

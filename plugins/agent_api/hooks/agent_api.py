@@ -74,8 +74,10 @@ class ImportReceipt:
     answer_lost: bool = False
 
 
-def _unwrap_envelope(status: int, body: Any, path: str, retry_after: str | None) -> Any:
-    error = error_for_answer(status, body, path=path, retry_after=retry_after)
+def _unwrap_envelope(
+    status: int, body: Any, path: str, retry_after: str | None, conn_id: str | None = None
+) -> Any:
+    error = error_for_answer(status, body, path=path, retry_after=retry_after, conn_id=conn_id)
     if error is not None:
         raise error
     return body.get("data")
@@ -191,12 +193,18 @@ class AgentApiHook(HttpHook):
         self.log.debug("%s %s -> HTTP %s (%.0f ms)", method, path, response.status_code, elapsed_ms)
         if not envelope:
             if response.status_code >= 400:
-                raise error_for_answer(response.status_code, body, path=path)
+                raise error_for_answer(
+                    response.status_code, body, path=path, conn_id=self.agent_api_conn_id
+                )
             if not isinstance(body, dict):
                 raise AgentApiTransientError("answer is not JSON", path=path)
             return body
         return _unwrap_envelope(
-            response.status_code, body, path, response.headers.get("Retry-After")
+            response.status_code,
+            body,
+            path,
+            response.headers.get("Retry-After"),
+            self.agent_api_conn_id,
         )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -486,4 +494,6 @@ class AgentApiAsyncHook(HttpAsyncHook):
             raise AgentApiTransientError(
                 f"request failed: {type(exc).__name__}", path=path
             ) from None
-        return callback_payload_or_none(_unwrap_envelope(status, body, path, retry_after))
+        return callback_payload_or_none(
+            _unwrap_envelope(status, body, path, retry_after, self.agent_api_conn_id)
+        )

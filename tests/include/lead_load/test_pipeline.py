@@ -55,3 +55,20 @@ def test_report_fails_above_the_reject_ratio_and_stores_the_summary(engine):
         pipeline.report(settings(dry_run=True, max_reject_ratio=0.2), engine, counts)
     with engine.connect() as conn:
         assert conn.execute(ledger.runs.select()).one().run_id == "run-1"
+
+
+def test_a_column_missing_from_the_extract_query_fails_at_once_naming_it(tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+    from sqlalchemy import text
+
+    warehouse = sqlite_warehouse(tmp_path).engine
+    with warehouse.begin() as conn:
+        conn.execute(text("CREATE TABLE leads (lead_id TEXT, modified TEXT)"))
+    sql = "SELECT * FROM leads WHERE updated_at >= :window_start"
+    with pytest.raises(pipeline.SourceSchemaError, match="no such column: updated_at") as error:
+        list(pipeline.read_in_chunks(warehouse, sql, {"window_start": "2026-11-24"}))
+    assert isinstance(error.value, AirflowFailException)  # not retried
+    # Other database errors are left alone (and retried).
+    with pytest.raises(Exception, match="syntax error") as other:
+        list(pipeline.read_in_chunks(warehouse, "SELEC 1", {}))
+    assert not isinstance(other.value, pipeline.SourceSchemaError)

@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lead_load.mapping import FieldMapping
+from lead_load.mapping import API_FIELDS, RESERVED_COLUMNS, FieldMapping, MappingError
 from lead_load.phones import PHONE_REASONS, classify_phone, normalise_phone, normalise_phones
 from lead_load.transform import (
     REJECT_REASONS,
@@ -34,11 +35,39 @@ huge_text = st.builds(
     st.text(min_size=1, max_size=4),
     st.integers(min_value=1_000, max_value=50_000),
 )
+# Exactly 100,000 characters: digits, separators, full-width digits, a mobile buried in them.
+HUGE_100K = 100_000
+huge_exact = st.one_of(
+    st.sampled_from(["1", " ", "-", "\u3000", "１", "13800138000 ", "+86 "]).map(
+        lambda piece: (piece * (HUGE_100K // len(piece) + 1))[:HUGE_100K]
+    ),
+    mobiles.map(lambda m: " " * 50_000 + m + "-" * (HUGE_100K - 50_000 - len(m))),
+    mobiles.map(lambda m: (m * (HUGE_100K // len(m) + 1))[:HUGE_100K]),
+)
+# Numbers as a spreadsheet or a float column writes them: 1.3800138E+10, 1.38e10, ...
+scientific = st.one_of(
+    st.floats(min_value=1e9, max_value=1e12).map(lambda x: f"{x:e}"),
+    st.floats(min_value=1e9, max_value=1e12).map(lambda x: f"{x:E}"),
+    mobiles.map(lambda m: f"{m[0]}.{m[1:]}e10"),
+    mobiles.map(lambda m: f"{m[0]}.{m[1:].rstrip('0') or '0'}E+10"),
+    mobiles.map(lambda m: float(f"{m[0]}.{m[1:]}e10")),
+)
+# Digits of other scripts: NFKC makes some ASCII (full-width, mathematical), not others.
+OTHER_DIGITS = ["０", "٠", "۰", "०", "০", "๐", "𝟎", "𝟘", "⓪"]
+other_script_mobiles = st.tuples(mobiles, st.sampled_from(OTHER_DIGITS)).map(
+    lambda case: "".join(chr(ord(case[1]) + int(d)) for d in case[0])
+)
 any_value = st.one_of(
     st.none(),
     st.just(float("nan")),
     st.just(pd.NA),
+    st.just(np.nan),
     st.text(),
+    st.text(st.characters(exclude_categories=())),  # any code point, lone surrogates too
+    scientific,
+    other_script_mobiles,
+    st.integers(min_value=10**10, max_value=2 * 10**10).map(np.int64),
+    st.floats(min_value=1e10, max_value=2e10).map(np.float64),
     st.text(alphabet="0123456789+-.() ０１２３４５６７８９\u3000"),
     huge_text,
     st.integers(),
@@ -102,18 +131,35 @@ def test_numbers_from_numeric_columns_are_accepted(mobile):
     assert classify_phone(Decimal(mobile)) == (mobile, None)
 
 
-@FAST
-@given(any_value)
-def test_never_a_crash_never_a_wrong_accept(value):
+def check_classification(value) -> None:
+    """Never a crash, never a wrong accept: an accepted phone is a mobile made of the input's
+    own digits."""
     phone, reason = classify_phone(value)
     assert (phone is None) != (reason is None)
     if phone is None:
         assert reason in PHONE_REASONS
     else:
         assert MOBILE.fullmatch(phone)
-        assert phone in digits_of(value)  # came from the input's own digits
+        assert phone in digits_of(value)
     cleaned = normalise_phone(value)
     assert cleaned is None or isinstance(cleaned, str)
+
+
+@settings(FAST, max_examples=25)
+@given(huge_exact)
+def test_huge_values_never_crash_and_agree_scalar_and_vectorised(value):
+    check_classification(value)
+    expected = classify_phone(value)
+    for dtype in (object, "string"):
+        series = pd.Series([value, "13800138000", None], dtype=dtype)
+        pairs = as_pairs(normalise_phones(series))
+        assert pairs == [expected, ("13800138000", None), (None, "missing_phone")]
+
+
+@FAST
+@given(any_value)
+def test_never_a_crash_never_a_wrong_accept(value):
+    check_classification(value)
 
 
 @FAST
@@ -254,3 +300,118 @@ def test_dedupe_keeps_the_latest_then_highest_lead(rows, random, text_ids):
     assert len(kept) + len(duplicates) == sum(phone != "bad" for phone, _ in rows)
     for _, row in duplicates.iterrows():
         assert row["kept_lead_id"] == expected[row["phone_norm"]][1]
+
+
+# --- the field mapping -------------------------------------------------------------------------
+
+yaml_like = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(),
+        st.text(max_size=8),
+        st.sampled_from([*API_FIELDS, "lead_id", "updated_at", "fields", "components", ""]),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(
+            st.one_of(
+                st.sampled_from([*API_FIELDS, "fields", "lead_id", "components", "sex_values"]),
+                st.text(max_size=6),
+                st.integers(),
+                st.booleans(),
+                st.none(),
+            ),
+            children,
+            max_size=5,
+        ),
+    ),
+    max_leaves=20,
+)
+
+
+@FAST
+@given(
+    st.one_of(
+        yaml_like,
+        st.fixed_dictionaries(
+            {"fields": st.one_of(yaml_like, st.just({"phone": "phone"}))},
+            optional={
+                "lead_id": yaml_like,
+                "updated_at": yaml_like,
+                "components": yaml_like,
+                "sex_values": yaml_like,
+            },
+        ),
+    )
+)
+def test_any_mapping_data_loads_or_fails_with_a_mapping_error(data):
+    try:
+        mapping = FieldMapping.from_dict(data)
+    except MappingError as error:
+        assert str(error)
+        return
+    # Whatever was accepted is usable: every column a non-empty name, phone always mapped.
+    assert "phone" in mapping.fields
+    assert all(isinstance(c, str) and c.strip() for c in mapping.source_columns)
+    assert set(mapping.sex_values.values()) <= {0, 1, 2}
+
+
+@FAST
+@given(st.text(max_size=200))
+def test_any_yaml_file_loads_or_fails_with_a_mapping_error(tmp_path_factory, content):
+    path = tmp_path_factory.mktemp("mapping") / "field_mapping.yaml"
+    path.write_text(content, encoding="utf-8", errors="surrogatepass")
+    try:
+        FieldMapping.load(path)
+    except MappingError as error:
+        assert str(path) in str(error)
+
+
+# Column names a warehouse may have: any text, including the transform's own working names.
+column_names = st.one_of(
+    st.text(min_size=1, max_size=12).filter(lambda name: name.strip()),
+    st.sampled_from(["phone_norm", "reject_reason", "lead_id", "phone", "手机号", "Phone Number"]),
+)
+SOURCE_COLUMNS = ["lead_id", "phone", "name", "sex", "grade_id", "nick", "score", "updated_at"]
+
+
+@FAST
+@given(
+    extracts(),
+    st.lists(column_names, min_size=len(SOURCE_COLUMNS), max_size=len(SOURCE_COLUMNS), unique=True),
+    st.booleans(),
+)
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_transform_depends_on_the_mapping_not_on_the_column_names(df, names, with_template):
+    """The same extract under other column names, mapped accordingly, gives the same result."""
+    rename = dict(zip(SOURCE_COLUMNS, names, strict=True))
+    data = {
+        "fields": {
+            "phone": rename["phone"],
+            "name": rename["name"],
+            "sex": rename["sex"],
+            "grade_id": rename["grade_id"],
+        },
+        "lead_id": rename["lead_id"],
+        "updated_at": rename["updated_at"],
+        "components": {"91a4ff5d": rename["nick"], "c87d8629": rename["score"]},
+        "sex_values": {"男": 1, "f": 2},
+    }
+    if set(names) & set(RESERVED_COLUMNS):  # would be overwritten by the transform: refused
+        with pytest.raises(MappingError, match="uses for its own work"):
+            FieldMapping.from_dict(data)
+        return
+    mapping = FieldMapping.from_dict(data)
+    template = TEMPLATE if with_template else None
+    expected = transform_leads(df, MAPPING, template)
+    result = transform_leads(df.rename(columns=rename), mapping, template)
+
+    assert result.payloads == expected.payloads
+    for part in ("valid", "rejects", "duplicates"):
+        got, want = getattr(result, part), getattr(expected, part)
+        assert list(got.columns) == list(want.columns)
+        assert got.astype(object).where(got.notna(), None).values.tolist() == (
+            want.astype(object).where(want.notna(), None).values.tolist()
+        ), part

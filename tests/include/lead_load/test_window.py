@@ -38,6 +38,8 @@ def test_scheduled_runs_use_their_data_interval_in_utc():
         ((None, None), (None, None), "manual runs have none"),
         (("2026-11-24", None), (None, None), "set both"),
         (("yesterday", "today"), (None, None), "is not a date"),
+        # SQL in a param never gets near the query: it is not a date.
+        (("2026-11-24", "2026-11-25'; DROP TABLE leads; --"), (None, None), "window_end=.*DROP"),
         (("2026-11-25", "2026-11-24"), (None, None), "must be before"),
     ],
 )

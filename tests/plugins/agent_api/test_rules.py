@@ -51,6 +51,30 @@ def test_every_answer_maps_to_one_error_class(status, body, expected):
         assert type(error) is expected
 
 
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [
+        (
+            401,
+            "the platform rejected the token (wrong or expired): put a valid partner token in "
+            "the password of the Airflow connection 'my_api'",
+        ),
+        (
+            403,
+            "check the token (password) and the extra.user_id / sub_user_id of the Airflow "
+            "connection 'my_api'",
+        ),
+    ],
+)
+def test_auth_errors_say_which_connection_to_fix(status, hint):
+    error = error_for_answer(
+        status, envelope(status, "Unauthenticated."), path="/p", conn_id="my_api"
+    )
+    assert "Unauthenticated." in str(error)
+    assert hint in str(error)
+    assert not error.retryable
+
+
 def test_permanent_errors_are_not_retryable_and_transient_ones_are():
     assert not error_for_answer(422, envelope(422), path="/p").retryable
     assert not error_for_answer(200, envelope(6007), path="/p").retryable

@@ -1,0 +1,384 @@
+"""Reliability of the real lead_load DAG, run with `airflow dags test` against the simulator
+over HTTP: injected platform faults, broken connections and schema, secrets in the output,
+and SQL in the params.
+
+Every assertion reads the simulator's own state and journal, the warehouse's tables or
+Airflow's metadata DB, never what the DAG says about itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from datetime import datetime
+from itertools import pairwise
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from lead_load import ledger
+from lead_load.synthetic import generate, write_leads
+from tests.conftest import TEST_AIRFLOW_HOME
+from tests.dags.conftest import WINDOW
+
+pytestmark = pytest.mark.slow
+
+LEDGER_TABLES = {
+    "lead_load_ledger",
+    "lead_load_candidates",
+    "lead_load_batches",
+    "lead_load_rejects",
+    "lead_load_runs",
+}
+SENT_STATUSES = {"sending", "submitted", "imported", "not_imported"}
+
+
+def seeded(env, count: int, **kwargs):
+    leads = generate(count, seed=5, start=WINDOW[0], end=WINDOW[1], **kwargs)
+    write_leads(env.warehouse.engine, leads.frame)
+    return leads
+
+
+def output(result) -> str:
+    return result.stdout + result.stderr
+
+
+def tail(result) -> str:
+    return output(result)[-4000:]
+
+
+def phone_forms(leads) -> tuple[set[str], set[str]]:
+    """(11-digit forms, verbatim spellings) of every seeded phone, valid or not."""
+    digits_forms = set(leads.valid_phones)
+    spellings = set()
+    for raw in leads.frame["phone"]:
+        if not raw:
+            continue
+        spelled = unicodedata.normalize("NFKC", str(raw)).strip()
+        digits = re.sub(r"\D", "", spelled)
+        for prefix in ("0086", "86"):
+            if digits.startswith(prefix) and len(digits) == 11 + len(prefix):
+                digits = digits[len(prefix) :]
+        if len(digits) == 11:
+            digits_forms.add(digits)
+        if len(digits) >= 8:
+            spellings.add(spelled)
+            spellings.add(str(raw).strip())
+    return digits_forms, spellings
+
+
+def leaked_phones(text_: str, leads) -> set[str]:
+    """Seeded phones that appear in ``text_`` (as a whole run of digits, or as spelled)."""
+    digits_forms, spellings = phone_forms(leads)
+    runs = set(re.findall(r"\d+", text_))
+    return (digits_forms & runs) | {s for s in spellings if s in text_}
+
+
+def assert_nothing_sent(env) -> None:
+    """The platform holds none of the leads and the ledger marks none of them sent."""
+    assert env.task_phones() == []
+    if "lead_load_ledger" in inspect(env.warehouse.engine).get_table_names():
+        assert not SENT_STATUSES & env.ledger_counts().keys(), env.ledger_counts()
+
+
+def assert_clean_output(result, env, leads) -> None:
+    out = output(result)
+    assert env.sim.token not in out
+    assert not leaked_phones(out, leads)
+
+
+# --- 1. faults of the platform -------------------------------------------------------------------
+
+# With seed 1 this run's request sequence meets two lost answers (the first on the third
+# batch) and several 5xx and 429 answers; the asserts below check that faults happened rather
+# than rely on the seed.
+FAULTS = {
+    "seed": 1,
+    "error_rate": 0.05,
+    "rate_429": 0.05,
+    "retry_after": 1,
+    "lost_answer_rate": 0.02,
+    # Longer than the connection's request_timeout (5 s): the client gives up on the answer.
+    "lost_answer_delay": 6,
+    # Slow callbacks, slower than timeout + grace: when the client looks in the task after a
+    # lost answer, the accepted copy is not imported yet, so its rows are posted again.
+    "callback_delay": 8,
+}
+
+
+def test_faults_of_the_platform_cost_retries_but_no_lead_and_no_double_post(
+    sqlite_lead_load_env,
+):
+    env = sqlite_lead_load_env
+    leads = seeded(env, 2000)
+    env.sim.set_faults(**FAULTS)
+
+    result = env.run_dag(batch_size=50)
+    assert result.returncode == 0, tail(result)
+
+    # The platform's own state: every valid lead exactly once, nothing else.
+    numbers = env.sim.task_numbers(env.user_id, env.task_id)
+    phones = [n["phone"] for n in numbers]
+    assert len(phones) == len(set(phones))
+    assert set(phones) == set(leads.valid_phones)
+    assert {n["phone"]: n["extra"] for n in numbers} == leads.valid_phones
+
+    # The ledger accounts for every extracted row, and all of them are settled.
+    counts = env.ledger_counts()
+    assert counts == {
+        "imported": len(leads.valid_phones),
+        "rejected": len(leads.invalid_leads) + len(leads.duplicate_leads),
+    }
+    assert sum(counts.values()) == len(leads.frame)
+    summary = json.loads(env.warehouse.scalar("SELECT summary FROM lead_load_runs"))
+    assert summary["extracted"] == len(leads.frame)
+    assert summary["imported"] == len(leads.valid_phones)
+
+    journal = env.sim.journal()
+    # The faults really happened, so this test cannot pass by luck.
+    faults = Counter(name for e in journal for name in (e["fault"] or "").split("+") if name)
+    assert faults["error_rate"] >= 1, faults
+    assert faults["rate_429"] >= 1, faults
+    assert faults["lost_answer"] >= 1, faults
+    assert any(e["status"] >= 500 for e in journal)
+    assert any(e["status"] == 429 for e in journal)
+    posts = [e for e in journal if e["path"].endswith(f"/task/{env.task_id}/async_number")]
+    assert len(posts) > -(-len(leads.valid_phones) // 50)  # retries on top of one per batch
+
+    # No phone was accepted twice, except after a lost answer, and then only once the client
+    # had listed the task's numbers and the phone was not among them yet.
+    accepted = [e for e in posts if e["status"] == 200 and e["code"] == 200]
+    listings = [
+        e
+        for e in journal
+        if e["path"].endswith(f"/task/{env.task_id}/number") and e["status"] == 200
+    ]
+    imported_at = {
+        n["phone"]: datetime.fromisoformat(n["imported_at"]).timestamp() for n in numbers
+    }
+    sent: dict[str, list[dict]] = defaultdict(list)
+    for post in accepted:
+        for row in post["body"]["data"]:
+            sent[row["phone"]].append(post)
+    reposted = 0
+    for phone, phone_posts in sent.items():
+        for first, again in pairwise(phone_posts):
+            masked = f"{phone[:3]}****{phone[-4:]}"
+            assert "lost_answer" in (first["fault"] or ""), (
+                f"{masked} posted again (seq {again['seq']}) though the answer of seq "
+                f"{first['seq']} was not lost"
+            )
+            looked = [e for e in listings if first["seq"] < e["seq"] < again["seq"]]
+            assert looked, f"{masked} posted again without looking in the task first"
+            # The listing came before the phone was imported, so it could not show it.
+            assert imported_at[phone] + 0.001 > looked[-1]["time"], (
+                f"{masked} posted again though the task listed it"
+            )
+            reposted += 1
+    assert reposted <= faults["lost_answer"] * 50
+
+
+# --- 2. clear errors, nothing marked sent -----------------------------------------------------
+
+
+def test_an_unreachable_warehouse_fails_naming_the_connection_host_and_port(
+    sqlite_lead_load_env,
+):
+    env = sqlite_lead_load_env
+    leads = seeded(env, 50)
+    env.env["AIRFLOW_CONN_LEAD_WAREHOUSE"] = "postgresql://postgres@127.0.0.1:1/x"
+
+    result = env.run_dag()
+    out = output(result)
+    assert result.returncode != 0
+    assert "cannot connect to the database of Airflow connection 'lead_warehouse'" in out
+    assert "postgres at 127.0.0.1:1" in out
+    assert "check that the database is up" in out
+    assert env.posts() == []
+    assert "lead_load_ledger" not in inspect(env.warehouse.engine).get_table_names()
+    assert_nothing_sent(env)
+    assert_clean_output(result, env, leads)
+
+
+@pytest.mark.postgres
+def test_a_refused_warehouse_login_fails_at_once_naming_what_to_fix(postgres_lead_load_env):
+    env = postgres_lead_load_env
+    leads = seeded(env, 50)
+    database = env.warehouse.engine.url.database
+    env.env["AIRFLOW_CONN_LEAD_WAREHOUSE"] = f"postgresql://no_such_user@127.0.0.1:5432/{database}"
+
+    result = env.run_dag()
+    out = output(result)
+    assert result.returncode != 0
+    assert "the database of Airflow connection 'lead_warehouse'" in out
+    assert "127.0.0.1:5432" in out
+    assert 'role "no_such_user" does not exist' in out
+    assert "fix the login, password or database (schema) of connection 'lead_warehouse'" in out
+    # Retrying cannot fix a login: one attempt only (the traceback's last line, once).
+    assert out.count("lead_load.connections.DatabaseLoginRefused:") == 1
+    assert env.posts() == []
+    assert "lead_load_ledger" not in inspect(env.warehouse.engine).get_table_names()
+    assert_nothing_sent(env)
+    assert_clean_output(result, env, leads)
+
+
+@pytest.mark.parametrize(
+    ("column", "explanation"),
+    [
+        # A mapped column: found missing in the extract's columns.
+        ("phone", "source column(s) missing from the extract: phone"),
+        # The window's column: the extract query itself fails.
+        ("updated_at", "the extract query failed on the warehouse: no such column: updated_at"),
+    ],
+)
+def test_a_missing_source_column_fails_at_once_naming_the_column(
+    sqlite_lead_load_env, column, explanation
+):
+    env = sqlite_lead_load_env
+    leads = seeded(env, 50)
+    with env.warehouse.engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE leads RENAME COLUMN {column} TO old_{column}"))
+
+    result = env.run_dag()
+    out = output(result)
+    assert result.returncode != 0
+    assert explanation in out
+    assert "add or rename the column in the warehouse" in out
+    assert out.count("lead_load.pipeline.SourceSchemaError:") == 1  # not retried
+    assert env.posts() == []
+    assert env.ledger_counts() == {}
+    assert_nothing_sent(env)
+    assert_clean_output(result, env, leads)
+
+
+@pytest.mark.parametrize("how", ["expired", "wrong"])
+def test_a_rejected_token_fails_saying_to_update_the_connection(sqlite_lead_load_env, how):
+    env = sqlite_lead_load_env
+    leads = seeded(env, 50)
+    wrong_token = "wrong-token-5ee7c0de"
+    if how == "expired":
+        env.sim.set_faults(expired_token=True)
+    else:
+        conn = json.loads(env.env["AIRFLOW_CONN_AGENT_API_DEFAULT"])
+        conn["password"] = wrong_token
+        env.env["AIRFLOW_CONN_AGENT_API_DEFAULT"] = json.dumps(conn)
+
+    result = env.run_dag()
+    out = output(result)
+    assert result.returncode != 0
+    assert "the platform rejected the token" in out
+    assert "put a valid partner token in the password of the Airflow connection " in out
+    assert "'agent_api_default'" in out
+    assert wrong_token not in out
+    # Refused before anything was imported: the leads wait, staged, for the next run.
+    assert_nothing_sent(env)
+    assert env.ledger_counts()["staged"] == len(leads.valid_phones)
+    assert_clean_output(result, env, leads)
+
+
+# --- 3. secrets and phones stay out of logs, XComs and rendered fields ------------------------
+
+
+def test_no_token_and_no_phone_in_logs_xcoms_or_rendered_fields(sqlite_lead_load_env, airflow_db):
+    env = sqlite_lead_load_env
+    leads = seeded(env, 300)
+
+    result = env.run_dag()
+    assert result.returncode == 0, tail(result)
+    run_id = env.warehouse.scalar("SELECT run_id FROM lead_load_runs")
+
+    # `airflow dags test` writes the task logs to its own output; files, where a setting
+    # makes it write any, are read too.
+    logs = output(result)
+    log_dir = TEST_AIRFLOW_HOME / "logs" / "dag_id=lead_load"
+    for path in log_dir.glob(f"run_id={run_id}/**/*"):
+        if path.is_file():
+            logs += path.read_text(errors="replace")
+
+    metadata = create_engine(f"sqlite:///{airflow_db}")
+    with metadata.connect() as conn:
+        xcoms = conn.execute(
+            text(
+                "SELECT task_id, map_index, key, value FROM xcom "
+                "WHERE dag_id = 'lead_load' AND run_id = :run_id"
+            ),
+            {"run_id": run_id},
+        ).all()
+        rendered = conn.execute(
+            text(
+                "SELECT task_id, map_index, rendered_fields FROM rendered_task_instance_fields "
+                "WHERE dag_id = 'lead_load' AND run_id = :run_id"
+            ),
+            {"run_id": run_id},
+        ).all()
+    metadata.dispose()
+    xcom_text = "\n".join(str(tuple(row)) for row in xcoms)
+    rendered_text = "\n".join(str(tuple(row)) for row in rendered)
+
+    # Reading the right things: the counts are there.
+    extracted = len(leads.frame)
+    assert f"Chunk 1: {extracted} rows" in logs
+    assert re.search(rf"extracted\s+{extracted}\b", logs)
+    assert f'"extracted": {extracted}' in xcom_text
+    assert {row.task_id for row in xcoms} >= {"extract_and_stage", "post_batch", "report"}
+    assert {row.task_id for row in rendered} >= {"extract_and_stage", "wait_for_callback"}
+
+    for where, content in (("logs", logs), ("xcom", xcom_text), ("rendered", rendered_text)):
+        assert env.sim.token not in content, where
+        assert not leaked_phones(content, leads), where
+
+
+# --- 4. SQL in the params ---------------------------------------------------------------------
+
+INJECTION = "2026-11-24'; DROP TABLE leads; --"
+
+
+def assert_tables_intact(env, leads) -> None:
+    tables = set(inspect(env.warehouse.engine).get_table_names())
+    assert {"leads", *LEDGER_TABLES} <= tables
+    lead_ids = {r["lead_id"] for r in env.warehouse.rows("SELECT lead_id FROM leads")}
+    assert lead_ids == set(leads.frame["lead_id"])
+
+
+def test_sql_in_a_window_param_is_refused_clearly(sqlite_lead_load_env):
+    """window_end goes through the same parser (tests/include/lead_load/test_window.py)."""
+    env = sqlite_lead_load_env
+    leads = seeded(env, 50)
+    ledger.create_tables(env.warehouse.engine)
+
+    result = env.run_dag(window_start=INJECTION)
+    assert result.returncode != 0
+    assert f'window_start="{INJECTION}" is not a date or an ISO date-time' in output(result)
+    assert env.posts() == []
+    assert_tables_intact(env, leads)
+    assert env.ledger_counts() == {}
+
+
+def test_sql_in_the_task_and_sub_user_params_is_bound_as_a_value(lead_load_env):
+    env = lead_load_env
+    leads = seeded(env, 50)
+    task = "x'; DROP TABLE leads; --"
+    sub_user = "y'); DELETE FROM lead_load_ledger; --"
+
+    result = env.run_dag(api_task_id=task, sub_user_id=sub_user)
+    out = output(result)
+    assert result.returncode != 0
+    assert re.search(r"(task|sub user) not found", out)  # the platform has neither
+    assert_tables_intact(env, leads)
+    # Stored and sent verbatim, as values: nothing was executed.
+    staged = env.warehouse.rows(
+        "SELECT status, COUNT(*) AS n FROM lead_load_ledger WHERE target_task_id = :t "
+        "GROUP BY status",
+        t=task,
+    )
+    assert {r["status"]: r["n"] for r in staged} == {
+        "staged": len(leads.valid_phones),
+        "rejected": len(leads.invalid_leads) + len(leads.duplicate_leads),
+    }
+    posts = env.posts()
+    assert posts
+    assert {p["path"].rsplit("/", 2)[-2] for p in posts} == {task}
+    assert {p["body"]["sub_user_id"] for p in posts} == {sub_user}
+    assert env.task_phones() == []
