@@ -1,0 +1,115 @@
+"""A Celery worker killed with SIGKILL in the middle of the posting phase of a scheduler-driven
+run; the operator marks the run failed, starts a worker again and clears the whole run.
+
+The re-run must keep every guarantee: each valid lead in the calling task exactly once, the
+ledger accounting for every row, and no phone posted twice unless the client first listed the
+task's numbers (the outcome of a post cut off by the kill is unknown until then).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from itertools import pairwise
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from lead_load.synthetic import generate, write_leads
+
+pytestmark = [pytest.mark.slow, pytest.mark.distributed]
+
+WINDOW = (datetime(2026, 10, 25, tzinfo=UTC), datetime(2026, 10, 26, tzinfo=UTC))
+BATCH_SIZE = 100
+
+
+def _wait_for_posts(stack, task_id: str, count: int, timeout: float = 300) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        posts = [
+            e for e in stack.simulator.journal() if e["path"].endswith(f"/{task_id}/async_number")
+        ]
+        if len(posts) >= count:
+            return len(posts)
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {count} posts after {timeout}s")
+
+
+def test_a_worker_killed_mid_posting_then_cleared_loads_every_lead_exactly_once(airflow_stack):
+    stack = airflow_stack
+    task_id = stack.simulator.create_task(stack.user_id)
+    leads = generate(2400, seed=33, start=WINDOW[0], end=WINDOW[1], id_prefix="K-")
+    engine = create_engine(stack.warehouse_url)
+    write_leads(engine, leads.frame)
+    batches = -(-len(leads.valid_phones) // BATCH_SIZE)
+
+    run_id = stack.trigger(
+        {
+            "window_start": WINDOW[0].isoformat(),
+            "window_end": WINDOW[1].isoformat(),
+            "api_task_id": task_id,
+            "batch_size": BATCH_SIZE,
+        }
+    )
+    posted_at_kill = _wait_for_posts(stack, task_id, 3)
+    # The worker and every task process it forked, with no chance to clean up.
+    stack.stop_component("celery-worker", sig=signal.SIGKILL)
+    assert posted_at_kill < batches, "the kill came after the posting phase"
+
+    # What an operator does: mark the broken run failed, bring a worker back, clear the run.
+    stack.api("PATCH", f"/dags/lead_load/dagRuns/{run_id}", json={"state": "failed"})
+    stack.start_component("celery-worker")
+    stack.api("POST", f"/dags/lead_load/dagRuns/{run_id}/clear", json={"dry_run": False})
+    (run,) = stack.wait_for_runs([run_id], timeout=600)
+    assert run["state"] == "success", stack.log_tail("scheduler")
+
+    # Every valid lead exactly once in the task, with its lead id.
+    numbers = stack.simulator.task_numbers(stack.user_id, task_id)
+    phones = [n["phone"] for n in numbers]
+    assert len(phones) == len(set(phones))
+    assert {n["phone"]: n["extra"] for n in numbers} == leads.valid_phones
+
+    # The ledger accounts for every extracted row, all settled.
+    with engine.connect() as conn:
+        counts = dict(
+            conn.execute(
+                text(
+                    "SELECT status, COUNT(*) FROM lead_load_ledger WHERE target_task_id = :t "
+                    "GROUP BY status"
+                ),
+                {"t": task_id},
+            ).all()
+        )
+    engine.dispose()
+    assert counts == {
+        "imported": len(leads.valid_phones),
+        "rejected": len(leads.invalid_leads) + len(leads.duplicate_leads),
+    }
+
+    # A phone accepted twice was re-posted only after the client listed the task's numbers
+    # and did not find it there (the first post's outcome died with the worker).
+    journal = stack.simulator.journal()
+    accepted = [
+        e for e in journal if e["path"].endswith(f"/{task_id}/async_number") and e["status"] == 200
+    ]
+    listings = [
+        e for e in journal if e["path"].endswith(f"/task/{task_id}/number") and e["status"] == 200
+    ]
+    imported_at = {
+        n["phone"]: datetime.fromisoformat(n["imported_at"]).timestamp() for n in numbers
+    }
+    sent = defaultdict(list)
+    for post in accepted:
+        for row in post["body"]["data"]:
+            sent[row["phone"]].append(post)
+    for phone, posts in sent.items():
+        for first, again in pairwise(posts):
+            masked = f"{phone[:3]}****{phone[-4:]}"
+            looked = [e for e in listings if first["seq"] < e["seq"] < again["seq"]]
+            assert looked, f"{masked} posted again without looking in the task first"
+            assert imported_at[phone] + 0.001 > looked[-1]["time"], (
+                f"{masked} posted again though the task listed it"
+            )
