@@ -20,7 +20,7 @@ help:
 	@echo "make demo   - set up everything and run the lead load on the embedded default"
 	@echo "make test   - set up everything, lint, and run the whole test suite"
 	@echo "make bench  - run the benchmarks (not part of the tests)"
-	@echo "make up     - run Airflow locally (airflow standalone) on http://localhost:8080"
+	@echo "make up     - run Airflow locally (airflow standalone) on http://localhost:8080, user admin"
 	@echo "make lock   - re-resolve requirements.in into requirements.lock"
 
 # Reinstall only when the lock or the project metadata changed.
@@ -48,9 +48,10 @@ airflow-home: $(AIRFLOW_HOME)/airflow.db
 demo: airflow-home
 	@$(BIN)/python -m lead_load.demo
 
-# A single-machine Airflow (api-server, scheduler, dag-processor, triggerer) on SQLite.
+# A single-machine Airflow (api-server, scheduler, dag-processor, triggerer) on SQLite,
+# wired to the demo's warehouse and a simulator of the platform.
 up: airflow-home
-	$(BIN)/airflow standalone
+	$(BIN)/python -m lead_load.local_airflow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

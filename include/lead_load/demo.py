@@ -26,8 +26,8 @@ DEMO_LEADS = 3000
 WINDOW = (datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC))
 
 
-def main() -> int:
-    home = Path(os.environ.get("AIRFLOW_HOME", ".airflow")) / "demo"
+def seed_demo_warehouse(home: Path):
+    """A fresh SQLite warehouse in ``home`` with the demo's synthetic leads."""
     home.mkdir(parents=True, exist_ok=True)
     db = home / "warehouse.db"
     db.unlink(missing_ok=True)
@@ -40,24 +40,34 @@ def main() -> int:
         "duplicates.",
         flush=True,
     )
+    return db, engine, leads
+
+
+def connection_env(sim: SimulatorProcess, db: Path, user_id: str, task_id: str) -> dict:
+    """The environment that points Airflow at the demo warehouse and the simulator."""
+    return {
+        "AIRFLOW_CONN_LEAD_WAREHOUSE": f"sqlite:///{db}",
+        "AIRFLOW_CONN_AGENT_API_DEFAULT": json.dumps(
+            {
+                "conn_type": "agent_api",
+                "host": sim.base_url,
+                "password": sim.token,
+                "extra": {"user_id": user_id},
+            }
+        ),
+        "AIRFLOW_VAR_LEAD_LOAD_API_TASK_ID": task_id,
+    }
+
+
+def main() -> int:
+    home = Path(os.environ.get("AIRFLOW_HOME", ".airflow")) / "demo"
+    db, engine, leads = seed_demo_warehouse(home)
 
     with SimulatorProcess() as sim:
         user_id = sim.create_user()
         task_id = sim.create_task(user_id)
         print(f"Simulator listening on {sim.base_url} (task {task_id}).", flush=True)
-        env = {
-            **os.environ,
-            "AIRFLOW_CONN_LEAD_WAREHOUSE": f"sqlite:///{db}",
-            "AIRFLOW_CONN_AGENT_API_DEFAULT": json.dumps(
-                {
-                    "conn_type": "agent_api",
-                    "host": sim.base_url,
-                    "password": sim.token,
-                    "extra": {"user_id": user_id},
-                }
-            ),
-            "AIRFLOW_VAR_LEAD_LOAD_API_TASK_ID": task_id,
-        }
+        env = {**os.environ, **connection_env(sim, db, user_id, task_id)}
         conf = {"window_start": WINDOW[0].isoformat(), "window_end": WINDOW[1].isoformat()}
         print(f"Running `airflow dags test lead_load` for {conf} ...", flush=True)
         log = home / "dags-test.log"

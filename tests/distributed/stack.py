@@ -52,6 +52,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def processes_with_home(home: Path) -> list[int]:
+    """Pids of the processes running with AIRFLOW_HOME=home (what must not outlive a test)."""
+    marker = f"AIRFLOW_HOME={home}".encode()
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with suppress(OSError):
+            if marker in environ.read_bytes().split(b"\0"):
+                pids.append(int(environ.parent.name))
+    return pids
+
+
 def _create_database(prefix: str) -> str:
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -263,13 +274,7 @@ class AirflowStack:
 
     def leftover_processes(self) -> list[int]:
         """Pids of any process still running with this stack's AIRFLOW_HOME."""
-        marker = f"AIRFLOW_HOME={self.env.get('AIRFLOW_HOME')}".encode()
-        pids = []
-        for environ in Path("/proc").glob("[0-9]*/environ"):
-            with suppress(OSError):
-                if marker in environ.read_bytes().split(b"\0"):
-                    pids.append(int(environ.parent.name))
-        return pids
+        return processes_with_home(Path(self.env["AIRFLOW_HOME"]))
 
     def __enter__(self) -> AirflowStack:
         try:

@@ -1,0 +1,90 @@
+"""`make up`: Airflow on this machine (`airflow standalone`: api-server, scheduler,
+dag-processor and triggerer on the repo's SQLite home), wired to the demo's warehouse and a
+simulator of the platform, so a newcomer can trigger lead_load from the UI at once.
+
+The simulator and the seeded warehouse live as long as this command; Ctrl-C stops all.
+Against a real warehouse and platform, run `airflow standalone` yourself with the two
+connections defined (see the README).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from agent_api_simulator.testing import SimulatorProcess
+from lead_load.demo import WINDOW, connection_env, seed_demo_warehouse
+
+PORT = os.environ.get("AIRFLOW__API__PORT", "8080")
+URL = f"http://localhost:{PORT}"
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    airflow_home = Path(os.environ.get("AIRFLOW_HOME", ".airflow"))
+    db, _, _ = seed_demo_warehouse(airflow_home / "up")
+    with SimulatorProcess() as sim:
+        user_id = sim.create_user()
+        task_id = sim.create_task(user_id)
+        bin_dir = str(Path(sys.executable).parent)
+        env = {
+            # A trial, not production: no example DAGs, and lead_load runs when triggered.
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            **os.environ,
+            **connection_env(sim, db, user_id, task_id),
+            # standalone starts its components as `airflow ...`: the venv's must come first.
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        print(
+            f"\nSimulator on {sim.base_url} (task {task_id}).\n"
+            f"Airflow UI: {URL}  user admin, password printed below by Airflow and kept in "
+            f"{airflow_home / 'simple_auth_manager_passwords.json.generated'}.\n"
+            f"Trigger lead_load with window_start {WINDOW[0].date()} and window_end "
+            f"{WINDOW[1].date()} to load the seeded leads. Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        # A SIGTERM (not only Ctrl-C) must stop standalone and its components too.
+        signal.signal(signal.SIGTERM, _interrupt)
+        standalone = subprocess.Popen(  # noqa: S603 - our own venv's airflow, fixed arguments
+            [os.path.join(bin_dir, "airflow"), "standalone"],
+            env=env,
+            start_new_session=True,  # its components share its process group: stop them all
+            preexec_fn=_default_sigint,
+        )
+        try:
+            return standalone.wait()
+        except KeyboardInterrupt:
+            return _stop(standalone)
+
+
+def _default_sigint() -> None:
+    # Started from a background shell, SIGINT arrives ignored, and Python then never raises
+    # KeyboardInterrupt: standalone would not stop its components on our SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stop(standalone: subprocess.Popen) -> int:
+    """SIGINT lets standalone stop its components; whatever is left after a minute is killed."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    standalone.send_signal(signal.SIGINT)
+    try:
+        standalone.wait(60)
+    except subprocess.TimeoutExpired:
+        print("standalone did not stop within 60 s: killing its processes", flush=True)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(standalone.pid, signal.SIGKILL)
+    standalone.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""`make up` (python -m lead_load.local_airflow): a newcomer's Airflow comes up with the DAG
+parsed and its connections wired, answers a login, and stops every process on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import suppress
+
+import pytest
+import requests
+
+from tests.distributed.stack import free_port, processes_with_home
+
+pytestmark = pytest.mark.slow
+
+
+def test_make_up_serves_the_dag_and_stops_cleanly(tmp_path):
+    home = tmp_path / "airflow-home"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__DAGS_FOLDER": os.environ["AIRFLOW__CORE__DAGS_FOLDER"],
+        "AIRFLOW__CORE__PLUGINS_FOLDER": os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"],
+    }
+    log = (tmp_path / "up.log").open("wb")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "lead_load.local_airflow"], env=env, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 180
+        dag = None
+        while time.monotonic() < deadline and dag is None:
+            assert up.poll() is None, (tmp_path / "up.log").read_text()[-3000:]
+            time.sleep(2)
+            with suppress(requests.RequestException, OSError, KeyError, ValueError):
+                password = json.loads(
+                    (home / "simple_auth_manager_passwords.json.generated").read_text()
+                )["admin"]
+                token = requests.post(
+                    f"{url}/auth/token",
+                    json={"username": "admin", "password": password},
+                    timeout=5,
+                ).json()["access_token"]
+                answer = requests.get(
+                    f"{url}/api/v2/dags/lead_load",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=5,
+                )
+                if answer.ok:
+                    dag = answer.json()
+        assert dag is not None, (tmp_path / "up.log").read_text()[-3000:]
+        assert dag["is_paused"] is False
+        output = (tmp_path / "up.log").read_text()
+        assert f"Airflow UI: http://localhost:{port}" in output
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(120)
+        log.close()
+    assert up.returncode == 0
+    time.sleep(1)
+    assert processes_with_home(home) == [], "processes of make up outlived it"
