@@ -59,12 +59,14 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-# One after the other, full sizes (about 10 minutes); each prints a BENCH_JSON line.
-# extraction_memory.py needs PostgreSQL on 127.0.0.1:5432 (user postgres).
+# One after the other, full sizes (about 20 minutes); each prints a BENCH_JSON line.
+# extraction_memory.py needs PostgreSQL on 127.0.0.1:5432 (user postgres); end_to_end.py
+# also Redis on 127.0.0.1:6379 (it starts a distributed Airflow, as the distributed tests do).
 bench: airflow-home
 	$(BIN)/python benchmarks/simulator_throughput.py
 	$(BIN)/python benchmarks/transform_vs_duckdb.py
 	$(BIN)/python benchmarks/extraction_memory.py
+	$(BIN)/python benchmarks/end_to_end.py
 
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock

@@ -365,6 +365,14 @@ class AirflowStack:
         raise StackError(f"backfill not completed after {timeout}s: {backfill}")
 
     def task_instances(self, run_id: str, dag_id: str = "lead_load") -> list[dict]:
-        return self.api(
-            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
-        )["task_instances"]
+        """Every task instance of the run (the API pages at 100 at most)."""
+        found: list[dict] = []
+        while True:
+            page = self.api(
+                "GET",
+                f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                params={"limit": 100, "offset": len(found)},
+            )
+            found += page["task_instances"]
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
