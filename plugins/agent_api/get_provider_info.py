@@ -73,6 +73,11 @@ def get_provider_info() -> dict:
                         "Wait before checking the task after an import answer was lost.",
                         5,
                     ),
+                    "max_requests_per_second": _number(
+                        "Max requests per second",
+                        "Pace each process's requests to the platform; 0 means no limit.",
+                        0,
+                    ),
                 },
             }
         ],

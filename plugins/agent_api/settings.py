@@ -10,6 +10,8 @@
 - ``extra.backoff_max_seconds``: cap of one retry delay (default 60)
 - ``extra.lost_answer_grace_seconds``: wait before checking the task after a lost import
   answer (default 5)
+- ``extra.max_requests_per_second``: pace this process's requests to the platform to at most
+  this many per second, shared by every hook of the process (default 0: no limit)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ SETTING_KEYS = frozenset(
         "backoff_seconds",
         "backoff_max_seconds",
         "lost_answer_grace_seconds",
+        "max_requests_per_second",
     }
 )
 
@@ -47,6 +50,7 @@ class AgentApiSettings:
     backoff_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     lost_answer_grace_seconds: float = 5.0
+    max_requests_per_second: float = 0.0  # 0: no client-side limit
 
     @classmethod
     def from_extra(cls, conn_id: str, extra: dict[str, Any], token: str | None) -> AgentApiSettings:
@@ -68,7 +72,7 @@ class AgentApiSettings:
                 raise AgentApiConnectionError(
                     f"connection {conn_id!r}: extra.{key} must be a number, got {raw!r}"
                 ) from None
-            if value < minimum:
+            if not value >= minimum:  # also refuses NaN
                 raise AgentApiConnectionError(
                     f"connection {conn_id!r}: extra.{key} must be >= {minimum}, got {raw!r}"
                 )
@@ -83,5 +87,8 @@ class AgentApiSettings:
             backoff_max_seconds=number("backoff_max_seconds", cls.backoff_max_seconds, 0),
             lost_answer_grace_seconds=number(
                 "lost_answer_grace_seconds", cls.lost_answer_grace_seconds, 0
+            ),
+            max_requests_per_second=number(
+                "max_requests_per_second", cls.max_requests_per_second, 0
             ),
         )

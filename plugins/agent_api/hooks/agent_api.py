@@ -24,6 +24,7 @@ re-posted batch reports as not imported (see ``numbers_in_task``).
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -48,6 +49,7 @@ from agent_api.exceptions import (
     error_for_answer,
 )
 from agent_api.masking import mask_phones_in
+from agent_api.rate_limit import shared_pacer
 from agent_api.retry import RetryPolicy
 from agent_api.settings import SETTING_KEYS, AgentApiSettings
 
@@ -161,6 +163,9 @@ class AgentApiHook(HttpHook):
         url = path_or_url if "://" in path_or_url else self.url_from_endpoint(path_or_url)
         path = path_or_url.split("?", 1)[0] if "://" not in path_or_url else "the download URL"
         request = requests.Request(method, url, params=params, json=json)
+        pacer = shared_pacer(self.base_url, self.settings.max_requests_per_second)
+        if pacer is not None:
+            time.sleep(pacer.reserve())
         started = time.monotonic()
         try:
             response = self.run_and_check(
@@ -468,11 +473,14 @@ class AgentApiAsyncHook(HttpAsyncHook):
         self, unique_id: str, *, sub_user_id: str | None = None
     ) -> dict[str, Any] | None:
         """One poll: the callback payload, or None while the batch is being processed."""
-        await self.config()
+        config = await self.config()
         assert self.settings is not None
         path = endpoints.identification(self.settings.user_id, unique_id)
         sub = sub_user_id or self.settings.sub_user_id
         timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout)
+        pacer = shared_pacer(config.base_url, self.settings.max_requests_per_second)
+        if pacer is not None:
+            await asyncio.sleep(pacer.reserve())
         try:
             async with self.session() as http:
                 response = await http.run(

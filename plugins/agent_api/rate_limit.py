@@ -1,0 +1,59 @@
+"""Client-side pacing: at most N requests per second to the platform from this process.
+
+Every hook of a process that talks to the same base URL with the same limit shares one
+:class:`RequestPacer` (see :func:`shared_pacer`), whether it runs in a task, in a triggerer
+worker thread (sync hooks via ``asyncio.to_thread``) or in the triggerer's event loop
+(async hooks). Requests start at least ``1 / N`` seconds apart, with no burst.
+
+A caller reserves a slot and then sleeps by itself, ``time.sleep`` or ``asyncio.sleep``:
+the lock is held only for the arithmetic, never while waiting, so it cannot block an
+event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class RequestPacer:
+    """Hands out request start times spaced ``1 / max_per_second`` seconds apart.
+
+    :param clock: seconds on a monotonic scale; injectable for tests.
+    """
+
+    def __init__(self, max_per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if max_per_second <= 0:
+            raise ValueError(f"max_per_second must be > 0, got {max_per_second!r}")
+        self.max_per_second = float(max_per_second)
+        self.interval = 1.0 / self.max_per_second
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next_slot: float | None = None  # earliest start of the next request
+
+    def reserve(self) -> float:
+        """Claim the next free slot; return the seconds to wait before sending (>= 0)."""
+        with self._lock:
+            now = self._clock()
+            # An idle pacer does not save up slots: after a pause, the next request goes at
+            # once and the one after it waits a full interval.
+            slot = now if self._next_slot is None else max(now, self._next_slot)
+            self._next_slot = slot + self.interval
+            return slot - now
+
+
+_pacers: dict[tuple[str, float], RequestPacer] = {}
+_pacers_lock = threading.Lock()
+
+
+def shared_pacer(base_url: str, max_per_second: float) -> RequestPacer | None:
+    """The process-wide pacer for this base URL and limit; None when the limit is 0 (off)."""
+    if max_per_second <= 0:
+        return None
+    key = (base_url.rstrip("/"), float(max_per_second))
+    with _pacers_lock:
+        pacer = _pacers.get(key)
+        if pacer is None:
+            pacer = _pacers[key] = RequestPacer(max_per_second)
+        return pacer
