@@ -39,7 +39,7 @@ from airflow.sdk import (
 
 from lead_load import pipeline
 from lead_load.notify import failure_notifiers
-from lead_load.operators import LedgerCallbackSensor
+from lead_load.operators import LedgerCallbackSensor, PostBatchOperator, post_in_triggerer
 
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
 TIMEZONE = "Asia/Shanghai"
@@ -238,24 +238,14 @@ def lead_load():
         except ValueError as error:  # too many batches: retrying cannot help
             raise AirflowFailException(str(error)) from None
 
-    @task(
-        pool=AGENT_API_POOL,
-        map_index_template="batch {{ batch_no }} ({{ batch_rows }} rows)",
-        retries=3,
-    )
-    def post_batch(batch: dict) -> dict:
-        from agent_api.hooks.agent_api import AgentApiHook
+    @task(trigger_rule="all_done")
+    def collect_unique_ids() -> list[str]:
+        # From the ledger rather than post_batch's XComs: it also knows batches that an
+        # earlier try posted, and batches whose post failed are simply not there.
+        from lead_load import ledger
         from lead_load.connections import ledger_engine
 
-        context = get_current_context()
-        context["batch_no"] = batch["batch_no"]  # type: ignore[typeddict-unknown-key]
-        context["batch_rows"] = batch["rows"]  # type: ignore[typeddict-unknown-key]
-        return pipeline.post_batch(_settings(), batch["batch_no"], ledger_engine(), AgentApiHook())
-
-    @task(trigger_rule="all_done")
-    def collect_unique_ids(posted: list[dict | None]) -> list[str]:
-        # Batches whose post failed have no result; those that posted still get waited for.
-        return [p["unique_id"] for p in posted if p and p.get("unique_id")]
+        return ledger.awaiting_callback(ledger_engine(), _settings().run_id)
 
     @task(trigger_rule="all_done", outlets=[IMPORTED_LEADS])
     def report(extract_counts: dict | None = None) -> dict:
@@ -272,8 +262,17 @@ def lead_load():
     recheck = recheck_earlier_batches()
     staged = extract_and_stage()
     planned = plan_batches()
-    posted = post_batch.expand(batch=planned)
-    unique_ids = collect_unique_ids(posted)
+    # Each batch starts in the triggerer: no worker start per post (docs/throughput.md).
+    posted = PostBatchOperator.partial(
+        task_id="post_batch",
+        settings=settings,
+        pool=AGENT_API_POOL,
+        retries=3,
+        start_from_trigger=True,
+        start_trigger_args=post_in_triggerer("resolve_settings", "plan_batches"),
+        map_index_template="batch {{ task.batch.batch_no }} ({{ task.batch.rows }} rows)",
+    ).expand(batch=planned)
+    unique_ids = collect_unique_ids()
     waited = LedgerCallbackSensor.partial(
         task_id="wait_for_callback",
         settings=settings,
@@ -286,6 +285,7 @@ def lead_load():
     summary = report(staged)
 
     settings >> recheck >> staged >> planned
+    posted >> unique_ids
     waited >> summary
 
 

@@ -715,6 +715,22 @@ def pending_batches(engine: Engine, target_task_id: str) -> list[dict[str, Any]]
         return [dict(r._mapping) for r in rows]
 
 
+def awaiting_callback(engine: Engine, run_id: str) -> list[str]:
+    """``unique_id``s of the run's batches that the platform accepted and has not reported on."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(batches.c.unique_id)
+                .where(
+                    batches.c.run_id == run_id,
+                    batches.c.status == "submitted",
+                    batches.c.unique_id.is_not(None),
+                )
+                .order_by(batches.c.batch_no)
+            ).scalars()
+        )
+
+
 def interrupted_batches(engine: Engine, target_task_id: str) -> list[dict[str, Any]]:
     """Batches whose post was under way when its worker died (rows still ``sending``)."""
     with engine.connect() as conn:

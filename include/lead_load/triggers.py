@@ -1,0 +1,98 @@
+"""Triggers that let the DAG's mapped tasks start and finish in the triggerer.
+
+Starting a task instance on a worker costs seconds (queueing, a new process, parsing the DAG
+file); one batch's post costs milliseconds. With ``start_from_trigger`` the scheduler hands
+each mapped ``post_batch`` straight to the triggerer, where :class:`PostBatchTrigger` runs the
+very same ``pipeline.post_batch`` step in a thread and ends the task with its XCom, so a few
+hundred batches go out at the rate the platform allows instead of the rate workers start.
+
+A trigger that fails does not decide the task's fate itself: it hands the error to the
+operator's ``execute_complete`` on a worker, which raises it there, so the task log shows
+the same message and Airflow applies the same retry rules as for a post made on a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
+
+from agent_api.masking import mask_phones_in
+
+# Posts run in threads of their own, not in the event loop: the ledger and the HTTP client
+# are synchronous. The pool bounds how many batches one triggerer posts at once; the
+# connection's max_requests_per_second bounds the request rate over all of them.
+POST_THREADS = 8
+_executor: ThreadPoolExecutor | None = None
+
+
+def _threads() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(POST_THREADS, thread_name_prefix="lead_load_post")
+    return _executor
+
+
+async def run_in_thread(func: Callable[..., Any], *args: Any) -> Any:
+    """``func(*args)`` in the posting threads, with this trigger's log context."""
+    context = contextvars.copy_context()  # so the thread's log lines land in the trigger's log
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_threads(), lambda: context.run(func, *args))
+
+
+def error_event(error: BaseException, **fields: Any) -> TriggerEvent:
+    """An event that carries a failure to the worker; no phone number, no token."""
+    return TriggerEvent(
+        {
+            "status": "error",
+            "error": type(error).__name__,
+            "message": mask_phones_in(str(error))[:2000],
+            "retryable": not isinstance(error, AirflowFailException),
+            **fields,
+        }
+    )
+
+
+def parsed(value: str | dict | list) -> Any:
+    """A rendered ``| tojson`` template, or the value itself when it was never a template."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class PostBatchTrigger(BaseTrigger):
+    """Post one planned batch through the ledger, then end the task with its receipt.
+
+    ``settings`` and ``batch`` are the run's settings and this map index's batch reference
+    (``{"batch_no", "rows"}``), as dicts or as JSON, which is what the operator's templates
+    render to in the triggerer. (The triggerer renders the operator's template fields that are
+    also trigger kwargs, hence the same names.)
+    """
+
+    def __init__(self, settings: str | dict, batch: str | dict) -> None:
+        super().__init__()
+        self.settings = settings
+        self.batch = batch
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"settings": self.settings, "batch": self.batch},
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from lead_load.operators import post_planned_batch
+
+        try:
+            receipt = await run_in_thread(
+                post_planned_batch, parsed(self.settings), parsed(self.batch)
+            )
+        except Exception as error:
+            self.log.warning("Posting failed: %s", mask_phones_in(str(error)))
+            yield error_event(error)
+            return
+        yield TaskSuccessEvent(xcoms={"return_value": receipt})

@@ -1,0 +1,165 @@
+"""PostBatchTrigger: the post that runs in the triggerer, against the simulator and a real ledger.
+
+The trigger is driven the way the triggerer drives it (templates rendered for a map index,
+then ``run()`` consumed in an event loop); the outcome is read from the simulator's journal
+and task and from the ledger's tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.triggers.base import TaskSuccessEvent
+
+from lead_load import ledger
+from lead_load.operators import PostBatchOperator, post_in_triggerer
+from lead_load.triggers import PostBatchTrigger
+from tests.dags.conftest import sqlite_warehouse
+from tests.include.lead_load.test_ledger import candidate
+from tests.plugins.agent_api.conftest import account, new_phones  # noqa: F401 (a fixture)
+
+RUN = "run-trigger"
+
+
+@pytest.fixture
+def ledger_env(tmp_path, account, monkeypatch):
+    """Five staged leads planned in batches of two, in a SQLite ledger behind lead_warehouse."""
+    warehouse = sqlite_warehouse(tmp_path)
+    monkeypatch.setenv("AIRFLOW_CONN_LEAD_WAREHOUSE", warehouse.conn_uri)
+    engine = warehouse.engine
+    ledger.create_tables(engine)
+    phones = new_phones(5)
+    ledger.add_candidates(engine, RUN, [candidate(f"l{i}", p) for i, p in enumerate(phones)])
+    ledger.stage_candidates(engine, RUN, account.task_id)
+    batches = ledger.plan_batches(engine, RUN, account.task_id, 2)
+    settings = {
+        "run_id": RUN,
+        "api_task_id": account.task_id,
+        "window_start": "2026-11-24T00:00:00+00:00",
+        "window_end": "2026-11-25T00:00:00+00:00",
+        "batch_size": 2,
+    }
+    return engine, settings, batches, phones
+
+
+def events_of(trigger) -> list:
+    async def consume():
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(consume())
+
+
+def ledger_status(engine, batch_no: int) -> set[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            ledger.ledger.select().where(
+                ledger.ledger.c.run_id == RUN, ledger.ledger.c.batch_no == batch_no
+            )
+        )
+        return {r.status for r in rows}
+
+
+class _TriggererTI:
+    """The parts of the task instance that the triggerer's template rendering reads."""
+
+    def __init__(self, task, map_index: int, xcoms: dict[str, object]) -> None:
+        self.task = task
+        self.task_id = task.task_id
+        self.map_index = map_index
+        self._xcoms = xcoms
+
+    def xcom_pull(self, task_ids: str, map_indexes: int = -1):
+        assert map_indexes == -1  # both upstream tasks are unmapped
+        return self._xcoms[task_ids]
+
+
+def test_the_start_args_render_to_the_settings_and_this_map_index_batch(ledger_env):
+    _, settings, batches, _ = ledger_env
+    args = post_in_triggerer("resolve_settings", "plan_batches")
+    operator = PostBatchOperator(
+        task_id="post_batch",
+        settings={},
+        batch={},
+        start_from_trigger=True,
+        start_trigger_args=args,
+    )
+    trigger = PostBatchTrigger(**args.trigger_kwargs)
+    # As the triggerer does: attach the task instance, which selects the fields to render
+    # (the operator's template fields that are also trigger kwargs), then render.
+    ti = _TriggererTI(operator, 1, {"resolve_settings": settings, "plan_batches": batches})
+    trigger.task_instance = ti
+    trigger.render_template_fields({"ti": ti})
+    assert json.loads(trigger.settings) == settings
+    assert json.loads(trigger.batch) == batches[1]
+    assert args.trigger_cls == f"{PostBatchTrigger.__module__}.{PostBatchTrigger.__qualname__}"
+    assert args.next_method == "execute_complete"
+
+
+def test_the_trigger_posts_its_batch_and_ends_the_task_with_the_receipt(ledger_env, account):
+    engine, settings, batches, phones = ledger_env
+    # As rendered in the triggerer: JSON text.
+    trigger = PostBatchTrigger(json.dumps(settings), json.dumps(batches[1]))
+    (event,) = events_of(trigger)
+
+    assert isinstance(event, TaskSuccessEvent)
+    receipt = event.xcoms["return_value"]
+    (post,) = account.posts()
+    posted = [row["phone"] for row in post["body"]["data"]]
+    assert posted == phones[2:4]  # batch 1 of 2-row batches, in lead id order
+    assert receipt["batch_no"] == batches[1]["batch_no"] and receipt["rows"] == 2
+    (batch,) = account.sim.batches()
+    assert receipt["unique_id"] == batch["unique_id"]
+    assert ledger_status(engine, batches[1]["batch_no"]) == {"submitted"}
+    assert ledger_status(engine, batches[0]["batch_no"]) == {"staged"}  # untouched
+    assert not any(p in json.dumps(receipt) for p in phones)
+
+
+def test_a_running_task_fails_without_retry_and_marks_nothing_sent(ledger_env, account):
+    engine, settings, batches, phones = ledger_env
+    account.sim.set_task_status(account.user_id, account.task_id, 2)
+    (event,) = events_of(PostBatchTrigger(settings, batches[0]))
+
+    assert event.payload["status"] == "error"
+    assert event.payload["retryable"] is False
+    assert "6007" in event.payload["message"]
+    assert ledger_status(engine, batches[0]["batch_no"]) == {"staged"}
+    assert not any(p in json.dumps(event.payload) for p in phones)
+    with pytest.raises(AirflowFailException, match="6007"):
+        PostBatchOperator(task_id="t", settings={}, batch={}).execute_complete({}, event.payload)
+
+
+def test_a_platform_outage_is_retried_by_airflow_and_the_retry_posts_once(
+    ledger_env, account, monkeypatch
+):
+    engine, settings, batches, phones = ledger_env
+    account.connect(monkeypatch, max_attempts=1)
+    account.sim.set_faults(error_rate=1.0)
+    try:
+        (event,) = events_of(PostBatchTrigger(settings, batches[0]))
+    finally:
+        account.sim.set_faults()
+
+    assert event.payload["retryable"] is True
+    # A 5xx may come after the platform took the batch: the outcome is unknown, not "sent".
+    assert ledger_status(engine, batches[0]["batch_no"]) == {"sending"}
+    with pytest.raises(AirflowException) as raised:
+        PostBatchOperator(task_id="t", settings={}, batch={}).execute_complete({}, event.payload)
+    assert not isinstance(raised.value, AirflowFailException)  # Airflow's retries apply
+
+    # Airflow's retry starts the trigger again: it looks in the task first, then posts once.
+    (retried,) = events_of(PostBatchTrigger(settings, batches[0]))
+    assert isinstance(retried, TaskSuccessEvent)
+    accepted = [p for p in account.posts() if p["status"] == 200]
+    assert [[r["phone"] for r in p["body"]["data"]] for p in accepted] == [phones[:2]]
+    assert ledger_status(engine, batches[0]["batch_no"]) == {"submitted"}
+
+
+def test_a_trigger_run_again_after_success_does_not_post_twice(ledger_env, account):
+    _, settings, batches, _ = ledger_env
+    first = events_of(PostBatchTrigger(settings, batches[2]))[0].xcoms["return_value"]
+    again = events_of(PostBatchTrigger(settings, batches[2]))[0].xcoms["return_value"]
+    assert again == first
+    assert len(account.posts()) == 1
