@@ -298,7 +298,9 @@ def main() -> None:
     shutil.rmtree(WORKDIR, ignore_errors=True)
     started = time.perf_counter()
     with SimulatorProcess() as sim:
-        with AirflowStack(WORKDIR, sim) as stack:
+        # The DAG paces itself at the platform's limit, as a deployment would configure it.
+        pacing = {"max_requests_per_second": args.rps}
+        with AirflowStack(WORKDIR, sim, agent_api_extra=pacing) as stack:
             stack_up_s = time.perf_counter() - started
             engine = create_engine(stack.warehouse_url)
             write_leads(engine, leads.frame)

@@ -39,7 +39,12 @@ from airflow.sdk import (
 
 from lead_load import pipeline
 from lead_load.notify import failure_notifiers
-from lead_load.operators import LedgerCallbackSensor, PostBatchOperator, post_in_triggerer
+from lead_load.operators import (
+    LedgerCallbackSensor,
+    PostBatchOperator,
+    post_in_triggerer,
+    wait_in_triggerer,
+)
 
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
 TIMEZONE = "Asia/Shanghai"
@@ -273,10 +278,15 @@ def lead_load():
         map_index_template="batch {{ task.batch.batch_no }} ({{ task.batch.rows }} rows)",
     ).expand(batch=planned)
     unique_ids = collect_unique_ids()
+    # The callback waits start in the triggerer too, and record the outcome there.
     waited = LedgerCallbackSensor.partial(
         task_id="wait_for_callback",
         settings=settings,
         deferrable=True,
+        start_from_trigger=True,
+        start_trigger_args=wait_in_triggerer(
+            "resolve_settings", "collect_unique_ids", CALLBACK_TIMEOUT, poll_interval=2.0
+        ),
         poll_interval=2.0,
         timeout=CALLBACK_TIMEOUT.total_seconds(),
         soft_fail=True,

@@ -33,6 +33,15 @@ def _airflow(*args: str) -> None:
         pytest.fail(f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_lookups():
+    """Each test defines its own connections and Variables: forget the ones looked up before."""
+    from agent_api import lookup_cache
+
+    lookup_cache.connections.clear()
+    lookup_cache.variables.clear()
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated SQLite metadata DB (with the DAG's pool) for tests that run DAGs."""

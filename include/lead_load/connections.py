@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from sqlalchemy import Engine, event
+
+from agent_api import lookup_cache
 
 WAREHOUSE_CONN_ID = "lead_warehouse"
 # The ledger lives in the warehouse unless the Variable lead_load_ledger_conn_id names
@@ -30,10 +33,10 @@ class DatabaseLoginRefused(AirflowFailException):
     """The database refused the connection's login; fails the task without retries."""
 
 
-def engine_for(conn_id: str) -> Engine:
+def engine_for(conn_id: str, conn: Any = None) -> Engine:
     from airflow.sdk import BaseHook
 
-    conn = BaseHook.get_connection(conn_id)
+    conn = conn or BaseHook.get_connection(conn_id)
     hook = conn.get_hook()
     engine_kwargs = {}
     if hook.get_uri().startswith("sqlite"):
@@ -87,12 +90,39 @@ def _describe(conn: Any) -> str:
     return where
 
 
+_shared_engines: dict[tuple[str, str], Engine] = {}
+_shared_engines_lock = threading.Lock()
+
+
+def shared_engine_for(conn_id: str) -> Engine:
+    """One engine (and connection pool) per connection per process.
+
+    For the triggerer, which runs hundreds of posts and callback waits in one process: an
+    engine of their own would open a database connection for each. Keyed by the connection's
+    URI too, so an edited connection gets a new engine (once the look-up cache lets go of it).
+    """
+    from airflow.sdk import BaseHook
+
+    conn = lookup_cache.connections.get(conn_id, lambda: BaseHook.get_connection(conn_id))
+    key = (conn_id, conn.get_uri())
+    with _shared_engines_lock:
+        if key not in _shared_engines:
+            _shared_engines[key] = engine_for(conn_id, conn)
+        return _shared_engines[key]
+
+
 def warehouse_engine() -> Engine:
     return engine_for(WAREHOUSE_CONN_ID)
 
 
-def ledger_engine() -> Engine:
+def ledger_conn_id() -> str:
     from airflow.sdk import Variable
 
-    conn_id = Variable.get(LEDGER_CONN_VARIABLE, default=None) or WAREHOUSE_CONN_ID
-    return engine_for(conn_id)
+    configured = lookup_cache.variables.get(
+        LEDGER_CONN_VARIABLE, lambda: Variable.get(LEDGER_CONN_VARIABLE, default=None)
+    )
+    return configured or WAREHOUSE_CONN_ID
+
+
+def ledger_engine() -> Engine:
+    return engine_for(ledger_conn_id())

@@ -9,9 +9,15 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import StartTriggerArgs
 
-from agent_api.sensors.callback import AgentApiCallbackSensor, BatchOutcome
+from agent_api.exceptions import AgentApiError
+from agent_api.hooks.agent_api import AgentApiHook
+from agent_api.sensors.callback import (
+    DEFERRAL_TIMEOUT_MARGIN,
+    AgentApiCallbackSensor,
+    BatchOutcome,
+)
 from lead_load import pipeline
-from lead_load.connections import ledger_engine
+from lead_load.connections import ledger_conn_id, shared_engine_for
 
 # How long one batch may take in the triggerer, waits for the request rate included.
 POST_TIMEOUT = timedelta(hours=1)
@@ -19,15 +25,12 @@ POST_TIMEOUT = timedelta(hours=1)
 
 def post_planned_batch(settings: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
     """Post one batch of ``plan_batches`` through the ledger; the same step on either path."""
-    from agent_api.hooks.agent_api import AgentApiHook
-
-    engine = ledger_engine()
-    try:
-        return pipeline.post_batch(
-            pipeline.RunSettings.from_dict(settings), batch["batch_no"], engine, AgentApiHook()
-        )
-    finally:
-        engine.dispose()
+    return pipeline.post_batch(
+        pipeline.RunSettings.from_dict(settings),
+        batch["batch_no"],
+        shared_engine_for(ledger_conn_id()),
+        AgentApiHook(),
+    )
 
 
 def post_in_triggerer(settings_task_id: str, plan_task_id: str) -> StartTriggerArgs:
@@ -90,22 +93,72 @@ class PostBatchOperator(BaseOperator):
         raise AirflowFailException(message)
 
 
+def record_outcome(
+    settings: dict[str, Any], hook: AgentApiHook, outcome: BatchOutcome
+) -> dict[str, Any]:
+    """Write a processed batch's outcome to the ledger; returns counts (no phone numbers)."""
+    counts = pipeline.apply_outcome(
+        pipeline.RunSettings.from_dict(settings),
+        shared_engine_for(ledger_conn_id()),
+        hook,
+        outcome.unique_id,
+        set(outcome.imported_numbers),
+    )
+    return {**outcome.summary(), **counts}
+
+
+def record_callback(
+    settings: dict[str, Any], unique_id: str, download_url: str | None, task_id: str | None
+) -> dict[str, Any]:
+    """Download what a processed batch imported and record it (the triggerer's path)."""
+    if not download_url:
+        raise AgentApiError(f"callback of batch {unique_id} has no download URL")
+    hook = AgentApiHook()
+    numbers = frozenset(hook.download_numbers(download_url))
+    return record_outcome(settings, hook, BatchOutcome(unique_id, numbers, task_id))
+
+
+def wait_in_triggerer(
+    settings_task_id: str, unique_ids_task_id: str, timeout: timedelta, poll_interval: float
+) -> StartTriggerArgs:
+    """Start each mapped ``LedgerCallbackSensor`` in the triggerer (see ``post_in_triggerer``)."""
+    xcom = "ti.xcom_pull(task_ids='{}', map_indexes=-1)"
+    return StartTriggerArgs(
+        trigger_cls="lead_load.triggers.LedgerCallbackTrigger",
+        trigger_kwargs={
+            "settings": "{{ " + xcom.format(settings_task_id) + " | tojson }}",
+            "unique_id": "{{ " + xcom.format(unique_ids_task_id) + "[ti.map_index] }}",
+            "timeout": timeout.total_seconds(),
+            "poll_interval": poll_interval,
+        },
+        next_method="execute_complete",
+        # The trigger reports its own timeout first; this only bounds a stuck trigger.
+        timeout=timeout + DEFERRAL_TIMEOUT_MARGIN,
+    )
+
+
 class LedgerCallbackSensor(AgentApiCallbackSensor):
     """Waits for one batch's callback, then records each of its rows in the ledger.
 
     The imported numbers go straight from the platform to the ledger; the task's XCom
-    holds only counts.
+    holds only counts. With ``start_trigger_args=wait_in_triggerer(...)`` and
+    ``start_from_trigger=True`` the whole wait runs in the triggerer (``LedgerCallbackTrigger``).
     """
 
     template_fields = (*AgentApiCallbackSensor.template_fields, "settings")
 
-    def __init__(self, *, settings: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        settings: dict[str, Any],
+        start_from_trigger: bool = False,
+        start_trigger_args: StartTriggerArgs | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.settings = settings
+        self.start_from_trigger = start_from_trigger
+        self.start_trigger_args = start_trigger_args
 
     def on_outcome(self, context: Any, outcome: BatchOutcome) -> dict[str, Any]:
-        settings = pipeline.RunSettings.from_dict(self.settings)
-        counts = pipeline.apply_outcome(
-            settings, ledger_engine(), self.hook, outcome.unique_id, set(outcome.imported_numbers)
-        )
-        return {**outcome.summary(), **counts}
+        return record_outcome(self.settings, self.hook, outcome)

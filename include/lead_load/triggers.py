@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,12 +24,14 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
+from agent_api.hooks.agent_api import AgentApiAsyncHook
 from agent_api.masking import mask_phones_in
+from agent_api.triggers.callback import AgentApiCallbackTrigger
 
 # Posts run in threads of their own, not in the event loop: the ledger and the HTTP client
 # are synchronous. The pool bounds how many batches one triggerer posts at once; the
 # connection's max_requests_per_second bounds the request rate over all of them.
-POST_THREADS = 8
+POST_THREADS = 16
 _executor: ThreadPoolExecutor | None = None
 
 
@@ -96,3 +99,74 @@ class PostBatchTrigger(BaseTrigger):
             yield error_event(error)
             return
         yield TaskSuccessEvent(xcoms={"return_value": receipt})
+
+
+class LedgerCallbackTrigger(AgentApiCallbackTrigger):
+    """Wait for batch ``unique_id``'s callback, record its outcome in the ledger, end the task.
+
+    The triggerer-started form of ``LedgerCallbackSensor``: polling, the download of the
+    imported numbers and the ledger update all happen here, and the task ends with the same
+    counts as its XCom. A timeout or an error goes to the sensor's ``execute_complete`` on a
+    worker, which fails (or, with ``soft_fail``, skips) the task as it always did.
+    """
+
+    def __init__(
+        self,
+        settings: str | dict,
+        unique_id: str,
+        timeout: float,
+        poll_interval: float = 2.0,
+        backoff: float = 1.5,
+        max_poll_interval: float = 60.0,
+        agent_api_conn_id: str = AgentApiAsyncHook.default_conn_name,
+    ) -> None:
+        # The deadline is set when the wait starts, in run(): the kwargs are fixed in the DAG.
+        super().__init__(
+            unique_id=unique_id,
+            deadline=0,
+            agent_api_conn_id=agent_api_conn_id,
+            poll_interval=poll_interval,
+            backoff=backoff,
+            max_poll_interval=max_poll_interval,
+        )
+        self.settings = settings
+        self.timeout = float(timeout)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "settings": self.settings,
+                "unique_id": self.unique_id,
+                "timeout": self.timeout,
+                "poll_interval": self.poll_interval,
+                "backoff": self.backoff,
+                "max_poll_interval": self.max_poll_interval,
+                "agent_api_conn_id": self.agent_api_conn_id,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from lead_load.operators import record_callback
+
+        settings = parsed(self.settings)
+        self.sub_user_id = settings.get("sub_user_id")
+        self.deadline = time.time() + self.timeout
+        async for event in super().run():
+            if event.payload.get("status") != "success":
+                yield event
+                return
+            try:
+                counts = await run_in_thread(
+                    record_callback,
+                    settings,
+                    self.unique_id,
+                    event.payload.get("download_url"),
+                    event.payload.get("task_id"),
+                )
+            except Exception as error:
+                self.log.warning("Recording batch %s failed: %s", self.unique_id, error)
+                yield error_event(error, unique_id=self.unique_id)
+                return
+            yield TaskSuccessEvent(xcoms={"return_value": counts})
+            return

@@ -93,6 +93,8 @@ class AirflowStack:
     simulator: SimulatorProcess
     celery_concurrency: int = 4
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Merged into the agent_api_default connection's extra (e.g. max_requests_per_second).
+    agent_api_extra: dict = field(default_factory=dict)
     api_port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     queue: str = field(default_factory=lambda: f"lead_load_it_{secrets.token_hex(4)}")
@@ -162,6 +164,8 @@ class AirflowStack:
             # Pick up the DAG file quickly and keep scheduling loops short.
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            # A killed triggerer's triggers move to a live one after this many seconds.
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
             "AIRFLOW_CONN_LEAD_WAREHOUSE": self.warehouse_url,
             "AIRFLOW_CONN_AGENT_API_DEFAULT": json.dumps(
                 {
@@ -174,6 +178,7 @@ class AirflowStack:
                         "backoff_seconds": 0.2,
                         "backoff_max_seconds": 2,
                         "lost_answer_grace_seconds": 0.5,
+                        **self.agent_api_extra,
                     },
                 }
             ),

@@ -41,7 +41,7 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ConnectTimeout
 from urllib3.exceptions import NewConnectionError
 
-from agent_api import endpoints
+from agent_api import endpoints, lookup_cache
 from agent_api.exceptions import (
     AgentApiError,
     AgentApiRetryableError,
@@ -116,6 +116,14 @@ class AgentApiHook(HttpHook):
         self._rng = random.Random()  # noqa: S311 - jitter, not security
 
     # -- connection and transport -------------------------------------------------------
+
+    @classmethod
+    def get_connection(cls, conn_id: str):
+        # Remembered for a minute per process (see agent_api.lookup_cache): the triggerer
+        # runs hundreds of posts in one process, each otherwise a supervisor round trip.
+        return lookup_cache.connections.get(
+            conn_id, lambda: super(AgentApiHook, cls).get_connection(conn_id)
+        )
 
     @cached_property
     def _connection(self):

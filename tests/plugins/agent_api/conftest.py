@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from agent_api import lookup_cache
 from agent_api_simulator.testing import SimulatorProcess
 
 CONN_ID = "agent_api_default"
@@ -57,6 +58,7 @@ class Account:
             "extra": settings,
         }
         monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
+        lookup_cache.connections.clear()  # hooks remember connections for a minute
 
     def posts(self) -> list[dict]:
         """Every async_number request the simulator received, in order."""

@@ -1,4 +1,5 @@
-"""PostBatchTrigger: the post that runs in the triggerer, against the simulator and a real ledger.
+"""The triggers that run post_batch and wait_for_callback in the triggerer, against the simulator
+and a real ledger.
 
 The trigger is driven the way the triggerer drives it (templates rendered for a map index,
 then ``run()`` consumed in an event loop); the outcome is read from the simulator's journal
@@ -16,7 +17,7 @@ from airflow.triggers.base import TaskSuccessEvent
 
 from lead_load import ledger
 from lead_load.operators import PostBatchOperator, post_in_triggerer
-from lead_load.triggers import PostBatchTrigger
+from lead_load.triggers import LedgerCallbackTrigger, PostBatchTrigger
 from tests.dags.conftest import sqlite_warehouse
 from tests.include.lead_load.test_ledger import candidate
 from tests.plugins.agent_api.conftest import account, new_phones  # noqa: F401 (a fixture)
@@ -163,3 +164,62 @@ def test_a_trigger_run_again_after_success_does_not_post_twice(ledger_env, accou
     again = events_of(PostBatchTrigger(settings, batches[2]))[0].xcoms["return_value"]
     assert again == first
     assert len(account.posts()) == 1
+
+
+def test_the_callback_trigger_records_the_outcome_and_ends_the_task(ledger_env, account):
+    engine, settings, batches, phones = ledger_env
+    receipt = events_of(PostBatchTrigger(settings, batches[0]))[0].xcoms["return_value"]
+    account.sim.wait_until_processed()
+
+    trigger = LedgerCallbackTrigger(
+        json.dumps(settings), receipt["unique_id"], timeout=30, poll_interval=0.05
+    )
+    (event,) = events_of(trigger)
+
+    assert isinstance(event, TaskSuccessEvent)
+    counts = event.xcoms["return_value"]
+    assert counts["unique_id"] == receipt["unique_id"]
+    assert counts["imported"] == 2
+    assert sorted(account.imported_phones()) == sorted(phones[:2])
+    assert ledger_status(engine, batches[0]["batch_no"]) == {"imported"}
+    assert not any(p in json.dumps(counts) for p in phones)
+
+
+def test_a_callback_that_never_comes_times_out_and_leaves_the_rows_submitted(ledger_env, account):
+    engine, settings, batches, _ = ledger_env
+    account.sim.set_faults(callback_never_rate=1.0)
+    try:
+        receipt = events_of(PostBatchTrigger(settings, batches[0]))[0].xcoms["return_value"]
+        trigger = LedgerCallbackTrigger(settings, receipt["unique_id"], timeout=0.3)
+        trigger.poll_interval = 0.05
+        (event,) = events_of(trigger)
+    finally:
+        account.sim.set_faults()
+
+    # Not a success: the sensor's execute_complete on a worker turns it into a timeout.
+    assert event.payload["status"] == "timeout"
+    assert ledger_status(engine, batches[0]["batch_no"]) == {"submitted"}
+
+
+def test_the_wait_start_args_render_to_this_map_index_unique_id(ledger_env):
+    from datetime import timedelta
+
+    from lead_load.operators import LedgerCallbackSensor, wait_in_triggerer
+
+    _, settings, _, _ = ledger_env
+    args = wait_in_triggerer("resolve_settings", "collect_unique_ids", timedelta(minutes=5), 2.0)
+    sensor = LedgerCallbackSensor(
+        task_id="wait_for_callback",
+        settings={},
+        unique_id="",
+        start_from_trigger=True,
+        start_trigger_args=args,
+    )
+    trigger = LedgerCallbackTrigger(**args.trigger_kwargs)
+    ids = ["u-0", "u-1", "u-2"]
+    ti = _TriggererTI(sensor, 2, {"resolve_settings": settings, "collect_unique_ids": ids})
+    trigger.task_instance = ti
+    trigger.render_template_fields({"ti": ti})
+    assert trigger.unique_id == "u-2"
+    assert json.loads(trigger.settings) == settings
+    assert trigger.timeout == 300

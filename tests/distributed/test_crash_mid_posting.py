@@ -1,9 +1,12 @@
-"""A Celery worker killed with SIGKILL in the middle of the posting phase of a scheduler-driven
-run; the operator marks the run failed, starts a worker again and clears the whole run.
+"""The process that posts, killed with SIGKILL in the middle of the posting phase of a
+scheduler-driven run.
 
-The re-run must keep every guarantee: each valid lead in the calling task exactly once, the
-ledger accounting for every row, and no phone posted twice unless the client first listed the
-task's numbers (the outcome of a post cut off by the kill is unknown until then).
+The mapped post_batch tasks run in the triggerer (start_from_trigger), so that is the process
+killed, with posts on the wire: the platform has accepted them and not answered yet. A new
+triggerer takes the orphaned tasks over and the run must finish on its own, keeping every
+guarantee: each valid lead in the calling task exactly once, the ledger accounting for every
+row, and no phone posted twice unless the client first listed the task's numbers (the outcome
+of a post cut off by the kill is unknown until then).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def _wait_for_posts(stack, task_id: str, count: int, timeout: float = 300) -> in
     raise AssertionError(f"fewer than {count} posts after {timeout}s")
 
 
-def test_a_worker_killed_mid_posting_then_cleared_loads_every_lead_exactly_once(airflow_stack):
+def test_the_triggerer_killed_mid_posting_loads_every_lead_exactly_once(airflow_stack):
     stack = airflow_stack
     task_id = stack.simulator.create_task(stack.user_id)
     leads = generate(2400, seed=33, start=WINDOW[0], end=WINDOW[1], id_prefix="K-")
@@ -54,17 +57,26 @@ def test_a_worker_killed_mid_posting_then_cleared_loads_every_lead_exactly_once(
             "batch_size": BATCH_SIZE,
         }
     )
-    posted_at_kill = _wait_for_posts(stack, task_id, 3)
-    # The worker and every task process it forked, with no chance to clean up.
-    stack.stop_component("celery-worker", sig=signal.SIGKILL)
+    # Every answer to a post comes 3 s late (within the client's timeout), so when the third
+    # post has reached the platform, several posts are accepted and still unanswered.
+    stack.simulator.set_faults(lost_answer_rate=1.0, lost_answer_delay=3)
+    try:
+        posted_at_kill = _wait_for_posts(stack, task_id, 3)
+        # The triggerer and its trigger runner, with no chance to clean up.
+        stack.stop_component("triggerer", sig=signal.SIGKILL)
+    finally:
+        stack.simulator.set_faults()
     assert posted_at_kill < batches, "the kill came after the posting phase"
 
-    # What an operator does: mark the broken run failed, bring a worker back, clear the run.
-    stack.api("PATCH", f"/dags/lead_load/dagRuns/{run_id}", json={"state": "failed"})
-    stack.start_component("celery-worker")
-    stack.api("POST", f"/dags/lead_load/dagRuns/{run_id}/clear", json={"dry_run": False})
+    # A new triggerer adopts the dead one's triggers; nobody clears or re-runs anything.
+    stack.start_component("triggerer")
     (run,) = stack.wait_for_runs([run_id], timeout=600)
-    assert run["state"] == "success", stack.log_tail("scheduler")
+    assert run["state"] == "success", stack.log_tail("scheduler") + stack.log_tail("triggerer")
+
+    # The kill cut posts off: their batches were found in the task, not posted blindly again.
+    run_logs = stack.logs / "tasks" / "dag_id=lead_load" / f"run_id={run_id}"
+    trigger_logs = [p.read_text() for p in run_logs.glob("task_id=post_batch/*/*.trigger.*.log")]
+    assert any("was interrupted while posting" in log for log in trigger_logs)
 
     # Every valid lead exactly once in the task, with its lead id.
     numbers = stack.simulator.task_numbers(stack.user_id, task_id)
@@ -90,7 +102,7 @@ def test_a_worker_killed_mid_posting_then_cleared_loads_every_lead_exactly_once(
     }
 
     # A phone accepted twice was re-posted only after the client listed the task's numbers
-    # and did not find it there (the first post's outcome died with the worker).
+    # and did not find it there (the first post's outcome died with the triggerer).
     journal = stack.simulator.journal()
     accepted = [
         e for e in journal if e["path"].endswith(f"/{task_id}/async_number") and e["status"] == 200
