@@ -245,11 +245,18 @@ def lead_load():
 
     @task(trigger_rule="all_done")
     def collect_unique_ids() -> list[str]:
-        # From the ledger rather than post_batch's XComs: it also knows batches that an
-        # earlier try posted, and batches whose post failed are simply not there.
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from lead_load import ledger
         from lead_load.connections import ledger_engine
 
+        planned = get_current_context()["ti"].xcom_pull("plan_batches")
+        if planned is None:  # an earlier step failed and said why; nothing was posted
+            raise AirflowSkipException("no batches were planned")
+        if not planned:
+            return []
+        # From the ledger rather than post_batch's XComs: it also knows batches that an
+        # earlier try posted, and batches whose post failed are simply not there.
         return ledger.awaiting_callback(ledger_engine(), _settings().run_id)
 
     @task(trigger_rule="all_done", outlets=[IMPORTED_LEADS])

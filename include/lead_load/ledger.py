@@ -517,10 +517,16 @@ def count_staged(engine: Engine, target_task_id: str) -> int:
 
 def plan_batches(engine: Engine, run_id: str, target_task_id: str, batch_size: int) -> list[dict]:
     """Number every staged row of the task (this run's, and any left by a failed run) into
-    batches of ``batch_size``, in lead_id order. Returns small batch references."""
-    refs: list[dict] = []
-    with engine.connect() as conn:  # a cleared re-run numbers on from its earlier batches
-        batch_no = (
+    batches of ``batch_size``, in lead_id order. Returns small batch references.
+
+    Two statements whatever the row count: one UPDATE numbers the rows with ROW_NUMBER(), one
+    INSERT ... SELECT counts them into batches. (Paging through the rows 200 at a time cost a
+    query per batch, each one a scan of the task's rows when the planner had no statistics:
+    35 s for 200 batches.)
+    """
+    with engine.begin() as conn:
+        # A cleared re-run numbers on from its earlier batches.
+        first = (
             1
             + conn.execute(
                 select(func.coalesce(func.max(batches.c.batch_no), -1)).where(
@@ -528,44 +534,51 @@ def plan_batches(engine: Engine, run_id: str, target_task_id: str, batch_size: i
                 )
             ).scalar_one()
         )
-    last_lead = ""
-    while True:
-        with engine.begin() as conn:
-            ids = (
-                conn.execute(
-                    select(ledger.c.lead_id)
-                    .where(
-                        ledger.c.target_task_id == target_task_id,
-                        ledger.c.status == Status.STAGED,
-                        ledger.c.lead_id > last_lead,
-                    )
-                    .order_by(ledger.c.lead_id)
-                    .limit(batch_size)
-                )
-                .scalars()
-                .all()
+        numbered = (
+            select(
+                ledger.c.lead_id,
+                (func.row_number().over(order_by=ledger.c.lead_id) - 1).label("position"),
             )
-            if not ids:
-                break
-            last_lead = ids[-1]
-            conn.execute(
-                update(ledger)
-                .where(ledger.c.target_task_id == target_task_id, ledger.c.lead_id.in_(ids))
-                .values(run_id=run_id, batch_no=batch_no, updated_at=now())
+            .where(ledger.c.target_task_id == target_task_id, ledger.c.status == Status.STAGED)
+            .subquery()
+        )
+        conn.execute(
+            update(ledger)
+            .where(
+                ledger.c.target_task_id == target_task_id, ledger.c.lead_id == numbered.c.lead_id
             )
-            conn.execute(
-                insert(batches).values(
-                    run_id=run_id,
-                    batch_no=batch_no,
-                    target_task_id=target_task_id,
-                    rows=len(ids),
-                    status="planned",
-                    answer_lost=False,
-                )
+            .values(
+                run_id=run_id, batch_no=first + numbered.c.position // batch_size, updated_at=now()
             )
-        refs.append({"batch_no": batch_no, "rows": len(ids)})
-        batch_no += 1
-    return refs
+        )
+        planned = (
+            select(
+                ledger.c.run_id,
+                ledger.c.batch_no,
+                ledger.c.target_task_id,
+                func.count().label("rows"),
+                literal("planned").label("status"),
+                literal(False).label("answer_lost"),
+            )
+            .where(
+                ledger.c.target_task_id == target_task_id,
+                ledger.c.status == Status.STAGED,
+                ledger.c.run_id == run_id,
+                ledger.c.batch_no >= first,
+            )
+            .group_by(ledger.c.run_id, ledger.c.batch_no, ledger.c.target_task_id)
+        )
+        conn.execute(
+            insert(batches).from_select(
+                ["run_id", "batch_no", "target_task_id", "rows", "status", "answer_lost"], planned
+            )
+        )
+        refs = conn.execute(
+            select(batches.c.batch_no, batches.c.rows)
+            .where(batches.c.run_id == run_id, batches.c.batch_no >= first)
+            .order_by(batches.c.batch_no)
+        ).all()
+    return [{"batch_no": r.batch_no, "rows": r.rows} for r in refs]
 
 
 def batch_state(engine: Engine, run_id: str, batch_no: int) -> dict[str, Any]:

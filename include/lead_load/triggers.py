@@ -165,7 +165,9 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
                     event.payload.get("task_id"),
                 )
             except Exception as error:
-                self.log.warning("Recording batch %s failed: %s", self.unique_id, error)
+                self.log.warning(
+                    "Recording batch %s failed: %s", self.unique_id, mask_phones_in(str(error))
+                )
                 yield error_event(error, unique_id=self.unique_id)
                 return
             yield TaskSuccessEvent(xcoms={"return_value": counts})

@@ -271,3 +271,41 @@ def test_staging_sends_at_most_one_slice_per_statement(engine, monkeypatch):
     ]
     slices = -(-100 // slice_rows)
     assert len(ledger_writes) <= 4 * slices  # 75 rows staged, 25 rejected
+
+
+def test_planning_takes_a_fixed_number_of_statements_and_a_replan_numbers_on(engine):
+    """Planning once paged through the rows, a query (a scan, without statistics) per batch."""
+    from sqlalchemy import event
+
+    ledger.add_candidates(
+        engine, "run-1", [candidate(f"l{i:02d}", f"1390000{i:04d}") for i in range(30)]
+    )
+    ledger.stage_candidates(engine, "run-1", TASK)
+    statements: list[str] = []
+    record = lambda conn, cursor, sql, *_: statements.append(sql)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", record)
+    refs = ledger.plan_batches(engine, "run-1", TASK, batch_size=4)
+    event.remove(engine, "before_cursor_execute", record)
+    assert [r["rows"] for r in refs] == [4] * 7 + [2]
+    assert [r["batch_no"] for r in refs] == list(range(8))
+    assert len(statements) <= 4
+    assert [r["extra"] for r in ledger.batch_rows(engine, "run-1", 7, Status.STAGED)] == [
+        "l28",
+        "l29",
+    ]
+
+    # Batch 0 goes out; a cleared re-run plans what is still staged, numbering on from 8.
+    ledger.set_batch_status(
+        engine, "run-1", 0, rows_from=Status.STAGED, rows_to=Status.SENDING, batch_status="sending"
+    )
+    again = ledger.plan_batches(engine, "run-1", TASK, batch_size=10)
+    assert again == [
+        {"batch_no": 8, "rows": 10},
+        {"batch_no": 9, "rows": 10},
+        {"batch_no": 10, "rows": 6},
+    ]
+    assert [r["extra"] for r in ledger.batch_rows(engine, "run-1", 8, Status.STAGED)][:2] == [
+        "l04",
+        "l05",
+    ]
+    assert len(ledger.batch_rows(engine, "run-1", 0, Status.SENDING)) == 4  # untouched
