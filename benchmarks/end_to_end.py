@@ -6,9 +6,10 @@ bucket answers 429 above ``--rps`` requests/s (default 20) over all platform rou
 
 - ``DAG``: ``lead_load`` triggered through the REST API of an ``AirflowStack``
   (tests/distributed/stack.py: api-server, scheduler, dag-processor, triggerer and a Celery
-  worker with 4 slots, PostgreSQL metadata DB and warehouse, pool ``agent_api`` = 4). It
-  extracts the leads from the warehouse, stages them in the ledger, posts the batches
-  (mapped ``post_batch``), waits for each callback (``wait_for_callback``) and reports;
+  worker with 4 slots, PostgreSQL metadata DB and warehouse). It extracts the leads from
+  the warehouse, stages them in the ledger, posts the batches (mapped ``post_batch``) and
+  waits for each callback (mapped ``wait_for_callback``), both in the triggerer, with the
+  ``agent_api`` connection's ``max_requests_per_second`` set to ``--rps``, and reports;
 - ``plain``: ``plain_asyncio_loader.py``, the same API rows in the same batches into
   another fresh calling task, every request (posts, polls, downloads) paced by one token
   bucket at ``--rps``, then polls each callback and downloads the numbers it imported.
@@ -241,7 +242,7 @@ def print_table(results: dict, leads: int, batches: int, rps: float) -> None:
     ]
     print(
         f"{leads:,} leads in {batches} batches of {BATCH_SIZE}; simulator limit {rps:g} req/s; "
-        "pool agent_api = 4, 4 Celery slots"
+        f"DAG paced at {rps:g} req/s (max_requests_per_second); 4 Celery slots"
     )
     print(f"{'':<30} {'DAG':>14} {'plain asyncio':>14}")
     for label, left, right in rows:
@@ -258,11 +259,14 @@ def print_table(results: dict, leads: int, batches: int, rps: float) -> None:
     )
     for task in ("post_batch", "wait_for_callback"):
         t = dag[task]
-        print(
-            f"{task} ({t['instances']} instances), median s: scheduled->queued "
-            f"{t['scheduled_to_queued_s']}, queued->start {t['queued_to_start_s']}, "
-            f"run {t['run_s']}; pool/worker slot held {t['queued_to_end_s']}"
+        # Task instances started in the triggerer are never queued for a worker.
+        where = (
+            "in the triggerer (never queued)"
+            if t["queued_to_start_s"] is None
+            else f"scheduled->queued {t['scheduled_to_queued_s']}, queued->start "
+            f"{t['queued_to_start_s']}; pool/worker slot held {t['queued_to_end_s']}"
         )
+        print(f"{task} ({t['instances']} instances), median s: start->end {t['run_s']}, {where}")
 
 
 def versions() -> dict:
