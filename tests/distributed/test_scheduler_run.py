@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -222,3 +223,64 @@ def test_a_three_day_backfill_through_the_rest_api_loads_each_day_once(airflow_s
     assert all(second_finish[run] > first_finish[run] for run in first_finish)  # really re-ran
     assert len(_posts(stack, task_id)) == posts_after
     assert sorted(_task_phones(stack, task_id)) == sorted(new_phones)
+
+
+def test_a_post_that_fails_in_the_triggerer_fails_its_try_on_a_worker_and_the_retry_loads_once(
+    airflow_stack,
+):
+    stack = airflow_stack
+    window = (datetime(2026, 10, 8, tzinfo=UTC), datetime(2026, 10, 9, tzinfo=UTC))
+    engine = create_engine(stack.warehouse_url)
+    leads = generate(500, seed=23, start=window[0], end=window[1], id_prefix="F")
+    write_leads(engine, leads.frame)
+    engine.dispose()
+    task_id = stack.simulator.create_task(stack.user_id)
+
+    # The platform answers every request with a 5xx until a post_batch try has failed.
+    stack.simulator.set_faults(error_rate=1.0)
+    try:
+        run_id = stack.trigger(
+            {
+                "window_start": window[0].isoformat(),
+                "window_end": window[1].isoformat(),
+                "api_task_id": task_id,
+                "batch_size": 100,
+            }
+        )
+        deadline = time.monotonic() + 300
+        while not any(
+            ti["task_id"] == "post_batch" and ti["try_number"] >= 2
+            for ti in stack.task_instances(run_id)
+        ):
+            assert time.monotonic() < deadline, _explain(stack, run_id)
+            stack.check_alive()
+            time.sleep(1)
+    finally:
+        stack.simulator.set_faults()
+    (run,) = stack.wait_for_runs([run_id], timeout=600)
+    assert run["state"] == "success", _explain(stack, run_id)
+
+    # Exactly once, although the first tries' posts may have reached the platform.
+    phones = _task_phones(stack, task_id)
+    assert len(phones) == len(set(phones))
+    assert set(phones) == set(leads.valid_phones)
+    assert any(e["status"] >= 500 for e in _posts(stack, task_id))
+
+    # A failed try went through a worker, which failed it with the platform's error; the
+    # retry started in the triggerer again and posted there.
+    run_logs = stack.logs / "tasks" / "dag_id=lead_load" / f"run_id={run_id}"
+    retried = [
+        ti
+        for ti in stack.task_instances(run_id)
+        if ti["task_id"] == "post_batch" and ti["try_number"] >= 2
+    ]
+    assert retried
+    for ti in retried:
+        folder = run_logs / "task_id=post_batch" / f"map_index={ti['map_index']}"
+        first_try = (folder / "attempt=1.log").read_text()
+        assert "simulated server error" in first_try and "HTTP 50" in first_try
+        last = ti["try_number"]
+        last_trigger = "\n".join(
+            p.read_text() for p in folder.glob(f"attempt={last}.log.trigger.*")
+        )
+        assert "rows posted, unique_id" in last_trigger
