@@ -52,7 +52,26 @@ def post_in_triggerer(settings_task_id: str, plan_task_id: str) -> StartTriggerA
     )
 
 
-class PostBatchOperator(BaseOperator):
+class StartsInTriggerer(BaseOperator):
+    """Takes ``start_from_trigger`` and ``start_trigger_args`` as arguments, mapped or not.
+
+    Airflow reads both off the operator, but ``.partial()`` only accepts names that an
+    ``__init__`` of the operator's classes declares.
+    """
+
+    def __init__(
+        self,
+        *,
+        start_from_trigger: bool = False,
+        start_trigger_args: StartTriggerArgs | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.start_from_trigger = start_from_trigger
+        self.start_trigger_args = start_trigger_args
+
+
+class PostBatchOperator(StartsInTriggerer):
     """Post one planned batch (``{"batch_no", "rows"}``) to the platform; returns its receipt.
 
     Map it over ``plan_batches``. With ``start_trigger_args=post_in_triggerer(...)`` and
@@ -64,21 +83,10 @@ class PostBatchOperator(BaseOperator):
     template_fields = ("settings", "batch")
     ui_color = "#fdf2e8"
 
-    def __init__(
-        self,
-        *,
-        settings: dict[str, Any],
-        batch: dict[str, Any],
-        start_from_trigger: bool = False,
-        start_trigger_args: StartTriggerArgs | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, settings: dict[str, Any], batch: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.batch = batch
-        # Named here so that .partial() accepts them; Airflow reads them off the operator.
-        self.start_from_trigger = start_from_trigger
-        self.start_trigger_args = start_trigger_args
 
     def execute(self, context: Any) -> dict[str, Any]:
         return post_planned_batch(self.settings, self.batch)
@@ -137,7 +145,7 @@ def wait_in_triggerer(
     )
 
 
-class LedgerCallbackSensor(AgentApiCallbackSensor):
+class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
     """Waits for one batch's callback, then records each of its rows in the ledger.
 
     The imported numbers go straight from the platform to the ledger; the task's XCom
@@ -147,18 +155,9 @@ class LedgerCallbackSensor(AgentApiCallbackSensor):
 
     template_fields = (*AgentApiCallbackSensor.template_fields, "settings")
 
-    def __init__(
-        self,
-        *,
-        settings: dict[str, Any],
-        start_from_trigger: bool = False,
-        start_trigger_args: StartTriggerArgs | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, settings: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
-        self.start_from_trigger = start_from_trigger
-        self.start_trigger_args = start_trigger_args
 
     def on_outcome(self, context: Any, outcome: BatchOutcome) -> dict[str, Any]:
         return record_outcome(self.settings, self.hook, outcome)

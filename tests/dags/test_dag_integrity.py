@@ -95,3 +95,21 @@ def test_dags_still_import_after_airflow_loads_the_plugins_folder() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dags ['lead_load']" in result.stdout
+
+
+def test_lead_load_posts_and_waits_in_the_triggerer_as_the_scheduler_sees_it(
+    dag_bag: DagBag,
+) -> None:
+    """The scheduler works from the serialized DAG: the triggerer start must survive it."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag_bag.dags["lead_load"]))
+    expected = {
+        "post_batch": "lead_load.triggers.PostBatchTrigger",
+        "wait_for_callback": "lead_load.triggers.LedgerCallbackTrigger",
+    }
+    for task_id, trigger_cls in expected.items():
+        task = serialized.get_task(task_id)
+        assert task.start_from_trigger is True, task_id
+        assert task.start_trigger_args.trigger_cls == trigger_cls
+        assert task.start_trigger_args.next_method == "execute_complete"
