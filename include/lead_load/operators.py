@@ -93,8 +93,6 @@ class PostBatchOperator(StartsInTriggerer):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """The trigger ended without a receipt: fail here, where the task log shows why."""
-        if event.get("xcoms"):  # `dags test` resumes here even when the trigger succeeded
-            return event["xcoms"].get("return_value")
         message = f"{event.get('error', 'error')}: {event.get('message')}"
         if event.get("retryable"):
             raise AirflowException(message)

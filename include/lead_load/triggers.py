@@ -27,10 +27,11 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 from agent_api.hooks.agent_api import AgentApiAsyncHook
 from agent_api.masking import mask_phones_in
 from agent_api.triggers.callback import AgentApiCallbackTrigger
+from lead_load.operators import post_planned_batch, record_callback
 
-# Posts run in threads of their own, not in the event loop: the ledger and the HTTP client
-# are synchronous. The pool bounds how many batches one triggerer posts at once; the
-# connection's max_requests_per_second bounds the request rate over all of them.
+# Posts and outcome recordings run in threads of their own, not in the event loop: the
+# ledger and the HTTP client are synchronous. The pool bounds how many batches one triggerer
+# works on at once; the connection's max_requests_per_second bounds the request rate.
 POST_THREADS = 16
 _executor: ThreadPoolExecutor | None = None
 
@@ -88,8 +89,6 @@ class PostBatchTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from lead_load.operators import post_planned_batch
-
         try:
             receipt = await run_in_thread(
                 post_planned_batch, parsed(self.settings), parsed(self.batch)
@@ -147,8 +146,6 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from lead_load.operators import record_callback
-
         settings = parsed(self.settings)
         self.sub_user_id = settings.get("sub_user_id")
         self.deadline = time.time() + self.timeout
