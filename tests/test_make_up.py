@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from contextlib import suppress
 import pytest
 import requests
 
+from lead_load.demo import seed_demo_warehouse
 from tests.distributed.stack import free_port, processes_with_home
 
 pytestmark = pytest.mark.slow
@@ -60,6 +62,36 @@ def test_make_up_serves_the_dag_and_stops_cleanly(tmp_path):
         assert dag["is_paused"] is False
         output = (tmp_path / "up.log").read_text()
         assert f"Airflow UI: http://localhost:{port}" in output
+
+        # What the README tells a newcomer to do next: trigger a run for the demo's window.
+        # Its posts and callback waits run in standalone's triggerer, against SQLite.
+        headers = {"Authorization": f"Bearer {token}"}
+        run = requests.post(
+            f"{url}/api/v2/dags/lead_load/dagRuns",
+            headers=headers,
+            json={
+                "logical_date": None,
+                "conf": {"window_start": "2026-11-24", "window_end": "2026-11-25"},
+            },
+            timeout=10,
+        ).json()
+        deadline = time.monotonic() + 420
+        while run["state"] not in ("success", "failed") and time.monotonic() < deadline:
+            time.sleep(3)
+            run = requests.get(
+                f"{url}/api/v2/dags/lead_load/dagRuns/{run['dag_run_id']}",
+                headers=headers,
+                timeout=10,
+            ).json()
+        assert run["state"] == "success", (tmp_path / "up.log").read_text()[-3000:]
+        # The warehouse's ledger: every valid distinct number of the seed imported, once.
+        _, _, leads = seed_demo_warehouse(tmp_path / "expected")
+        ledger = sqlite3.connect(home / "up" / "warehouse.db")
+        imported = ledger.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT phone) FROM lead_load_ledger WHERE status = 'imported'"
+        ).fetchone()
+        ledger.close()
+        assert imported == (len(leads.valid_phones), len(leads.valid_phones))
     finally:
         up.send_signal(signal.SIGTERM)
         up.wait(120)

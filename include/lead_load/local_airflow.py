@@ -38,6 +38,9 @@ def main() -> int:
             # A trial, not production: no example DAGs, and lead_load runs when triggered.
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            # Task processes find the execution API through the base URL, which otherwise
+            # assumes port 8080 whatever AIRFLOW__API__PORT says.
+            "AIRFLOW__API__BASE_URL": f"http://localhost:{PORT}",
             **os.environ,
             **connection_env(sim, db, user_id, task_id),
             # standalone starts its components as `airflow ...`: the venv's must come first.
