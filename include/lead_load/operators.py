@@ -33,6 +33,12 @@ def post_planned_batch(settings: dict[str, Any], batch: dict[str, Any]) -> dict[
     )
 
 
+def _from_xcom(task_id: str, pick: str = "", as_json: bool = True) -> str:
+    """A template the triggerer renders: the XCom of unmapped task ``task_id``, then ``pick``."""
+    pulled = f"ti.xcom_pull(task_ids='{task_id}', map_indexes=-1){pick}"
+    return "{{ " + pulled + (" | tojson" if as_json else "") + " }}"
+
+
 def post_in_triggerer(settings_task_id: str, plan_task_id: str) -> StartTriggerArgs:
     """Start each mapped ``PostBatchOperator`` in the triggerer instead of on a worker.
 
@@ -40,12 +46,11 @@ def post_in_triggerer(settings_task_id: str, plan_task_id: str) -> StartTriggerA
     from the operator: the trigger's templates pull them from the upstream tasks' XComs,
     rendered by the triggerer for the task's own map index.
     """
-    xcom = "ti.xcom_pull(task_ids='{}', map_indexes=-1)"
     return StartTriggerArgs(
         trigger_cls="lead_load.triggers.PostBatchTrigger",
         trigger_kwargs={
-            "settings": "{{ " + xcom.format(settings_task_id) + " | tojson }}",
-            "batch": "{{ " + xcom.format(plan_task_id) + "[ti.map_index] | tojson }}",
+            "settings": _from_xcom(settings_task_id),
+            "batch": _from_xcom(plan_task_id, "[ti.map_index]"),
         },
         next_method="execute_complete",
         timeout=POST_TIMEOUT,
@@ -128,12 +133,11 @@ def wait_in_triggerer(
     settings_task_id: str, unique_ids_task_id: str, timeout: timedelta, poll_interval: float
 ) -> StartTriggerArgs:
     """Start each mapped ``LedgerCallbackSensor`` in the triggerer (see ``post_in_triggerer``)."""
-    xcom = "ti.xcom_pull(task_ids='{}', map_indexes=-1)"
     return StartTriggerArgs(
         trigger_cls="lead_load.triggers.LedgerCallbackTrigger",
         trigger_kwargs={
-            "settings": "{{ " + xcom.format(settings_task_id) + " | tojson }}",
-            "unique_id": "{{ " + xcom.format(unique_ids_task_id) + "[ti.map_index] }}",
+            "settings": _from_xcom(settings_task_id),
+            "unique_id": _from_xcom(unique_ids_task_id, "[ti.map_index]", as_json=False),
             "timeout": timeout.total_seconds(),
             "poll_interval": poll_interval,
         },
