@@ -71,6 +71,8 @@ DOWNLOAD_REQUIRES_TOKEN = False
 
 # --- Task number listing (docs/agent-api.md section 4) ---
 # [assumed] Laravel-style pagination: data = {current_page, per_page, total, last_page, data}.
+# The docs name only the query's page/per_page; the "omit_page_fields" fault answers
+# {data} alone, so a client can be tested without the undocumented fields.
 DEFAULT_PAGE = 1
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 1000  # [assumed] above this (or page < 1) the query is rejected with 422

@@ -29,8 +29,11 @@ class FaultConfig:
     callback_delay: float | None = None  # overrides the process delay ("slow callbacks")
     callback_never_rate: float = 0.0  # batch stays pending forever
     expired_token: bool = False  # every bearer-protected route answers 401
+    omit_page_fields: bool = False  # number list: only `data`, no undocumented page fields
+    ignore_page: bool = False  # number list: every page is the first one
 
     RATES = ("error_rate", "rate_429", "lost_answer_rate", "callback_never_rate")
+    SWITCHES = ("expired_token", "omit_page_fields", "ignore_page")
 
     @classmethod
     def from_json(cls, payload, default_seed: int) -> "FaultConfig":
@@ -45,9 +48,9 @@ class FaultConfig:
         for name, value in payload.items():
             if value is None and name in ("rate_limit_rps", "callback_delay"):
                 continue
-            if name == "expired_token":
+            if name in cls.SWITCHES:
                 if type(value) is not bool:
-                    raise FaultConfigError("expired_token must be a boolean")
+                    raise FaultConfigError(f"{name} must be a boolean")
             elif name in ("seed", "retry_after"):
                 if type(value) is not int or value < 0:
                     raise FaultConfigError(f"{name} must be a non-negative integer")

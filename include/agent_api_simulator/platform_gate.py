@@ -48,6 +48,7 @@ async def platform_gate(request: web.Request, handler) -> web.StreamResponse:
         response = unauthenticated()
     else:
         response = await run_handler(request, handler)
+        fault_names += request.get("answer_faults", [])  # faults that shaped the answer
 
     lost_answer = False
     if request.get("accepted_batch") is not None:

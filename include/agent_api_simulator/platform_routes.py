@@ -154,6 +154,12 @@ async def task_numbers(request: web.Request) -> web.Response:
         raise invalid("page must be at least 1")
     if not 1 <= per_page <= assumed.MAX_PER_PAGE:
         raise invalid(f"per_page must be between 1 and {assumed.MAX_PER_PAGE}")
+    faults = request.app[SIMULATOR].faults.config
+    request["answer_faults"] = [
+        name for name in ("omit_page_fields", "ignore_page") if getattr(faults, name)
+    ]
+    if faults.ignore_page:
+        page = 1  # a platform that pages nothing: a client must not loop on it forever
     statuses = {parse_int("status[]", raw) for raw in query.getall("status[]", [])}
     start = time_param(query, "start_at")
     end = time_param(query, "end_at")
@@ -182,6 +188,9 @@ async def task_numbers(request: web.Request) -> web.Response:
         }
         for n in numbers[first : first + per_page]
     ]
+    if faults.omit_page_fields:
+        # Only the rows: the vendor's docs name no other field of this answer.
+        return success({"data": items})
     return success(
         {
             "current_page": page,

@@ -25,6 +25,7 @@ def test_fault_config_round_trips_and_resets(sim_env):
     assert sim_env.sim.faults() == config
     assert (config["seed"], config["error_rate"], config["retry_after"]) == (9, 0.25, 4)
     assert (config["lost_answer_delay"], config["expired_token"]) == (30.0, False)
+    assert (config["omit_page_fields"], config["ignore_page"]) == (False, False)
     sim_env.sim.reset()
     after = sim_env.sim.faults()
     assert (after["error_rate"], after["rate_429"], after["rate_limit_rps"]) == (0.0, 0.0, None)
@@ -32,7 +33,15 @@ def test_fault_config_round_trips_and_resets(sim_env):
 
 @pytest.mark.parametrize(
     "config",
-    [{"error_rat": 0.1}, {"error_rate": 1.5}, {"rate_429": -0.1}, {"expired_token": 1}, [1]],
+    [
+        {"error_rat": 0.1},
+        {"error_rate": 1.5},
+        {"rate_429": -0.1},
+        {"expired_token": 1},
+        {"omit_page_fields": 1},
+        {"ignore_page": "yes"},
+        [1],
+    ],
 )
 def test_bad_fault_config_is_refused(sim_env, config):
     response = requests.put(sim_env.url("/_sim/faults"), json=config, timeout=5)

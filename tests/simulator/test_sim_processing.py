@@ -229,6 +229,31 @@ def test_numbers_paging(task_with_45_numbers):
     assert everything["last_page"] == 1
 
 
+def test_numbers_keep_their_page_fields_by_default(task_with_45_numbers):
+    env, _ = task_with_45_numbers
+    page = number_page(env, page=2, per_page=20)
+    assert set(page) == {"current_page", "per_page", "total", "last_page", "data"}
+    assert env.sim.journal()[-1]["fault"] is None
+
+
+def test_omit_page_fields_leaves_only_the_rows(task_with_45_numbers):
+    env, phones = task_with_45_numbers
+    env.sim.set_faults(omit_page_fields=True)
+    pages = [number_page(env, page=page, per_page=20) for page in (1, 2, 3, 4)]
+    assert all(set(page) == {"data"} for page in pages)
+    assert [n["phone"] for page in pages for n in page["data"]] == phones
+    assert pages[-1]["data"] == []
+    assert env.sim.journal()[-1]["fault"] == "omit_page_fields"
+
+
+def test_ignore_page_answers_the_first_page_every_time(task_with_45_numbers):
+    env, phones = task_with_45_numbers
+    env.sim.set_faults(ignore_page=True, omit_page_fields=True)
+    for page in (1, 2, 9):
+        assert [n["phone"] for n in number_page(env, page=page)["data"]] == phones[:20]
+    assert env.sim.journal()[-1]["fault"] == "omit_page_fields+ignore_page"
+
+
 def test_numbers_of_an_empty_task(sim_env):
     page = number_page(sim_env)
     assert (page["total"], page["last_page"], page["data"]) == (0, 1, [])

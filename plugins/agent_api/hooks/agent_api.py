@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -58,6 +58,8 @@ from agent_api.settings import SETTING_KEYS, AgentApiSettings
 PLATFORM_TIMEZONE = ZoneInfo("Asia/Shanghai")
 TASK_NUMBERS_LOOKBACK = timedelta(days=1)
 TASK_NUMBERS_PAGE_SIZE = 1000
+# A task of 10 million numbers at 1000 a page; beyond that the list is taken as endless.
+TASK_NUMBERS_MAX_PAGES = 10_000
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,13 @@ class AgentApiHook(HttpHook):
         params: dict[str, Any] | None = None,
         json: Any = None,
         envelope: bool = True,
+        before_send: Callable[[], None] | None = None,
     ) -> Any:
-        """One HTTP request; returns the envelope's ``data`` (or the raw JSON) or raises."""
+        """One HTTP request; returns the envelope's ``data`` (or the raw JSON) or raises.
+
+        ``before_send`` runs after any pacing wait, right before the request goes out: a
+        caller's last chance to refuse it (a lost lease raises there, and nothing is sent).
+        """
         self.settings  # noqa: B018 - validates the connection before any request
         if self._session is None:
             self._session = self.get_conn()
@@ -174,6 +181,8 @@ class AgentApiHook(HttpHook):
         pacer = shared_pacer(self.base_url, self.settings.max_requests_per_second)
         if pacer is not None:
             time.sleep(pacer.reserve())
+        if before_send is not None:
+            before_send()
         started = time.monotonic()
         try:
             response = self.run_and_check(
@@ -262,6 +271,7 @@ class AgentApiHook(HttpHook):
         sub_user_id: str | None = None,
         ignore_crm: bool | None = None,
         encryption: bool | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> str:
         """Post one batch once (no retry at all) and return its ``unique_id``."""
         if not 1 <= len(rows) <= 200:
@@ -273,7 +283,12 @@ class AgentApiHook(HttpHook):
             body["encryption"] = bool(encryption)
         if sub := self._sub_user(sub_user_id):
             body["sub_user_id"] = sub
-        data = self._send_once("POST", endpoints.async_number(self.user_id, task_id), json=body)
+        data = self._send_once(
+            "POST",
+            endpoints.async_number(self.user_id, task_id),
+            json=body,
+            before_send=before_send,
+        )
         unique_id = data.get("unique_id") if isinstance(data, dict) else None
         if not unique_id:
             raise AgentApiTransientError(
@@ -289,10 +304,12 @@ class AgentApiHook(HttpHook):
         sub_user_id: str | None = None,
         ignore_crm: bool | None = None,
         encryption: bool | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> ImportReceipt:
         """Import a batch so that no retry can send a number that the task already holds.
 
-        See the module docstring for the rules.
+        See the module docstring for the rules. ``before_send`` runs before every POST
+        attempt (see ``_send_once``); whatever it raises ends the import unposted.
         """
         policy = self.retry_policy
         first_sent = datetime.now(UTC)
@@ -309,6 +326,7 @@ class AgentApiHook(HttpHook):
                     sub_user_id=sub_user_id,
                     ignore_crm=ignore_crm,
                     encryption=encryption,
+                    before_send=before_send,
                 )
                 return ImportReceipt(
                     unique_id, len(pending), frozenset(already), attempt, answer_lost
@@ -387,7 +405,12 @@ class AgentApiHook(HttpHook):
         start_at: datetime | None = None,
         sub_user_id: str | None = None,
     ) -> dict[str, Any]:
-        """One page of a task's numbers: ``{"data": [...], "current_page", "last_page", ...}``."""
+        """One page of a task's numbers: ``{"data": [...]}``, maybe with Laravel's page fields.
+
+        [doc] The query takes ``page`` and ``per_page``. [assumed] The rows are in ``data``;
+        ``current_page``, ``per_page``, ``total`` and ``last_page`` are not in the vendor's
+        docs, so they may be missing (see :meth:`iter_task_numbers`).
+        """
         params: dict[str, Any] = {"page": page, "per_page": per_page}
         if start_at is not None:
             params["start_at"] = _platform_time(start_at)
@@ -402,16 +425,48 @@ class AgentApiHook(HttpHook):
         start_at: datetime | None = None,
         sub_user_id: str | None = None,
         per_page: int = TASK_NUMBERS_PAGE_SIZE,
+        max_pages: int = TASK_NUMBERS_MAX_PAGES,
     ) -> Iterator[dict[str, Any]]:
-        page = 1
-        while True:
+        """Every number of the task, page after page, until a page comes back short or empty.
+
+        [doc] Paging is by ``page`` and ``per_page``; no field of the answer says where it ends.
+        [assumed] The platform honours ``per_page`` (up to 1000), so only the last page is
+        short. Laravel's ``last_page`` and ``total``, when present, are hints that can make us
+        read on (a platform that caps ``per_page`` would say so there) but never stop us early:
+        a client that stopped where they were missing re-posted numbers the task already held.
+        """
+        path = endpoints.task_numbers(self.user_id, task_id)
+        previous: list[dict[str, Any]] = []
+        seen = 0
+        for page in range(1, max_pages + 1):
             answer = self.list_task_numbers(
                 task_id, page=page, per_page=per_page, start_at=start_at, sub_user_id=sub_user_id
             )
-            yield from answer.get("data") or []
-            if page >= int(answer.get("last_page") or 1):
+            rows = answer.get("data") or []
+            if not rows:
                 return
-            page += 1
+            # A platform that ignores `page` would otherwise hand us page 1 forever.
+            if rows == previous:
+                raise AgentApiTransientError(
+                    f"page {page} of the task's numbers repeats page {page - 1}: "
+                    "the platform seems to ignore `page`",
+                    maybe_accepted=False,
+                    path=path,
+                )
+            yield from rows
+            seen += len(rows)
+            last_page, total = answer.get("last_page"), answer.get("total")
+            more_hinted = (type(last_page) is int and last_page > page) or (
+                type(total) is int and total > seen
+            )
+            if len(rows) < per_page and not more_hinted:
+                return
+            previous = rows
+        raise AgentApiTransientError(
+            f"the task's numbers did not end within {max_pages} pages of {per_page}",
+            maybe_accepted=False,
+            path=path,
+        )
 
     def numbers_in_task(
         self,
@@ -420,12 +475,16 @@ class AgentApiHook(HttpHook):
         *,
         since: datetime | None = None,
         sub_user_id: str | None = None,
+        per_page: int = TASK_NUMBERS_PAGE_SIZE,
     ) -> set[str]:
         """Which of ``phones`` the task holds (added since ``since`` minus a day, when given)."""
         wanted = set(phones)
         start_at = since - TASK_NUMBERS_LOOKBACK if since is not None else None
         found: set[str] = set()
-        for number in self.iter_task_numbers(task_id, start_at=start_at, sub_user_id=sub_user_id):
+        numbers = self.iter_task_numbers(
+            task_id, start_at=start_at, sub_user_id=sub_user_id, per_page=per_page
+        )
+        for number in numbers:
             phone = str(number.get("phone", ""))
             if phone in wanted:
                 found.add(phone)

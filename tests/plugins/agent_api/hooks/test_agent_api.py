@@ -220,3 +220,93 @@ def test_async_hook_maps_errors_like_the_sync_hook(account):
     account.sim.set_faults(error_rate=1.0)
     with pytest.raises(AgentApiTransientError):
         asyncio.run(AgentApiAsyncHook().get_callback("00000000-0000-4000-8000-000000000000"))
+
+
+# -- the number list read as the vendor documents it: no total, no last_page -----------------
+
+
+def page_requests(account) -> list[dict]:
+    return [e for e in account.sim.journal() if e["path"].endswith("/number")]
+
+
+def fill_task(account, phones: list[str]) -> None:
+    hook = AgentApiHook()
+    for start in range(0, len(phones), 200):
+        hook.post_batch(account.task_id, rows_for(phones[start : start + 200]))
+    account.sim.wait_until_processed()
+
+
+def test_numbers_on_later_pages_are_found_without_page_fields(account):
+    phones = new_phones(250)
+    fill_task(account, phones)
+    account.sim.set_faults(omit_page_fields=True)
+    hook = AgentApiHook()
+
+    listed = [n["phone"] for n in hook.iter_task_numbers(account.task_id, per_page=100)]
+    assert listed == phones
+    assert len(page_requests(account)) == 3, "the short third page ends the list"
+    wanted = [phones[0], phones[150], phones[-1], "13800000000"]
+    assert hook.numbers_in_task(account.task_id, wanted, per_page=100) == set(wanted[:3])
+
+
+@pytest.mark.parametrize("omit_page_fields", [True, False])
+def test_an_exact_multiple_of_per_page_ends_on_the_empty_page(account, omit_page_fields):
+    phones = new_phones(200)
+    fill_task(account, phones)
+    account.sim.set_faults(omit_page_fields=omit_page_fields)
+
+    listed = [n["phone"] for n in AgentApiHook().iter_task_numbers(account.task_id, per_page=100)]
+    assert listed == phones
+    # last_page (when given) said 2: a hint only, so the empty third page is still asked for.
+    assert [e["query"]["page"] for e in page_requests(account)] == ["1", "2", "3"]
+
+
+def test_a_platform_that_ignores_page_is_an_error_not_an_endless_loop(account):
+    fill_task(account, new_phones(250))
+    account.sim.set_faults(omit_page_fields=True, ignore_page=True)
+    with pytest.raises(AgentApiTransientError, match="ignore `page`"):
+        list(AgentApiHook().iter_task_numbers(account.task_id, per_page=100))
+    assert len(page_requests(account)) == 2
+
+
+def test_a_number_list_that_never_ends_is_cut_at_max_pages(account):
+    fill_task(account, new_phones(250))
+    account.sim.set_faults(omit_page_fields=True)
+    with pytest.raises(AgentApiTransientError, match="not end within 2 pages"):
+        list(AgentApiHook().iter_task_numbers(account.task_id, per_page=100, max_pages=2))
+
+
+def test_lost_answers_repost_nothing_accepted_when_the_page_fields_are_absent(account, monkeypatch):
+    """30% of import answers lost after acceptance, and a number list without the fields the
+    vendor does not document: the check after each lost answer must read the whole task, so
+    no phone of an accepted post is ever posted again."""
+    # Answers come 1 s late, after a 0.3 s timeout; batches are imported 0.2 s after they
+    # arrive, well within the 0.5 s grace before the check.
+    account.connect(monkeypatch, request_timeout=0.3)
+    earlier = new_phones(2000)  # two full pages (of 1000) before any new number
+    fill_task(account, earlier)
+    account.sim.set_faults(
+        seed=1, omit_page_fields=True, lost_answer_rate=0.3, lost_answer_delay=1.0
+    )
+    phones = new_phones(3000)
+    hook = AgentApiHook()
+    receipts = [
+        hook.import_batch(account.task_id, rows_for(phones[start : start + 200]))
+        for start in range(0, len(phones), 200)
+    ]
+    account.sim.wait_until_processed()
+    assert any(r.answer_lost for r in receipts), "the seed should lose some answers"
+
+    posted: set[str] = set()
+    accepted: set[str] = set()
+    reposted: set[str] = set()
+    for post in account.posts():
+        sent = {row["phone"] for row in post["body"]["data"]}
+        reposted |= sent & accepted
+        posted |= sent
+        if post["code"] == 200:  # a lost answer was accepted too (its journal code is 200)
+            accepted |= sent
+    assert len(reposted) == 0, f"{len(reposted)} phones of accepted posts were posted again"
+    in_task = account.imported_phones()
+    assert set(in_task) <= posted
+    assert sorted(in_task) == sorted(earlier + phones), "every phone exactly once"
