@@ -38,8 +38,10 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -47,10 +49,10 @@ from sqlalchemy.sql import FromClause
 
 from lead_load.ledger_rules import (
     ACTIVE_STATUSES,
+    BatchStatus,
     StagingDecision,
     Status,
     decide_staging,
-    outcome_statuses,
 )
 
 CHUNK = 5000
@@ -79,6 +81,8 @@ ledger = Table(
     Column("batch_no", Integer),
     Column("unique_id", String(64)),
     Column("payload", Text),
+    # The run this row was taken over from (see batch_lifecycle.plan), for the summary.
+    Column("carried_from", String(250)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_lead_load_ledger_run_batch", "run_id", "batch_no"),
@@ -112,13 +116,22 @@ batches = Table(
     Column("batch_no", Integer, primary_key=True),
     Column("target_task_id", String(64), nullable=False),
     Column("rows", Integer, nullable=False),
-    Column("status", String(16), nullable=False),  # planned, sending, submitted, processed
+    Column("status", String(16), nullable=False),  # ledger_rules.BatchStatus
     Column("unique_id", String(64)),
     Column("answer_lost", Boolean, nullable=False, default=False),
     Column("imported", Integer),
     Column("error", Text),
     Column("posted_at", DateTime(timezone=True)),
     Column("processed_at", DateTime(timezone=True)),
+    # The claim of a sending batch: who posts it, the token its writes must carry, and when
+    # another process may reconcile it (batch_lifecycle).
+    Column("lease_owner", String(400)),
+    Column("lease_token", String(64)),
+    Column("lease_expires_at", DateTime(timezone=True)),
+    Column("claims", Integer, nullable=False, default=0),
+    Column("carried_to", String(250)),
+    Index("ix_lead_load_batches_unique_id", "unique_id"),
+    Index("ix_lead_load_batches_task_status", "target_task_id", "status"),
 )
 
 rejects = Table(
@@ -141,6 +154,20 @@ runs = Table(
     Column("window_end", String(40)),
     Column("summary", Text),
     Column("finished_at", DateTime(timezone=True)),
+    Column("state", String(16)),  # ledger_rules.RunState
+    Column("started_at", DateTime(timezone=True)),
+    Column("lease_expires_at", DateTime(timezone=True)),
+)
+
+
+# One row per target task, locked by every transaction that decides and writes staging
+# (see _lock_task): two runs staging the same window at once then decide each slice on what
+# the other has committed, instead of both inserting the same lead or phone.
+task_locks = Table(
+    "lead_load_task_locks",
+    metadata,
+    Column("target_task_id", String(64), primary_key=True),
+    Column("locked_at", DateTime(timezone=True)),
 )
 
 
@@ -149,7 +176,24 @@ def now() -> datetime:
 
 
 def create_tables(engine: Engine) -> None:
+    """Create the ledger's tables, and add the columns a ledger made by an older release
+    lacks (every added column is nullable or has a default)."""
     metadata.create_all(engine, checkfirst=True)
+    existing = inspect(engine)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in existing.get_columns(table.name)}
+        missing = [c for c in table.columns if c.name not in have]
+        if not missing:
+            continue
+        with engine.begin() as conn:
+            for column in missing:
+                kind = column.type.compile(dialect=engine.dialect)
+                default = " NOT NULL DEFAULT 0" if column.name == "claims" else ""
+                conn.execute(
+                    text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{default}")
+                )
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
 
 
 def _chunks(items: Sequence[Any], size: int | None = None) -> Iterator[Sequence[Any]]:
@@ -164,6 +208,36 @@ def _slices(rows: Iterable[Any]) -> Iterator[list[Any]]:
     rows = iter(rows)
     while slice_ := list(islice(rows, CHUNK)):
         yield slice_
+
+
+def _ensure_task_lock(engine: Engine, target_task_id: str) -> None:
+    """Create the task's lock row once, in a transaction of its own."""
+    try:
+        with engine.begin() as conn:
+            exists_ = conn.execute(
+                select(task_locks.c.target_task_id).where(
+                    task_locks.c.target_task_id == target_task_id
+                )
+            ).first()
+            if not exists_:
+                conn.execute(insert(task_locks).values(target_task_id=target_task_id))
+    except IntegrityError:
+        pass  # another run created it at the same moment
+
+
+def _lock_task(conn: Connection, target_task_id: str) -> None:
+    """Hold the task's staging lock until this transaction ends.
+
+    A row lock on PostgreSQL and MySQL; on SQLite the write takes the database's write lock
+    before any read of the transaction, which is what serialises writers there.
+    """
+    held = conn.execute(
+        update(task_locks)
+        .where(task_locks.c.target_task_id == target_task_id)
+        .values(locked_at=now())
+    ).rowcount
+    if held != 1:
+        raise RuntimeError(f"no staging lock row for task {target_task_id}")
 
 
 def _value(value: Any, column: Column) -> Any:
@@ -222,10 +296,12 @@ def add_rejects(
     """
     stamp = now()
     added = 0
-    with engine.begin() as conn:
-        for slice_ in _slices(rows):
+    _ensure_task_lock(engine, target_task_id)
+    for slice_ in _slices(rows):
+        with engine.begin() as conn:
+            _lock_task(conn, target_task_id)
             _write_rejects(conn, run_id, target_task_id, [_reject(row) for row in slice_], stamp)
-            added += len(slice_)
+        added += len(slice_)
     return added
 
 
@@ -324,8 +400,10 @@ def stage_candidates(engine: Engine, run_id: str, target_task_id: str) -> Stagin
     """
     counts = StagingCounts()
     last_lead = ""
+    _ensure_task_lock(engine, target_task_id)
     while True:
         with engine.begin() as conn:
+            _lock_task(conn, target_task_id)  # decide on what other runs have committed
             chunk = _next_chunk(conn, run_id, target_task_id, after=last_lead)
             if not chunk:
                 break
@@ -503,271 +581,6 @@ def _reject_taken_phones(
     )
 
 
-# -- batches ------------------------------------------------------------------------------
-
-
-def count_staged(engine: Engine, target_task_id: str) -> int:
-    with engine.connect() as conn:
-        return conn.execute(
-            select(func.count()).where(
-                ledger.c.target_task_id == target_task_id, ledger.c.status == Status.STAGED
-            )
-        ).scalar_one()
-
-
-def plan_batches(engine: Engine, run_id: str, target_task_id: str, batch_size: int) -> list[dict]:
-    """Number every staged row of the task (this run's, and any left by a failed run) into
-    batches of ``batch_size``, in lead_id order. Returns small batch references.
-
-    Two statements whatever the row count: one UPDATE numbers the rows with ROW_NUMBER(), one
-    INSERT ... SELECT counts them into batches. (Paging through the rows 200 at a time cost a
-    query per batch, each one a scan of the task's rows when the planner had no statistics:
-    35 s for 200 batches.)
-    """
-    with engine.begin() as conn:
-        # A cleared re-run numbers on from its earlier batches.
-        first = (
-            1
-            + conn.execute(
-                select(func.coalesce(func.max(batches.c.batch_no), -1)).where(
-                    batches.c.run_id == run_id
-                )
-            ).scalar_one()
-        )
-        numbered = (
-            select(
-                ledger.c.lead_id,
-                (func.row_number().over(order_by=ledger.c.lead_id) - 1).label("position"),
-            )
-            .where(ledger.c.target_task_id == target_task_id, ledger.c.status == Status.STAGED)
-            .subquery()
-        )
-        conn.execute(
-            update(ledger)
-            .where(
-                ledger.c.target_task_id == target_task_id, ledger.c.lead_id == numbered.c.lead_id
-            )
-            .values(
-                run_id=run_id, batch_no=first + numbered.c.position // batch_size, updated_at=now()
-            )
-        )
-        planned = (
-            select(
-                ledger.c.run_id,
-                ledger.c.batch_no,
-                ledger.c.target_task_id,
-                func.count().label("rows"),
-                literal("planned").label("status"),
-                literal(False).label("answer_lost"),
-            )
-            .where(
-                ledger.c.target_task_id == target_task_id,
-                ledger.c.status == Status.STAGED,
-                ledger.c.run_id == run_id,
-                ledger.c.batch_no >= first,
-            )
-            .group_by(ledger.c.run_id, ledger.c.batch_no, ledger.c.target_task_id)
-        )
-        conn.execute(
-            insert(batches).from_select(
-                ["run_id", "batch_no", "target_task_id", "rows", "status", "answer_lost"], planned
-            )
-        )
-        refs = conn.execute(
-            select(batches.c.batch_no, batches.c.rows)
-            .where(batches.c.run_id == run_id, batches.c.batch_no >= first)
-            .order_by(batches.c.batch_no)
-        ).all()
-    return [{"batch_no": r.batch_no, "rows": r.rows} for r in refs]
-
-
-def batch_state(engine: Engine, run_id: str, batch_no: int) -> dict[str, Any]:
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(batches).where(batches.c.run_id == run_id, batches.c.batch_no == batch_no)
-        ).one()
-        return dict(row._mapping)
-
-
-def batch_rows(engine: Engine, run_id: str, batch_no: int, status: Status) -> list[dict]:
-    """The API rows of a batch whose ledger status is ``status``."""
-    with engine.connect() as conn:
-        payloads = conn.execute(
-            select(ledger.c.payload)
-            .where(
-                ledger.c.run_id == run_id,
-                ledger.c.batch_no == batch_no,
-                ledger.c.status == status,
-            )
-            .order_by(ledger.c.lead_id)
-        ).scalars()
-        return [json.loads(p) for p in payloads]
-
-
-def set_batch_status(
-    engine: Engine,
-    run_id: str,
-    batch_no: int,
-    *,
-    rows_from: Status,
-    rows_to: Status,
-    batch_status: str,
-    phones: Sequence[str] | None = None,
-    **batch_values: Any,
-) -> int:
-    """Move a batch's rows (optionally only ``phones``) between statuses, in one transaction."""
-    stamp = now()
-    with engine.begin() as conn:
-        moved = 0
-        conditions = [
-            ledger.c.run_id == run_id,
-            ledger.c.batch_no == batch_no,
-            ledger.c.status == rows_from,
-        ]
-        row_values: dict[str, Any] = {"status": rows_to.value, "updated_at": stamp}
-        if "unique_id" in batch_values:
-            row_values["unique_id"] = batch_values["unique_id"]
-        if "reason" in batch_values:
-            row_values["reason"] = batch_values.pop("reason")
-        if phones is None:
-            moved = conn.execute(update(ledger).where(*conditions).values(**row_values)).rowcount
-        else:
-            for chunk in _chunks(list(phones)):
-                moved += conn.execute(
-                    update(ledger)
-                    .where(*conditions, ledger.c.phone.in_(chunk))
-                    .values(**row_values)
-                ).rowcount
-        conn.execute(
-            update(batches)
-            .where(batches.c.run_id == run_id, batches.c.batch_no == batch_no)
-            .values(status=batch_status, **batch_values)
-        )
-    return moved
-
-
-def record_outcome(
-    engine: Engine,
-    unique_id: str,
-    imported: set[str],
-    found_in_task: set[str] | None = None,
-) -> dict[str, int]:
-    """Apply a processed batch's callback to its submitted rows."""
-    stamp = now()
-    with engine.begin() as conn:
-        sent = (
-            conn.execute(
-                select(ledger.c.phone).where(
-                    ledger.c.unique_id == unique_id, ledger.c.status == Status.SUBMITTED
-                )
-            )
-            .scalars()
-            .all()
-        )
-        statuses = outcome_statuses(list(sent), imported, found_in_task)
-        for status in (Status.IMPORTED, Status.NOT_IMPORTED):
-            phones = [p for p, s in statuses.items() if s == status]
-            for chunk in _chunks(phones):
-                conn.execute(
-                    update(ledger)
-                    .where(
-                        ledger.c.unique_id == unique_id,
-                        ledger.c.status == Status.SUBMITTED,
-                        ledger.c.phone.in_(chunk),
-                    )
-                    .values(
-                        status=status.value,
-                        reason=None
-                        if status == Status.IMPORTED
-                        else "absent from the batch's callback",
-                        updated_at=stamp,
-                    )
-                )
-        counts = {
-            "imported": sum(1 for s in statuses.values() if s == Status.IMPORTED),
-            "not_imported": sum(1 for s in statuses.values() if s == Status.NOT_IMPORTED),
-        }
-        conn.execute(
-            update(batches)
-            .where(batches.c.unique_id == unique_id)
-            .values(status="processed", imported=counts["imported"], processed_at=stamp)
-        )
-    return counts
-
-
-def submitted_phones(engine: Engine, unique_id: str) -> list[str]:
-    with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(ledger.c.phone).where(
-                    ledger.c.unique_id == unique_id, ledger.c.status == Status.SUBMITTED
-                )
-            ).scalars()
-        )
-
-
-def answer_was_lost(engine: Engine, unique_id: str) -> bool:
-    with engine.connect() as conn:
-        return bool(
-            conn.execute(
-                select(func.count()).where(
-                    batches.c.unique_id == unique_id, batches.c.answer_lost.is_(True)
-                )
-            ).scalar_one()
-        )
-
-
-def pending_batches(engine: Engine, target_task_id: str) -> list[dict[str, Any]]:
-    """Batches of earlier runs that were accepted but whose outcome is not known yet."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(batches.c.run_id, batches.c.batch_no, batches.c.unique_id).where(
-                batches.c.target_task_id == target_task_id, batches.c.status == "submitted"
-            )
-        ).all()
-        return [dict(r._mapping) for r in rows]
-
-
-def awaiting_callback(engine: Engine, run_id: str) -> list[str]:
-    """``unique_id``s of the run's batches that the platform accepted and has not reported on."""
-    with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(batches.c.unique_id)
-                .where(
-                    batches.c.run_id == run_id,
-                    batches.c.status == "submitted",
-                    batches.c.unique_id.is_not(None),
-                )
-                .order_by(batches.c.batch_no)
-            ).scalars()
-        )
-
-
-def interrupted_batches(engine: Engine, target_task_id: str) -> list[dict[str, Any]]:
-    """Batches whose post was under way when its worker died (rows still ``sending``)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(ledger.c.run_id, ledger.c.batch_no)
-            .where(ledger.c.target_task_id == target_task_id, ledger.c.status == Status.SENDING)
-            .distinct()
-        ).all()
-        return [dict(r._mapping) for r in rows]
-
-
-def sending_phones(engine: Engine, run_id: str, batch_no: int) -> list[str]:
-    with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(ledger.c.phone).where(
-                    ledger.c.run_id == run_id,
-                    ledger.c.batch_no == batch_no,
-                    ledger.c.status == Status.SENDING,
-                )
-            ).scalars()
-        )
-
-
 # -- reporting ----------------------------------------------------------------------------
 
 
@@ -801,34 +614,14 @@ def batch_counts(engine: Engine, run_id: str) -> dict[str, int]:
     return _count_by(engine, batches.c.status, batches.c.run_id == run_id)
 
 
-def save_run_summary(
-    engine: Engine,
-    run_id: str,
-    target_task_id: str,
-    window: tuple[str, str],
-    summary: dict[str, Any],
-) -> None:
-    values = {
-        "target_task_id": target_task_id,
-        "window_start": window[0],
-        "window_end": window[1],
-        "summary": json.dumps(summary, sort_keys=True),
-        "finished_at": now(),
-    }
-    with engine.begin() as conn:
-        done = conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values)).rowcount
-        if not done:
-            try:
-                conn.execute(insert(runs).values(run_id=run_id, **values))
-            except IntegrityError:  # pragma: no cover - a concurrent writer of the same run
-                conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
-
-
 def clear_run(engine: Engine, run_id: str) -> None:
     """Forget a run's candidates and rejects before it starts again (a cleared re-run)."""
     with engine.begin() as conn:
         conn.execute(delete(candidates).where(candidates.c.run_id == run_id))
         conn.execute(delete(rejects).where(rejects.c.run_id == run_id))
+        # Its batches that nobody claimed: the re-run plans afresh.
         conn.execute(
-            delete(batches).where(batches.c.run_id == run_id, batches.c.status == "planned")
+            delete(batches).where(
+                batches.c.run_id == run_id, batches.c.status == BatchStatus.PLANNED
+            )
         )

@@ -35,6 +35,55 @@ class Status(StrEnum):
 ACTIVE_STATUSES = (Status.STAGED, Status.SENDING, Status.SUBMITTED, Status.IMPORTED)
 
 
+class BatchStatus(StrEnum):
+    """A batch of one run (``lead_load_batches``); ``batch_lifecycle`` is its only writer.
+
+    ``planned -> sending -> submitted -> processed``; a failed post goes ``sending ->
+    planned``; a post whose owner's lease expired is reconciled ``sending -> planned`` after
+    its numbers were looked up in the task. ``carried_over``: a later run took the rows of
+    this planned batch over because this run had finished or died (final).
+    """
+
+    PLANNED = "planned"
+    SENDING = "sending"
+    SUBMITTED = "submitted"
+    PROCESSED = "processed"
+    CARRIED_OVER = "carried_over"
+
+
+class RunState(StrEnum):
+    """A run's row in ``lead_load_runs``: ``running`` while its lease is renewed."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+# A run that has not renewed its lease for this long is dead: its staged rows may be taken
+# over. Every step of a live run renews it (each batch claim too), so only a run whose
+# processes are all gone, or that waits longer than this between two steps, loses its rows;
+# losing them is safe (claims are conditional), only untidy.
+RUN_LEASE_SECONDS = 2 * 60 * 60
+# Slack on a batch lease beyond the worst interval between two renewals (clock skew between
+# hosts, a slow database, a process descheduled for a moment).
+LEASE_MARGIN_SECONDS = 30.0
+
+
+def batch_lease_seconds(
+    request_timeout: float, lost_answer_grace: float, backoff_max: float
+) -> float:
+    """How long a claim on a batch lasts before another process may reconcile it.
+
+    The owner renews the lease right before every POST attempt, so the lease only has to
+    outlive what can happen between a renewal and the owner's next write: one request (up to
+    ``request_timeout``), then the wait before a retry (a backoff or the lost-answer grace),
+    and the platform's own processing of a batch it accepted, which the grace stands for.
+    Twice that, plus a margin: a live owner is never taken for dead, and a dead one is
+    noticed within minutes (220 s with the connection's defaults).
+    """
+    one_cycle = request_timeout + max(lost_answer_grace, 0.0) + max(backoff_max, 0.0)
+    return 2 * one_cycle + LEASE_MARGIN_SECONDS
+
+
 class StagingDecision(StrEnum):
     """What staging does with one valid, de-duplicated lead of a run."""
 

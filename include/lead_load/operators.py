@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -23,13 +26,20 @@ from lead_load.connections import ledger_conn_id, shared_engine_for
 POST_TIMEOUT = timedelta(hours=1)
 
 
-def post_planned_batch(settings: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
-    """Post one batch of ``plan_batches`` through the ledger; the same step on either path."""
+def post_planned_batch(
+    settings: dict[str, Any], batch: dict[str, Any], try_number: int | str
+) -> dict[str, Any] | pipeline.LeaseHeld:
+    """Post one batch of ``plan_batches`` through the ledger; the same step on either path.
+
+    The owner named in the batch's lease says which run, try and process posts it.
+    """
+    run_settings = pipeline.RunSettings.from_dict(settings)
+    owner = (
+        f"run {run_settings.run_id} batch {batch['batch_no']} try {try_number} "
+        f"on {socket.gethostname()}:{os.getpid()}"
+    )
     return pipeline.post_batch(
-        pipeline.RunSettings.from_dict(settings),
-        batch["batch_no"],
-        shared_engine_for(ledger_conn_id()),
-        AgentApiHook(),
+        run_settings, batch["batch_no"], shared_engine_for(ledger_conn_id()), AgentApiHook(), owner
     )
 
 
@@ -51,6 +61,7 @@ def post_in_triggerer(settings_task_id: str, plan_task_id: str) -> StartTriggerA
         trigger_kwargs={
             "settings": _from_xcom(settings_task_id),
             "batch": _from_xcom(plan_task_id, "[ti.map_index]"),
+            "try_number": "{{ ti.try_number }}",
         },
         next_method="execute_complete",
         timeout=POST_TIMEOUT,
@@ -94,7 +105,17 @@ class PostBatchOperator(StartsInTriggerer):
         self.batch = batch
 
     def execute(self, context: Any) -> dict[str, Any]:
-        return post_planned_batch(self.settings, self.batch)
+        while True:
+            outcome = post_planned_batch(self.settings, self.batch, context["ti"].try_number)
+            if not isinstance(outcome, pipeline.LeaseHeld):
+                return outcome
+            self.log.info(
+                "Batch %s is held by %s; looking again in %.0fs",
+                self.batch["batch_no"],
+                outcome.holder,
+                outcome.seconds,
+            )
+            time.sleep(outcome.seconds)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """The trigger ended without a receipt: fail here, where the task log shows why."""

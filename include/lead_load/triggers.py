@@ -28,6 +28,7 @@ from agent_api.hooks.agent_api import AgentApiAsyncHook
 from agent_api.masking import mask_phones_in
 from agent_api.triggers.callback import AgentApiCallbackTrigger
 from lead_load.operators import post_planned_batch, record_callback
+from lead_load.pipeline import LeaseHeld
 
 # Posts and outcome recordings run in threads of their own, not in the event loop: the
 # ledger and the HTTP client are synchronous. The pool bounds how many batches one triggerer
@@ -77,27 +78,40 @@ class PostBatchTrigger(BaseTrigger):
     also trigger kwargs, hence the same names.)
     """
 
-    def __init__(self, settings: str | dict, batch: str | dict) -> None:
+    def __init__(self, settings: str | dict, batch: str | dict, try_number: str | int = 0) -> None:
         super().__init__()
         self.settings = settings
         self.batch = batch
+        self.try_number = try_number
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
-            {"settings": self.settings, "batch": self.batch},
+            {"settings": self.settings, "batch": self.batch, "try_number": self.try_number},
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        try:
-            receipt = await run_in_thread(
-                post_planned_batch, parsed(self.settings), parsed(self.batch)
+        settings, batch = parsed(self.settings), parsed(self.batch)
+        while True:
+            try:
+                outcome = await run_in_thread(post_planned_batch, settings, batch, self.try_number)
+            except Exception as error:
+                self.log.warning("Posting failed: %s", mask_phones_in(str(error)))
+                yield error_event(error)
+                return
+            if not isinstance(outcome, LeaseHeld):
+                break
+            # Another copy of this trigger (a triggerer that was taken for dead, say) holds
+            # the batch: wait here, not in a posting thread, until it finishes or its lease
+            # expires. Cancelling this trigger cancels the wait.
+            self.log.info(
+                "Batch %s is held by %s; looking again in %.0fs",
+                batch["batch_no"],
+                outcome.holder,
+                outcome.seconds,
             )
-        except Exception as error:
-            self.log.warning("Posting failed: %s", mask_phones_in(str(error)))
-            yield error_event(error)
-            return
-        yield TaskSuccessEvent(xcoms={"return_value": receipt})
+            await asyncio.sleep(outcome.seconds)
+        yield TaskSuccessEvent(xcoms={"return_value": outcome})
 
 
 class LedgerCallbackTrigger(AgentApiCallbackTrigger):

@@ -15,7 +15,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import TaskSuccessEvent
 
-from lead_load import ledger
+from lead_load import batch_lifecycle, ledger
 from lead_load.operators import PostBatchOperator, post_in_triggerer
 from lead_load.triggers import LedgerCallbackTrigger, PostBatchTrigger
 from tests.dags.conftest import sqlite_warehouse
@@ -35,7 +35,7 @@ def ledger_env(tmp_path, account, monkeypatch):
     phones = new_phones(5)
     ledger.add_candidates(engine, RUN, [candidate(f"l{i}", p) for i, p in enumerate(phones)])
     ledger.stage_candidates(engine, RUN, account.task_id)
-    batches = ledger.plan_batches(engine, RUN, account.task_id, 2)
+    batches = batch_lifecycle.plan(engine, RUN, account.task_id, 2).batches
     settings = {
         "run_id": RUN,
         "api_task_id": account.task_id,

@@ -1,0 +1,704 @@
+"""The only writer of batch and run states: named transitions, each one conditional statement.
+
+Everything that may run twice (two runs of one window, a retry beside a stuck first try, two
+triggerers running copies of one trigger, a paused process that wakes up after another took
+over) changes a batch through these functions. Each transition is gated by ONE conditional
+UPDATE of the batch's row (or the run's) whose row count is checked: whoever loses the race
+changes nothing, and the function says so (a ``None`` result or :class:`LeaseLost`).
+The batch's ledger rows follow in the same transaction, so rows and batch never disagree.
+
+- **Ownership.** Ledger rows belong to the run in their ``run_id``. Planning numbers only the
+  rows of its own run, plus the staged rows of runs that finished or whose run lease expired,
+  which it takes over explicitly (``carried_from``; counted in the summary as carried over).
+- **Leases with fencing.** ``claim`` moves a planned batch to ``sending`` with a random token
+  and an expiry (``ledger_rules.batch_lease_seconds``). The owner renews it right before each
+  POST and every later write carries the token, so a process that lost its lease (paused past
+  the expiry while another reconciled the batch) can no longer post or write. A sending batch
+  whose lease expired is taken over with ``take_expired``; a live one is waited for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, exists, func, insert, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from lead_load.ledger import _chunks, _value, batches, ledger, now, runs
+from lead_load.ledger_rules import (
+    RUN_LEASE_SECONDS,
+    BatchStatus,
+    RunState,
+    Status,
+    outcome_statuses,
+)
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLost(RuntimeError):
+    """This process no longer holds the batch's lease: another one took the batch over."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    run_id: str
+    batch_no: int
+    token: str
+    owner: str
+    seconds: float
+
+    def describe(self) -> str:
+        return f"batch {self.batch_no} of run {self.run_id}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A won claim: the lease and the API rows it covers (read after the claim)."""
+
+    lease: Lease
+    rows: list[dict[str, Any]]
+
+
+def _this_batch(run_id: str, batch_no: int) -> tuple:
+    return (batches.c.run_id == run_id, batches.c.batch_no == batch_no)
+
+
+def _held(lease: Lease) -> tuple:
+    return (
+        *_this_batch(lease.run_id, lease.batch_no),
+        batches.c.status == BatchStatus.SENDING,
+        batches.c.lease_token == lease.token,
+    )
+
+
+def _rows_of(run_id: str, batch_no: int, status: Status) -> tuple:
+    return (ledger.c.run_id == run_id, ledger.c.batch_no == batch_no, ledger.c.status == status)
+
+
+def _expiry(seconds: float) -> datetime:
+    return now() + timedelta(seconds=seconds)
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+def start_run(engine: Engine, run_id: str, target_task_id: str, window: tuple[str, str]) -> None:
+    """Mark the run live (or live again, for a retry or a cleared re-run)."""
+    stamp = now()
+    values = {
+        "target_task_id": target_task_id,
+        "window_start": window[0],
+        "window_end": window[1],
+        "state": RunState.RUNNING.value,
+        "lease_expires_at": _expiry(RUN_LEASE_SECONDS),
+    }
+    with engine.begin() as conn:
+        if conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values)).rowcount:
+            return
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(runs).values(run_id=run_id, started_at=stamp, **values))
+    except IntegrityError:  # another copy of this step inserted it first: renew instead
+        renew_run(engine, run_id)
+
+
+def renew_run(engine: Engine, run_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.run_id == run_id, runs.c.state == RunState.RUNNING)
+            .values(lease_expires_at=_expiry(RUN_LEASE_SECONDS))
+        )
+
+
+def finish_run(
+    engine: Engine,
+    run_id: str,
+    target_task_id: str,
+    window: tuple[str, str],
+    summary: dict[str, Any],
+) -> None:
+    """The run's report is written: its leftover staged rows are free for the next run."""
+    values = {
+        "target_task_id": target_task_id,
+        "window_start": window[0],
+        "window_end": window[1],
+        "state": RunState.FINISHED.value,
+        "summary": json.dumps(summary, sort_keys=True),
+        "finished_at": now(),
+        "lease_expires_at": None,
+    }
+    with engine.begin() as conn:
+        if conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values)).rowcount:
+            return
+    try:  # a run whose first steps never reached the ledger
+        with engine.begin() as conn:
+            conn.execute(insert(runs).values(run_id=run_id, **values))
+    except IntegrityError:  # a concurrent copy inserted it: write ours over it
+        with engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
+
+
+def _dead_runs(conn, target_task_id: str, run_id: str) -> list[str]:
+    """Other runs holding staged rows of the task that are finished, expired, or unknown
+    (rows written before runs had leases)."""
+    holders = (
+        conn.execute(
+            select(ledger.c.run_id)
+            .where(
+                ledger.c.target_task_id == target_task_id,
+                ledger.c.status == Status.STAGED,
+                ledger.c.run_id != run_id,
+            )
+            .distinct()
+        )
+        .scalars()
+        .all()
+    )
+    if not holders:
+        return []
+    live = set(
+        conn.execute(
+            select(runs.c.run_id).where(
+                runs.c.run_id.in_(holders),
+                runs.c.state == RunState.RUNNING,
+                runs.c.lease_expires_at > _value(now(), runs.c.lease_expires_at),
+            )
+        ).scalars()
+    )
+    return sorted(set(holders) - live)
+
+
+# -- planning -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    batches: list[dict[str, int]]  # [{"batch_no", "rows"}]
+    carried_over: dict[str, int]  # rows taken over, by the run they came from
+
+
+def count_plannable(engine: Engine, run_id: str, target_task_id: str) -> tuple[int, int]:
+    """(rows this run would plan, of which carried over from dead runs), without writing."""
+    with engine.connect() as conn:
+        dead = _dead_runs(conn, target_task_id, run_id)
+        own = conn.execute(
+            select(func.count()).where(
+                ledger.c.target_task_id == target_task_id,
+                ledger.c.status == Status.STAGED,
+                ledger.c.run_id == run_id,
+                _not_in_open_batch(),
+            )
+        ).scalar_one()
+        carried = 0
+        for dead_run in dead:
+            carried += conn.execute(
+                select(func.count()).where(
+                    ledger.c.target_task_id == target_task_id,
+                    ledger.c.status == Status.STAGED,
+                    ledger.c.run_id == dead_run,
+                    ~_in_sending_batch(),
+                )
+            ).scalar_one()
+    return own + carried, carried
+
+
+def _in_sending_batch() -> Any:
+    return exists().where(
+        batches.c.run_id == ledger.c.run_id,
+        batches.c.batch_no == ledger.c.batch_no,
+        batches.c.status == BatchStatus.SENDING,
+    )
+
+
+def _not_in_open_batch() -> Any:
+    """A staged row that no planned or sending batch of its run holds."""
+    return ~exists().where(
+        batches.c.run_id == ledger.c.run_id,
+        batches.c.batch_no == ledger.c.batch_no,
+        batches.c.status.in_([BatchStatus.PLANNED.value, BatchStatus.SENDING.value]),
+    )
+
+
+def plan(engine: Engine, run_id: str, target_task_id: str, batch_size: int) -> Plan:
+    """Take over the staged rows of dead runs, then number this run's free staged rows into
+    new planned batches of ``batch_size`` (lead_id order). Rows of live runs are not touched.
+
+    Set-based, whatever the row count: one UPDATE per dead run, one UPDATE numbering the rows
+    with ROW_NUMBER(), one INSERT ... SELECT counting them into batches.
+    """
+    stamp = now()
+    carried: dict[str, int] = {}
+    with engine.begin() as conn:
+        for dead_run in _dead_runs(conn, target_task_id, run_id):
+            # Its planned batches first, so that a late claim of one of them finds it gone.
+            conn.execute(
+                update(batches)
+                .where(batches.c.run_id == dead_run, batches.c.status == BatchStatus.PLANNED)
+                .values(status=BatchStatus.CARRIED_OVER.value, carried_to=run_id)
+            )
+            moved = conn.execute(
+                update(ledger)
+                .where(
+                    ledger.c.target_task_id == target_task_id,
+                    ledger.c.status == Status.STAGED,
+                    ledger.c.run_id == dead_run,
+                    ~_in_sending_batch(),
+                )
+                .values(run_id=run_id, carried_from=dead_run, batch_no=None, updated_at=stamp)
+            ).rowcount
+            if moved:
+                carried[dead_run] = moved
+                log.warning(
+                    "Took over %d staged rows left by run %s (finished or no longer live)",
+                    moved,
+                    dead_run,
+                )
+
+        # Numbers are never reused within a run (a cleared re-run numbers on), so a late
+        # copy of an old post step cannot claim a batch that now holds other rows.
+        first = 1 + max(
+            conn.execute(
+                select(func.coalesce(func.max(batches.c.batch_no), -1)).where(
+                    batches.c.run_id == run_id
+                )
+            ).scalar_one(),
+            conn.execute(
+                select(func.coalesce(func.max(ledger.c.batch_no), -1)).where(
+                    ledger.c.run_id == run_id
+                )
+            ).scalar_one(),
+        )
+        free = (
+            ledger.c.target_task_id == target_task_id,
+            ledger.c.status == Status.STAGED,
+            ledger.c.run_id == run_id,
+            _not_in_open_batch(),
+        )
+        numbered = (
+            select(
+                ledger.c.lead_id,
+                (func.row_number().over(order_by=ledger.c.lead_id) - 1).label("position"),
+            )
+            .where(*free)
+            .subquery()
+        )
+        conn.execute(
+            update(ledger)
+            .where(
+                ledger.c.target_task_id == target_task_id,
+                ledger.c.lead_id == numbered.c.lead_id,
+                ledger.c.run_id == run_id,
+                ledger.c.status == Status.STAGED,
+            )
+            .values(batch_no=first + numbered.c.position // batch_size, updated_at=stamp)
+        )
+        planned = (
+            select(
+                ledger.c.run_id,
+                ledger.c.batch_no,
+                ledger.c.target_task_id,
+                func.count().label("rows"),
+                literal(BatchStatus.PLANNED.value).label("status"),
+                literal(False).label("answer_lost"),
+                literal(0).label("claims"),
+            )
+            .where(
+                ledger.c.target_task_id == target_task_id,
+                ledger.c.status == Status.STAGED,
+                ledger.c.run_id == run_id,
+                ledger.c.batch_no >= first,
+            )
+            .group_by(ledger.c.run_id, ledger.c.batch_no, ledger.c.target_task_id)
+        )
+        conn.execute(
+            insert(batches).from_select(
+                ["run_id", "batch_no", "target_task_id", "rows", "status", "answer_lost", "claims"],
+                planned,
+            )
+        )
+        refs = conn.execute(
+            select(batches.c.batch_no, batches.c.rows)
+            .where(batches.c.run_id == run_id, batches.c.batch_no >= first)
+            .order_by(batches.c.batch_no)
+        ).all()
+        conn.execute(
+            update(runs)
+            .where(runs.c.run_id == run_id, runs.c.state == RunState.RUNNING)
+            .values(lease_expires_at=_expiry(RUN_LEASE_SECONDS))
+        )
+    return Plan([{"batch_no": r.batch_no, "rows": r.rows} for r in refs], carried)
+
+
+def carried_over(engine: Engine, run_id: str) -> dict[str, int]:
+    """Rows of this run taken over from other runs, by the run they came from."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(ledger.c.carried_from, func.count())
+            .where(ledger.c.run_id == run_id, ledger.c.carried_from.is_not(None))
+            .group_by(ledger.c.carried_from)
+        ).all()
+    return {source: count for source, count in rows}
+
+
+# -- posting ------------------------------------------------------------------------------
+
+
+def batch_state(engine: Engine, run_id: str, batch_no: int) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(select(batches).where(*_this_batch(run_id, batch_no))).one_or_none()
+    if row is None:
+        raise LookupError(f"run {run_id} has no batch {batch_no} (was the run cleared?)")
+    return dict(row._mapping)
+
+
+def lease_is_live(state: dict[str, Any]) -> bool:
+    expires = state.get("lease_expires_at")
+    if state.get("status") != BatchStatus.SENDING or expires is None:
+        return False
+    if expires.tzinfo is None:  # SQLite hands back naive UTC
+        expires = expires.replace(tzinfo=now().tzinfo)
+    return expires > now()
+
+
+def claim(engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float) -> Claim | None:
+    """planned -> sending under a new lease; its staged rows -> sending. None: lost the race
+    (the batch was not planned any more when this statement ran)."""
+    token = secrets.token_hex(16)
+    stamp = now()
+    with engine.begin() as conn:
+        won = conn.execute(
+            update(batches)
+            .where(*_this_batch(run_id, batch_no), batches.c.status == BatchStatus.PLANNED)
+            .values(
+                status=BatchStatus.SENDING.value,
+                lease_owner=owner[:400],
+                lease_token=token,
+                lease_expires_at=stamp + timedelta(seconds=seconds),
+                claims=batches.c.claims + 1,
+                posted_at=stamp,
+                error=None,
+            )
+        ).rowcount
+        if won != 1:
+            return None
+        conn.execute(
+            update(ledger)
+            .where(*_rows_of(run_id, batch_no, Status.STAGED))
+            .values(status=Status.SENDING.value, updated_at=stamp)
+        )
+        payloads = conn.execute(
+            select(ledger.c.payload)
+            .where(*_rows_of(run_id, batch_no, Status.SENDING))
+            .order_by(ledger.c.lead_id)
+        ).scalars()
+        rows = [json.loads(p) for p in payloads]
+        conn.execute(
+            update(runs)
+            .where(runs.c.run_id == run_id, runs.c.state == RunState.RUNNING)
+            .values(lease_expires_at=_expiry(RUN_LEASE_SECONDS))
+        )
+    return Claim(Lease(run_id, batch_no, token, owner, seconds), rows)
+
+
+def renew(engine: Engine, lease: Lease) -> None:
+    """Extend the lease, or raise LeaseLost: the fence checked right before every POST."""
+    with engine.begin() as conn:
+        kept = conn.execute(
+            update(batches).where(*_held(lease)).values(lease_expires_at=_expiry(lease.seconds))
+        ).rowcount
+    if kept != 1:
+        raise LeaseLost(f"{lease.describe()} was taken over by another process; not posting")
+
+
+def give_up(engine: Engine, lease: Lease) -> None:
+    """The post's fate is unknown (its answer was lost) and this owner stops: expire the lease
+    now, so that the next try reconciles the batch at once instead of waiting it out."""
+    with engine.begin() as conn:
+        kept = conn.execute(
+            update(batches).where(*_held(lease)).values(lease_expires_at=now())
+        ).rowcount
+    if kept != 1:
+        log.warning("%s was taken over already; leaving it to its new owner", lease.describe())
+
+
+def take_expired(
+    engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float
+) -> Lease | None:
+    """A sending batch whose lease expired (its owner died or hung) gets a new owner, who must
+    look its rows up in the task before anything else. None: still live, or taken already."""
+    token = secrets.token_hex(16)
+    stamp = now()
+    with engine.begin() as conn:
+        won = conn.execute(
+            update(batches)
+            .where(
+                *_this_batch(run_id, batch_no),
+                batches.c.status == BatchStatus.SENDING,
+                or_(
+                    batches.c.lease_expires_at.is_(None),
+                    batches.c.lease_expires_at < _value(stamp, batches.c.lease_expires_at),
+                ),
+            )
+            .values(
+                lease_owner=owner[:400],
+                lease_token=token,
+                lease_expires_at=stamp + timedelta(seconds=seconds),
+            )
+        ).rowcount
+    return Lease(run_id, batch_no, token, owner, seconds) if won == 1 else None
+
+
+def sending_phones(engine: Engine, lease: Lease) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(ledger.c.phone).where(
+                    *_rows_of(lease.run_id, lease.batch_no, Status.SENDING)
+                )
+            ).scalars()
+        )
+
+
+def _rows_found(conn, lease: Lease, phones: Iterable[str], reason: str, stamp: datetime) -> int:
+    found = 0
+    for chunk in _chunks(sorted(phones)):
+        found += conn.execute(
+            update(ledger)
+            .where(
+                *_rows_of(lease.run_id, lease.batch_no, Status.SENDING), ledger.c.phone.in_(chunk)
+            )
+            .values(status=Status.IMPORTED.value, reason=reason, updated_at=stamp)
+        ).rowcount
+    return found
+
+
+def submitted(
+    engine: Engine,
+    lease: Lease,
+    unique_id: str | None,
+    *,
+    answer_lost: bool,
+    found_in_task: Iterable[str] = (),
+    reason_found: str = "found in the task after a lost answer",
+) -> None:
+    """sending -> submitted (or processed when nothing was left to post). Rows the task
+    already held go to imported, the posted ones to submitted with ``unique_id``."""
+    stamp = now()
+    with engine.begin() as conn:
+        won = conn.execute(
+            update(batches)
+            .where(*_held(lease))
+            .values(
+                status=(BatchStatus.SUBMITTED if unique_id else BatchStatus.PROCESSED).value,
+                unique_id=unique_id,
+                answer_lost=or_(batches.c.answer_lost, literal(answer_lost)),
+                lease_token=None,
+                lease_expires_at=None,
+                processed_at=None if unique_id else stamp,
+            )
+        ).rowcount
+        if won != 1:
+            raise LeaseLost(
+                f"{lease.describe()} was taken over while its post was under way; the "
+                f"platform's answer (unique_id {unique_id}) is not recorded by this process"
+            )
+        _rows_found(conn, lease, found_in_task, reason_found, stamp)
+        conn.execute(
+            update(ledger)
+            .where(*_rows_of(lease.run_id, lease.batch_no, Status.SENDING))
+            .values(status=Status.SUBMITTED.value, unique_id=unique_id, updated_at=stamp)
+        )
+
+
+def back_to_staged(
+    engine: Engine,
+    lease: Lease,
+    *,
+    error: str | None = None,
+    found_in_task: Iterable[str] = (),
+    reason_found: str = "found in the task after an interrupted post",
+) -> int:
+    """sending -> planned, releasing the lease: the platform certainly has none of the rows
+    that go back to staged (it refused the post, or the task's list shows them absent).
+    Rows the task does hold go to imported. Returns how many were found there."""
+    stamp = now()
+    found_in_task = set(found_in_task)
+    with engine.begin() as conn:
+        won = conn.execute(
+            update(batches)
+            .where(*_held(lease))
+            .values(
+                status=BatchStatus.PLANNED.value,
+                lease_token=None,
+                lease_expires_at=None,
+                error=error,
+                # Once a post's fate was unknown, its callback is double-checked in the task.
+                answer_lost=or_(batches.c.answer_lost, literal(bool(found_in_task) or not error)),
+            )
+        ).rowcount
+        if won != 1:
+            raise LeaseLost(f"{lease.describe()} was taken over; leaving it to its new owner")
+        found = _rows_found(conn, lease, found_in_task, reason_found, stamp)
+        conn.execute(
+            update(ledger)
+            .where(*_rows_of(lease.run_id, lease.batch_no, Status.SENDING))
+            .values(status=Status.STAGED.value, updated_at=stamp)
+        )
+    return found
+
+
+def expired_batches(engine: Engine, target_task_id: str) -> list[dict[str, Any]]:
+    """Sending batches of the task (any run) whose lease has expired: their owners are gone."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(batches.c.run_id, batches.c.batch_no, batches.c.lease_owner).where(
+                batches.c.target_task_id == target_task_id,
+                batches.c.status == BatchStatus.SENDING,
+                or_(
+                    batches.c.lease_expires_at.is_(None),
+                    batches.c.lease_expires_at < _value(now(), batches.c.lease_expires_at),
+                ),
+            )
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def live_sending_batches(engine: Engine, target_task_id: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).where(
+                batches.c.target_task_id == target_task_id,
+                batches.c.status == BatchStatus.SENDING,
+                batches.c.lease_expires_at >= _value(now(), batches.c.lease_expires_at),
+            )
+        ).scalar_one()
+
+
+# -- outcomes -----------------------------------------------------------------------------
+
+
+def submitted_phones(engine: Engine, unique_id: str) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(ledger.c.phone).where(
+                    ledger.c.unique_id == unique_id, ledger.c.status == Status.SUBMITTED
+                )
+            ).scalars()
+        )
+
+
+def answer_was_lost(engine: Engine, unique_id: str) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.execute(
+                select(func.count()).where(
+                    batches.c.unique_id == unique_id, batches.c.answer_lost.is_(True)
+                )
+            ).scalar_one()
+        )
+
+
+def settle(
+    engine: Engine, unique_id: str, imported: set[str], found_in_task: set[str] | None = None
+) -> dict[str, int] | None:
+    """submitted -> processed with the callback's outcome; its rows -> imported or
+    not_imported. None: another process settled this batch first (nothing changed)."""
+    stamp = now()
+    with engine.begin() as conn:
+        won = conn.execute(
+            update(batches)
+            .where(batches.c.unique_id == unique_id, batches.c.status == BatchStatus.SUBMITTED)
+            .values(status=BatchStatus.PROCESSED.value, processed_at=stamp)
+        ).rowcount
+        if won != 1:
+            return None
+        sent = (
+            conn.execute(
+                select(ledger.c.phone).where(
+                    ledger.c.unique_id == unique_id, ledger.c.status == Status.SUBMITTED
+                )
+            )
+            .scalars()
+            .all()
+        )
+        statuses = outcome_statuses(list(sent), imported, found_in_task)
+        for status in (Status.IMPORTED, Status.NOT_IMPORTED):
+            phones = [p for p, s in statuses.items() if s == status]
+            for chunk in _chunks(phones):
+                conn.execute(
+                    update(ledger)
+                    .where(
+                        ledger.c.unique_id == unique_id,
+                        ledger.c.status == Status.SUBMITTED,
+                        ledger.c.phone.in_(chunk),
+                    )
+                    .values(
+                        status=status.value,
+                        reason=None
+                        if status == Status.IMPORTED
+                        else "absent from the batch's callback",
+                        updated_at=stamp,
+                    )
+                )
+        counts = {
+            "imported": sum(1 for s in statuses.values() if s == Status.IMPORTED),
+            "not_imported": sum(1 for s in statuses.values() if s == Status.NOT_IMPORTED),
+        }
+        conn.execute(
+            update(batches)
+            .where(batches.c.unique_id == unique_id)
+            .values(imported=counts["imported"])
+        )
+    return counts
+
+
+def settled_counts(engine: Engine, unique_id: str) -> dict[str, int]:
+    """What the ledger holds for a batch another process settled."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(ledger.c.status, func.count())
+            .where(ledger.c.unique_id == unique_id)
+            .group_by(ledger.c.status)
+        ).all()
+    found = dict(rows)
+    return {
+        "imported": found.get(Status.IMPORTED, 0),
+        "not_imported": found.get(Status.NOT_IMPORTED, 0),
+    }
+
+
+def pending_batches(engine: Engine, target_task_id: str) -> list[dict[str, Any]]:
+    """Batches (of any run) the platform accepted and has not reported on yet."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(batches.c.run_id, batches.c.batch_no, batches.c.unique_id).where(
+                batches.c.target_task_id == target_task_id,
+                batches.c.status == BatchStatus.SUBMITTED,
+            )
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def awaiting_callback(engine: Engine, run_id: str) -> list[str]:
+    """``unique_id``s of the run's batches that the platform accepted and has not reported on."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(batches.c.unique_id)
+                .where(
+                    batches.c.run_id == run_id,
+                    batches.c.status == BatchStatus.SUBMITTED,
+                    batches.c.unique_id.is_not(None),
+                )
+                .order_by(batches.c.batch_no)
+            ).scalars()
+        )

@@ -1,0 +1,224 @@
+"""The batch lifecycle's transitions on SQLite and PostgreSQL: each one conditional, and the
+loser of every race changes nothing."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, select, update
+
+from lead_load import batch_lifecycle as lifecycle
+from lead_load import ledger
+from lead_load.batch_lifecycle import LeaseLost
+from lead_load.ledger_rules import BatchStatus, Status, batch_lease_seconds
+from tests.include.lead_load.test_ledger import candidate, engine, statuses  # noqa: F401
+
+TASK = "task-1"
+WINDOW = ("2026-11-24T00:00:00+00:00", "2026-11-25T00:00:00+00:00")
+
+
+def staged(engine, run_id: str, leads: dict[str, str]) -> None:
+    lifecycle.start_run(engine, run_id, TASK, WINDOW)
+    ledger.add_candidates(engine, run_id, [candidate(lead, phone) for lead, phone in leads.items()])
+    ledger.stage_candidates(engine, run_id, TASK)
+
+
+def five_leads(prefix: str = "l") -> dict[str, str]:
+    return {f"{prefix}{i}": f"1390000000{i}" for i in range(5)}
+
+
+def batch_status(engine, run_id: str, batch_no: int) -> str:
+    return lifecycle.batch_state(engine, run_id, batch_no)["status"]
+
+
+def test_a_batch_goes_planned_sending_submitted_processed(engine):
+    staged(engine, "run-1", five_leads())
+    plan = lifecycle.plan(engine, "run-1", TASK, batch_size=2)
+    assert plan.batches == [
+        {"batch_no": 0, "rows": 2},
+        {"batch_no": 1, "rows": 2},
+        {"batch_no": 2, "rows": 1},
+    ]
+    assert plan.carried_over == {}
+
+    claim = lifecycle.claim(engine, "run-1", 0, "owner-a", seconds=60)
+    assert [r["extra"] for r in claim.rows] == ["l0", "l1"]  # read after the claim
+    assert batch_status(engine, "run-1", 0) == BatchStatus.SENDING
+    lifecycle.renew(engine, claim.lease)
+    lifecycle.submitted(engine, claim.lease, "u-0", answer_lost=False)
+    assert lifecycle.awaiting_callback(engine, "run-1") == ["u-0"]
+
+    assert lifecycle.settle(engine, "u-0", {"13900000000"}) == {"imported": 1, "not_imported": 1}
+    assert statuses(engine) == {
+        "l0": "imported",
+        "l1": "not_imported",
+        "l2": "staged",
+        "l3": "staged",
+        "l4": "staged",
+    }
+    assert ledger.batch_counts(engine, "run-1") == {"processed": 1, "planned": 2}
+
+
+def test_only_one_claim_wins_and_the_loser_changes_nothing(engine):
+    staged(engine, "run-1", five_leads())
+    lifecycle.plan(engine, "run-1", TASK, batch_size=5)
+    first = lifecycle.claim(engine, "run-1", 0, "owner-a", seconds=60)
+    second = lifecycle.claim(engine, "run-1", 0, "owner-b", seconds=60)
+    assert first is not None and second is None
+    state = lifecycle.batch_state(engine, "run-1", 0)
+    assert state["lease_owner"] == "owner-a" and state["lease_token"] == first.lease.token
+    assert state["claims"] == 1
+
+
+def test_a_writer_that_lost_its_lease_can_neither_post_nor_record(engine):
+    staged(engine, "run-1", five_leads())
+    lifecycle.plan(engine, "run-1", TASK, batch_size=5)
+    paused = lifecycle.claim(engine, "run-1", 0, "paused", seconds=0.01).lease
+    time.sleep(0.05)
+    # Still live until it expires; then another process takes it over.
+    assert lifecycle.take_expired(engine, "run-1", 0, "new", seconds=60) is not None
+    assert lifecycle.take_expired(engine, "run-1", 0, "third", seconds=60) is None  # live again
+
+    with pytest.raises(LeaseLost):
+        lifecycle.renew(engine, paused)  # the fence before a POST
+    with pytest.raises(LeaseLost):
+        lifecycle.submitted(engine, paused, "u-late", answer_lost=False)
+    with pytest.raises(LeaseLost):
+        lifecycle.back_to_staged(engine, paused, error="late")
+    state = lifecycle.batch_state(engine, "run-1", 0)
+    assert state["status"] == BatchStatus.SENDING and state["lease_owner"] == "new"
+    assert set(statuses(engine).values()) == {"sending"}
+
+
+def test_reconciling_marks_found_rows_imported_and_restages_the_rest(engine):
+    staged(engine, "run-1", five_leads())
+    lifecycle.plan(engine, "run-1", TASK, batch_size=5)
+    lifecycle.claim(engine, "run-1", 0, "dead", seconds=0.01)
+    time.sleep(0.05)
+    assert lifecycle.expired_batches(engine, TASK) == [
+        {"run_id": "run-1", "batch_no": 0, "lease_owner": "dead"}
+    ]
+    lease = lifecycle.take_expired(engine, "run-1", 0, "reconciler", seconds=60)
+    assert sorted(lifecycle.sending_phones(engine, lease)) == sorted(five_leads().values())
+    assert lifecycle.back_to_staged(engine, lease, found_in_task={"13900000001"}) == 1
+    assert statuses(engine)["l1"] == "imported"
+    assert {s for lead, s in statuses(engine).items() if lead != "l1"} == {"staged"}
+    state = lifecycle.batch_state(engine, "run-1", 0)
+    assert state["status"] == BatchStatus.PLANNED and state["lease_token"] is None
+    assert state["answer_lost"]  # its next callback is double-checked in the task
+    # The next claim posts only what is still staged.
+    again = lifecycle.claim(engine, "run-1", 0, "retry", seconds=60)
+    assert len(again.rows) == 4 and again.lease.owner == "retry"
+
+
+def test_a_batch_is_settled_once(engine):
+    staged(engine, "run-1", five_leads())
+    lifecycle.plan(engine, "run-1", TASK, batch_size=5)
+    claim = lifecycle.claim(engine, "run-1", 0, "a", seconds=60)
+    lifecycle.submitted(engine, claim.lease, "u-0", answer_lost=False)
+    assert lifecycle.settle(engine, "u-0", set(five_leads().values())) == {
+        "imported": 5,
+        "not_imported": 0,
+    }
+    # A second copy of the callback (another run's recheck, a duplicate trigger) loses.
+    assert lifecycle.settle(engine, "u-0", set()) is None
+    assert set(statuses(engine).values()) == {"imported"}
+    assert lifecycle.settled_counts(engine, "u-0") == {"imported": 5, "not_imported": 0}
+
+
+def test_planning_leaves_a_live_run_alone_and_carries_over_a_finished_one(engine):
+    staged(engine, "run-a", five_leads("a"))
+    lifecycle.start_run(engine, "run-b", TASK, WINDOW)
+    # run-a is live: run-b plans nothing of it.
+    assert lifecycle.count_plannable(engine, "run-b", TASK) == (0, 0)
+    assert lifecycle.plan(engine, "run-b", TASK, batch_size=2).batches == []
+    assert {r for r in ledger_runs(engine, Status.STAGED)} == {"run-a"}
+
+    # run-a plans and then finishes without sending: run-b takes its rows over, explicitly.
+    lifecycle.plan(engine, "run-a", TASK, batch_size=2)
+    lifecycle.finish_run(engine, "run-a", TASK, WINDOW, {"note": "failed"})
+    assert lifecycle.count_plannable(engine, "run-b", TASK) == (5, 5)
+    plan = lifecycle.plan(engine, "run-b", TASK, batch_size=2)
+    assert plan.carried_over == {"run-a": 5}
+    assert [b["rows"] for b in plan.batches] == [2, 2, 1]
+    assert lifecycle.carried_over(engine, "run-b") == {"run-a": 5}
+    # run-a's planned batches are marked, so a late claim of one finds it gone.
+    assert ledger.batch_counts(engine, "run-a") == {"carried_over": 3}
+    assert lifecycle.claim(engine, "run-a", 0, "late", seconds=60) is None
+
+
+def test_a_run_whose_lease_expired_is_dead(engine, monkeypatch):
+    staged(engine, "run-a", five_leads("a"))
+    with engine.begin() as conn:
+        conn.execute(
+            update(ledger.runs)
+            .where(ledger.runs.c.run_id == "run-a")
+            .values(lease_expires_at=ledger.now() - timedelta(seconds=1))
+        )
+    lifecycle.start_run(engine, "run-b", TASK, WINDOW)
+    assert lifecycle.plan(engine, "run-b", TASK, batch_size=5).carried_over == {"run-a": 5}
+
+
+def test_rows_of_a_sending_batch_are_never_taken_over(engine):
+    staged(engine, "run-a", five_leads("a"))
+    lifecycle.plan(engine, "run-a", TASK, batch_size=5)
+    lifecycle.claim(engine, "run-a", 0, "a", seconds=60)
+    lifecycle.finish_run(engine, "run-a", TASK, WINDOW, {})
+    lifecycle.start_run(engine, "run-b", TASK, WINDOW)
+    assert lifecycle.plan(engine, "run-b", TASK, batch_size=5).carried_over == {}
+    assert set(statuses(engine).values()) == {"sending"}
+
+
+def test_planning_takes_a_fixed_number_of_statements_and_a_replan_numbers_on(engine):
+    """Planning once paged through the rows, a query (a scan, without statistics) per batch."""
+    staged(engine, "run-1", {f"l{i:02d}": f"1390000{i:04d}" for i in range(30)})
+    statements: list[str] = []
+    record = lambda conn, cursor, sql, *_: statements.append(sql)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", record)
+    plan = lifecycle.plan(engine, "run-1", TASK, batch_size=4)
+    event.remove(engine, "before_cursor_execute", record)
+    assert [r["rows"] for r in plan.batches] == [4] * 7 + [2]
+    assert [r["batch_no"] for r in plan.batches] == list(range(8))
+    assert len(statements) <= 7
+
+    # Batch 0 goes out; a cleared re-run drops the unclaimed batches and plans what is still
+    # staged, numbering on from 8.
+    lifecycle.claim(engine, "run-1", 0, "a", seconds=60)
+    ledger.clear_run(engine, "run-1")
+    again = lifecycle.plan(engine, "run-1", TASK, batch_size=10)
+    assert again.batches == [
+        {"batch_no": 8, "rows": 10},
+        {"batch_no": 9, "rows": 10},
+        {"batch_no": 10, "rows": 6},
+    ]
+    with engine.connect() as conn:
+        sending = conn.execute(
+            select(ledger.ledger.c.lead_id).where(ledger.ledger.c.batch_no == 0)
+        ).scalars()
+        assert sorted(sending) == ["l00", "l01", "l02", "l03"]  # untouched
+
+
+def test_giving_up_expires_the_lease_at_once(engine):
+    staged(engine, "run-1", five_leads())
+    lifecycle.plan(engine, "run-1", TASK, batch_size=5)
+    claim = lifecycle.claim(engine, "run-1", 0, "a", seconds=600)
+    assert lifecycle.take_expired(engine, "run-1", 0, "b", seconds=60) is None
+    lifecycle.give_up(engine, claim.lease)
+    assert lifecycle.take_expired(engine, "run-1", 0, "b", seconds=60) is not None
+
+
+def test_the_lease_outlives_a_renewal_cycle():
+    # Defaults of the agent_api connection: 30 s timeout, 5 s grace, 60 s backoff cap.
+    assert batch_lease_seconds(30, 5, 60) == 2 * 95 + 30
+    assert batch_lease_seconds(5, 0.5, 2) > 5 + 0.5 + 2
+
+
+def ledger_runs(engine, status: Status) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(ledger.ledger.c.run_id).where(ledger.ledger.c.status == status)
+            ).scalars()
+        )

@@ -1,0 +1,215 @@
+"""Two processes run the post step for the same batch, interleaved at every boundary.
+
+Each copy is a real process (``post_step_child``) running the real step against the
+simulator over HTTP and a real ledger (SQLite file, PostgreSQL). One copy pauses at a
+boundary: before its claim, after its claim and before the request, inside a slow request,
+or after the answer and before recording it; with its lease still live, or expired so that
+the other copy takes the batch over. Whatever the interleaving, the simulator's journal
+must show every phone accepted exactly once, and once the callbacks are in, the ledger
+must say imported for exactly the phones the task holds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from agent_api.hooks.agent_api import AgentApiHook
+from lead_load import batch_lifecycle, ledger, pipeline
+from tests.include.lead_load.test_ledger import candidate, engine  # noqa: F401 (a fixture)
+from tests.plugins.agent_api.conftest import account, new_phones  # noqa: F401 (a fixture)
+
+REPO = Path(__file__).resolve().parents[3]
+RUN = "run-race"
+ROWS = 20
+LIVE, SHORT = 60.0, 1.0  # lease seconds: outlives the test / expires during the pause
+
+
+@pytest.fixture
+def batch(engine, account):
+    """One planned batch of ROWS leads."""
+    phones = new_phones(ROWS)
+    batch_lifecycle.start_run(engine, RUN, account.task_id, ("a", "b"))
+    ledger.add_candidates(engine, RUN, [candidate(f"l{i:03d}", p) for i, p in enumerate(phones)])
+    ledger.stage_candidates(engine, RUN, account.task_id)
+    (planned,) = batch_lifecycle.plan(engine, RUN, account.task_id, ROWS).batches
+    settings = {
+        "run_id": RUN,
+        "api_task_id": account.task_id,
+        "window_start": "2026-11-24T00:00:00+00:00",
+        "window_end": "2026-11-25T00:00:00+00:00",
+        "batch_size": ROWS,
+    }
+    return settings, planned["batch_no"], phones
+
+
+class Copy:
+    """One process running the post step."""
+
+    def __init__(self, engine, settings, batch_no, owner, lease, tmp_path, pause_at=None):
+        self.barrier = tmp_path / owner
+        self.barrier.mkdir()
+        self.pause_at = pause_at
+        spec = {
+            "ledger_url": engine.url.render_as_string(hide_password=False),
+            "settings": settings,
+            "batch_no": batch_no,
+            "owner": owner,
+            "lease_seconds": lease,
+            "pause_at": pause_at,
+            "barrier_dir": str(self.barrier),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.include.lead_load.post_step_child", json.dumps(spec)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_paused(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not (self.barrier / f"{self.pause_at}.reached").exists():
+            assert self.process.poll() is None, self.process.communicate()
+            assert time.monotonic() < deadline, f"never reached {self.pause_at}"
+            time.sleep(0.02)
+
+    def release(self) -> None:
+        (self.barrier / f"{self.pause_at}.go").touch()
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def receipt(self, timeout: float = 60) -> dict:
+        out, err = self.process.communicate(timeout=timeout)
+        assert self.process.returncode == 0, err[-3000:]
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def accepted_phones(account) -> Counter:
+    accepted = [p for p in account.posts() if p["status"] == 200 and p["code"] == 200]
+    return Counter(row["phone"] for post in accepted for row in post["body"]["data"])
+
+
+def settle_and_compare(engine, account, settings, phones) -> None:
+    """Every phone accepted once; after the callbacks, imported iff in the task."""
+    assert accepted_phones(account) == Counter(phones)
+    account.sim.wait_until_processed()
+    run_settings = pipeline.RunSettings.from_dict(settings)
+    for unique_id in batch_lifecycle.awaiting_callback(engine, RUN):
+        payload = AgentApiHook().get_callback(unique_id)
+        numbers = set(AgentApiHook().download_numbers(payload["data"]["url"]))
+        pipeline.apply_outcome(run_settings, engine, AgentApiHook(), unique_id, numbers)
+    with engine.connect() as conn:
+        rows = conn.execute(select(ledger.ledger.c.phone, ledger.ledger.c.status)).all()
+    in_task = account.imported_phones()
+    assert sorted(in_task) == sorted(phones)  # each once
+    assert {phone for phone, status in rows if status == "imported"} == set(in_task)
+    assert len(rows) == ROWS
+
+
+def test_a_copy_that_arrives_before_its_claim_ends_with_the_winners_receipt(
+    engine,
+    account,
+    batch,
+    tmp_path,
+):
+    settings, batch_no, phones = batch
+    late = Copy(engine, settings, batch_no, "late", LIVE, tmp_path, "before_claim")
+    late.wait_paused()
+    first = Copy(engine, settings, batch_no, "first", LIVE, tmp_path).receipt()
+    late.release()
+    assert late.receipt() == first and first["rows"] == ROWS
+    settle_and_compare(engine, account, settings, phones)
+
+
+@pytest.mark.parametrize("pause_at", ["after_claim", "before_recording"])
+def test_a_copy_waits_for_a_live_lease_and_ends_with_the_owners_receipt(
+    engine,
+    account,
+    batch,
+    tmp_path,
+    pause_at,
+):
+    settings, batch_no, phones = batch
+    owner = Copy(engine, settings, batch_no, "owner", LIVE, tmp_path, pause_at)
+    owner.wait_paused()
+    other = Copy(engine, settings, batch_no, "other", LIVE, tmp_path)
+    time.sleep(2)
+    assert other.running(), other.receipt()  # waiting for the lease, not posting
+    assert len(account.posts()) == (1 if pause_at == "before_recording" else 0)
+    owner.release()
+    receipt = owner.receipt()
+    assert other.receipt() == receipt and receipt["rows"] == ROWS
+    settle_and_compare(engine, account, settings, phones)
+
+
+def test_a_copy_waits_while_the_owners_request_is_on_the_wire(
+    engine,
+    account,
+    batch,
+    tmp_path,
+):
+    settings, batch_no, phones = batch
+    # The platform takes the batch at once and answers 1.5 s later (within the timeout).
+    account.sim.set_faults(lost_answer_rate=1.0, lost_answer_delay=1.5)
+    try:
+        owner = Copy(engine, settings, batch_no, "owner", LIVE, tmp_path)
+        deadline = time.monotonic() + 30
+        while not account.posts():
+            assert time.monotonic() < deadline and owner.running()
+            time.sleep(0.02)
+        other = Copy(engine, settings, batch_no, "other", LIVE, tmp_path)
+        receipt = owner.receipt()
+        assert other.receipt() == receipt
+    finally:
+        account.sim.set_faults()
+    settle_and_compare(engine, account, settings, phones)
+
+
+def test_an_owner_paused_past_its_lease_after_the_claim_never_posts(
+    engine,
+    account,
+    batch,
+    tmp_path,
+):
+    settings, batch_no, phones = batch
+    paused = Copy(engine, settings, batch_no, "paused", SHORT, tmp_path, "after_claim")
+    paused.wait_paused()
+    time.sleep(SHORT + 0.5)
+    # The lease expired: the other copy looks the rows up in the task (absent), re-stages
+    # them and posts them under a claim of its own.
+    taker = Copy(engine, settings, batch_no, "taker", LIVE, tmp_path).receipt()
+    assert taker["rows"] == ROWS
+    paused.release()  # wakes up: its fence (the renewal before the POST) refuses
+    assert paused.receipt() == taker
+    assert len(account.posts()) == 1
+    settle_and_compare(engine, account, settings, phones)
+
+
+def test_an_owner_paused_past_its_lease_after_the_answer_cannot_record_over_the_new_owner(
+    engine,
+    account,
+    batch,
+    tmp_path,
+):
+    settings, batch_no, phones = batch
+    paused = Copy(engine, settings, batch_no, "paused", SHORT, tmp_path, "before_recording")
+    paused.wait_paused()
+    account.sim.wait_until_processed()  # the platform imported the batch meanwhile
+    time.sleep(SHORT + 0.5)
+    # The new owner finds every number in the task: imported, nothing to post again.
+    taker = Copy(engine, settings, batch_no, "taker", LIVE, tmp_path).receipt()
+    assert taker["rows"] == 0
+    paused.release()  # its answer came too late to be recorded; it says so and stops
+    assert paused.receipt()["unique_id"] is None  # ends with the batch as the ledger has it
+    assert len(account.posts()) == 1
+    settle_and_compare(engine, account, settings, phones)
+    assert batch_lifecycle.batch_state(engine, RUN, batch_no)["status"] == "processed"
