@@ -6,7 +6,7 @@ run's data interval into a calling task of the platform:
 
 `resolve_settings -> recheck_earlier_batches -> extract_and_stage -> plan_batches ->
 post_batch (mapped, one per <=200-row batch) -> wait_for_callback (deferrable, mapped by
-unique_id) -> report`
+unique_id) -> verify_landing -> report`
 
 * **Exactly once**: the ledger table (`lead_load_ledger`) stages each valid lead once per
   target task, and the database allows one active row per phone; retries, re-runs and
@@ -247,7 +247,7 @@ def lead_load():
     def collect_unique_ids() -> list[str]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from lead_load import ledger
+        from lead_load import batch_lifecycle
         from lead_load.connections import ledger_engine
 
         planned = get_current_context()["ti"].xcom_pull("plan_batches")
@@ -257,16 +257,26 @@ def lead_load():
             return []
         # From the ledger rather than post_batch's XComs: it also knows batches that an
         # earlier try posted, and batches whose post failed are simply not there.
-        return ledger.awaiting_callback(ledger_engine(), _settings().run_id)
+        return batch_lifecycle.awaiting_callback(ledger_engine(), _settings().run_id)
+
+    @task(trigger_rule="all_done")
+    def verify_landing() -> dict:
+        from agent_api.hooks.agent_api import AgentApiHook
+        from lead_load.connections import ledger_engine
+
+        if get_current_context()["ti"].xcom_pull("plan_batches") is None:
+            # An earlier step failed and said why; there is nothing of this run to check.
+            return {"skipped": "nothing was planned: an earlier step failed"}
+        return pipeline.verify_landing(_settings(), ledger_engine(), AgentApiHook())
 
     @task(trigger_rule="all_done", outlets=[IMPORTED_LEADS])
-    def report(extract_counts: dict | None = None) -> dict:
+    def report(extract_counts: dict | None = None, landing: dict | None = None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
         from lead_load.connections import ledger_engine
 
         try:
-            return pipeline.report(_settings(), ledger_engine(), extract_counts)
+            return pipeline.report(_settings(), ledger_engine(), extract_counts, landing)
         except pipeline.RunFailed as error:  # the verdict on finished work: no retry
             raise AirflowFailException(str(error)) from None
 
@@ -299,11 +309,12 @@ def lead_load():
         soft_fail=True,
         map_index_template="{{ task.unique_id }}",
     ).expand(unique_id=unique_ids)
-    summary = report(staged)
+    landing = verify_landing()
+    report(staged, landing)
 
     settings >> recheck >> staged >> planned
     posted >> unique_ids
-    waited >> summary
+    waited >> landing
 
 
 lead_load()

@@ -702,3 +702,44 @@ def awaiting_callback(engine: Engine, run_id: str) -> list[str]:
                 .order_by(batches.c.batch_no)
             ).scalars()
         )
+
+
+# -- landing check ------------------------------------------------------------------------
+
+
+def landing_repair(
+    engine: Engine,
+    target_task_id: str,
+    lead_id: str,
+    seen: tuple[str, str, datetime],
+    *,
+    to: Status,
+    reason: str,
+    clear_batch: bool = False,
+) -> bool:
+    """A row the landing check proved wrong: ``seen`` (status, phone, updated_at) -> ``to``.
+
+    False when the row changed since the check read it (any write moves one of the three),
+    or when another lead took its phone meanwhile (the unique index refuses a second active
+    row): the repair no longer holds, and nothing is written.
+    """
+    status, phone, updated_at = seen
+    values: dict[str, Any] = {"status": to.value, "reason": reason, "updated_at": now()}
+    if clear_batch:
+        values.update(batch_no=None, unique_id=None)
+    statement = (
+        update(ledger)
+        .where(
+            ledger.c.target_task_id == target_task_id,
+            ledger.c.lead_id == lead_id,
+            ledger.c.status == status,
+            ledger.c.phone == phone,
+            ledger.c.updated_at == updated_at,
+        )
+        .values(**values)
+    )
+    try:
+        with engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
+    except IntegrityError:
+        return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,8 +25,15 @@ from agent_api.exceptions import (
 )
 from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.masking import mask_phones_in
-from lead_load import ledger
-from lead_load.ledger_rules import Status, batch_count, check_map_limit
+from lead_load import batch_lifecycle, landing_check, ledger
+from lead_load.batch_lifecycle import Claim, LeaseLost
+from lead_load.ledger_rules import (
+    BatchStatus,
+    Status,
+    batch_count,
+    batch_lease_seconds,
+    check_map_limit,
+)
 from lead_load.mapping import FieldMapping, MappingError
 from lead_load.transform import transform_leads
 
@@ -168,6 +175,7 @@ def extract_and_stage(
             ),
         )
         totals["extracted"] += len(chunk)
+        batch_lifecycle.renew_run(ledger_engine, settings.run_id)  # long extracts stay live
         totals["rejected"] += len(result.rejects)
         totals["duplicates_in_chunk"] += len(result.duplicates)
         log.info(
@@ -193,20 +201,54 @@ def extract_and_stage(
 
 
 def plan(settings: RunSettings, ledger_engine: Engine, max_map_length: int) -> list[dict]:
-    """Batch references for the mapped post_batch task (small: numbers, no rows)."""
-    staged = ledger.count_staged(ledger_engine, settings.api_task_id)
-    batches = batch_count(staged, settings.batch_size)
+    """Batch references for the mapped post_batch task (small: numbers, no rows).
+
+    The run plans its own staged rows and takes over those of finished or dead runs
+    (reported as carried over); rows of other live runs are theirs to send.
+    """
+    rows, carried = batch_lifecycle.count_plannable(
+        ledger_engine, settings.run_id, settings.api_task_id
+    )
+    batches = batch_count(rows, settings.batch_size)
     check_map_limit(batches, max_map_length)
     if settings.dry_run:
         log.info(
-            "Dry run: %d staged rows would go out in %d batches; nothing is sent", staged, batches
+            "Dry run: %d staged rows (%d of them left by earlier runs) would go out in %d "
+            "batches; nothing is sent",
+            rows,
+            carried,
+            batches,
         )
         return []
-    refs = ledger.plan_batches(
+    planned = batch_lifecycle.plan(
         ledger_engine, settings.run_id, settings.api_task_id, settings.batch_size
     )
-    log.info("Planned %d batches for %d staged rows", len(refs), staged)
-    return refs
+    log.info(
+        "Planned %d batches for %d staged rows (carried over from earlier runs: %s)",
+        len(planned.batches),
+        sum(b["rows"] for b in planned.batches),
+        planned.carried_over or "none",
+    )
+    return planned.batches
+
+
+@dataclass(frozen=True)
+class LeaseHeld:
+    """Another process holds the batch: ask again after ``seconds`` (nothing was posted)."""
+
+    seconds: float
+    holder: str
+
+
+# How often a copy of the post step looks again at a batch that another process holds.
+LEASE_POLL_SECONDS = 5.0
+
+
+def lease_seconds(agent_api: AgentApiHook) -> float:
+    s = agent_api.settings
+    return batch_lease_seconds(
+        s.request_timeout, s.lost_answer_grace_seconds, s.backoff_max_seconds
+    )
 
 
 def _reconcile_interrupted(
@@ -215,117 +257,162 @@ def _reconcile_interrupted(
     agent_api: AgentApiHook,
     run_id: str,
     batch_no: int,
-) -> None:
-    """Rows left ``sending`` by a dead worker: look in the task before posting anything again."""
-    phones = ledger.sending_phones(ledger_engine, run_id, batch_no)
-    if not phones:
-        return
-    state = ledger.batch_state(ledger_engine, run_id, batch_no)
-    present = agent_api.numbers_in_task(
-        settings.api_task_id, phones, since=state.get("posted_at"), sub_user_id=settings.sub_user_id
+    owner: str,
+) -> bool:
+    """A batch left ``sending`` by an owner whose lease expired: take the lease over, look its
+    rows up in the task, mark what is there imported and re-stage the rest. Never re-posts
+    blindly. False: another process took it first, or its owner renewed in time."""
+    lease = batch_lifecycle.take_expired(
+        ledger_engine, run_id, batch_no, owner, lease_seconds(agent_api)
+    )
+    if lease is None:
+        log.info(
+            "Batch %d of run %s is being reconciled or posted by another process", batch_no, run_id
+        )
+        return False
+    phones = batch_lifecycle.sending_phones(ledger_engine, lease)
+    state = batch_lifecycle.batch_state(ledger_engine, run_id, batch_no)
+    present = (
+        agent_api.numbers_in_task(
+            settings.api_task_id,
+            phones,
+            since=state.get("posted_at"),
+            sub_user_id=settings.sub_user_id,
+        )
+        if phones
+        else set()
     )
     log.warning(
-        "Batch %d of run %s was interrupted while posting: %d of its %d numbers are in the task; "
-        "the rest go back to staged",
+        "Batch %d of run %s was interrupted while posting (its owner's lease expired): %d of "
+        "its %d numbers are in the task; the rest go back to staged",
         batch_no,
         run_id,
         len(present),
         len(phones),
     )
-    if present:
-        _mark_found_in_task(
-            ledger_engine, run_id, batch_no, present, "found in the task after an interrupted post"
-        )
-    ledger.set_batch_status(
-        ledger_engine,
-        run_id,
-        batch_no,
-        rows_from=Status.SENDING,
-        rows_to=Status.STAGED,
-        batch_status="planned",
-    )
+    batch_lifecycle.back_to_staged(ledger_engine, lease, found_in_task=present)
+    return True
+
+
+def _receipt(batch_no: int, unique_id: str | None, rows: int) -> dict[str, Any]:
+    return {"batch_no": batch_no, "unique_id": unique_id, "rows": rows}
 
 
 def post_batch(
-    settings: RunSettings, batch_no: int, ledger_engine: Engine, agent_api: AgentApiHook
-) -> dict[str, Any]:
-    """Post one planned batch. Returns ``{"batch_no", "unique_id", "rows"}`` (no phones)."""
-    run_id = settings.run_id
-    state = ledger.batch_state(ledger_engine, run_id, batch_no)
-    if state["status"] in ("submitted", "processed"):
-        log.info(
-            "Batch %d was posted by an earlier try (unique_id %s)", batch_no, state["unique_id"]
-        )
-        return {"batch_no": batch_no, "unique_id": state["unique_id"], "rows": state["rows"]}
-    _reconcile_interrupted(settings, ledger_engine, agent_api, run_id, batch_no)
+    settings: RunSettings,
+    batch_no: int,
+    ledger_engine: Engine,
+    agent_api: AgentApiHook,
+    owner: str,
+) -> dict[str, Any] | LeaseHeld:
+    """Post one planned batch, as its only owner.
 
-    rows = ledger.batch_rows(ledger_engine, run_id, batch_no, Status.STAGED)
-    if not rows:
-        ledger.set_batch_status(
-            ledger_engine,
-            run_id,
-            batch_no,
-            rows_from=Status.STAGED,
-            rows_to=Status.STAGED,
-            batch_status="processed",
+    Returns the receipt ``{"batch_no", "unique_id", "rows"}`` (no phones), or ``LeaseHeld``
+    when another process holds the batch (the caller waits and asks again): only the process
+    whose claim won posts, and a copy that arrives later ends with the winner's receipt.
+    """
+    run_id = settings.run_id
+    for _ in range(3):  # a lost claim or a reconciliation changes the state: look again
+        state = batch_lifecycle.batch_state(ledger_engine, run_id, batch_no)
+        status = state["status"]
+        if status in (BatchStatus.SUBMITTED, BatchStatus.PROCESSED):
+            log.info(
+                "Batch %d was posted already (unique_id %s); nothing to do",
+                batch_no,
+                state["unique_id"],
+            )
+            return _receipt(batch_no, state["unique_id"], state["rows"])
+        if status == BatchStatus.CARRIED_OVER:
+            log.warning(
+                "Batch %d was taken over by run %s after this run stopped renewing its lease; "
+                "that run sends its rows",
+                batch_no,
+                state["carried_to"],
+            )
+            return _receipt(batch_no, None, 0)
+        if status == BatchStatus.SENDING:
+            if batch_lifecycle.lease_is_live(state):
+                return LeaseHeld(LEASE_POLL_SECONDS, state["lease_owner"] or "another process")
+            _reconcile_interrupted(settings, ledger_engine, agent_api, run_id, batch_no, owner)
+            continue
+        claim = batch_lifecycle.claim(
+            ledger_engine, run_id, batch_no, owner, lease_seconds(agent_api)
         )
-        return {"batch_no": batch_no, "unique_id": None, "rows": 0}
-    ledger.set_batch_status(
-        ledger_engine,
-        run_id,
-        batch_no,
-        rows_from=Status.STAGED,
-        rows_to=Status.SENDING,
-        batch_status="sending",
-        posted_at=ledger.now(),
-    )
+        if claim is None:
+            log.info("Another process claimed batch %d first; looking again", batch_no)
+            continue
+        return _post_claimed(settings, ledger_engine, agent_api, claim)
+    return LeaseHeld(LEASE_POLL_SECONDS, "another process")
+
+
+def _post_claimed(
+    settings: RunSettings, ledger_engine: Engine, agent_api: AgentApiHook, claim: Claim
+) -> dict[str, Any] | LeaseHeld:
+    lease = claim.lease
+    if not claim.rows:  # its rows went elsewhere (found in the task, taken over)
+        batch_lifecycle.submitted(ledger_engine, lease, None, answer_lost=False)
+        return _receipt(lease.batch_no, None, 0)
     try:
-        receipt = _import(settings, agent_api, rows)
+        receipt = _import(
+            settings,
+            agent_api,
+            claim.rows,
+            before_send=lambda: batch_lifecycle.renew(ledger_engine, lease),
+        )
+    except LeaseLost as lost:
+        log.warning("%s", lost)
+        return LeaseHeld(LEASE_POLL_SECONDS, "another process")
     except AgentApiTransientError as error:
         if error.maybe_accepted:
-            # Unknown whether the platform took it: the rows stay "sending" and the next try
-            # checks the task before posting again.
+            # Unknown whether the platform took it: the rows stay "sending", and the lease is
+            # given up so that the next try reconciles at once (looks in the task first).
+            batch_lifecycle.give_up(ledger_engine, lease)
             raise
-        _back_to_staged(ledger_engine, run_id, batch_no, error)
+        batch_lifecycle.back_to_staged(
+            ledger_engine, lease, error=mask_phones_in(str(error))[:2000]
+        )
         raise
     except AgentApiError as error:
-        _back_to_staged(ledger_engine, run_id, batch_no, error)
+        batch_lifecycle.back_to_staged(
+            ledger_engine, lease, error=mask_phones_in(str(error))[:2000]
+        )
         raise
 
-    if receipt.already_in_task:
-        _mark_found_in_task(
+    try:
+        batch_lifecycle.submitted(
             ledger_engine,
-            run_id,
-            batch_no,
-            receipt.already_in_task,
-            "found in the task after a lost answer",
+            lease,
+            receipt.unique_id,
+            answer_lost=receipt.answer_lost,
+            found_in_task=receipt.already_in_task,
         )
-    ledger.set_batch_status(
-        ledger_engine,
-        run_id,
-        batch_no,
-        rows_from=Status.SENDING,
-        rows_to=Status.SUBMITTED,
-        batch_status="submitted" if receipt.unique_id else "processed",
-        unique_id=receipt.unique_id,
-        answer_lost=receipt.answer_lost,
-    )
+    except LeaseLost as lost:
+        # Only a process paused for longer than the lease gets here; the new owner found the
+        # batch in the task or re-posted it, which the platform refuses as duplicates.
+        log.error("%s", lost)
+        return LeaseHeld(LEASE_POLL_SECONDS, "another process")
     log.info(
         "Batch %d: %d rows posted, unique_id %s (%d attempts%s)",
-        batch_no,
+        lease.batch_no,
         receipt.posted,
         receipt.unique_id,
         receipt.attempts,
         ", answer lost once" if receipt.answer_lost else "",
     )
-    return {"batch_no": batch_no, "unique_id": receipt.unique_id, "rows": receipt.posted}
+    return _receipt(lease.batch_no, receipt.unique_id, receipt.posted)
 
 
-def _import(settings: RunSettings, agent_api: AgentApiHook, rows: list[dict]):
+def _import(
+    settings: RunSettings,
+    agent_api: AgentApiHook,
+    rows: list[dict],
+    before_send: Callable[[], None],
+):
     options = {
         "sub_user_id": settings.sub_user_id,
         "ignore_crm": settings.ignore_crm,
         "encryption": settings.encryption,
+        "before_send": before_send,
     }
     try:
         return agent_api.import_batch(settings.api_task_id, rows, **options)
@@ -340,35 +427,6 @@ def _import(settings: RunSettings, agent_api: AgentApiHook, rows: list[dict]):
         return agent_api.import_batch(settings.api_task_id, rows, **options)
 
 
-def _mark_found_in_task(
-    ledger_engine: Engine, run_id: str, batch_no: int, phones: Iterable[str], reason: str
-) -> None:
-    """Rows in flight whose numbers the task's own list shows: they are imported."""
-    ledger.set_batch_status(
-        ledger_engine,
-        run_id,
-        batch_no,
-        rows_from=Status.SENDING,
-        rows_to=Status.IMPORTED,
-        batch_status="sending",
-        phones=sorted(phones),
-        reason=reason,
-    )
-
-
-def _back_to_staged(ledger_engine: Engine, run_id: str, batch_no: int, error: Exception) -> None:
-    """The platform certainly did not take the batch: its rows wait for the next try."""
-    ledger.set_batch_status(
-        ledger_engine,
-        run_id,
-        batch_no,
-        rows_from=Status.SENDING,
-        rows_to=Status.STAGED,
-        batch_status="planned",
-        error=mask_phones_in(str(error))[:2000],
-    )
-
-
 def apply_outcome(
     settings: RunSettings,
     ledger_engine: Engine,
@@ -379,13 +437,21 @@ def apply_outcome(
     """Record a processed batch. After a lost answer, absent numbers are looked up in the task:
     the lost copy of the batch may have imported them."""
     found: set[str] = set()
-    if ledger.answer_was_lost(ledger_engine, unique_id):
-        absent = [p for p in ledger.submitted_phones(ledger_engine, unique_id) if p not in imported]
+    if batch_lifecycle.answer_was_lost(ledger_engine, unique_id):
+        absent = [
+            p
+            for p in batch_lifecycle.submitted_phones(ledger_engine, unique_id)
+            if p not in imported
+        ]
         if absent:
             found = agent_api.numbers_in_task(
                 settings.api_task_id, absent, sub_user_id=settings.sub_user_id
             )
-    counts = ledger.record_outcome(ledger_engine, unique_id, imported, found)
+    counts = batch_lifecycle.settle(ledger_engine, unique_id, imported, found)
+    if counts is None:
+        counts = batch_lifecycle.settled_counts(ledger_engine, unique_id)
+        log.info("Batch %s was settled by another process already: %s", unique_id, counts)
+        return counts
     log.info(
         "Batch %s: %d imported, %d not imported",
         unique_id,
@@ -400,8 +466,14 @@ def recheck_earlier_batches(
 ) -> dict[str, int]:
     """Before sending anything new: settle batches that earlier runs left open."""
     ledger.create_tables(ledger_engine)
+    batch_lifecycle.start_run(
+        ledger_engine,
+        settings.run_id,
+        settings.api_task_id,
+        (settings.window_start, settings.window_end),
+    )
     settled = still_pending = interrupted = 0
-    for batch in ledger.pending_batches(ledger_engine, settings.api_task_id):
+    for batch in batch_lifecycle.pending_batches(ledger_engine, settings.api_task_id):
         payload = agent_api.get_callback(batch["unique_id"], sub_user_id=settings.sub_user_id)
         if payload is None:
             still_pending += 1
@@ -409,12 +481,22 @@ def recheck_earlier_batches(
         numbers = set(agent_api.download_numbers(payload["data"]["url"]))
         apply_outcome(settings, ledger_engine, agent_api, batch["unique_id"], numbers)
         settled += 1
-    for batch in ledger.interrupted_batches(ledger_engine, settings.api_task_id):
-        _reconcile_interrupted(
-            settings, ledger_engine, agent_api, batch["run_id"], batch["batch_no"]
+    owner = f"run {settings.run_id} (recheck_earlier_batches)"
+    for batch in batch_lifecycle.expired_batches(ledger_engine, settings.api_task_id):
+        interrupted += _reconcile_interrupted(
+            settings, ledger_engine, agent_api, batch["run_id"], batch["batch_no"], owner
         )
-        interrupted += 1
-    counts = {"settled": settled, "still_pending": still_pending, "interrupted": interrupted}
+    in_flight = batch_lifecycle.live_sending_batches(ledger_engine, settings.api_task_id)
+    if in_flight:
+        log.info(
+            "%d batches are being posted by other live runs right now; left to them", in_flight
+        )
+    counts = {
+        "settled": settled,
+        "still_pending": still_pending,
+        "interrupted": interrupted,
+        "posting_elsewhere": in_flight,
+    }
     log.info("Batches left open by earlier runs: %s", counts)
     return counts
 
@@ -423,8 +505,35 @@ class RunFailed(RuntimeError):
     """The run's outcome is not acceptable; the message says why and what to do."""
 
 
+def verify_landing(
+    settings: RunSettings, ledger_engine: Engine, agent_api: AgentApiHook
+) -> dict[str, Any]:
+    """The landing check of this run's rows, repairing what the platform's list proves.
+
+    Returns ``{"counts", "unrepaired"}`` (masked lines), or ``{"skipped": reason}``.
+    """
+    if settings.dry_run:
+        return {"skipped": "dry run: nothing was sent"}
+    if settings.encryption:
+        # The ledger holds the ciphertext the warehouse gave; the task's list cannot be
+        # compared with it, and a "missing" number would be staged again.
+        return {"skipped": "encryption=true: the ledger's phones cannot be compared"}
+    found = landing_check.verify_run(
+        settings.run_id,
+        settings.api_task_id,
+        ledger_engine,
+        agent_api,
+        settings.sub_user_id,
+        repair=True,
+    )
+    return {"counts": found.counts(), "unrepaired": found.unrepaired_lines(50)}
+
+
 def report(
-    settings: RunSettings, ledger_engine: Engine, extract_counts: dict[str, int] | None
+    settings: RunSettings,
+    ledger_engine: Engine,
+    extract_counts: dict[str, int] | None,
+    landing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Summarise the run from the ledger, store it, and fail the run when it went wrong."""
     if extract_counts is None:
@@ -446,9 +555,13 @@ def report(
         "not_imported": statuses.get(Status.NOT_IMPORTED, 0),
         "awaiting_callback": statuses.get(Status.SUBMITTED, 0),
         "not_sent": statuses.get(Status.STAGED, 0) + statuses.get(Status.SENDING, 0),
+        "carried_over": batch_lifecycle.carried_over(ledger_engine, settings.run_id),
         "batches": ledger.batch_counts(ledger_engine, settings.run_id),
+        "landing_check": (landing or {}).get("counts")
+        or (landing or {}).get("skipped")
+        or "did not run",
     }
-    ledger.save_run_summary(
+    batch_lifecycle.finish_run(
         ledger_engine,
         settings.run_id,
         settings.api_task_id,
@@ -467,6 +580,13 @@ def report(
         problems.append(
             f"{summary['awaiting_callback']} rows still await the platform's callback; the "
             "next run re-checks their batches by unique_id first"
+        )
+    if landing is None and not settings.dry_run:
+        problems.append("the landing check did not finish; see the verify_landing log")
+    elif landing and landing.get("unrepaired"):
+        problems.append(
+            "the landing check found disagreements it cannot repair: "
+            + "; ".join(landing["unrepaired"])
         )
     # Duplicates within the run are not failures: one row per phone is the rule.
     failed = summary["not_imported"] + summary["rejected"]
