@@ -194,13 +194,18 @@ class AirflowStack:
         return self
 
     def start_component(self, name: str) -> subprocess.Popen:
+        """Start one of COMPONENTS; ``<component>-<n>`` (e.g. "triggerer-2") starts another
+        instance of it, with the same command and a log of its own."""
+        component = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1].isdigit() else name
+        if component not in COMPONENTS:
+            raise StackError(f"unknown component {name!r}")
         args = {
             "api-server": ["api-server", "--port", str(self.api_port), "--workers", "1"],
             "celery-worker": [
                 *("celery", "worker", "--queues", self.queue),
                 *("--concurrency", str(self.celery_concurrency)),
             ],
-        }.get(name, [name])
+        }.get(component, [component])
         log = (self.logs / f"{name}.log").open("ab")
         # Own process group, so stop() also reaches the task processes each component forks.
         process = subprocess.Popen(
@@ -251,12 +256,18 @@ class AirflowStack:
 
     # --- tear-down ----------------------------------------------------------------------
 
+    def signal_component(self, name: str, sig: int) -> None:
+        """Send ``sig`` to the component's whole process group (SIGSTOP freezes it, children
+        included, until SIGCONT)."""
+        os.killpg(self.processes[name].pid, sig)
+
     def stop_component(self, name: str, sig: int = signal.SIGTERM, grace: float = 30) -> None:
         process = self.processes.pop(name, None)
         if process is None:
             return
         with suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
+            os.killpg(process.pid, signal.SIGCONT)  # a frozen component must see the signal too
         try:
             process.wait(grace)
         except subprocess.TimeoutExpired:
@@ -333,8 +344,11 @@ class AirflowStack:
             time.sleep(2)
         raise StackError(f"DAG {dag_id} not parsed after {timeout}s: {last}")
 
-    def trigger(self, conf: dict, dag_id: str = "lead_load") -> str:
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+    def trigger(self, conf: dict, dag_id: str = "lead_load", **body) -> str:
+        """Create a run; ``body`` may add e.g. logical_date, data_interval_start/_end."""
+        run = self.api(
+            "POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf, **body}
+        )
         return run["dag_run_id"]
 
     def dag_runs(self, dag_id: str = "lead_load") -> list[dict]:
@@ -357,9 +371,13 @@ class AirflowStack:
             time.sleep(3)
         raise StackError(f"runs not finished after {timeout}s: {self.dag_runs(dag_id)}")
 
+    def start_backfill(self, **body) -> dict:
+        """Create a backfill (POST /backfills) and return it at once, its runs just created."""
+        return self.api("POST", "/backfills", json=body)
+
     def backfill(self, timeout: float = 900, **body) -> dict:
         """Create a backfill and wait until the scheduler marks it completed; returns it."""
-        backfill = self.api("POST", "/backfills", json=body)
+        backfill = self.start_backfill(**body)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,6 +26,9 @@ RUN_WINDOW = (datetime(2026, 10, 5, tzinfo=UTC), datetime(2026, 10, 6, tzinfo=UT
 # The nightly schedule runs at 02:00 Asia/Shanghai = 18:00 UTC; each run loads the day before.
 BACKFILL_FIRST = datetime(2026, 10, 11, 18, tzinfo=UTC)
 BACKFILL_DAYS = 3
+# The overlap test's three days: after the DAG's start_date (2026-11-01), see its docstring.
+OVERLAP_FIRST = datetime(2026, 11, 9, 18, tzinfo=UTC)
+DAY, HALF = timedelta(days=1), timedelta(hours=12)
 
 
 def _rows(stack, sql: str, **params) -> list[dict]:
@@ -284,3 +288,146 @@ def test_a_post_that_fails_in_the_triggerer_fails_its_try_on_a_worker_and_the_re
             p.read_text() for p in folder.glob(f"attempt={last}.log.trigger.*")
         )
         assert "rows posted, unique_id" in last_trigger
+
+
+def _wait_for_task(stack, run_id: str, task_id: str, states: set[str], timeout: float = 300):
+    deadline = time.monotonic() + timeout
+    while not any(
+        ti["task_id"] == task_id and ti["state"] in states for ti in stack.task_instances(run_id)
+    ):
+        assert time.monotonic() < deadline, f"{task_id} of {run_id} not {states} in {timeout} s"
+        stack.check_alive()
+        time.sleep(1)
+
+
+# Runs after the three-day backfill test above, which counts every backfill run of the stack.
+def test_a_scheduled_run_created_during_a_backfill_of_the_same_days_loads_each_lead_once(
+    airflow_stack,
+):
+    """The backfill (POST /api/v2/backfills) loads three days, one run at a time. When its
+    first run stages its leads, a run for a window overlapping two of those days is created
+    through the REST API the way the scheduler creates a scheduled run: with a logical date
+    and a one-day data interval and no window params, so the DAG loads its data interval into
+    the same calling task. (The scheduler cannot be made to create it on its own: catchup is
+    off, so it only ever creates the latest interval. Airflow allows one run per logical date,
+    so the stand-in's interval is the backfill's days shifted by 12 hours, [day 1 12:00,
+    day 2 12:00) UTC; and the days lie after the DAG's start_date, or Airflow would create
+    the run without tasks.) Backfill runs do not count against the DAG's max_active_runs, so
+    the stand-in runs alongside them, a step or two behind the first one: it plans its
+    batches while that one still has staged rows. Answers to posts come 3 s late, so posts
+    stay unfinished for a while.
+
+    Every run succeeds, each valid phone of the three days reaches the task in exactly one
+    post, no run sends leads outside its window (rows a live run staged are that run's), and
+    the ledger agrees with the platform.
+    """
+    stack = airflow_stack
+    overlap = (OVERLAP_FIRST + HALF, OVERLAP_FIRST + DAY + HALF)
+    # Each half day is generated on its own, so every duplicate pair lies within one half and
+    # each run's window, whole days or the shifted one, sees both leads of a pair.
+    halves = [
+        generate(
+            200,
+            seed=300 + half,
+            start=OVERLAP_FIRST + half * HALF,
+            end=OVERLAP_FIRST + (half + 1) * HALF,
+            id_prefix=f"V{half}-",
+        )
+        for half in range(6)
+    ]
+    engine = create_engine(stack.warehouse_url)
+    for leads in halves:
+        write_leads(engine, leads.frame)
+    engine.dispose()
+    valid = [phone for leads in halves for phone in leads.valid_phones]
+    assert len(valid) == len(set(valid)), "synthetic halves must not share phones"
+    rejected = set().union(*(leads.invalid_leads | leads.duplicate_leads for leads in halves))
+    task_id = stack.simulator.create_task(stack.user_id)
+    conf = {"api_task_id": task_id, "batch_size": 25}
+
+    stack.simulator.set_faults(lost_answer_rate=1.0, lost_answer_delay=3)
+    try:
+        stack.start_backfill(
+            dag_id="lead_load",
+            from_date=OVERLAP_FIRST.isoformat(),
+            to_date=(OVERLAP_FIRST + 2 * DAY).isoformat(),
+            max_active_runs=1,
+            dag_run_conf=conf,
+            reprocess_behavior="none",
+        )
+        days = {OVERLAP_FIRST + d * DAY for d in range(3)}
+        backfilled = [
+            r
+            for r in stack.dag_runs()
+            if r["run_type"] == "backfill" and datetime.fromisoformat(r["logical_date"]) in days
+        ]
+        assert len(backfilled) == 3, backfilled
+        first = min(backfilled, key=lambda r: r["logical_date"])["dag_run_id"]
+        _wait_for_task(stack, first, "extract_and_stage", {"running", "success"})
+        scheduled = stack.trigger(
+            conf,
+            logical_date=overlap[0].isoformat(),
+            data_interval_start=overlap[0].isoformat(),
+            data_interval_end=overlap[1].isoformat(),
+        )
+        runs = stack.wait_for_runs([r["dag_run_id"] for r in backfilled] + [scheduled], timeout=900)
+    finally:
+        stack.simulator.set_faults()
+
+    # Each valid phone of the three days went out in exactly one accepted post.
+    sent = Counter(
+        row["phone"]
+        for p in _posts(stack, task_id)
+        if p["status"] == 200
+        for row in p["body"]["data"]
+    )
+    twice = sorted(f"{phone[:3]}****{phone[-4:]}" for phone, n in sent.items() if n > 1)
+    assert not twice, f"{len(twice)} phones posted more than once: {twice[:5]}..."
+    assert set(sent) == set(valid)
+
+    for run in runs:
+        assert run["state"] == "success", _explain(stack, run["dag_run_id"])
+    # The stand-in loaded its own window, while a backfill run was running.
+    span = {
+        r["dag_run_id"]: [datetime.fromisoformat(r[k]) for k in ("start_date", "end_date")]
+        for r in runs
+    }
+    mine = span.pop(scheduled)
+    assert any(start < mine[1] and mine[0] < end for start, end in span.values()), runs
+    (run,) = [r for r in runs if r["dag_run_id"] == scheduled]
+    interval = tuple(
+        datetime.fromisoformat(run[k]) for k in ("data_interval_start", "data_interval_end")
+    )
+    assert interval == overlap
+    (summary,) = _rows(stack, "SELECT summary FROM lead_load_runs WHERE run_id = :r", r=scheduled)
+    extracted = json.loads(summary["summary"])["extracted"]
+    assert extracted == len(halves[1].frame) + len(halves[2].frame)
+
+    # The task holds each of them once; the ledger has one settled row per lead, and its
+    # imported rows are exactly the task's numbers.
+    phones = _task_phones(stack, task_id)
+    assert sorted(phones) == sorted(valid)
+    rows = _rows(
+        stack,
+        "SELECT lead_id, phone, status, run_id FROM lead_load_ledger WHERE target_task_id = :t",
+        t=task_id,
+    )
+    assert Counter(row["status"] for row in rows) == {
+        "imported": len(valid),
+        "rejected": len(rejected),
+    }
+    assert {row["phone"] for row in rows if row["status"] == "imported"} == set(phones)
+    assert {row["lead_id"] for row in rows if row["status"] == "rejected"} == rejected
+
+    # No run sent leads outside its window: none took over rows a live run had staged.
+    halves_of = {scheduled: {1, 2}}
+    for run in backfilled:
+        day = (datetime.fromisoformat(run["logical_date"]) - OVERLAP_FIRST) // DAY
+        halves_of[run["dag_run_id"]] = {2 * day, 2 * day + 1}
+    strays = Counter(
+        row["run_id"]
+        for row in rows
+        if row["status"] == "imported"
+        and int(row["lead_id"][1]) not in halves_of.get(row["run_id"], ())
+    )
+    assert not strays, f"leads posted by a run whose window does not hold them: {strays}"
