@@ -67,6 +67,7 @@ bench: airflow-home
 	$(BIN)/python benchmarks/transform_vs_duckdb.py
 	$(BIN)/python benchmarks/extraction_memory.py
 	$(BIN)/python benchmarks/end_to_end.py
+	$(BIN)/python benchmarks/overlap.py
 
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock

@@ -290,13 +290,16 @@ def plan(engine: Engine, run_id: str, target_task_id: str, batch_size: int) -> P
             .where(*free)
             .subquery()
         )
+        # Joined on the primary key alone: any other condition here lets PostgreSQL, which
+        # has no statistics on a ledger that just grew, put the window query on the inner
+        # side of a nested loop (17,000 rows: 193 s instead of under a second). The rows
+        # the subquery chose are this run's and in no open batch, so no other process
+        # claims them meanwhile.
         conn.execute(
             update(ledger)
             .where(
                 ledger.c.target_task_id == target_task_id,
                 ledger.c.lead_id == numbered.c.lead_id,
-                ledger.c.run_id == run_id,
-                ledger.c.status == Status.STAGED,
             )
             .values(batch_no=first + numbered.c.position // batch_size, updated_at=stamp)
         )

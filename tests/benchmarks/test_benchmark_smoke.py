@@ -87,3 +87,24 @@ def test_extraction_memory_runs_each_size_and_drops_its_database(postgres_admin)
     with postgres_admin.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [result["database"]])
         assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_overlap_posts_each_phone_once_on_a_small_window_and_drops_its_database(postgres_admin):
+    result = run_benchmark("overlap.py", "--leads", "600", "--offset", "1", "--rps", "20")
+
+    assert result["benchmark"] == "overlap"
+    assert result["leads"] == 600
+    assert 0.7 * 600 < result["valid_phones"] < 0.9 * 600
+    assert result["posts_per_phone"] == 1.0
+    assert result["phones_posted"] == result["distinct_phones_posted"] == result["valid_phones"]
+    assert result["phones_posted_twice"] == 0
+    assert result["task_exactly_once"] is True
+    assert [run["exit"] for run in result["runs"]] == [0, 0]
+    assert result["wall_s"] >= max(run["wall_s"] for run in result["runs"]) > 0
+    assert result["ledger"]["imported"] == result["valid_phones"]
+    assert result["goal_met"] is True
+    with postgres_admin.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [result["database"]])
+        assert cursor.fetchone()[0] == 0
