@@ -275,6 +275,8 @@ def test_scopes_from_the_runs_table_the_ledger_and_a_window(engine, platform, mo
 
 
 # -- the command ----------------------------------------------------------------------------
+# It looks the Variable lead_load_ledger_conn_id up as any Airflow process does, so the tests
+# that run it whole get the migrated metadata DB a deployment has (airflow_db).
 
 
 def run_cli(platform: Platform, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -289,7 +291,7 @@ def run_cli(platform: Platform, *args: str, **env: str) -> subprocess.CompletedP
     )
 
 
-def test_command_reports_with_masked_phones_and_exit_1(sqlite_engine, platform):
+def test_command_reports_with_masked_phones_and_exit_1(sqlite_engine, platform, airflow_db):
     """As a data engineer runs it: a subprocess, the ledger found through the DAG's
     Airflow connection, machine output on standard output (Airflow's logs kept off it)."""
     engine = sqlite_engine.engine
@@ -320,7 +322,7 @@ def test_command_reports_with_masked_phones_and_exit_1(sqlite_engine, platform):
     assert ph["b"][:3] + "****" + ph["b"][-4:] in found.stdout
 
 
-def test_command_repairs_then_finds_nothing_and_exits_0(sqlite_engine, platform):
+def test_command_repairs_then_finds_nothing_and_exits_0(sqlite_engine, platform, airflow_db):
     engine = sqlite_engine.engine
     ph = clean_ledger(engine, platform)
     set_row(engine, "b", status=Status.NOT_IMPORTED.value)
@@ -361,7 +363,7 @@ def test_command_names_a_missing_connection(sqlite_engine, platform, monkeypatch
     assert "agent_api_default" in line and "isn't defined" in line
 
 
-def test_command_with_no_run_in_the_window_checks_nothing(sqlite_engine, platform):
+def test_command_with_no_run_in_the_window_checks_nothing(sqlite_engine, platform, airflow_db):
     out = io.StringIO()
     args = ["--window-start", "2030-01-01", "--window-end", "2030-01-02", "--json"]
     assert main(["verify", *args, "--ledger-url", sqlite_engine.conn_uri], out) == 0
