@@ -46,12 +46,12 @@ $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 airflow-home: $(AIRFLOW_HOME)/airflow.db
 
 demo: airflow-home
-	@$(BIN)/python -m lead_load.demo
+	@$(BIN)/python -m lead_load_devtools.demo
 
 # A single-machine Airflow (api-server, scheduler, dag-processor, triggerer) on SQLite,
 # wired to the demo's warehouse and a simulator of the platform.
 up: airflow-home
-	$(BIN)/python -m lead_load.local_airflow
+	$(BIN)/python -m lead_load_devtools.local_airflow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -54,7 +54,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # the stack lives in tests/, which is not installed
 
 from agent_api_simulator.testing import SimulatorProcess  # noqa: E402
-from lead_load.synthetic import generate, write_leads  # noqa: E402
+from lead_load_devtools.synthetic import generate, write_leads  # noqa: E402
 from tests.distributed.stack import AirflowStack, StackError  # noqa: E402
 
 WORKDIR = REPO / "test-output" / "bench-end-to-end"

@@ -7,8 +7,8 @@ candidates and rejects to the ledger, then stage one row per phone), for windows
 as by default. The goal: peak RSS does not grow with the row count (ratio close to 1).
 
 How: a fresh PostgreSQL database (127.0.0.1:5432, user postgres; dropped at the end) gets the
-documented ``leads`` table (``lead_load.synthetic.LEADS_DDL``), and each size its own day of
-synthetic leads (the messy phones, invalid rows and 10% duplicates of
+documented ``leads`` table (``lead_load_devtools.synthetic.LEADS_DDL``), and each size its
+own day of synthetic leads (the messy phones, invalid rows and 10% duplicates of
 transform_vs_duckdb.build_leads), loaded with COPY. Each size then runs in its own
 subprocess, which builds its engines as the DAG does (the ``lead_warehouse`` connection,
 given as ``AIRFLOW_CONN_LEAD_WAREHOUSE``), imports everything, resets its peak-RSS mark, and
@@ -41,7 +41,7 @@ import rss
 from transform_vs_duckdb import build_leads
 
 import lead_load
-from lead_load.synthetic import LEADS_DDL
+from lead_load_devtools.synthetic import LEADS_DDL
 
 EXTRACT_SQL = Path(lead_load.__file__).parents[1] / "sql" / "extract_leads.sql"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}

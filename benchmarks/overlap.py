@@ -43,7 +43,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 import pytest  # noqa: E402 - postgres_warehouse() skips through pytest
 
 from agent_api_simulator.testing import SimulatorProcess  # noqa: E402
-from lead_load.synthetic import generate, write_leads  # noqa: E402
+from lead_load_devtools.synthetic import generate, write_leads  # noqa: E402
 from tests.dags.conftest import WINDOW, make_env, postgres_warehouse  # noqa: E402
 from tests.dags.overlap import accepted_posts, posts_per_phone, run_overlapping  # noqa: E402
 

@@ -14,7 +14,7 @@ duplicate numbers, the time and peak memory of
 
 The kept (lead_id, phone) rows of all three must be the same set; the script fails if not.
 
-How: the leads are built once with vectorised numpy (``lead_load.synthetic.generate`` loops
+How: the leads are built once with vectorised numpy (``lead_load_devtools.synthetic.generate`` loops
 in Python: too slow for a million rows), pickled, and each implementation runs in its own
 subprocess, so that one's memory cannot hide in another's high-water mark. The worker loads
 the data, warms the code up on 1,000 rows, resets its peak-RSS mark, then runs: memory is the

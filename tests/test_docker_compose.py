@@ -99,12 +99,12 @@ def test_the_warehouse_seed_command_loads_leads_into_postgresql():
     warehouse = postgres_warehouse()
     try:
         command = SERVICES["warehouse-seed"]["command"].split()
-        assert command[:3] == ["python", "-m", "lead_load.seed_warehouse"]
+        assert command[:3] == ["python", "-m", "lead_load_devtools.seed_warehouse"]
         result = subprocess.run(
             [
                 sys.executable,
                 "-m",
-                "lead_load.seed_warehouse",
+                "lead_load_devtools.seed_warehouse",
                 "--url",
                 warehouse.conn_uri,
                 "--leads",

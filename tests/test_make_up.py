@@ -1,5 +1,5 @@
-"""`make up` (python -m lead_load.local_airflow): a newcomer's Airflow comes up with the DAG
-parsed and its connections wired, answers a login, and stops every process on SIGTERM."""
+"""`make up` (python -m lead_load_devtools.local_airflow): a newcomer's Airflow comes up with
+the DAG parsed and its connections wired, answers a login, and stops every process on SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from contextlib import suppress
 import pytest
 import requests
 
-from lead_load.demo import seed_demo_warehouse
+from lead_load_devtools.demo import seed_demo_warehouse
 from tests.distributed.stack import free_port, processes_with_home
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def test_make_up_serves_the_dag_and_stops_cleanly(tmp_path):
     }
     log = (tmp_path / "up.log").open("wb")
     up = subprocess.Popen(
-        [sys.executable, "-m", "lead_load.local_airflow"], env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "lead_load_devtools.local_airflow"], env=env, stdout=log, stderr=log
     )
     try:
         deadline = time.monotonic() + 180

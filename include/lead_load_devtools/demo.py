@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 
 from agent_api_simulator.testing import SimulatorProcess
 from lead_load.pipeline import format_summary
-from lead_load.synthetic import generate, write_leads
+from lead_load_devtools.synthetic import generate, write_leads
 
 DEMO_LEADS = 3000
 WINDOW = (datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC))

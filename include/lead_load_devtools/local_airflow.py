@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from agent_api_simulator.testing import SimulatorProcess
-from lead_load.demo import WINDOW, connection_env, seed_demo_warehouse
+from lead_load_devtools.demo import WINDOW, connection_env, seed_demo_warehouse
 
 PORT = os.environ.get("AIRFLOW__API__PORT", "8080")
 URL = f"http://localhost:{PORT}"

@@ -1,6 +1,6 @@
 """Seed a warehouse database with synthetic leads (used by the compose stack's trial warehouse).
 
-python -m lead_load.seed_warehouse --url postgresql://user:pass@host/db --leads 5000
+python -m lead_load_devtools.seed_warehouse --url postgresql://user:pass@host/db --leads 5000
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import create_engine
 
-from lead_load.synthetic import generate, write_leads
+from lead_load_devtools.synthetic import generate, write_leads
 
 
 def main(argv: list[str] | None = None) -> None:

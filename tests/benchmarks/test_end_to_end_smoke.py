@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from agent_api_simulator.testing import SimulatorProcess
 from benchmarks.plain_asyncio_loader import payload_batches, run
-from lead_load.synthetic import generate
+from lead_load_devtools.synthetic import generate
 
 WINDOW = (datetime(2026, 10, 5, tzinfo=UTC), datetime(2026, 10, 6, tzinfo=UTC))
 

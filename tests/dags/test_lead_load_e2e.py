@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from lead_load.synthetic import generate, write_leads
+from lead_load_devtools.synthetic import generate, write_leads
 from tests.dags.conftest import WINDOW
 
 pytestmark = pytest.mark.slow

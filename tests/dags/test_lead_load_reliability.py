@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from lead_load import ledger
-from lead_load.synthetic import generate, write_leads
+from lead_load_devtools.synthetic import generate, write_leads
 from tests.conftest import TEST_AIRFLOW_HOME
 from tests.dags.conftest import WINDOW
 

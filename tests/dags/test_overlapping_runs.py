@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import pytest
 
-from lead_load.synthetic import generate, write_leads
+from lead_load_devtools.synthetic import generate, write_leads
 from tests.dags.conftest import WINDOW, make_env
 from tests.dags.overlap import (
     DagTestRun,

@@ -28,7 +28,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from agent_api_simulator.testing import SimulatorProcess
-from lead_load.synthetic import LEADS_DDL
+from lead_load_devtools.synthetic import LEADS_DDL
 
 REPO = Path(__file__).resolve().parents[2]
 PG_SERVER = "postgres@127.0.0.1:5432"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from lead_load.synthetic import generate, write_leads
+from lead_load_devtools.synthetic import generate, write_leads
 from tests.distributed.conftest import OUTPUT
 from tests.distributed.stack import ADMIN_USER, REPO
 

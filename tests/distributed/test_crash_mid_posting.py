@@ -20,7 +20,7 @@ from itertools import pairwise
 import pytest
 from sqlalchemy import create_engine, text
 
-from lead_load.synthetic import generate, write_leads
+from lead_load_devtools.synthetic import generate, write_leads
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
-from lead_load.synthetic import generate, write_leads
+from lead_load_devtools.synthetic import generate, write_leads
 from tests.dags.test_lead_load_reliability import leaked_phones
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]

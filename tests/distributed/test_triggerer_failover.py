@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import create_engine, text
 
-from lead_load.synthetic import generate, write_leads
+from lead_load_devtools.synthetic import generate, write_leads
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
