@@ -91,8 +91,8 @@ def worker(size: int, position: int) -> None:
     from lead_load import ledger as ledger_module
     from lead_load import pipeline
     from lead_load.connections import ledger_engine, warehouse_engine
-    from lead_load.mapping import FieldMapping
-    from lead_load.window import sql_bounds
+    from lead_load.core.mapping import FieldMapping
+    from lead_load.core.window import sql_bounds
 
     start, end = (moment.replace(tzinfo=UTC) for moment in window_of(position))
     warehouse, ledger = warehouse_engine(), ledger_engine()

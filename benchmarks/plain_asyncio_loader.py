@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import pandas as pd
 
-from lead_load.mapping import FieldMapping
-from lead_load.transform import transform_leads
+from lead_load.core.mapping import FieldMapping
+from lead_load.core.transform import transform_leads
 
 BATCH_SIZE = 200
 POLL_INTERVAL_S = 0.5

@@ -198,8 +198,8 @@ def make_runner(name: str):
 
         return run_duckdb
 
-    from lead_load.mapping import FieldMapping
-    from lead_load.transform import dedupe_latest, normalise_and_validate, transform_leads
+    from lead_load.core.mapping import FieldMapping
+    from lead_load.core.transform import dedupe_latest, normalise_and_validate, transform_leads
 
     mapping = FieldMapping.load()
     if name == "transform_leads":

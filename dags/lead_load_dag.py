@@ -162,7 +162,7 @@ def lead_load():
     def resolve_settings(params: dict[str, Any], dag_run=None, run_id: str | None = None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from lead_load.window import WindowError, resolve_window
+        from lead_load.core.window import WindowError, resolve_window
 
         api_task_id = (params.get("api_task_id") or "").strip() or Variable.get(
             API_TASK_VARIABLE, default=""
@@ -209,8 +209,8 @@ def lead_load():
 
         from agent_api.hooks.agent_api import AgentApiHook
         from lead_load.connections import ledger_engine, warehouse_engine
-        from lead_load.mapping import FieldMapping
-        from lead_load.window import sql_bounds
+        from lead_load.core.mapping import FieldMapping
+        from lead_load.core.window import sql_bounds
 
         settings = _settings()
         warehouse = warehouse_engine()

@@ -30,14 +30,14 @@ from typing import Any
 from sqlalchemy import Engine, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from lead_load.ledger import _chunks, _value, batches, ledger, now, runs
-from lead_load.ledger_rules import (
+from lead_load.core.ledger_rules import (
     RUN_LEASE_SECONDS,
     BatchStatus,
     RunState,
     Status,
     outcome_statuses,
 )
+from lead_load.ledger import _chunks, _value, batches, ledger, now, runs
 
 log = logging.getLogger(__name__)
 

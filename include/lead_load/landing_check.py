@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, select
 
 from lead_load import batch_lifecycle, ledger
-from lead_load.landing_rules import (
+from lead_load.core.landing_rules import (
     ACTIVE,
     COMPARED,
     LandingReport,
@@ -31,7 +31,7 @@ from lead_load.landing_rules import (
     compare,
     judge,
 )
-from lead_load.ledger_rules import Status
+from lead_load.core.ledger_rules import Status
 
 if TYPE_CHECKING:
     from agent_api.hooks.agent_api import AgentApiHook

@@ -47,7 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import FromClause
 
-from lead_load.ledger_rules import (
+from lead_load.core.ledger_rules import (
     ACTIVE_STATUSES,
     BatchStatus,
     StagingDecision,

@@ -27,15 +27,15 @@ from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.masking import mask_phones_in
 from lead_load import batch_lifecycle, landing_check, ledger
 from lead_load.batch_lifecycle import Claim, LeaseLost
-from lead_load.ledger_rules import (
+from lead_load.core.ledger_rules import (
     BatchStatus,
     Status,
     batch_count,
     batch_lease_seconds,
     check_map_limit,
 )
-from lead_load.mapping import FieldMapping, MappingError
-from lead_load.transform import transform_leads
+from lead_load.core.mapping import FieldMapping, MappingError
+from lead_load.core.transform import transform_leads
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ _UNDEFINED_OBJECT = re.compile(
 _UNDEFINED_SQLSTATES = ("42703", "42P01")
 _SCHEMA_HINT = (
     "the leads table must have the columns that include/sql/extract_leads.sql reads and "
-    "include/lead_load/field_mapping.yaml maps: add or rename the column in the warehouse, "
+    "include/lead_load/core/field_mapping.yaml maps: add or rename the column in the warehouse, "
     "or map another column in field_mapping.yaml"
 )
 

@@ -3,7 +3,7 @@
 -- itself is passed as bound parameters (window_start, window_end), never pasted into the text.
 -- (No colon-prefixed words in these comments: they would be read as parameters.)
 -- Columns: lead_id, name, phone, email, company, sex, source_id, industry_id, grade_id,
--- updated_at (UTC), plus whatever include/lead_load/field_mapping.yaml maps to components.
+-- updated_at (UTC), plus whatever include/lead_load/core/field_mapping.yaml maps to components.
 SELECT *
 FROM leads
 WHERE updated_at >= :window_start

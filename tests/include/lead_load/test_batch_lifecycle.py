@@ -12,7 +12,7 @@ from sqlalchemy import event, select, update
 from lead_load import batch_lifecycle as lifecycle
 from lead_load import ledger
 from lead_load.batch_lifecycle import LeaseLost
-from lead_load.ledger_rules import BatchStatus, Status, batch_lease_seconds
+from lead_load.core.ledger_rules import BatchStatus, Status, batch_lease_seconds
 from tests.include.lead_load.test_ledger import candidate, engine, statuses  # noqa: F401
 
 TASK = "task-1"

@@ -22,8 +22,8 @@ from agent_api import lookup_cache
 from agent_api.hooks.agent_api import AgentApiHook
 from lead_load import landing_check, ledger
 from lead_load.__main__ import main
-from lead_load.landing_rules import REASON_ABSENT, REASON_FOUND
-from lead_load.ledger_rules import Status
+from lead_load.core.landing_rules import REASON_ABSENT, REASON_FOUND
+from lead_load.core.ledger_rules import Status
 from tests.dags.conftest import REPO, sqlite_warehouse
 from tests.include.lead_load.test_ledger import engine  # noqa: F401 (a fixture)
 

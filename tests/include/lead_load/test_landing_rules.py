@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lead_load.landing_rules import (
+from lead_load.core.landing_rules import (
     ACTIVE,
     CHANGED,
     REASON_ABSENT,
@@ -18,7 +18,7 @@ from lead_load.landing_rules import (
     disagreement,
     judge,
 )
-from lead_load.ledger_rules import ACTIVE_STATUSES, Status
+from lead_load.core.ledger_rules import ACTIVE_STATUSES, Status
 
 READ_AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 BEFORE = READ_AT - timedelta(minutes=5)

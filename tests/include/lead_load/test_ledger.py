@@ -9,7 +9,7 @@ from sqlalchemy import event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from lead_load import ledger
-from lead_load.ledger_rules import Status
+from lead_load.core.ledger_rules import Status
 from tests.dags.conftest import postgres_warehouse, sqlite_warehouse
 
 TASK = "task-1"

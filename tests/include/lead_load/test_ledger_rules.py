@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lead_load.ledger_rules import (
+from lead_load.core.ledger_rules import (
     StagingDecision,
     Status,
     batch_count,

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from lead_load.mapping import DEFAULT_PATH, FieldMapping, MappingError
+from lead_load.core.mapping import DEFAULT_PATH, FieldMapping, MappingError
 
 
 def mapping(**overrides) -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lead_load.phones import (
+from lead_load.core.phones import (
     MISSING_PHONE,
     NOT_A_PHONE,
     NOT_MOBILE,

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lead_load.mapping import API_FIELDS, RESERVED_COLUMNS, FieldMapping, MappingError
-from lead_load.phones import PHONE_REASONS, classify_phone, normalise_phone, normalise_phones
-from lead_load.transform import (
+from lead_load.core.mapping import API_FIELDS, RESERVED_COLUMNS, FieldMapping, MappingError
+from lead_load.core.phones import PHONE_REASONS, classify_phone, normalise_phone, normalise_phones
+from lead_load.core.transform import (
     REJECT_REASONS,
     dedupe_latest,
     normalise_and_validate,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lead_load.mapping import FieldMapping, MappingError
-from lead_load.transform import (
+from lead_load.core.mapping import FieldMapping, MappingError
+from lead_load.core.transform import (
     COMPONENT_INVALID,
     INVALID_FIELD,
     MISSING_LEAD_ID,
@@ -411,7 +411,7 @@ def test_transform_of_an_empty_extract():
 
 
 def test_reason_codes_are_documented_in_one_place():
-    import lead_load.transform as transform
+    import lead_load.core.transform as transform
 
     for reason in REJECT_REASONS:
         assert f"``{reason}``" in transform.__doc__

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from lead_load.window import WindowError, resolve_window, sql_bounds
+from lead_load.core.window import WindowError, resolve_window, sql_bounds
 
 SHANGHAI = timezone(timedelta(hours=8))
 

@@ -21,7 +21,7 @@ TEXT_FIELDS = ("name", "email", "company")
 INT_FIELDS = ("source_id", "industry_id", "grade_id")
 SEX_CODES = (0, 1, 2)  # unknown, male, female
 _KEYS = ("fields", "lead_id", "updated_at", "components", "sex_values")
-# Columns the transform adds to the extract for its own work (lead_load.transform). A mapped
+# Columns the transform adds to the extract for its own work (lead_load.core.transform). A mapped
 # source column of that name used to be overwritten silently (e.g. lead ids lost), so it is
 # refused instead.
 RESERVED_COLUMNS = ("phone_norm", "reject_reason")

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from agent_api.masking import mask_phone
-from lead_load.ledger_rules import Status
+from lead_load.core.ledger_rules import Status
 
 # The statuses of the partial unique index ux_lead_load_ledger_active_phone: one row per
 # (task, phone) may hold one of them. Kept here so that this check depends only on the

@@ -8,7 +8,7 @@ with a reason) or ``duplicates`` (its phone is sent for another, more recent lea
 Reject reasons, the ``reason`` column of ``rejects``: a code, or ``"code: detail"``.
 
 - ``missing_lead_id``: the lead id is null or blank, so the row could not be traced.
-- ``missing_phone`` / ``not_a_phone`` / ``not_mobile``: see ``lead_load.phones``.
+- ``missing_phone`` / ``not_a_phone`` / ``not_mobile``: see ``lead_load.core.phones``.
 - ``invalid_field``: a mapped value cannot be sent as the API asks,
   e.g. ``invalid_field: grade_id must be an integer (got 'abc')``.
 - ``component_invalid``: a component breaks the public-pool template (docs/agent-api.md section 4),
@@ -30,8 +30,8 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from lead_load.mapping import INT_FIELDS, TEXT_FIELDS, FieldMapping
-from lead_load.phones import MISSING_PHONE, NOT_A_PHONE, NOT_MOBILE, normalise_phones
+from lead_load.core.mapping import INT_FIELDS, TEXT_FIELDS, FieldMapping
+from lead_load.core.phones import MISSING_PHONE, NOT_A_PHONE, NOT_MOBILE, normalise_phones
 
 MISSING_LEAD_ID = "missing_lead_id"
 INVALID_FIELD = "invalid_field"
