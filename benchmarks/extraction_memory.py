@@ -1,8 +1,9 @@
 """Peak memory of the DAG's extract step for growing windows: it must not grow with the rows.
 
-What is measured: the ``extract_and_stage`` task's work (``lead_load.pipeline.extract_and_stage``:
-stream the window from the warehouse in 20,000-row chunks, transform each chunk, write
-candidates and rejects to the ledger, then stage one row per phone), for windows of each
+What is measured: the ``extract_and_stage`` task's work
+(``lead_load.steps.extract.extract_and_stage``: stream the window from the warehouse in
+20,000-row chunks, transform each chunk, write candidates and rejects to the ledger, then
+stage one row per phone), for windows of each
 ``--sizes`` rows (default 100,000 and 1,000,000), with the ledger in the warehouse database
 as by default. The goal: peak RSS does not grow with the row count (ratio close to 1).
 
@@ -88,15 +89,16 @@ def load_leads(connection, rows: int, position: int) -> None:
 
 
 def worker(size: int, position: int) -> None:
-    from lead_load import ledger as ledger_module
-    from lead_load import pipeline
-    from lead_load.connections import ledger_engine, warehouse_engine
     from lead_load.core.mapping import FieldMapping
+    from lead_load.core.settings import RunSettings
     from lead_load.core.window import sql_bounds
+    from lead_load.glue.connections import ledger_engine, warehouse_engine
+    from lead_load.ledger import staging
+    from lead_load.steps import extract
 
     start, end = (moment.replace(tzinfo=UTC) for moment in window_of(position))
     warehouse, ledger = warehouse_engine(), ledger_engine()
-    settings = pipeline.RunSettings(
+    settings = RunSettings(
         run_id=f"bench-{size}",
         api_task_id=str(uuid.uuid4()),
         window_start=start.isoformat(),
@@ -116,7 +118,7 @@ def worker(size: int, position: int) -> None:
     # and the final staging, by wrapping the staging call the step makes; the step's peak is
     # the higher of the two.
     phases = {}
-    stage_candidates = ledger_module.stage_candidates
+    stage_candidates = staging.stage_candidates
 
     def measured_stage_candidates(*args, **kwargs):
         phases["chunks_peak_mib"] = rss.peak_mib()
@@ -126,11 +128,11 @@ def worker(size: int, position: int) -> None:
         phases["staging_peak_mib"] = rss.peak_mib()
         return result
 
-    ledger_module.stage_candidates = measured_stage_candidates
+    staging.stage_candidates = measured_stage_candidates
     peak_was_reset = rss.reset_peak()
     baseline = rss.current_mib()
     started = time.perf_counter()
-    counts = pipeline.extract_and_stage(settings, sql, bounds, warehouse, ledger, None, mapping)
+    counts = extract.extract_and_stage(settings, sql, bounds, warehouse, ledger, None, mapping)
     seconds = time.perf_counter() - started
     peak = max(phases["chunks_peak_mib"], phases["staging_peak_mib"])
     print(
@@ -143,7 +145,7 @@ def worker(size: int, position: int) -> None:
                 **phases,
                 "peak_was_reset": peak_was_reset,
                 "driver": warehouse.url.drivername,
-                "chunk_rows": pipeline.EXTRACT_CHUNK_ROWS,
+                "chunk_rows": extract.EXTRACT_CHUNK_ROWS,
             }
         )
     )

@@ -37,14 +37,9 @@ from airflow.sdk import (
     task,
 )
 
-from lead_load import pipeline
-from lead_load.notify import failure_notifiers
-from lead_load.operators import (
-    LedgerCallbackSensor,
-    PostBatchOperator,
-    post_in_triggerer,
-    wait_in_triggerer,
-)
+from lead_load.glue.notifications import failure_notifiers
+from lead_load.glue.operators import PostBatchOperator, post_in_triggerer
+from lead_load.glue.sensors import LedgerCallbackSensor, wait_in_triggerer
 
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
 TIMEZONE = "Asia/Shanghai"
@@ -130,13 +125,15 @@ PARAMS = {
 }
 
 
-def _settings() -> pipeline.RunSettings:
+def _settings():
     from airflow.sdk.exceptions import AirflowFailException
+
+    from lead_load.core.settings import RunSettings
 
     values = get_current_context()["ti"].xcom_pull("resolve_settings")
     if not values:
         raise AirflowFailException("resolve_settings did not finish; see its log for why")
-    return pipeline.RunSettings.from_dict(values)
+    return RunSettings.from_dict(values)
 
 
 @dag(
@@ -162,6 +159,7 @@ def lead_load():
     def resolve_settings(params: dict[str, Any], dag_run=None, run_id: str | None = None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from lead_load.core.settings import RunSettings
         from lead_load.core.window import WindowError, resolve_window
 
         api_task_id = (params.get("api_task_id") or "").strip() or Variable.get(
@@ -181,7 +179,7 @@ def lead_load():
             )
         except WindowError as error:
             raise AirflowFailException(str(error)) from None
-        settings = pipeline.RunSettings(
+        settings = RunSettings(
             run_id=run_id,
             api_task_id=api_task_id,
             window_start=start.isoformat(),
@@ -199,18 +197,20 @@ def lead_load():
     @task
     def recheck_earlier_batches() -> dict:
         from agent_api.hooks.agent_api import AgentApiHook
-        from lead_load.connections import ledger_engine
+        from lead_load.glue.connections import ledger_engine
+        from lead_load.steps import settle
 
-        return pipeline.recheck_earlier_batches(_settings(), ledger_engine(), AgentApiHook())
+        return settle.recheck_earlier_batches(_settings(), ledger_engine(), AgentApiHook())
 
     @task(templates_exts=[".sql"], templates_dict={"sql": "sql/extract_leads.sql"})
     def extract_and_stage(templates_dict: dict | None = None) -> dict:
         from datetime import datetime
 
         from agent_api.hooks.agent_api import AgentApiHook
-        from lead_load.connections import ledger_engine, warehouse_engine
         from lead_load.core.mapping import FieldMapping
         from lead_load.core.window import sql_bounds
+        from lead_load.glue.connections import ledger_engine, warehouse_engine
+        from lead_load.steps import extract
 
         settings = _settings()
         warehouse = warehouse_engine()
@@ -219,7 +219,7 @@ def lead_load():
             datetime.fromisoformat(settings.window_end),
             warehouse.dialect.name,
         )
-        return pipeline.extract_and_stage(
+        return extract.extract_and_stage(
             settings,
             templates_dict["sql"],
             bounds,
@@ -234,10 +234,11 @@ def lead_load():
         from airflow.sdk import conf
         from airflow.sdk.exceptions import AirflowFailException
 
-        from lead_load.connections import ledger_engine
+        from lead_load.glue.connections import ledger_engine
+        from lead_load.steps.plan import plan
 
         try:
-            return pipeline.plan(
+            return plan(
                 _settings(), ledger_engine(), conf.getint("core", "max_map_length", fallback=1024)
             )
         except ValueError as error:  # too many batches: retrying cannot help
@@ -247,8 +248,8 @@ def lead_load():
     def collect_unique_ids() -> list[str]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from lead_load import batch_lifecycle
-        from lead_load.connections import ledger_engine
+        from lead_load.glue.connections import ledger_engine
+        from lead_load.ledger import batch_lifecycle
 
         planned = get_current_context()["ti"].xcom_pull("plan_batches")
         if planned is None:  # an earlier step failed and said why; nothing was posted
@@ -262,22 +263,25 @@ def lead_load():
     @task(trigger_rule="all_done")
     def verify_landing() -> dict:
         from agent_api.hooks.agent_api import AgentApiHook
-        from lead_load.connections import ledger_engine
+        from lead_load.glue.connections import ledger_engine
+        from lead_load.steps.landing_check import verify_landing as check_landing
 
         if get_current_context()["ti"].xcom_pull("plan_batches") is None:
             # An earlier step failed and said why; there is nothing of this run to check.
             return {"skipped": "nothing was planned: an earlier step failed"}
-        return pipeline.verify_landing(_settings(), ledger_engine(), AgentApiHook())
+        return check_landing(_settings(), ledger_engine(), AgentApiHook())
 
     @task(trigger_rule="all_done", outlets=[IMPORTED_LEADS])
     def report(extract_counts: dict | None = None, landing: dict | None = None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from lead_load.connections import ledger_engine
+        from lead_load.glue.connections import ledger_engine
+        from lead_load.steps.report import RunFailed
+        from lead_load.steps.report import report as summarise
 
         try:
-            return pipeline.report(_settings(), ledger_engine(), extract_counts, landing)
-        except pipeline.RunFailed as error:  # the verdict on finished work: no retry
+            return summarise(_settings(), ledger_engine(), extract_counts, landing)
+        except RunFailed as error:  # the verdict on finished work: no retry
             raise AirflowFailException(str(error)) from None
 
     settings = resolve_settings()

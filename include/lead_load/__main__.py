@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
 
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
-    from lead_load import landing_check
+    from lead_load.steps import landing_check
 
     engine = _ledger_engine(args.ledger_url)
     if args.run_id:
@@ -147,7 +147,7 @@ def _ledger_engine(url: str | None) -> Any:
         from sqlalchemy import create_engine
 
         return create_engine(url)
-    from lead_load.connections import ledger_engine
+    from lead_load.glue.connections import ledger_engine
 
     return ledger_engine()
 
@@ -163,7 +163,7 @@ def _expected(error: Exception) -> bool:
     from airflow.sdk.exceptions import AirflowException
     from sqlalchemy.exc import SQLAlchemyError
 
-    from lead_load.landing_check import ScopeError
+    from lead_load.steps.landing_check import ScopeError
 
     return isinstance(
         error, ScopeError | AirflowException | SQLAlchemyError | ImportError | OSError

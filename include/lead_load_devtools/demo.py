@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from agent_api_simulator.testing import SimulatorProcess
-from lead_load.pipeline import format_summary
+from lead_load.steps.report import format_summary
 from lead_load_devtools.synthetic import generate, write_leads
 
 DEMO_LEADS = 3000

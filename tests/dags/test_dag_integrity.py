@@ -105,8 +105,8 @@ def test_lead_load_posts_and_waits_in_the_triggerer_as_the_scheduler_sees_it(
 
     serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag_bag.dags["lead_load"]))
     expected = {
-        "post_batch": "lead_load.triggers.PostBatchTrigger",
-        "wait_for_callback": "lead_load.triggers.LedgerCallbackTrigger",
+        "post_batch": "lead_load.glue.triggers.PostBatchTrigger",
+        "wait_for_callback": "lead_load.glue.triggers.LedgerCallbackTrigger",
     }
     for task_id, trigger_cls in expected.items():
         task = serialized.get_task(task_id)

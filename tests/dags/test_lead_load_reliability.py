@@ -18,7 +18,7 @@ from itertools import pairwise
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from lead_load import ledger
+from lead_load.ledger import schema
 from lead_load_devtools.synthetic import generate, write_leads
 from tests.conftest import TEST_AIRFLOW_HOME
 from tests.dags.conftest import WINDOW
@@ -217,7 +217,7 @@ def test_a_refused_warehouse_login_fails_at_once_naming_what_to_fix(postgres_lea
     assert 'role "no_such_user" does not exist' in out
     assert "fix the login, password or database (schema) of connection 'lead_warehouse'" in out
     # Retrying cannot fix a login: one attempt only (the traceback's last line, once).
-    assert out.count("lead_load.connections.DatabaseLoginRefused:") == 1
+    assert out.count("lead_load.glue.connections.DatabaseLoginRefused:") == 1
     assert env.posts() == []
     assert "lead_load_ledger" not in inspect(env.warehouse.engine).get_table_names()
     assert_nothing_sent(env)
@@ -246,7 +246,7 @@ def test_a_missing_source_column_fails_at_once_naming_the_column(
     assert result.returncode != 0
     assert explanation in out
     assert "add or rename the column in the warehouse" in out
-    assert out.count("lead_load.pipeline.SourceSchemaError:") == 1  # not retried
+    assert out.count("lead_load.steps.extract.SourceSchemaError:") == 1  # not retried
     assert env.posts() == []
     assert env.ledger_counts() == {}
     assert_nothing_sent(env)
@@ -346,7 +346,7 @@ def test_sql_in_a_window_param_is_refused_clearly(sqlite_lead_load_env):
     """window_end goes through the same parser (tests/include/lead_load/test_window.py)."""
     env = sqlite_lead_load_env
     leads = seeded(env, 50)
-    ledger.create_tables(env.warehouse.engine)
+    schema.create_tables(env.warehouse.engine)
 
     result = env.run_dag(window_start=INJECTION)
     assert result.returncode != 0

@@ -18,7 +18,9 @@ from pathlib import Path
 from sqlalchemy import create_engine
 
 from agent_api.hooks.agent_api import AgentApiHook
-from lead_load import batch_lifecycle, pipeline
+from lead_load.core.settings import RunSettings
+from lead_load.ledger import batch_lifecycle
+from lead_load.steps import post
 
 
 def pause(barrier: Path, name: str) -> None:
@@ -51,16 +53,14 @@ def main(spec: dict) -> None:
             batch_lifecycle.submitted, barrier, pause_at, False
         )
     # The lease's length is the one thing the tests shorten.
-    pipeline.lease_seconds = lambda hook: float(spec["lease_seconds"])
-    pipeline.LEASE_POLL_SECONDS = 0.2
+    post.lease_seconds = lambda hook: float(spec["lease_seconds"])
+    post.LEASE_POLL_SECONDS = 0.2
 
     engine = create_engine(spec["ledger_url"])
-    settings = pipeline.RunSettings.from_dict(spec["settings"])
+    settings = RunSettings.from_dict(spec["settings"])
     while True:
-        outcome = pipeline.post_batch(
-            settings, spec["batch_no"], engine, AgentApiHook(), spec["owner"]
-        )
-        if not isinstance(outcome, pipeline.LeaseHeld):
+        outcome = post.post_batch(settings, spec["batch_no"], engine, AgentApiHook(), spec["owner"])
+        if not isinstance(outcome, post.LeaseHeld):
             break
         time.sleep(outcome.seconds)
     print(json.dumps(outcome))

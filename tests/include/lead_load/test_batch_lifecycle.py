@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select, update
 
-from lead_load import batch_lifecycle as lifecycle
-from lead_load import ledger
-from lead_load.batch_lifecycle import LeaseLost
 from lead_load.core.ledger_rules import BatchStatus, Status, batch_lease_seconds
+from lead_load.ledger import batch_lifecycle as lifecycle
+from lead_load.ledger import schema, staging
+from lead_load.ledger.batch_lifecycle import LeaseLost
+from lead_load.ledger.counts import batch_counts
 from tests.include.lead_load.test_ledger import candidate, engine, statuses  # noqa: F401
 
 TASK = "task-1"
@@ -21,8 +22,10 @@ WINDOW = ("2026-11-24T00:00:00+00:00", "2026-11-25T00:00:00+00:00")
 
 def staged(engine, run_id: str, leads: dict[str, str]) -> None:
     lifecycle.start_run(engine, run_id, TASK, WINDOW)
-    ledger.add_candidates(engine, run_id, [candidate(lead, phone) for lead, phone in leads.items()])
-    ledger.stage_candidates(engine, run_id, TASK)
+    staging.add_candidates(
+        engine, run_id, [candidate(lead, phone) for lead, phone in leads.items()]
+    )
+    staging.stage_candidates(engine, run_id, TASK)
 
 
 def five_leads(prefix: str = "l") -> dict[str, str]:
@@ -58,7 +61,7 @@ def test_a_batch_goes_planned_sending_submitted_processed(engine):
         "l3": "staged",
         "l4": "staged",
     }
-    assert ledger.batch_counts(engine, "run-1") == {"processed": 1, "planned": 2}
+    assert batch_counts(engine, "run-1") == {"processed": 1, "planned": 2}
 
 
 def test_only_one_claim_wins_and_the_loser_changes_nothing(engine):
@@ -145,7 +148,7 @@ def test_planning_leaves_a_live_run_alone_and_carries_over_a_finished_one(engine
     assert [b["rows"] for b in plan.batches] == [2, 2, 1]
     assert lifecycle.carried_over(engine, "run-b") == {"run-a": 5}
     # run-a's planned batches are marked, so a late claim of one finds it gone.
-    assert ledger.batch_counts(engine, "run-a") == {"carried_over": 3}
+    assert batch_counts(engine, "run-a") == {"carried_over": 3}
     assert lifecycle.claim(engine, "run-a", 0, "late", seconds=60) is None
 
 
@@ -153,9 +156,9 @@ def test_a_run_whose_lease_expired_is_dead(engine, monkeypatch):
     staged(engine, "run-a", five_leads("a"))
     with engine.begin() as conn:
         conn.execute(
-            update(ledger.runs)
-            .where(ledger.runs.c.run_id == "run-a")
-            .values(lease_expires_at=ledger.now() - timedelta(seconds=1))
+            update(schema.runs)
+            .where(schema.runs.c.run_id == "run-a")
+            .values(lease_expires_at=schema.now() - timedelta(seconds=1))
         )
     lifecycle.start_run(engine, "run-b", TASK, WINDOW)
     assert lifecycle.plan(engine, "run-b", TASK, batch_size=5).carried_over == {"run-a": 5}
@@ -186,7 +189,7 @@ def test_planning_takes_a_fixed_number_of_statements_and_a_replan_numbers_on(eng
     # Batch 0 goes out; a cleared re-run drops the unclaimed batches and plans what is still
     # staged, numbering on from 8.
     lifecycle.claim(engine, "run-1", 0, "a", seconds=60)
-    ledger.clear_run(engine, "run-1")
+    staging.clear_run(engine, "run-1")
     again = lifecycle.plan(engine, "run-1", TASK, batch_size=10)
     assert again.batches == [
         {"batch_no": 8, "rows": 10},
@@ -195,7 +198,7 @@ def test_planning_takes_a_fixed_number_of_statements_and_a_replan_numbers_on(eng
     ]
     with engine.connect() as conn:
         sending = conn.execute(
-            select(ledger.ledger.c.lead_id).where(ledger.ledger.c.batch_no == 0)
+            select(schema.ledger.c.lead_id).where(schema.ledger.c.batch_no == 0)
         ).scalars()
         assert sorted(sending) == ["l00", "l01", "l02", "l03"]  # untouched
 
@@ -219,6 +222,6 @@ def ledger_runs(engine, status: Status) -> list[str]:
     with engine.connect() as conn:
         return list(
             conn.execute(
-                select(ledger.ledger.c.run_id).where(ledger.ledger.c.status == status)
+                select(schema.ledger.c.run_id).where(schema.ledger.c.status == status)
             ).scalars()
         )

@@ -20,10 +20,11 @@ from sqlalchemy import insert, select, update
 
 from agent_api import lookup_cache
 from agent_api.hooks.agent_api import AgentApiHook
-from lead_load import landing_check, ledger
 from lead_load.__main__ import main
 from lead_load.core.landing_rules import REASON_ABSENT, REASON_FOUND
 from lead_load.core.ledger_rules import Status
+from lead_load.ledger import schema
+from lead_load.steps import landing_check
 from tests.dags.conftest import REPO, sqlite_warehouse
 from tests.include.lead_load.test_ledger import engine  # noqa: F401 (a fixture)
 
@@ -34,7 +35,7 @@ _numbers = itertools.count(1)
 @pytest.fixture
 def sqlite_engine(tmp_path):
     warehouse = sqlite_warehouse(tmp_path)
-    ledger.create_tables(warehouse.engine)
+    schema.create_tables(warehouse.engine)
     return warehouse
 
 
@@ -79,10 +80,10 @@ def phones(count: int) -> list[str]:
 
 
 def add_row(engine, task, lead, phone, status, run_id=RUN, batch_no=None, unique_id=None):
-    stamp = ledger.now()
+    stamp = schema.now()
     with engine.begin() as conn:
         conn.execute(
-            insert(ledger.ledger).values(
+            insert(schema.ledger).values(
                 target_task_id=task,
                 lead_id=lead,
                 phone=phone,
@@ -99,14 +100,14 @@ def add_row(engine, task, lead, phone, status, run_id=RUN, batch_no=None, unique
 
 def set_row(engine, lead, **values):
     """A write by someone else: another connection, its own transaction."""
-    values.setdefault("updated_at", ledger.now())
+    values.setdefault("updated_at", schema.now())
     with engine.begin() as conn:
-        conn.execute(update(ledger.ledger).where(ledger.ledger.c.lead_id == lead).values(**values))
+        conn.execute(update(schema.ledger).where(schema.ledger.c.lead_id == lead).values(**values))
 
 
 def rows(engine) -> dict[str, dict]:
     with engine.connect() as conn:
-        return {r.lead_id: dict(r._mapping) for r in conn.execute(select(ledger.ledger))}
+        return {r.lead_id: dict(r._mapping) for r in conn.execute(select(schema.ledger))}
 
 
 def clean_ledger(engine, platform: Platform) -> dict[str, str]:
@@ -130,7 +131,7 @@ def clean_ledger(engine, platform: Platform) -> dict[str, str]:
     add_row(engine, task, "z", ph["z"], Status.IMPORTED, "run-0", 0, earlier)
     with engine.begin() as conn:
         conn.execute(
-            insert(ledger.runs).values(
+            insert(schema.runs).values(
                 run_id=RUN,
                 target_task_id=task,
                 window_start="2026-11-24T00:00:00+00:00",

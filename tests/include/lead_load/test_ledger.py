@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from lead_load import ledger
 from lead_load.core.ledger_rules import Status
+from lead_load.ledger import schema, staging
+from lead_load.ledger.counts import reject_reasons
 from tests.dags.conftest import postgres_warehouse, sqlite_warehouse
 
 TASK = "task-1"
@@ -18,7 +19,7 @@ TASK = "task-1"
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request, tmp_path):
     warehouse = sqlite_warehouse(tmp_path) if request.param == "sqlite" else postgres_warehouse()
-    ledger.create_tables(warehouse.engine)
+    schema.create_tables(warehouse.engine)
     yield warehouse.engine
     for step in warehouse.cleanup:
         step()
@@ -35,7 +36,7 @@ def candidate(lead_id: str, phone: str, updated_at: str = "2026-11-24 10:00:00")
 
 def statuses(engine) -> dict[str, str]:
     with engine.connect() as conn:
-        rows = conn.execute(ledger.ledger.select().where(ledger.ledger.c.target_task_id == TASK))
+        rows = conn.execute(schema.ledger.select().where(schema.ledger.c.target_task_id == TASK))
         return {r.lead_id: r.status for r in rows}
 
 
@@ -44,23 +45,23 @@ def test_database_refuses_a_second_active_row_for_a_phone(engine):
         "target_task_id": TASK,
         "phone": "13900000001",
         "status": Status.STAGED.value,
-        "created_at": ledger.now(),
-        "updated_at": ledger.now(),
+        "created_at": schema.now(),
+        "updated_at": schema.now(),
     }
     with engine.begin() as conn:
-        conn.execute(insert(ledger.ledger).values(lead_id="a", **row))
+        conn.execute(insert(schema.ledger).values(lead_id="a", **row))
     with pytest.raises(IntegrityError), engine.begin() as conn:
-        conn.execute(insert(ledger.ledger).values(lead_id="b", **row))
+        conn.execute(insert(schema.ledger).values(lead_id="b", **row))
     # A rejected row with the same phone is fine: it is not active.
     with engine.begin() as conn:
-        conn.execute(insert(ledger.ledger).values(lead_id="c", **{**row, "status": "rejected"}))
+        conn.execute(insert(schema.ledger).values(lead_id="c", **{**row, "status": "rejected"}))
 
 
 def test_staging_keeps_the_latest_lead_per_phone_across_chunks(engine):
-    ledger.add_candidates(engine, "run-1", [candidate("a", "13900000001", "2026-11-24 10:00:00")])
-    ledger.add_candidates(engine, "run-1", [candidate("b", "13900000001", "2026-11-24 11:00:00")])
-    ledger.add_candidates(engine, "run-1", [candidate("c", "13900000002")])
-    counts = ledger.stage_candidates(engine, "run-1", TASK)
+    staging.add_candidates(engine, "run-1", [candidate("a", "13900000001", "2026-11-24 10:00:00")])
+    staging.add_candidates(engine, "run-1", [candidate("b", "13900000001", "2026-11-24 11:00:00")])
+    staging.add_candidates(engine, "run-1", [candidate("c", "13900000002")])
+    counts = staging.stage_candidates(engine, "run-1", TASK)
     assert counts.as_dict() == {
         "staged": 2,
         "duplicates_in_run": 1,
@@ -68,19 +69,19 @@ def test_staging_keeps_the_latest_lead_per_phone_across_chunks(engine):
         "in_flight": 0,
     }
     assert statuses(engine) == {"a": "rejected", "b": "staged", "c": "staged"}
-    assert ledger.reject_reasons(engine, "run-1") == {"duplicate_in_run": 1}
+    assert reject_reasons(engine, "run-1") == {"duplicate_in_run": 1}
 
 
 def test_a_later_run_does_not_stage_what_is_in_flight_or_loaded(engine):
-    ledger.add_candidates(engine, "run-1", [candidate("a", "13900000001")])
-    ledger.stage_candidates(engine, "run-1", TASK)
+    staging.add_candidates(engine, "run-1", [candidate("a", "13900000001")])
+    staging.stage_candidates(engine, "run-1", TASK)
     # Same lead again, and another lead with the same phone, in a second run.
-    ledger.add_candidates(
+    staging.add_candidates(
         engine,
         "run-2",
         [candidate("a", "13900000001"), candidate("z", "13900000001", "2026-11-23 00:00:00")],
     )
-    counts = ledger.stage_candidates(engine, "run-2", TASK)
+    counts = staging.stage_candidates(engine, "run-2", TASK)
     assert counts.staged == 0
     assert counts.in_flight == 1 and counts.duplicates_in_run == 1
 
@@ -93,8 +94,8 @@ def ledger_row(lead_id: str, phone: str, status: str, **values) -> dict:
         "status": status,
         "reason": None,
         "run_id": "run-0",
-        "created_at": ledger.now(),
-        "updated_at": ledger.now(),
+        "created_at": schema.now(),
+        "updated_at": schema.now(),
         **values,
     }
 
@@ -102,10 +103,10 @@ def ledger_row(lead_id: str, phone: str, status: str, **values) -> dict:
 def test_staging_applies_every_rule_across_many_slices(engine, monkeypatch):
     """Every staging decision, with slices of two rows, so that each kind of write spans
     several statements and duplicates fall in other slices than the leads they lost to."""
-    monkeypatch.setattr(ledger, "CHUNK", 2)
+    monkeypatch.setattr(schema, "CHUNK", 2)
     with engine.begin() as conn:
         conn.execute(
-            insert(ledger.ledger),
+            insert(schema.ledger),
             [
                 ledger_row("r1", "139 0000 0011", "rejected", reason="not_a_phone"),
                 ledger_row("n1", "13900000012", "not_imported"),  # a new number: try again
@@ -130,15 +131,15 @@ def test_staging_applies_every_rule_across_many_slices(engine, monkeypatch):
         [candidate("a2", "13900000019", late)],
     ]
     for rows in extract_chunks:
-        ledger.add_candidates(engine, "run-1", rows)
+        staging.add_candidates(engine, "run-1", rows)
     bad = [
         {"lead_id": "i3", "raw_phone": "12345", "reason": "not_a_phone"},  # stays imported
         {"lead_id": "r2", "raw_phone": "021-1234567", "reason": "not_mobile"},
         {"lead_id": "z1", "raw_phone": None, "reason": "missing_phone"},
     ]
-    assert ledger.add_rejects(engine, "run-1", TASK, iter(bad)) == 3
+    assert staging.add_rejects(engine, "run-1", TASK, iter(bad)) == 3
 
-    counts = ledger.stage_candidates(engine, "run-1", TASK)
+    counts = staging.stage_candidates(engine, "run-1", TASK)
 
     assert counts.as_dict() == {
         "staged": 4,  # a0, a1 new; r1, n1 staged again
@@ -148,16 +149,16 @@ def test_staging_applies_every_rule_across_many_slices(engine, monkeypatch):
     }
     with engine.connect() as conn:
         rows = conn.execute(
-            select(ledger.ledger).where(ledger.ledger.c.target_task_id == TASK)
+            select(schema.ledger).where(schema.ledger.c.target_task_id == TASK)
         ).all()
         reasons = dict(
             conn.execute(
-                select(ledger.rejects.c.lead_id, ledger.rejects.c.reason).where(
-                    ledger.rejects.c.run_id == "run-1"
+                select(schema.rejects.c.lead_id, schema.rejects.c.reason).where(
+                    schema.rejects.c.run_id == "run-1"
                 )
             ).all()
         )
-        left = conn.execute(select(func.count()).select_from(ledger.candidates)).scalar_one()
+        left = conn.execute(select(func.count()).select_from(schema.candidates)).scalar_one()
     by_lead = {r.lead_id: r for r in rows}
     assert {lead: (r.status, r.phone, r.reason, r.run_id) for lead, r in by_lead.items()} == {
         "a0": ("staged", "13900000010", None, "run-1"),
@@ -196,7 +197,7 @@ def test_staging_sends_at_most_one_slice_per_statement(engine, monkeypatch):
     was 90% of the extract step's time).
     """
     slice_rows = 20
-    monkeypatch.setattr(ledger, "CHUNK", slice_rows)
+    monkeypatch.setattr(schema, "CHUNK", slice_rows)
     statements: list[tuple[str, int, int]] = []  # (SQL, rows, bound values)
 
     def record(conn, cursor, statement, parameters, context, executemany):
@@ -211,15 +212,15 @@ def test_staging_sends_at_most_one_slice_per_statement(engine, monkeypatch):
         for i in range(100)
     ]
     for start in range(0, 100, 25):
-        ledger.add_candidates(engine, "run-1", leads[start : start + 25])
+        staging.add_candidates(engine, "run-1", leads[start : start + 25])
     bad = ({"lead_id": f"x{i}", "raw_phone": "n/a", "reason": "not_a_phone"} for i in range(30))
-    ledger.add_rejects(engine, "run-1", TASK, bad)
+    staging.add_rejects(engine, "run-1", TASK, bad)
     staging_starts = len(statements)
-    counts = ledger.stage_candidates(engine, "run-1", TASK)
+    counts = staging.stage_candidates(engine, "run-1", TASK)
     event.remove(engine, "before_cursor_execute", record)
 
     assert (counts.staged, counts.duplicates_in_run) == (75, 25)
-    widest = len(ledger.ledger.columns)
+    widest = len(schema.ledger.columns)
     too_big = [(sql[:60], rows, values) for sql, rows, values in statements if rows > slice_rows]
     too_big += [
         (sql[:60], rows, values) for sql, rows, values in statements if values > slice_rows * widest
@@ -241,13 +242,13 @@ def test_two_runs_staging_the_same_leads_at_once_stage_each_lead_once(engine):
 
     leads = [candidate(f"l{i:04d}", f"139{i:08d}") for i in range(3000)]
     for run in ("run-a", "run-b"):
-        ledger.add_candidates(engine, run, leads)
+        staging.add_candidates(engine, run, leads)
     with ThreadPoolExecutor(2) as pool:
         a, b = pool.map(
-            lambda run: ledger.stage_candidates(engine, run, "task-1"), ["run-a", "run-b"]
+            lambda run: staging.stage_candidates(engine, run, "task-1"), ["run-a", "run-b"]
         )
     assert a.staged + b.staged == 3000
     assert a.in_flight + b.in_flight == 3000
     with engine.connect() as conn:
-        rows = conn.execute(select(ledger.ledger.c.status, func.count()).group_by("status")).all()
+        rows = conn.execute(select(schema.ledger.c.status, func.count()).group_by("status")).all()
     assert dict(rows) == {"staged": 3000}

@@ -22,7 +22,9 @@ import pytest
 from sqlalchemy import select
 
 from agent_api.hooks.agent_api import AgentApiHook
-from lead_load import batch_lifecycle, ledger, pipeline
+from lead_load.core.settings import RunSettings
+from lead_load.ledger import batch_lifecycle, schema, staging
+from lead_load.steps import settle
 from tests.include.lead_load.test_ledger import candidate, engine  # noqa: F401 (a fixture)
 from tests.plugins.agent_api.conftest import account, new_phones  # noqa: F401 (a fixture)
 
@@ -37,8 +39,8 @@ def batch(engine, account):
     """One planned batch of ROWS leads."""
     phones = new_phones(ROWS)
     batch_lifecycle.start_run(engine, RUN, account.task_id, ("a", "b"))
-    ledger.add_candidates(engine, RUN, [candidate(f"l{i:03d}", p) for i, p in enumerate(phones)])
-    ledger.stage_candidates(engine, RUN, account.task_id)
+    staging.add_candidates(engine, RUN, [candidate(f"l{i:03d}", p) for i, p in enumerate(phones)])
+    staging.stage_candidates(engine, RUN, account.task_id)
     (planned,) = batch_lifecycle.plan(engine, RUN, account.task_id, ROWS).batches
     settings = {
         "run_id": RUN,
@@ -102,13 +104,13 @@ def settle_and_compare(engine, account, settings, phones) -> None:
     """Every phone accepted once; after the callbacks, imported iff in the task."""
     assert accepted_phones(account) == Counter(phones)
     account.sim.wait_until_processed()
-    run_settings = pipeline.RunSettings.from_dict(settings)
+    run_settings = RunSettings.from_dict(settings)
     for unique_id in batch_lifecycle.awaiting_callback(engine, RUN):
         payload = AgentApiHook().get_callback(unique_id)
         numbers = set(AgentApiHook().download_numbers(payload["data"]["url"]))
-        pipeline.apply_outcome(run_settings, engine, AgentApiHook(), unique_id, numbers)
+        settle.apply_outcome(run_settings, engine, AgentApiHook(), unique_id, numbers)
     with engine.connect() as conn:
-        rows = conn.execute(select(ledger.ledger.c.phone, ledger.ledger.c.status)).all()
+        rows = conn.execute(select(schema.ledger.c.phone, schema.ledger.c.status)).all()
     in_task = account.imported_phones()
     assert sorted(in_task) == sorted(phones)  # each once
     assert {phone for phone, status in rows if status == "imported"} == set(in_task)

@@ -15,9 +15,9 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import TaskSuccessEvent
 
-from lead_load import batch_lifecycle, ledger
-from lead_load.operators import PostBatchOperator, post_in_triggerer
-from lead_load.triggers import LedgerCallbackTrigger, PostBatchTrigger
+from lead_load.glue.operators import PostBatchOperator, post_in_triggerer
+from lead_load.glue.triggers import LedgerCallbackTrigger, PostBatchTrigger
+from lead_load.ledger import batch_lifecycle, schema, staging
 from tests.dags.conftest import sqlite_warehouse
 from tests.include.lead_load.test_ledger import candidate
 from tests.plugins.agent_api.conftest import account, new_phones  # noqa: F401 (a fixture)
@@ -31,10 +31,10 @@ def ledger_env(tmp_path, account, monkeypatch):
     warehouse = sqlite_warehouse(tmp_path)
     monkeypatch.setenv("AIRFLOW_CONN_LEAD_WAREHOUSE", warehouse.conn_uri)
     engine = warehouse.engine
-    ledger.create_tables(engine)
+    schema.create_tables(engine)
     phones = new_phones(5)
-    ledger.add_candidates(engine, RUN, [candidate(f"l{i}", p) for i, p in enumerate(phones)])
-    ledger.stage_candidates(engine, RUN, account.task_id)
+    staging.add_candidates(engine, RUN, [candidate(f"l{i}", p) for i, p in enumerate(phones)])
+    staging.stage_candidates(engine, RUN, account.task_id)
     batches = batch_lifecycle.plan(engine, RUN, account.task_id, 2).batches
     settings = {
         "run_id": RUN,
@@ -56,8 +56,8 @@ def events_of(trigger) -> list:
 def ledger_status(engine, batch_no: int) -> set[str]:
     with engine.connect() as conn:
         rows = conn.execute(
-            ledger.ledger.select().where(
-                ledger.ledger.c.run_id == RUN, ledger.ledger.c.batch_no == batch_no
+            schema.ledger.select().where(
+                schema.ledger.c.run_id == RUN, schema.ledger.c.batch_no == batch_no
             )
         )
         return {r.status for r in rows}
@@ -204,7 +204,7 @@ def test_a_callback_that_never_comes_times_out_and_leaves_the_rows_submitted(led
 def test_the_wait_start_args_render_to_this_map_index_unique_id(ledger_env):
     from datetime import timedelta
 
-    from lead_load.operators import LedgerCallbackSensor, wait_in_triggerer
+    from lead_load.glue.sensors import LedgerCallbackSensor, wait_in_triggerer
 
     _, settings, _, _ = ledger_env
     args = wait_in_triggerer("resolve_settings", "collect_unique_ids", timedelta(minutes=5), 2.0)

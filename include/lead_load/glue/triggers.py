@@ -3,7 +3,7 @@
 Starting a task instance on a worker costs seconds (queueing, a new process, parsing the DAG
 file); one batch's post costs milliseconds. With ``start_from_trigger`` the scheduler hands
 each mapped ``post_batch`` straight to the triggerer, where :class:`PostBatchTrigger` runs the
-very same ``pipeline.post_batch`` step in a thread and ends the task with its XCom, so a few
+very same ``steps.post.post_batch`` step in a thread and ends the task with its XCom, so a few
 hundred batches go out at the rate the platform allows instead of the rate workers start.
 
 A trigger that fails does not decide the task's fate itself: it hands the error to the
@@ -27,8 +27,8 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 from agent_api.hooks.agent_api import AgentApiAsyncHook
 from agent_api.masking import mask_phones_in
 from agent_api.triggers.callback import AgentApiCallbackTrigger
-from lead_load.operators import post_planned_batch, record_callback
-from lead_load.pipeline import LeaseHeld
+from lead_load.glue.batch_steps import post_planned_batch, record_callback
+from lead_load.steps.post import LeaseHeld
 
 # Posts and outcome recordings run in threads of their own, not in the event loop: the
 # ledger and the HTTP client are synchronous. The pool bounds how many batches one triggerer

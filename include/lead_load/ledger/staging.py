@@ -1,213 +1,49 @@
-"""The ledger in SQL: staging area, memory of what was sent, and per-run reports.
+"""Staging: a run's extracted leads become ledger rows exactly once per target task.
 
-Works on any SQLAlchemy engine (SQLite and PostgreSQL are tested). Tables:
-
-- ``lead_load_ledger``: one row per (target task, lead); rules in ``ledger_rules``.
-  A partial unique index allows one *active* row per (target task, phone).
-- ``lead_load_candidates``: a run's valid leads before the cross-chunk de-duplication.
-- ``lead_load_batches``: one row per posted batch, with its ``unique_id``.
-- ``lead_load_rejects``: every row a run did not send, with the reason.
-- ``lead_load_runs``: one summary per run.
-
-Every function streams in chunks, so memory stays bounded whatever the run's size.
+Candidates and rejects are written per chunk as the extract streams; ``stage_candidates``
+then decides every candidate against the ledger (``core.ledger_rules.decide_staging``).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from itertools import islice
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     Column,
     Connection,
-    DateTime,
     Engine,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     bindparam,
     delete,
-    func,
     insert,
-    inspect,
-    literal,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import FromClause
 
 from lead_load.core.ledger_rules import (
-    ACTIVE_STATUSES,
     BatchStatus,
     StagingDecision,
     Status,
     decide_staging,
 )
-
-CHUNK = 5000
-metadata = MetaData()
-_active = [s.value for s in ACTIVE_STATUSES]
-
-
-def _is_active(table: FromClause) -> Any:
-    """``table``'s row holds its phone. The statuses are written into the SQL, as in the
-    partial index's WHERE: a database only uses a partial index for a query that repeats its
-    condition, which bound parameters do not in SQLite or in a PostgreSQL generic plan (the
-    look-up would scan the task's rows)."""
-    statuses = bindparam("active_statuses", _active, expanding=True, literal_execute=True)
-    return table.c.status.in_(statuses)
-
-
-ledger = Table(
-    "lead_load_ledger",
-    metadata,
-    Column("target_task_id", String(64), primary_key=True),
-    Column("lead_id", String(128), primary_key=True),
-    Column("phone", String(32), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("reason", Text),
-    Column("run_id", String(250)),
-    Column("batch_no", Integer),
-    Column("unique_id", String(64)),
-    Column("payload", Text),
-    # The run this row was taken over from (see batch_lifecycle.plan), for the summary.
-    Column("carried_from", String(250)),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("ix_lead_load_ledger_run_batch", "run_id", "batch_no"),
-    Index("ix_lead_load_ledger_unique_id", "unique_id"),
+from lead_load.ledger import schema
+from lead_load.ledger.schema import (
+    batches,
+    candidates,
+    is_active,
+    ledger,
+    now,
+    rejects,
+    slices,
+    task_locks,
+    typed_key,
+    typed_value,
 )
-# The database, not the code, guarantees one active row per phone and task.
-Index(
-    "ux_lead_load_ledger_active_phone",
-    ledger.c.target_task_id,
-    ledger.c.phone,
-    unique=True,
-    sqlite_where=ledger.c.status.in_(_active),
-    postgresql_where=ledger.c.status.in_(_active),
-)
-
-candidates = Table(
-    "lead_load_candidates",
-    metadata,
-    Column("run_id", String(250), primary_key=True),
-    Column("lead_id", String(128), primary_key=True),
-    Column("phone", String(32), nullable=False),
-    Column("updated_at", String(40)),
-    Column("payload", Text, nullable=False),
-    Index("ix_lead_load_candidates_phone", "run_id", "phone"),
-)
-
-batches = Table(
-    "lead_load_batches",
-    metadata,
-    Column("run_id", String(250), primary_key=True),
-    Column("batch_no", Integer, primary_key=True),
-    Column("target_task_id", String(64), nullable=False),
-    Column("rows", Integer, nullable=False),
-    Column("status", String(16), nullable=False),  # ledger_rules.BatchStatus
-    Column("unique_id", String(64)),
-    Column("answer_lost", Boolean, nullable=False, default=False),
-    Column("imported", Integer),
-    Column("error", Text),
-    Column("posted_at", DateTime(timezone=True)),
-    Column("processed_at", DateTime(timezone=True)),
-    # The claim of a sending batch: who posts it, the token its writes must carry, and when
-    # another process may reconcile it (batch_lifecycle).
-    Column("lease_owner", String(400)),
-    Column("lease_token", String(64)),
-    Column("lease_expires_at", DateTime(timezone=True)),
-    Column("claims", Integer, nullable=False, default=0),
-    Column("carried_to", String(250)),
-    Index("ix_lead_load_batches_unique_id", "unique_id"),
-    Index("ix_lead_load_batches_task_status", "target_task_id", "status"),
-)
-
-rejects = Table(
-    "lead_load_rejects",
-    metadata,
-    Column("run_id", String(250), primary_key=True),
-    Column("lead_id", String(128), primary_key=True),
-    Column("target_task_id", String(64), nullable=False),
-    Column("raw_phone", Text),
-    Column("reason", Text, nullable=False),
-    Column("rejected_at", DateTime(timezone=True), nullable=False),
-)
-
-runs = Table(
-    "lead_load_runs",
-    metadata,
-    Column("run_id", String(250), primary_key=True),
-    Column("target_task_id", String(64), nullable=False),
-    Column("window_start", String(40)),
-    Column("window_end", String(40)),
-    Column("summary", Text),
-    Column("finished_at", DateTime(timezone=True)),
-    Column("state", String(16)),  # ledger_rules.RunState
-    Column("started_at", DateTime(timezone=True)),
-    Column("lease_expires_at", DateTime(timezone=True)),
-)
-
-
-# One row per target task, locked by every transaction that decides and writes staging
-# (see _lock_task): two runs staging the same window at once then decide each slice on what
-# the other has committed, instead of both inserting the same lead or phone.
-task_locks = Table(
-    "lead_load_task_locks",
-    metadata,
-    Column("target_task_id", String(64), primary_key=True),
-    Column("locked_at", DateTime(timezone=True)),
-)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def create_tables(engine: Engine) -> None:
-    """Create the ledger's tables, and add the columns a ledger made by an older release
-    lacks (every added column is nullable or has a default)."""
-    metadata.create_all(engine, checkfirst=True)
-    existing = inspect(engine)
-    for table in metadata.sorted_tables:
-        have = {c["name"] for c in existing.get_columns(table.name)}
-        missing = [c for c in table.columns if c.name not in have]
-        if not missing:
-            continue
-        with engine.begin() as conn:
-            for column in missing:
-                kind = column.type.compile(dialect=engine.dialect)
-                default = " NOT NULL DEFAULT 0" if column.name == "claims" else ""
-                conn.execute(
-                    text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{default}")
-                )
-        for index in table.indexes:
-            index.create(engine, checkfirst=True)
-
-
-def _chunks(items: Sequence[Any], size: int | None = None) -> Iterator[Sequence[Any]]:
-    size = size or CHUNK  # read at call time, so tests can make the slices small
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _slices(rows: Iterable[Any]) -> Iterator[list[Any]]:
-    """``rows`` as lists of at most ``CHUNK`` items, consumed lazily: whatever the caller
-    passes (a generator over a whole run, say), at most one slice is in memory."""
-    rows = iter(rows)
-    while slice_ := list(islice(rows, CHUNK)):
-        yield slice_
 
 
 def _ensure_task_lock(engine: Engine, target_task_id: str) -> None:
@@ -240,17 +76,6 @@ def _lock_task(conn: Connection, target_task_id: str) -> None:
         raise RuntimeError(f"no staging lock row for task {target_task_id}")
 
 
-def _value(value: Any, column: Column) -> Any:
-    """A constant typed like ``column``: each database gets it in the column's format
-    (SQLite stores datetimes as SQLAlchemy-formatted text)."""
-    return literal(value, column.type)
-
-
-def _key(name: str, column: Column) -> Any:
-    """A per-row parameter of an executemany statement, typed like ``column``."""
-    return bindparam(name, type_=column.type)
-
-
 # -- staging ------------------------------------------------------------------------------
 #
 # Staging works on slices of at most CHUNK rows, so its memory does not grow with the run,
@@ -268,7 +93,7 @@ def add_candidates(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]]) 
     """Store a chunk's valid rows (lead_id, phone, updated_at, payload dict) for this run."""
     added = 0
     with engine.begin() as conn:
-        for slice_ in _slices(rows):
+        for slice_ in slices(rows):
             conn.execute(
                 insert(candidates),
                 [
@@ -297,7 +122,7 @@ def add_rejects(
     stamp = now()
     added = 0
     _ensure_task_lock(engine, target_task_id)
-    for slice_ in _slices(rows):
+    for slice_ in slices(rows):
         with engine.begin() as conn:
             _lock_task(conn, target_task_id)
             _write_rejects(conn, run_id, target_task_id, [_reject(row) for row in slice_], stamp)
@@ -337,24 +162,24 @@ def _write_rejects(
         }
         for row in rows
     ]
-    lead = _key("b_lead", ledger.c.lead_id)
+    lead = typed_key("b_lead", ledger.c.lead_id)
     this_lead = (ledger.c.target_task_id == target_task_id, ledger.c.lead_id == lead)
     # The update goes first, so that it cannot touch the rows the insert adds.
     conn.execute(
         update(ledger)
         .where(*this_lead, ledger.c.status == Status.REJECTED.value)
-        .values(reason=_key("b_reason", ledger.c.reason), run_id=run_id, updated_at=stamp),
+        .values(reason=typed_key("b_reason", ledger.c.reason), run_id=run_id, updated_at=stamp),
         keyed,
     )
     new_row = {
-        "target_task_id": _value(target_task_id, ledger.c.target_task_id),
+        "target_task_id": typed_value(target_task_id, ledger.c.target_task_id),
         "lead_id": lead,
-        "phone": _key("b_phone", ledger.c.phone),
-        "status": _value(Status.REJECTED.value, ledger.c.status),
-        "reason": _key("b_reason", ledger.c.reason),
-        "run_id": _value(run_id, ledger.c.run_id),
-        "created_at": _value(stamp, ledger.c.created_at),
-        "updated_at": _value(stamp, ledger.c.updated_at),
+        "phone": typed_key("b_phone", ledger.c.phone),
+        "status": typed_value(Status.REJECTED.value, ledger.c.status),
+        "reason": typed_key("b_reason", ledger.c.reason),
+        "run_id": typed_value(run_id, ledger.c.run_id),
+        "created_at": typed_value(stamp, ledger.c.created_at),
+        "updated_at": typed_value(stamp, ledger.c.updated_at),
     }
     has_row = select(ledger.c.lead_id).where(*this_lead).exists()
     conn.execute(
@@ -440,7 +265,7 @@ def _next_chunk(conn: Connection, run_id: str, target_task_id: str, after: str) 
         .where(
             holder.c.target_task_id == target_task_id,
             holder.c.phone == candidates.c.phone,
-            _is_active(holder),  # at most one such row: the partial unique index
+            is_active(holder),  # at most one such row: the partial unique index
         )
         .scalar_subquery()
     )
@@ -457,7 +282,7 @@ def _next_chunk(conn: Connection, run_id: str, target_task_id: str, after: str) 
         )
         .where(candidates.c.run_id == run_id, candidates.c.lead_id > after)
         .order_by(candidates.c.lead_id)
-        .limit(CHUNK)
+        .limit(schema.CHUNK)  # read at call time: tests shrink it
     ).all()
     return [_Lead(**row._mapping) for row in rows]
 
@@ -579,39 +404,6 @@ def _reject_taken_phones(
             for lead in leads
         ],
     )
-
-
-# -- reporting ----------------------------------------------------------------------------
-
-
-def _count_by(engine: Engine, column, *conditions) -> dict[str, int]:
-    """Row counts grouped by ``column`` among the rows matching ``conditions``."""
-    with engine.connect() as conn:
-        rows = conn.execute(select(column, func.count()).where(*conditions).group_by(column)).all()
-    return {value: count for value, count in rows}
-
-
-def status_counts(engine: Engine, target_task_id: str, run_id: str) -> dict[str, int]:
-    """Ledger rows last touched by this run, by status."""
-    return _count_by(
-        engine,
-        ledger.c.status,
-        ledger.c.target_task_id == target_task_id,
-        ledger.c.run_id == run_id,
-    )
-
-
-def reject_reasons(engine: Engine, run_id: str) -> dict[str, int]:
-    """This run's rejects by kind: "duplicate_in_run (kept lead 7)" counts as duplicate_in_run."""
-    counts: dict[str, int] = {}
-    for reason, count in _count_by(engine, rejects.c.reason, rejects.c.run_id == run_id).items():
-        kind = str(reason).split(" ", 1)[0]
-        counts[kind] = counts.get(kind, 0) + count
-    return counts
-
-
-def batch_counts(engine: Engine, run_id: str) -> dict[str, int]:
-    return _count_by(engine, batches.c.status, batches.c.run_id == run_id)
 
 
 def clear_run(engine: Engine, run_id: str) -> None:

@@ -18,11 +18,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 
-from lead_load import batch_lifecycle, ledger
 from lead_load.core.landing_rules import (
     ACTIVE,
     COMPARED,
@@ -32,6 +31,8 @@ from lead_load.core.landing_rules import (
     judge,
 )
 from lead_load.core.ledger_rules import Status
+from lead_load.core.settings import RunSettings
+from lead_load.ledger import batch_lifecycle, schema
 
 if TYPE_CHECKING:
     from agent_api.hooks.agent_api import AgentApiHook
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHUNK = 5000
-_table = ledger.ledger
+_table = schema.ledger
 
 
 class ScopeError(ValueError):
@@ -73,7 +74,7 @@ def task_scope(api_task_id: str) -> Scope:
 def run_scope(engine: Engine, run_id: str, api_task_id: str | None = None) -> Scope:
     """The rows of ``run_id``; its task comes from ``lead_load_runs`` or, for a run that
     ended before writing its summary, from its ledger rows."""
-    runs = ledger.runs
+    runs = schema.runs
     with engine.connect() as conn:
         recorded = conn.execute(
             select(runs.c.target_task_id).where(runs.c.run_id == run_id)
@@ -110,7 +111,7 @@ def window_scopes(
     start, end = _moment(window_start, "window start"), _moment(window_end, "window end")
     if end <= start:
         raise ScopeError(f"the window ends ({end.isoformat()}) before it starts")
-    runs = ledger.runs
+    runs = schema.runs
     by_task: dict[str, list[str]] = defaultdict(list)
     with engine.connect() as conn:
         rows = conn.execute(
@@ -144,7 +145,7 @@ def inspect_scope(
     engine: Engine, hook: AgentApiHook, scope: Scope, sub_user_id: str | None = None
 ) -> LandingReport:
     """Compare the scope's ledger rows with the task's number list; change nothing."""
-    list_read_at = ledger.now()
+    list_read_at = schema.now()
     task_phones = {
         str(number.get("phone", ""))
         for number in hook.iter_task_numbers(scope.api_task_id, sub_user_id=sub_user_id)
@@ -267,3 +268,27 @@ def _rows_sharing_phones(
             ):
                 found[r.phone].append(Row(api_task_id, r.lead_id, r.phone, r.status))
     return found
+
+
+def verify_landing(
+    settings: RunSettings, ledger_engine: Engine, agent_api: AgentApiHook
+) -> dict[str, Any]:
+    """The landing check of this run's rows, repairing what the platform's list proves.
+
+    Returns ``{"counts", "unrepaired"}`` (masked lines), or ``{"skipped": reason}``.
+    """
+    if settings.dry_run:
+        return {"skipped": "dry run: nothing was sent"}
+    if settings.encryption:
+        # The ledger holds the ciphertext the warehouse gave; the task's list cannot be
+        # compared with it, and a "missing" number would be staged again.
+        return {"skipped": "encryption=true: the ledger's phones cannot be compared"}
+    found = verify_run(
+        settings.run_id,
+        settings.api_task_id,
+        ledger_engine,
+        agent_api,
+        settings.sub_user_id,
+        repair=True,
+    )
+    return {"counts": found.counts(), "unrepaired": found.unrepaired_lines(50)}

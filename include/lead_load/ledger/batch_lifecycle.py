@@ -37,7 +37,7 @@ from lead_load.core.ledger_rules import (
     Status,
     outcome_statuses,
 )
-from lead_load.ledger import _chunks, _value, batches, ledger, now, runs
+from lead_load.ledger.schema import batches, chunks, ledger, now, runs, typed_value
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def _dead_runs(conn, target_task_id: str, run_id: str) -> list[str]:
             select(runs.c.run_id).where(
                 runs.c.run_id.in_(holders),
                 runs.c.state == RunState.RUNNING,
-                runs.c.lease_expires_at > _value(now(), runs.c.lease_expires_at),
+                runs.c.lease_expires_at > typed_value(now(), runs.c.lease_expires_at),
             )
         ).scalars()
     )
@@ -447,7 +447,7 @@ def take_expired(
                 batches.c.status == BatchStatus.SENDING,
                 or_(
                     batches.c.lease_expires_at.is_(None),
-                    batches.c.lease_expires_at < _value(stamp, batches.c.lease_expires_at),
+                    batches.c.lease_expires_at < typed_value(stamp, batches.c.lease_expires_at),
                 ),
             )
             .values(
@@ -472,7 +472,7 @@ def sending_phones(engine: Engine, lease: Lease) -> list[str]:
 
 def _rows_found(conn, lease: Lease, phones: Iterable[str], reason: str, stamp: datetime) -> int:
     found = 0
-    for chunk in _chunks(sorted(phones)):
+    for chunk in chunks(sorted(phones)):
         found += conn.execute(
             update(ledger)
             .where(
@@ -567,7 +567,7 @@ def expired_batches(engine: Engine, target_task_id: str) -> list[dict[str, Any]]
                 batches.c.status == BatchStatus.SENDING,
                 or_(
                     batches.c.lease_expires_at.is_(None),
-                    batches.c.lease_expires_at < _value(now(), batches.c.lease_expires_at),
+                    batches.c.lease_expires_at < typed_value(now(), batches.c.lease_expires_at),
                 ),
             )
         ).all()
@@ -580,7 +580,7 @@ def live_sending_batches(engine: Engine, target_task_id: str) -> int:
             select(func.count()).where(
                 batches.c.target_task_id == target_task_id,
                 batches.c.status == BatchStatus.SENDING,
-                batches.c.lease_expires_at >= _value(now(), batches.c.lease_expires_at),
+                batches.c.lease_expires_at >= typed_value(now(), batches.c.lease_expires_at),
             )
         ).scalar_one()
 
@@ -636,7 +636,7 @@ def settle(
         statuses = outcome_statuses(list(sent), imported, found_in_task)
         for status in (Status.IMPORTED, Status.NOT_IMPORTED):
             phones = [p for p, s in statuses.items() if s == status]
-            for chunk in _chunks(phones):
+            for chunk in chunks(phones):
                 conn.execute(
                     update(ledger)
                     .where(

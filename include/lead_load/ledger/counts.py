@@ -1,0 +1,41 @@
+"""Counts for a run's summary, read from the ledger."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Engine,
+    func,
+    select,
+)
+
+from lead_load.ledger.schema import batches, ledger, rejects
+
+
+def _count_by(engine: Engine, column, *conditions) -> dict[str, int]:
+    """Row counts grouped by ``column`` among the rows matching ``conditions``."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(column, func.count()).where(*conditions).group_by(column)).all()
+    return {value: count for value, count in rows}
+
+
+def status_counts(engine: Engine, target_task_id: str, run_id: str) -> dict[str, int]:
+    """Ledger rows last touched by this run, by status."""
+    return _count_by(
+        engine,
+        ledger.c.status,
+        ledger.c.target_task_id == target_task_id,
+        ledger.c.run_id == run_id,
+    )
+
+
+def reject_reasons(engine: Engine, run_id: str) -> dict[str, int]:
+    """This run's rejects by kind: "duplicate_in_run (kept lead 7)" counts as duplicate_in_run."""
+    counts: dict[str, int] = {}
+    for reason, count in _count_by(engine, rejects.c.reason, rejects.c.run_id == run_id).items():
+        kind = str(reason).split(" ", 1)[0]
+        counts[kind] = counts.get(kind, 0) + count
+    return counts
+
+
+def batch_counts(engine: Engine, run_id: str) -> dict[str, int]:
+    return _count_by(engine, batches.c.status, batches.c.run_id == run_id)

@@ -1,0 +1,209 @@
+"""The ledger's tables, and how they are created and upgraded.
+
+Works on any SQLAlchemy engine (SQLite and PostgreSQL are tested). Tables:
+
+- ``lead_load_ledger``: one row per (target task, lead); rules in ``core.ledger_rules``.
+  A partial unique index allows one *active* row per (target task, phone).
+- ``lead_load_candidates``: a run's valid leads before the cross-chunk de-duplication.
+- ``lead_load_batches``: one row per planned batch, its lease and its ``unique_id``.
+- ``lead_load_rejects``: every row a run did not send, with the reason.
+- ``lead_load_runs``: one row per run: its state, lease and summary.
+- ``lead_load_task_locks``: one row per target task, the staging lock.
+
+Every reader and writer streams in slices of ``CHUNK`` rows, so memory stays bounded
+whatever the run's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    inspect,
+    literal,
+    text,
+)
+from sqlalchemy.sql import FromClause
+
+from lead_load.core.ledger_rules import (
+    ACTIVE_STATUSES,
+)
+
+CHUNK = 5000
+metadata = MetaData()
+_active = [s.value for s in ACTIVE_STATUSES]
+
+
+def is_active(table: FromClause) -> Any:
+    """``table``'s row holds its phone. The statuses are written into the SQL, as in the
+    partial index's WHERE: a database only uses a partial index for a query that repeats its
+    condition, which bound parameters do not in SQLite or in a PostgreSQL generic plan (the
+    look-up would scan the task's rows)."""
+    statuses = bindparam("active_statuses", _active, expanding=True, literal_execute=True)
+    return table.c.status.in_(statuses)
+
+
+ledger = Table(
+    "lead_load_ledger",
+    metadata,
+    Column("target_task_id", String(64), primary_key=True),
+    Column("lead_id", String(128), primary_key=True),
+    Column("phone", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("run_id", String(250)),
+    Column("batch_no", Integer),
+    Column("unique_id", String(64)),
+    Column("payload", Text),
+    # The run this row was taken over from (see batch_lifecycle.plan), for the summary.
+    Column("carried_from", String(250)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_lead_load_ledger_run_batch", "run_id", "batch_no"),
+    Index("ix_lead_load_ledger_unique_id", "unique_id"),
+)
+# The database, not the code, guarantees one active row per phone and task.
+Index(
+    "ux_lead_load_ledger_active_phone",
+    ledger.c.target_task_id,
+    ledger.c.phone,
+    unique=True,
+    sqlite_where=ledger.c.status.in_(_active),
+    postgresql_where=ledger.c.status.in_(_active),
+)
+
+candidates = Table(
+    "lead_load_candidates",
+    metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("lead_id", String(128), primary_key=True),
+    Column("phone", String(32), nullable=False),
+    Column("updated_at", String(40)),
+    Column("payload", Text, nullable=False),
+    Index("ix_lead_load_candidates_phone", "run_id", "phone"),
+)
+
+batches = Table(
+    "lead_load_batches",
+    metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("batch_no", Integer, primary_key=True),
+    Column("target_task_id", String(64), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # ledger_rules.BatchStatus
+    Column("unique_id", String(64)),
+    Column("answer_lost", Boolean, nullable=False, default=False),
+    Column("imported", Integer),
+    Column("error", Text),
+    Column("posted_at", DateTime(timezone=True)),
+    Column("processed_at", DateTime(timezone=True)),
+    # The claim of a sending batch: who posts it, the token its writes must carry, and when
+    # another process may reconcile it (batch_lifecycle).
+    Column("lease_owner", String(400)),
+    Column("lease_token", String(64)),
+    Column("lease_expires_at", DateTime(timezone=True)),
+    Column("claims", Integer, nullable=False, default=0),
+    Column("carried_to", String(250)),
+    Index("ix_lead_load_batches_unique_id", "unique_id"),
+    Index("ix_lead_load_batches_task_status", "target_task_id", "status"),
+)
+
+rejects = Table(
+    "lead_load_rejects",
+    metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("lead_id", String(128), primary_key=True),
+    Column("target_task_id", String(64), nullable=False),
+    Column("raw_phone", Text),
+    Column("reason", Text, nullable=False),
+    Column("rejected_at", DateTime(timezone=True), nullable=False),
+)
+
+runs = Table(
+    "lead_load_runs",
+    metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("target_task_id", String(64), nullable=False),
+    Column("window_start", String(40)),
+    Column("window_end", String(40)),
+    Column("summary", Text),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("state", String(16)),  # ledger_rules.RunState
+    Column("started_at", DateTime(timezone=True)),
+    Column("lease_expires_at", DateTime(timezone=True)),
+)
+
+
+# One row per target task, locked by every transaction that decides and writes staging
+# (see _lock_task): two runs staging the same window at once then decide each slice on what
+# the other has committed, instead of both inserting the same lead or phone.
+task_locks = Table(
+    "lead_load_task_locks",
+    metadata,
+    Column("target_task_id", String(64), primary_key=True),
+    Column("locked_at", DateTime(timezone=True)),
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the ledger's tables, and add the columns a ledger made by an older release
+    lacks (every added column is nullable or has a default)."""
+    metadata.create_all(engine, checkfirst=True)
+    existing = inspect(engine)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in existing.get_columns(table.name)}
+        missing = [c for c in table.columns if c.name not in have]
+        if not missing:
+            continue
+        with engine.begin() as conn:
+            for column in missing:
+                kind = column.type.compile(dialect=engine.dialect)
+                default = " NOT NULL DEFAULT 0" if column.name == "claims" else ""
+                conn.execute(
+                    text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{default}")
+                )
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
+
+
+def chunks(items: Sequence[Any], size: int | None = None) -> Iterator[Sequence[Any]]:
+    size = size or CHUNK  # read at call time, so tests can make the slices small
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def slices(rows: Iterable[Any]) -> Iterator[list[Any]]:
+    """``rows`` as lists of at most ``CHUNK`` items, consumed lazily: whatever the caller
+    passes (a generator over a whole run, say), at most one slice is in memory."""
+    rows = iter(rows)
+    while slice_ := list(islice(rows, CHUNK)):
+        yield slice_
+
+
+def typed_value(value: Any, column: Column) -> Any:
+    """A constant typed like ``column``: each database gets it in the column's format
+    (SQLite stores datetimes as SQLAlchemy-formatted text)."""
+    return literal(value, column.type)
+
+
+def typed_key(name: str, column: Column) -> Any:
+    """A per-row parameter of an executemany statement, typed like ``column``."""
+    return bindparam(name, type_=column.type)

@@ -1,0 +1,160 @@
+"""Extract and stage: the window's rows, transformed chunk by chunk, become ledger rows once."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pandas as pd
+from airflow.sdk.exceptions import AirflowFailException
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from agent_api.hooks.agent_api import AgentApiHook
+from lead_load.core.mapping import FieldMapping, MappingError
+from lead_load.core.settings import RunSettings
+from lead_load.core.transform import transform_leads
+from lead_load.ledger import batch_lifecycle, schema, staging
+
+log = logging.getLogger(__name__)
+
+EXTRACT_CHUNK_ROWS = 20_000
+
+
+class SourceSchemaError(AirflowFailException):
+    """The warehouse's leads table does not have the columns the load reads.
+
+    A schema mismatch: retrying cannot help, so Airflow fails the task at once, and the
+    message names the column and what to change.
+    """
+
+
+# The extract query named a column or table the warehouse does not have (SQLite, PostgreSQL
+# and MySQL wording, and PostgreSQL's SQLSTATEs 42703/42P01).
+_UNDEFINED_OBJECT = re.compile(
+    r"no such (column|table)|(column|relation|table) \S+ does not exist|unknown column"
+    r"|table \S+ doesn't exist",
+    re.IGNORECASE,
+)
+_UNDEFINED_SQLSTATES = ("42703", "42P01")
+_SCHEMA_HINT = (
+    "the leads table must have the columns that include/sql/extract_leads.sql reads and "
+    "include/lead_load/core/field_mapping.yaml maps: add or rename the column in the warehouse, "
+    "or map another column in field_mapping.yaml"
+)
+
+
+def read_in_chunks(
+    engine: Engine, sql: str, params: dict[str, Any], chunk_rows: int = EXTRACT_CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Stream the query's rows as DataFrames; the server-side cursor keeps memory bounded."""
+    try:
+        with engine.connect() as conn:
+            streaming = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
+            yield from pd.read_sql(text(sql), streaming, params=params, chunksize=chunk_rows)
+    except (DBAPIError, pd.errors.DatabaseError) as error:
+        # A renamed or dropped column used to fail with the driver's error (SQL and all) and
+        # be retried in vain; say which column is missing and fail without retries. Other
+        # database errors (locks, lost connections) stay as they are, and are retried.
+        # pandas wraps the driver's error in its own DatabaseError.
+        cause = error if isinstance(error, DBAPIError) else error.__cause__
+        if not isinstance(cause, DBAPIError):
+            raise
+        orig = cause.orig
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        reason = str(orig).strip().splitlines()[0] if str(orig).strip() else str(cause)
+        if sqlstate in _UNDEFINED_SQLSTATES or _UNDEFINED_OBJECT.search(reason):
+            raise SourceSchemaError(
+                f"the extract query failed on the warehouse: {reason}; {_SCHEMA_HINT}"
+            ) from None
+        raise
+
+
+def check_source_columns(mapping: FieldMapping, columns: Iterable[str]) -> None:
+    """The extract has every column the mapping reads, or a SourceSchemaError naming them."""
+    try:
+        mapping.check_columns(columns)
+    except MappingError as error:
+        # A MappingError is a ValueError, which Airflow retried twice before failing the run;
+        # no retry can add a column, so fail at once and say what to change.
+        raise SourceSchemaError(
+            f"{error} (the extract has: {', '.join(map(str, columns))}); {_SCHEMA_HINT}"
+        ) from None
+
+
+def extract_and_stage(
+    settings: RunSettings,
+    sql: str,
+    bounds: dict[str, Any],
+    warehouse: Engine,
+    ledger_engine: Engine,
+    agent_api: AgentApiHook,
+    mapping: FieldMapping,
+    chunk_rows: int = EXTRACT_CHUNK_ROWS,
+) -> dict[str, int]:
+    """Extract the window in chunks, transform each, and stage the valid leads exactly once."""
+    schema.create_tables(ledger_engine)
+    staging.clear_run(ledger_engine, settings.run_id)  # a retry starts this step afresh
+    template = agent_api.get_template() if mapping.components else None
+    totals = {"extracted": 0, "rejected": 0, "duplicates_in_chunk": 0}
+    for number, chunk in enumerate(read_in_chunks(warehouse, sql, bounds, chunk_rows), start=1):
+        if number == 1:
+            check_source_columns(mapping, chunk.columns)
+        result = transform_leads(chunk, mapping, template)
+        staging.add_candidates(
+            ledger_engine,
+            settings.run_id,
+            (
+                {"lead_id": lead, "phone": phone, "updated_at": updated, "payload": payload}
+                for (lead, phone, updated), payload in zip(
+                    result.valid[["lead_id", "phone", "updated_at"]].itertuples(index=False),
+                    result.payloads,
+                    strict=True,
+                )
+            ),
+        )
+        staging.add_rejects(
+            ledger_engine,
+            settings.run_id,
+            settings.api_task_id,
+            result.rejects.to_dict("records"),
+        )
+        staging.add_rejects(
+            ledger_engine,
+            settings.run_id,
+            settings.api_task_id,
+            (
+                {
+                    "lead_id": row.lead_id,
+                    "raw_phone": row.phone,
+                    "reason": f"duplicate_in_run (kept lead {row.kept_lead_id})",
+                }
+                for row in result.duplicates.itertuples(index=False)
+            ),
+        )
+        totals["extracted"] += len(chunk)
+        batch_lifecycle.renew_run(ledger_engine, settings.run_id)  # long extracts stay live
+        totals["rejected"] += len(result.rejects)
+        totals["duplicates_in_chunk"] += len(result.duplicates)
+        log.info(
+            "Chunk %d: %d rows (%d valid, %d rejected, %d duplicates); %d rows so far",
+            number,
+            len(chunk),
+            len(result.valid),
+            len(result.rejects),
+            len(result.duplicates),
+            totals["extracted"],
+        )
+    staged = staging.stage_candidates(ledger_engine, settings.run_id, settings.api_task_id)
+    counts = {
+        "extracted": totals["extracted"],
+        "rejected": totals["rejected"],
+        "duplicates_in_run": totals["duplicates_in_chunk"] + staged.duplicates_in_run,
+        "staged": staged.staged,
+        "already_loaded": staged.already_loaded,
+        "in_flight": staged.in_flight,
+    }
+    log.info("Extract and staging done: %s", counts)
+    return counts

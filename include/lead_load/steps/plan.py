@@ -1,0 +1,48 @@
+"""Plan: the run's staged rows (and those it takes over) numbered into batches."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Engine
+
+from lead_load.core.ledger_rules import (
+    batch_count,
+    check_map_limit,
+)
+from lead_load.core.settings import RunSettings
+from lead_load.ledger import batch_lifecycle
+
+log = logging.getLogger(__name__)
+
+
+def plan(settings: RunSettings, ledger_engine: Engine, max_map_length: int) -> list[dict]:
+    """Batch references for the mapped post_batch task (small: numbers, no rows).
+
+    The run plans its own staged rows and takes over those of finished or dead runs
+    (reported as carried over); rows of other live runs are theirs to send.
+    """
+    rows, carried = batch_lifecycle.count_plannable(
+        ledger_engine, settings.run_id, settings.api_task_id
+    )
+    batches = batch_count(rows, settings.batch_size)
+    check_map_limit(batches, max_map_length)
+    if settings.dry_run:
+        log.info(
+            "Dry run: %d staged rows (%d of them left by earlier runs) would go out in %d "
+            "batches; nothing is sent",
+            rows,
+            carried,
+            batches,
+        )
+        return []
+    planned = batch_lifecycle.plan(
+        ledger_engine, settings.run_id, settings.api_task_id, settings.batch_size
+    )
+    log.info(
+        "Planned %d batches for %d staged rows (carried over from earlier runs: %s)",
+        len(planned.batches),
+        sum(b["rows"] for b in planned.batches),
+        planned.carried_over or "none",
+    )
+    return planned.batches

@@ -1,0 +1,105 @@
+"""Report: the run's summary from the ledger, and the verdict on it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import Engine
+
+from lead_load.core.ledger_rules import (
+    Status,
+)
+from lead_load.core.settings import RunSettings
+from lead_load.ledger import batch_lifecycle, counts
+
+log = logging.getLogger(__name__)
+
+
+class RunFailed(RuntimeError):
+    """The run's outcome is not acceptable; the message says why and what to do."""
+
+
+def report(
+    settings: RunSettings,
+    ledger_engine: Engine,
+    extract_counts: dict[str, int] | None,
+    landing: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Summarise the run from the ledger, store it, and fail the run when it went wrong."""
+    if extract_counts is None:
+        raise RunFailed(
+            "the extract step did not finish (it or a task before it failed); see the log "
+            "of the first failed task"
+        )
+    statuses = counts.status_counts(ledger_engine, settings.api_task_id, settings.run_id)
+    summary: dict[str, Any] = {
+        "window": [settings.window_start, settings.window_end],
+        "api_task_id": settings.api_task_id,
+        "dry_run": settings.dry_run,
+        **extract_counts,
+        "rejected_by_reason": counts.reject_reasons(ledger_engine, settings.run_id),
+        "submitted": sum(
+            statuses.get(s, 0) for s in (Status.SUBMITTED, Status.IMPORTED, Status.NOT_IMPORTED)
+        ),
+        "imported": statuses.get(Status.IMPORTED, 0),
+        "not_imported": statuses.get(Status.NOT_IMPORTED, 0),
+        "awaiting_callback": statuses.get(Status.SUBMITTED, 0),
+        "not_sent": statuses.get(Status.STAGED, 0) + statuses.get(Status.SENDING, 0),
+        "carried_over": batch_lifecycle.carried_over(ledger_engine, settings.run_id),
+        "batches": counts.batch_counts(ledger_engine, settings.run_id),
+        "landing_check": (landing or {}).get("counts")
+        or (landing or {}).get("skipped")
+        or "did not run",
+    }
+    batch_lifecycle.finish_run(
+        ledger_engine,
+        settings.run_id,
+        settings.api_task_id,
+        (settings.window_start, settings.window_end),
+        summary,
+    )
+    log.info("Run summary:\n%s", format_summary(summary))
+
+    problems = []
+    if summary["not_sent"] and not settings.dry_run:
+        problems.append(
+            f"{summary['not_sent']} staged rows were not sent (see the failed post_batch "
+            "tasks); clear them or run again: nothing already sent will be sent twice"
+        )
+    if summary["awaiting_callback"]:
+        problems.append(
+            f"{summary['awaiting_callback']} rows still await the platform's callback; the "
+            "next run re-checks their batches by unique_id first"
+        )
+    if landing is None and not settings.dry_run:
+        problems.append("the landing check did not finish; see the verify_landing log")
+    elif landing and landing.get("unrepaired"):
+        problems.append(
+            "the landing check found disagreements it cannot repair: "
+            + "; ".join(landing["unrepaired"])
+        )
+    # Duplicates within the run are not failures: one row per phone is the rule.
+    failed = summary["not_imported"] + summary["rejected"]
+    ratio = failed / summary["extracted"] if summary["extracted"] else 0.0
+    summary["reject_ratio"] = round(ratio, 4)
+    if ratio > settings.max_reject_ratio:
+        problems.append(
+            f"{ratio:.1%} of the extracted rows were rejected or not imported, above "
+            f"max_reject_ratio={settings.max_reject_ratio:.1%}; see the lead_load_rejects table"
+        )
+    if problems:
+        raise RunFailed("; ".join(problems))
+    return summary
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as an aligned two-column table for the task log."""
+    lines = []
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            lines.append(f"{key:<22} {'-' if not value else ''}")
+            lines += [f"  {sub:<20} {count}" for sub, count in sorted(value.items())]
+        else:
+            lines.append(f"{key:<22} {value}")
+    return "\n".join(lines)
