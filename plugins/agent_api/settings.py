@@ -21,6 +21,9 @@ from typing import Any
 
 from agent_api.exceptions import AgentApiAuthError
 
+# The connection the hooks, triggers and sensors use unless told otherwise.
+DEFAULT_CONN_ID = "agent_api_default"
+
 # Keys of the connection's extra that are settings of this integration; the http provider
 # would otherwise send every unknown extra as an HTTP header.
 SETTING_KEYS = frozenset(

@@ -5,8 +5,11 @@ Modelled on the Astronomer project template's test of the same name.
 
 from __future__ import annotations
 
+import json
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -113,3 +116,21 @@ def test_lead_load_posts_and_waits_in_the_triggerer_as_the_scheduler_sees_it(
         assert task.start_from_trigger is True, task_id
         assert task.start_trigger_args.trigger_cls == trigger_cls
         assert task.start_trigger_args.next_method == "execute_complete"
+
+
+def test_parsing_imports_neither_pandas_nor_the_http_client() -> None:
+    """The dag-processor re-parses the file every few minutes: the pipeline's heavy
+    dependencies are imported by the tasks that use them, never by the parse."""
+    probe = (
+        "import json, sys\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "before = set(sys.modules)\n"
+        f"bag = DagBag(dag_folder={str(DAGS_FOLDER)!r})\n"
+        "assert bag.dags and not bag.import_errors, bag.import_errors\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    imported = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "lead_load" in imported  # the probe did parse our DAG
+    assert imported.isdisjoint({"pandas", "numpy", "aiohttp", "yaml"}), sorted(imported)

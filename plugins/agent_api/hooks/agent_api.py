@@ -51,7 +51,7 @@ from agent_api.exceptions import (
 from agent_api.masking import mask_phones_in
 from agent_api.rate_limit import shared_pacer
 from agent_api.retry import RetryPolicy
-from agent_api.settings import SETTING_KEYS, AgentApiSettings
+from agent_api.settings import DEFAULT_CONN_ID, SETTING_KEYS, AgentApiSettings
 
 # [assumed] The platform is run in mainland China; its start_at/end_at filters are read as
 # local time there. A day of slack on the lower bound covers the case where it is UTC.
@@ -100,7 +100,7 @@ class AgentApiHook(HttpHook):
     """
 
     conn_name_attr = "agent_api_conn_id"
-    default_conn_name = "agent_api_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "agent_api"
     hook_name = "Agent API (outbound calls)"
 
@@ -506,7 +506,7 @@ class AgentApiAsyncHook(HttpAsyncHook):
     """Asynchronous client of the endpoints that the triggerer polls."""
 
     conn_name_attr = "agent_api_conn_id"
-    default_conn_name = "agent_api_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "agent_api"
     hook_name = "Agent API (outbound calls)"
 

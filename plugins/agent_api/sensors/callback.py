@@ -6,14 +6,16 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from agent_api.exceptions import AgentApiError
-from agent_api.hooks.agent_api import AgentApiHook
-from agent_api.triggers.callback import AgentApiCallbackTrigger
+from agent_api.settings import DEFAULT_CONN_ID
+
+if TYPE_CHECKING:
+    from agent_api.hooks.agent_api import AgentApiHook
 
 # The trigger reports its own deadline; Airflow's deferral timeout is only a safety net.
 DEFERRAL_TIMEOUT_MARGIN = timedelta(minutes=5)
@@ -51,7 +53,7 @@ class AgentApiCallbackSensor(BaseSensorOperator):
         self,
         *,
         unique_id: str,
-        agent_api_conn_id: str = AgentApiHook.default_conn_name,
+        agent_api_conn_id: str = DEFAULT_CONN_ID,
         sub_user_id: str | None = None,
         deferrable: bool = True,
         poll_interval: float = 2.0,
@@ -72,6 +74,10 @@ class AgentApiCallbackSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> AgentApiHook:
+        # Imported here, as the trigger below: a DAG file that uses this sensor then parses
+        # without the HTTP clients (the dag-processor parses it every few minutes).
+        from agent_api.hooks.agent_api import AgentApiHook
+
         return AgentApiHook(self.agent_api_conn_id)
 
     def execute(self, context: Any) -> Any:
@@ -80,6 +86,8 @@ class AgentApiCallbackSensor(BaseSensorOperator):
         # One cheap look first: a batch processed already needs no trip through the triggerer.
         if (done := self.poke(context)) and isinstance(done, PokeReturnValue):
             return done.xcom_value
+        from agent_api.triggers.callback import AgentApiCallbackTrigger
+
         self.defer(
             trigger=AgentApiCallbackTrigger(
                 unique_id=self.unique_id,

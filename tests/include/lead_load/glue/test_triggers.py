@@ -19,7 +19,7 @@ from lead_load.glue.operators import PostBatchOperator, post_in_triggerer
 from lead_load.glue.triggers import LedgerCallbackTrigger, PostBatchTrigger
 from lead_load.ledger import batch_lifecycle, schema, staging
 from tests.dags.conftest import sqlite_warehouse
-from tests.include.lead_load.test_ledger import candidate
+from tests.include.lead_load.samples import candidate
 from tests.plugins.agent_api.conftest import account, new_phones  # noqa: F401 (a fixture)
 
 RUN = "run-trigger"

@@ -25,10 +25,11 @@ from agent_api.hooks.agent_api import AgentApiHook
 from lead_load.core.settings import RunSettings
 from lead_load.ledger import batch_lifecycle, schema, staging
 from lead_load.steps import settle
-from tests.include.lead_load.test_ledger import candidate, engine  # noqa: F401 (a fixture)
+from tests.include.lead_load.samples import candidate
 from tests.plugins.agent_api.conftest import account, new_phones  # noqa: F401 (a fixture)
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
+CHILD = "tests.include.lead_load.steps.post_step_child"
 RUN = "run-race"
 ROWS = 20
 LIVE, SHORT = 60.0, 1.0  # lease seconds: outlives the test / expires during the pause
@@ -69,7 +70,12 @@ class Copy:
             "barrier_dir": str(self.barrier),
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.include.lead_load.post_step_child", json.dumps(spec)],
+            [
+                sys.executable,
+                "-m",
+                "tests.include.lead_load.steps.post_step_child",
+                json.dumps(spec),
+            ],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

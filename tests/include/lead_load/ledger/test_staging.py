@@ -1,60 +1,14 @@
-"""The ledger on real databases (SQLite file, and PostgreSQL over its socket)."""
+"""Staging on real databases (SQLite file, and PostgreSQL over its socket)."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
 from sqlalchemy import event, func, insert, select
-from sqlalchemy.exc import IntegrityError
 
-from lead_load.core.ledger_rules import Status
 from lead_load.ledger import schema, staging
 from lead_load.ledger.counts import reject_reasons
-from tests.dags.conftest import postgres_warehouse, sqlite_warehouse
-
-TASK = "task-1"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request, tmp_path):
-    warehouse = sqlite_warehouse(tmp_path) if request.param == "sqlite" else postgres_warehouse()
-    schema.create_tables(warehouse.engine)
-    yield warehouse.engine
-    for step in warehouse.cleanup:
-        step()
-
-
-def candidate(lead_id: str, phone: str, updated_at: str = "2026-11-24 10:00:00") -> dict:
-    return {
-        "lead_id": lead_id,
-        "phone": phone,
-        "updated_at": updated_at,
-        "payload": {"phone": phone, "sort": 0, "extra": lead_id},
-    }
-
-
-def statuses(engine) -> dict[str, str]:
-    with engine.connect() as conn:
-        rows = conn.execute(schema.ledger.select().where(schema.ledger.c.target_task_id == TASK))
-        return {r.lead_id: r.status for r in rows}
-
-
-def test_database_refuses_a_second_active_row_for_a_phone(engine):
-    row = {
-        "target_task_id": TASK,
-        "phone": "13900000001",
-        "status": Status.STAGED.value,
-        "created_at": schema.now(),
-        "updated_at": schema.now(),
-    }
-    with engine.begin() as conn:
-        conn.execute(insert(schema.ledger).values(lead_id="a", **row))
-    with pytest.raises(IntegrityError), engine.begin() as conn:
-        conn.execute(insert(schema.ledger).values(lead_id="b", **row))
-    # A rejected row with the same phone is fine: it is not active.
-    with engine.begin() as conn:
-        conn.execute(insert(schema.ledger).values(lead_id="c", **{**row, "status": "rejected"}))
+from tests.include.lead_load.samples import TASK, candidate, statuses
 
 
 def test_staging_keeps_the_latest_lead_per_phone_across_chunks(engine):

@@ -1,6 +1,6 @@
 """One copy of the post step in a process of its own, for the race tests.
 
-    python -m tests.include.lead_load.post_step_child SPEC_JSON
+    python -m tests.include.lead_load.steps.post_step_child SPEC_JSON
 
 SPEC: ledger_url, settings, batch_no, owner, lease_seconds, and optionally pause_at
 ("before_claim", "after_claim" or "before_recording") with barrier_dir. At the pause point

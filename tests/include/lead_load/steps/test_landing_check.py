@@ -26,7 +26,6 @@ from lead_load.core.ledger_rules import Status
 from lead_load.ledger import schema
 from lead_load.steps import landing_check
 from tests.dags.conftest import REPO, sqlite_warehouse
-from tests.include.lead_load.test_ledger import engine  # noqa: F401 (a fixture)
 
 RUN = "run-1"
 _numbers = itertools.count(1)

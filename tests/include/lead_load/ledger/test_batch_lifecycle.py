@@ -14,7 +14,7 @@ from lead_load.ledger import batch_lifecycle as lifecycle
 from lead_load.ledger import schema, staging
 from lead_load.ledger.batch_lifecycle import LeaseLost
 from lead_load.ledger.counts import batch_counts
-from tests.include.lead_load.test_ledger import candidate, engine, statuses  # noqa: F401
+from tests.include.lead_load.samples import candidate, statuses
 
 TASK = "task-1"
 WINDOW = ("2026-11-24T00:00:00+00:00", "2026-11-25T00:00:00+00:00")
