@@ -9,6 +9,9 @@ from urllib.parse import quote
 
 TOKEN = "/agent-api/token"  # noqa: S105 - a path, not a secret
 
+# Rows one async_number call takes at most (the platform refuses more).
+MAX_ROWS_PER_IMPORT = 200
+
 
 def _q(value: str) -> str:
     return quote(str(value), safe="")

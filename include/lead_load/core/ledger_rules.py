@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from agent_api.endpoints import MAX_ROWS_PER_IMPORT
+
 
 class Status(StrEnum):
     STAGED = "staged"
@@ -135,8 +137,10 @@ def outcome_statuses(
 
 
 def batch_count(rows: int, batch_size: int) -> int:
-    if not 1 <= batch_size <= 200:
-        raise ValueError(f"batch_size must be between 1 and 200, got {batch_size}")
+    if not 1 <= batch_size <= MAX_ROWS_PER_IMPORT:
+        raise ValueError(
+            f"batch_size must be between 1 and {MAX_ROWS_PER_IMPORT}, got {batch_size}"
+        )
     return -(-rows // batch_size)
 
 

@@ -1,27 +1,64 @@
-"""What one run works on: the settings every step of a run reads."""
+"""What one run works on: ``RunSettings``, resolved once by the run's first task and passed
+to the others as a small dict. Its defaults are the only definition of the run settings'
+defaults: the DAG's Params and the README's settings table take them from here
+(``lead_load.glue.settings``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
+
+from agent_api.endpoints import MAX_ROWS_PER_IMPORT
+
+API_TASK_VARIABLE = "lead_load_api_task_id"
+LEDGER_CONN_VARIABLE = "lead_load_ledger_conn_id"
+WAREHOUSE_CONN_ID = "lead_warehouse"
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What one run works on; built from params, passed between tasks as a small dict."""
+    """What one run works on; resolved by the first task, passed between tasks as a dict."""
 
     run_id: str
     api_task_id: str
     window_start: str
     window_end: str
     sub_user_id: str | None = None
-    ignore_crm: bool | None = None
-    encryption: bool | None = None
+    ignore_crm: bool | None = False
+    encryption: bool | None = False
     dry_run: bool = False
-    batch_size: int = 200
+    batch_size: int = MAX_ROWS_PER_IMPORT
     stop_running_task: bool = False
     max_reject_ratio: float = 0.2
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunSettings:
         return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_params(
+        cls, params: dict[str, Any], run_id: str, api_task_id: str, window: tuple[str, str]
+    ) -> RunSettings:
+        """From the run's Params, the target task and window resolved by the caller; a Param
+        left empty takes the default defined here."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = params.get(f.name)
+            values[f.name] = f.default if raw is None or raw == "" else raw
+        return cls(
+            run_id=run_id,
+            api_task_id=api_task_id,
+            window_start=window[0],
+            window_end=window[1],
+            sub_user_id=values["sub_user_id"] or None,
+            ignore_crm=bool(values["ignore_crm"]),
+            encryption=bool(values["encryption"]),
+            dry_run=bool(values["dry_run"]),
+            batch_size=int(values["batch_size"]),
+            stop_running_task=bool(values["stop_running_task"]),
+            max_reject_ratio=float(values["max_reject_ratio"]),
+        )

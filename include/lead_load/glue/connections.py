@@ -10,11 +10,10 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from sqlalchemy import Engine, event
 
 from agent_api import lookup_cache
+from lead_load.core.settings import LEDGER_CONN_VARIABLE, WAREHOUSE_CONN_ID
 
-WAREHOUSE_CONN_ID = "lead_warehouse"
 # The ledger lives in the warehouse unless the Variable lead_load_ledger_conn_id names
 # another connection (any SQLAlchemy-capable database Airflow can reach).
-LEDGER_CONN_VARIABLE = "lead_load_ledger_conn_id"
 
 # The server answered and refused us (PostgreSQL, MySQL wording): a login or database name
 # to fix, which no retry can cure. Anything else (refused, timed out, unknown host) may pass.

@@ -9,14 +9,12 @@ Read from the environment (no I/O), so DAG parsing stays fast.
 
 from __future__ import annotations
 
-import os
+from lead_load.glue.settings import alert_emails
 
 
 def failure_notifiers() -> list:
     notifiers: list = []
-    emails = [
-        e.strip() for e in os.environ.get("LEAD_LOAD_ALERT_EMAILS", "").split(",") if e.strip()
-    ]
+    emails = alert_emails()
     if emails:
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 

@@ -274,8 +274,10 @@ class AgentApiHook(HttpHook):
         before_send: Callable[[], None] | None = None,
     ) -> str:
         """Post one batch once (no retry at all) and return its ``unique_id``."""
-        if not 1 <= len(rows) <= 200:
-            raise ValueError(f"a batch holds 1 to 200 rows, got {len(rows)}")
+        if not 1 <= len(rows) <= endpoints.MAX_ROWS_PER_IMPORT:
+            raise ValueError(
+                f"a batch holds 1 to {endpoints.MAX_ROWS_PER_IMPORT} rows, got {len(rows)}"
+            )
         body: dict[str, Any] = {"data": list(rows)}
         if ignore_crm is not None:
             body["ignore_crm"] = bool(ignore_crm)

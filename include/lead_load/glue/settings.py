@@ -1,0 +1,294 @@
+"""Every setting of a load, where it is set, and how the run reads it from Airflow.
+
+``SETTINGS`` lists them all, whatever the channel: the DAG's Params (the trigger form),
+Airflow Variables, the ``agent_api_default`` connection's extra, environment variables read
+when the DAG file is parsed, and Airflow's own configuration. Their defaults are defined
+once: the run settings' in ``lead_load.core.settings.RunSettings``, the connection's in
+``agent_api.settings.AgentApiSettings``, the others here. The DAG builds its Params from this
+list, and the README's settings table is ``settings_table()`` (a test holds them equal).
+
+Everything here that the DAG file calls at parse time reads only the environment: parsing
+must not wait on the metadata DB.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Param
+
+from agent_api.endpoints import MAX_ROWS_PER_IMPORT
+from agent_api.settings import AgentApiSettings
+from lead_load.core.settings import (
+    API_TASK_VARIABLE,
+    LEDGER_CONN_VARIABLE,
+    WAREHOUSE_CONN_ID,
+    RunSettings,
+)
+
+PARAM = "param"
+VARIABLE = "Variable"
+CONNECTION = "connection agent_api_default, extra"
+ENVIRONMENT = "environment"
+AIRFLOW_CONFIG = "Airflow config"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    channel: str
+    default: Any
+    description: str
+    title: str = ""
+    # JSON-schema type of a Param (the trigger form validates it), and its bounds.
+    type: str | list[str] = "string"
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def _field_default(cls: type, name: str) -> Any:
+    return next(f.default for f in fields(cls) if f.name == name)
+
+
+def _connection_setting(key: str, description: str) -> Setting:
+    """A setting of the connection's extra, with the default its reader applies."""
+    default = _field_default(AgentApiSettings, key)
+    return Setting(key, CONNECTION, default, description)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "api_task_id",
+        PARAM,
+        None,
+        f"The calling task (campaign) UUID that receives the numbers. Empty: the Variable "
+        f"{API_TASK_VARIABLE}.",
+        title="Target calling task",
+        type=["null", "string"],
+    ),
+    Setting(
+        "window_start",
+        PARAM,
+        None,
+        "Load leads with updated_at >= this (UTC date or ISO date-time). Required for manual "
+        "runs; scheduled runs use their data interval.",
+        title="Window start",
+        type=["null", "string"],
+    ),
+    Setting(
+        "window_end",
+        PARAM,
+        None,
+        "Load leads with updated_at < this (UTC date or ISO date-time).",
+        title="Window end",
+        type=["null", "string"],
+    ),
+    Setting(
+        "sub_user_id",
+        PARAM,
+        _field_default(RunSettings, "sub_user_id"),
+        "Act on this sub-account of the platform user.",
+        title="Sub-account",
+        type=["null", "string"],
+    ),
+    Setting(
+        "ignore_crm",
+        PARAM,
+        _field_default(RunSettings, "ignore_crm"),
+        "true: numbers go into the task only, not into the CRM public pool.",
+        title="Skip the CRM public pool",
+        type="boolean",
+    ),
+    Setting(
+        "encryption",
+        PARAM,
+        _field_default(RunSettings, "encryption"),
+        "The warehouse holds phone/company already encrypted for the platform.",
+        title="Values are encrypted",
+        type="boolean",
+    ),
+    Setting(
+        "dry_run",
+        PARAM,
+        _field_default(RunSettings, "dry_run"),
+        "Extract, validate, stage and plan, then report without posting anything.",
+        title="Dry run",
+        type="boolean",
+    ),
+    Setting(
+        "batch_size",
+        PARAM,
+        _field_default(RunSettings, "batch_size"),
+        f"Rows per import call (the platform takes at most {MAX_ROWS_PER_IMPORT}).",
+        title="Rows per batch",
+        type="integer",
+        minimum=1,
+        maximum=MAX_ROWS_PER_IMPORT,
+    ),
+    Setting(
+        "stop_running_task",
+        PARAM,
+        _field_default(RunSettings, "stop_running_task"),
+        "On code 6007 (task running), stop the task and import instead of failing.",
+        title="Stop a running 2.0 task",
+        type="boolean",
+    ),
+    Setting(
+        "max_reject_ratio",
+        PARAM,
+        _field_default(RunSettings, "max_reject_ratio"),
+        "Fail the run when rejected + not imported exceed this share of the extracted rows.",
+        title="Max reject ratio",
+        type="number",
+        minimum=0,
+        maximum=1,
+    ),
+    Setting(
+        API_TASK_VARIABLE,
+        VARIABLE,
+        None,
+        "The calling task when the api_task_id param is empty (scheduled runs).",
+    ),
+    Setting(
+        LEDGER_CONN_VARIABLE,
+        VARIABLE,
+        WAREHOUSE_CONN_ID,
+        "The Airflow connection of the ledger's database (default: the warehouse's).",
+    ),
+    _connection_setting(
+        "request_timeout", "Seconds before a request to the platform counts as lost."
+    ),
+    _connection_setting(
+        "max_attempts",
+        "Attempts of one request for retryable errors, the first included, within one "
+        "Airflow try (see 'Retries' below).",
+    ),
+    _connection_setting("backoff_seconds", "First retry delay; doubles each time, jittered."),
+    _connection_setting("backoff_max_seconds", "Cap of one retry delay."),
+    _connection_setting(
+        "lost_answer_grace_seconds",
+        "Wait before looking in the task after an import whose answer was lost.",
+    ),
+    _connection_setting(
+        "max_requests_per_second",
+        "Pace each process's requests to the platform to at most this many (0: no limit).",
+    ),
+    Setting(
+        "LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS",
+        ENVIRONMENT,
+        30 * 60,
+        "How long wait_for_callback waits for one batch's callback before it gives up "
+        "(the next run re-checks the batch).",
+    ),
+    Setting(
+        "LEAD_LOAD_RETRY_DELAY_SECONDS",
+        ENVIRONMENT,
+        60,
+        "First delay before Airflow retries a failed task (exponential backoff after it).",
+    ),
+    Setting(
+        "LEAD_LOAD_ALERT_EMAILS",
+        ENVIRONMENT,
+        "",
+        "Comma-separated addresses mailed when a run fails (connection smtp_default).",
+    ),
+    Setting(
+        "core.max_map_length",
+        AIRFLOW_CONFIG,
+        1024,
+        "Most batches one run may post (one mapped post_batch instance each).",
+    ),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def default(name: str) -> Any:
+    return BY_NAME[name].default
+
+
+def param_settings() -> list[Setting]:
+    return [s for s in SETTINGS if s.channel == PARAM]
+
+
+def settings_table() -> str:
+    """The README's settings table (markdown)."""
+    lines = ["| setting | where | default | what it does |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        shown = "(none)" if s.default in (None, "") else f"`{s.default}`"
+        lines.append(f"| `{s.name}` | {s.channel} | {shown} | {s.description} |")
+    return "\n".join(lines)
+
+
+def dag_params() -> dict[str, Param]:
+    """The trigger form: one Param per setting of the ``param`` channel."""
+    params = {}
+    for s in param_settings():
+        bounds = {
+            k: v for k, v in (("minimum", s.minimum), ("maximum", s.maximum)) if v is not None
+        }
+        params[s.name] = Param(
+            s.default, type=s.type, title=s.title, description=s.description, **bounds
+        )
+    return params
+
+
+def _seconds_from_environment(name: str) -> timedelta:
+    return timedelta(seconds=float(os.environ.get(name) or default(name)))
+
+
+def callback_timeout() -> timedelta:
+    return _seconds_from_environment("LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS")
+
+
+def retry_delay() -> timedelta:
+    return _seconds_from_environment("LEAD_LOAD_RETRY_DELAY_SECONDS")
+
+
+def alert_emails() -> list[str]:
+    raw = os.environ.get("LEAD_LOAD_ALERT_EMAILS") or default("LEAD_LOAD_ALERT_EMAILS")
+    return [e.strip() for e in raw.split(",") if e.strip()]
+
+
+def max_map_length() -> int:
+    from airflow.sdk import conf
+
+    section, key = ["core", "max_map_length"]
+    return conf.getint(section, key, fallback=default("core.max_map_length"))
+
+
+def resolve(
+    params: dict[str, Any],
+    run_id: str,
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
+) -> RunSettings:
+    """The run's settings, or an ``AirflowFailException`` that says what to fix (a
+    configuration error: retrying cannot help)."""
+    from airflow.sdk import Variable
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from lead_load.core.window import WindowError, resolve_window
+
+    api_task_id = (params.get("api_task_id") or "").strip() or Variable.get(
+        API_TASK_VARIABLE, default=""
+    )
+    if not api_task_id:
+        raise AirflowFailException(
+            f"no target task: set the api_task_id param or the Variable {API_TASK_VARIABLE}"
+        )
+    try:
+        start, end = resolve_window(
+            params.get("window_start"),
+            params.get("window_end"),
+            data_interval_start,
+            data_interval_end,
+        )
+    except WindowError as error:
+        raise AirflowFailException(str(error)) from None
+    return RunSettings.from_params(
+        params, run_id, api_task_id, (start.isoformat(), end.isoformat())
+    )
