@@ -105,6 +105,13 @@ class AgentApiTransientError(AgentApiRetryableError):
         super().__init__(message, **kwargs)
 
 
+class AgentApiLostAnswerUnresolved(AgentApiTransientError):
+    """A post's answer was lost and the task could not be looked at afterwards: the batch
+    may or may not be in the task. Not retried here; the caller reconciles it later."""
+
+    retryable = False
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header (the platform uses the delta-seconds form)."""
     if not value:

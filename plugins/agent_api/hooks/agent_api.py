@@ -44,7 +44,7 @@ from urllib3.exceptions import NewConnectionError
 from agent_api import endpoints, lookup_cache
 from agent_api.exceptions import (
     AgentApiError,
-    AgentApiRetryableError,
+    AgentApiLostAnswerUnresolved,
     AgentApiTransientError,
     error_for_answer,
 )
@@ -231,24 +231,25 @@ class AgentApiHook(HttpHook):
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """A request that is safe to repeat, retried as the policy says."""
-        policy = self.retry_policy
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
+        for attempt in self._retrying():
+            with attempt:
                 return self._send_once(method, path, **kwargs)
-            except AgentApiRetryableError as error:
-                if not policy.should_retry(error, attempt):
-                    raise
-                delay = policy.delay(error, attempt, self._rng)
-                self.log.warning(
-                    "[attempt %d of %d] %s; retrying in %.1fs",
-                    attempt,
-                    policy.max_attempts,
-                    mask_phones_in(str(error)),
-                    delay,
-                )
-                time.sleep(delay)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    def _retrying(self, what: str = "", **options: Any):
+        policy = self.retry_policy
+
+        def log_retry(error: BaseException, attempt: int, delay: float) -> None:
+            self.log.warning(
+                "[attempt %d of %d] %s%s; retrying in %.1fs",
+                attempt,
+                policy.max_attempts,
+                what,
+                mask_phones_in(str(error)),
+                delay,
+            )
+
+        return policy.retrying(rng=self._rng, on_retry=log_retry, **options)
 
     def _sub_user(self, sub_user_id: str | None) -> str | None:
         return sub_user_id or self.settings.sub_user_id
@@ -313,59 +314,79 @@ class AgentApiHook(HttpHook):
         See the module docstring for the rules. ``before_send`` runs before every POST
         attempt (see ``_send_once``); whatever it raises ends the import unposted.
         """
-        policy = self.retry_policy
         first_sent = datetime.now(UTC)
         pending = list(rows)
         already: set[str] = set()
         answer_lost = False
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                unique_id = self.post_batch(
-                    task_id,
-                    pending,
-                    sub_user_id=sub_user_id,
-                    ignore_crm=ignore_crm,
-                    encryption=encryption,
-                    before_send=before_send,
-                )
-                return ImportReceipt(
-                    unique_id, len(pending), frozenset(already), attempt, answer_lost
-                )
-            except AgentApiRetryableError as error:
-                if not policy.should_retry(error, attempt):
+        lost_last_time = False
+        grace = self.settings.lost_answer_grace_seconds
+
+        def maybe_accepted(error: BaseException) -> bool:
+            return isinstance(error, AgentApiTransientError) and error.maybe_accepted
+
+        retrying = self._retrying(
+            f"batch of {len(pending)} rows: ",
+            # After a lost answer, give the platform time to record the batch before looking.
+            min_delay=lambda error: grace if maybe_accepted(error) else 0.0,
+        )
+        for attempt in retrying:
+            with attempt:
+                if lost_last_time:
+                    pending = self._drop_numbers_in_task(task_id, pending, first_sent, sub_user_id)
+                    already |= {row["phone"] for row in rows} - {row["phone"] for row in pending}
+                    if not pending:
+                        return ImportReceipt(
+                            None, 0, frozenset(already), attempt.retry_state.attempt_number, True
+                        )
+                try:
+                    unique_id = self.post_batch(
+                        task_id,
+                        pending,
+                        sub_user_id=sub_user_id,
+                        ignore_crm=ignore_crm,
+                        encryption=encryption,
+                        before_send=before_send,
+                    )
+                except AgentApiError as error:
+                    lost_last_time = maybe_accepted(error)
+                    answer_lost = answer_lost or lost_last_time
                     raise
-                delay = policy.delay(error, attempt, self._rng)
-                maybe_accepted = isinstance(error, AgentApiTransientError) and error.maybe_accepted
-                self.log.warning(
-                    "[attempt %d of %d] batch of %d rows: %s",
-                    attempt,
-                    policy.max_attempts,
+                return ImportReceipt(
+                    unique_id,
                     len(pending),
-                    error,
+                    frozenset(already),
+                    attempt.retry_state.attempt_number,
+                    answer_lost,
                 )
-                if not maybe_accepted:
-                    time.sleep(delay)
-                    continue
-                answer_lost = True
-                time.sleep(max(delay, self.settings.lost_answer_grace_seconds))
-                present = self.numbers_in_task(
-                    task_id,
-                    [row["phone"] for row in pending],
-                    since=first_sent,
-                    sub_user_id=sub_user_id,
-                )
-                already |= present
-                pending = [row for row in pending if row["phone"] not in present]
-                self.log.warning(
-                    "The answer may have been lost after the platform accepted the batch: "
-                    "%d of its numbers are already in the task; re-posting the other %d.",
-                    len(present),
-                    len(pending),
-                )
-                if not pending:
-                    return ImportReceipt(None, 0, frozenset(already), attempt, answer_lost)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    def _drop_numbers_in_task(
+        self,
+        task_id: str,
+        pending: list[dict[str, Any]],
+        since: datetime,
+        sub_user_id: str | None,
+    ) -> list[dict[str, Any]]:
+        """The rows of ``pending`` whose numbers the task does not hold yet (after a lost
+        answer, the lost copy of the batch may have imported some or all of them)."""
+        try:
+            present = self.numbers_in_task(
+                task_id, [row["phone"] for row in pending], since=since, sub_user_id=sub_user_id
+            )
+        except AgentApiError as error:
+            # Unknown what the lost post imported: stop here, flagged as maybe accepted, so
+            # the caller keeps the rows out of reach until the task is looked at again.
+            raise AgentApiLostAnswerUnresolved(
+                f"the answer to a post was lost, and looking its numbers up in the task "
+                f"failed: {error}"
+            ) from error
+        self.log.warning(
+            "The answer may have been lost after the platform accepted the batch: "
+            "%d of its numbers are already in the task; re-posting the other %d.",
+            len(present),
+            len(pending) - len(present),
+        )
+        return [row for row in pending if row["phone"] not in present]
 
     def get_callback(
         self, unique_id: str, *, sub_user_id: str | None = None

@@ -9,6 +9,7 @@ import pytest
 
 from agent_api.exceptions import (
     AgentApiAuthError,
+    AgentApiLostAnswerUnresolved,
     AgentApiNotFoundError,
     AgentApiRateLimitedError,
     AgentApiTaskRunningError,
@@ -310,3 +311,19 @@ def test_lost_answers_repost_nothing_accepted_when_the_page_fields_are_absent(ac
     in_task = account.imported_phones()
     assert set(in_task) <= posted
     assert sorted(in_task) == sorted(earlier + phones), "every phone exactly once"
+
+
+def test_a_lost_answer_whose_task_cannot_be_read_stops_flagged_maybe_accepted(account, monkeypatch):
+    """After a lost answer the task is looked at before any re-post; when that look fails,
+    nothing is posted again and the error says the batch may be in the task."""
+
+    class TaskUnreadable(AgentApiHook):
+        def numbers_in_task(self, *args, **kwargs):
+            raise AgentApiTransientError("listing the task failed", maybe_accepted=False)
+
+    account.connect(monkeypatch, request_timeout=0.5, lost_answer_grace_seconds=0.2)
+    account.sim.set_faults(lost_answer_rate=1.0, lost_answer_delay=1.5, callback_never_rate=1.0)
+    with pytest.raises(AgentApiLostAnswerUnresolved, match="listing the task failed") as error:
+        TaskUnreadable().import_batch(account.task_id, rows_for(new_phones(3)))
+    assert error.value.maybe_accepted and not error.value.retryable
+    assert len(account.posts()) == 1  # the lost post only: no blind re-post
