@@ -99,7 +99,7 @@ class LeadLoadEnv:
 
     def ledger_counts(self) -> dict[str, int]:
         rows = self.warehouse.rows(
-            "SELECT status, COUNT(*) AS n FROM lead_load_ledger WHERE target_task_id = :t "
+            "SELECT status, COUNT(*) AS n FROM lead_load_ledger WHERE api_task_id = :t "
             "GROUP BY status",
             t=self.task_id,
         )

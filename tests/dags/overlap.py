@@ -130,13 +130,13 @@ def last_seq(env: LeadLoadEnv) -> int:
 def run_summaries(env: LeadLoadEnv) -> dict[str, dict]:
     """Each run's stored summary (lead_load_runs), by run id."""
     rows = env.warehouse.rows(
-        "SELECT run_id, summary FROM lead_load_runs WHERE target_task_id = :t", t=env.task_id
+        "SELECT run_id, summary FROM lead_load_runs WHERE api_task_id = :t", t=env.task_id
     )
     return {row["run_id"]: json.loads(row["summary"]) for row in rows}
 
 
 def ledger_rows(env: LeadLoadEnv) -> list[dict]:
     return env.warehouse.rows(
-        "SELECT lead_id, phone, status FROM lead_load_ledger WHERE target_task_id = :t",
+        "SELECT lead_id, phone, status FROM lead_load_ledger WHERE api_task_id = :t",
         t=env.task_id,
     )

@@ -369,8 +369,7 @@ def test_sql_in_the_task_and_sub_user_params_is_bound_as_a_value(lead_load_env):
     assert_tables_intact(env, leads)
     # Stored and sent verbatim, as values: nothing was executed.
     staged = env.warehouse.rows(
-        "SELECT status, COUNT(*) AS n FROM lead_load_ledger WHERE target_task_id = :t "
-        "GROUP BY status",
+        "SELECT status, COUNT(*) AS n FROM lead_load_ledger WHERE api_task_id = :t GROUP BY status",
         t=task,
     )
     assert {r["status"]: r["n"] for r in staged} == {

@@ -89,7 +89,7 @@ def test_the_triggerer_killed_mid_posting_loads_every_lead_exactly_once(airflow_
         counts = dict(
             conn.execute(
                 text(
-                    "SELECT status, COUNT(*) FROM lead_load_ledger WHERE target_task_id = :t "
+                    "SELECT status, COUNT(*) FROM lead_load_ledger WHERE api_task_id = :t "
                     "GROUP BY status"
                 ),
                 {"t": task_id},

@@ -90,7 +90,7 @@ def test_scheduler_runs_lead_load_on_celery_exactly_once_with_sensors_in_the_tri
         r["status"]: r["n"]
         for r in _rows(
             stack,
-            "SELECT status, COUNT(*) AS n FROM lead_load_ledger WHERE target_task_id = :t "
+            "SELECT status, COUNT(*) AS n FROM lead_load_ledger WHERE api_task_id = :t "
             "GROUP BY status",
             t=task_id,
         )
@@ -409,7 +409,7 @@ def test_a_scheduled_run_created_during_a_backfill_of_the_same_days_loads_each_l
     assert sorted(phones) == sorted(valid)
     rows = _rows(
         stack,
-        "SELECT lead_id, phone, status, run_id FROM lead_load_ledger WHERE target_task_id = :t",
+        "SELECT lead_id, phone, status, run_id FROM lead_load_ledger WHERE api_task_id = :t",
         t=task_id,
     )
     assert Counter(row["status"] for row in rows) == {

@@ -195,7 +195,7 @@ def test_a_frozen_triggerer_whose_posts_another_adopted_posts_no_phone_twice(air
     engine = create_engine(stack.warehouse_url)
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT phone, status FROM lead_load_ledger WHERE target_task_id = :t"),
+            text("SELECT phone, status FROM lead_load_ledger WHERE api_task_id = :t"),
             {"t": task_id},
         ).all()
     engine.dispose()

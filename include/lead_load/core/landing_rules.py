@@ -55,7 +55,7 @@ class Row:
     """What the check reads of one ledger row. ``updated_at`` is what the repair's WHERE
     repeats, with the status, to leave alone a row that changed since it was read."""
 
-    target_task_id: str
+    api_task_id: str
     lead_id: str
     phone: str
     status: str

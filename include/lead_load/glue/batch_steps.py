@@ -48,11 +48,11 @@ def record_outcome(
 
 
 def record_callback(
-    settings: dict[str, Any], unique_id: str, download_url: str | None, task_id: str | None
+    settings: dict[str, Any], unique_id: str, download_url: str | None, api_task_id: str | None
 ) -> dict[str, Any]:
     """Download what a processed batch imported and record it (the triggerer's path)."""
     if not download_url:
         raise AgentApiError(f"callback of batch {unique_id} has no download URL")
     hook = AgentApiHook()
     numbers = frozenset(hook.download_numbers(download_url))
-    return record_outcome(settings, hook, BatchOutcome(unique_id, numbers, task_id))
+    return record_outcome(settings, hook, BatchOutcome(unique_id, numbers, api_task_id))

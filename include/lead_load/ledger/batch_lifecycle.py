@@ -89,11 +89,11 @@ def _expiry(seconds: float) -> datetime:
 # -- runs ---------------------------------------------------------------------------------
 
 
-def start_run(engine: Engine, run_id: str, target_task_id: str, window: tuple[str, str]) -> None:
+def start_run(engine: Engine, run_id: str, api_task_id: str, window: tuple[str, str]) -> None:
     """Mark the run live (or live again, for a retry or a cleared re-run)."""
     stamp = now()
     values = {
-        "target_task_id": target_task_id,
+        "api_task_id": api_task_id,
         "window_start": window[0],
         "window_end": window[1],
         "state": RunState.RUNNING.value,
@@ -121,13 +121,13 @@ def renew_run(engine: Engine, run_id: str) -> None:
 def finish_run(
     engine: Engine,
     run_id: str,
-    target_task_id: str,
+    api_task_id: str,
     window: tuple[str, str],
     summary: dict[str, Any],
 ) -> None:
     """The run's report is written: its leftover staged rows are free for the next run."""
     values = {
-        "target_task_id": target_task_id,
+        "api_task_id": api_task_id,
         "window_start": window[0],
         "window_end": window[1],
         "state": RunState.FINISHED.value,
@@ -146,14 +146,14 @@ def finish_run(
             conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
 
 
-def _dead_runs(conn, target_task_id: str, run_id: str) -> list[str]:
+def _dead_runs(conn, api_task_id: str, run_id: str) -> list[str]:
     """Other runs holding staged rows of the task that are finished, expired, or unknown
     (rows written before runs had leases)."""
     holders = (
         conn.execute(
             select(ledger.c.run_id)
             .where(
-                ledger.c.target_task_id == target_task_id,
+                ledger.c.api_task_id == api_task_id,
                 ledger.c.status == Status.STAGED,
                 ledger.c.run_id != run_id,
             )
@@ -185,13 +185,13 @@ class Plan:
     carried_over: dict[str, int]  # rows taken over, by the run they came from
 
 
-def count_plannable(engine: Engine, run_id: str, target_task_id: str) -> tuple[int, int]:
+def count_plannable(engine: Engine, run_id: str, api_task_id: str) -> tuple[int, int]:
     """(rows this run would plan, of which carried over from dead runs), without writing."""
     with engine.connect() as conn:
-        dead = _dead_runs(conn, target_task_id, run_id)
+        dead = _dead_runs(conn, api_task_id, run_id)
         own = conn.execute(
             select(func.count()).where(
-                ledger.c.target_task_id == target_task_id,
+                ledger.c.api_task_id == api_task_id,
                 ledger.c.status == Status.STAGED,
                 ledger.c.run_id == run_id,
                 _not_in_open_batch(),
@@ -201,7 +201,7 @@ def count_plannable(engine: Engine, run_id: str, target_task_id: str) -> tuple[i
         for dead_run in dead:
             carried += conn.execute(
                 select(func.count()).where(
-                    ledger.c.target_task_id == target_task_id,
+                    ledger.c.api_task_id == api_task_id,
                     ledger.c.status == Status.STAGED,
                     ledger.c.run_id == dead_run,
                     ~_in_sending_batch(),
@@ -227,7 +227,7 @@ def _not_in_open_batch() -> Any:
     )
 
 
-def plan(engine: Engine, run_id: str, target_task_id: str, batch_size: int) -> Plan:
+def plan(engine: Engine, run_id: str, api_task_id: str, batch_size: int) -> Plan:
     """Take over the staged rows of dead runs, then number this run's free staged rows into
     new planned batches of ``batch_size`` (lead_id order). Rows of live runs are not touched.
 
@@ -237,7 +237,7 @@ def plan(engine: Engine, run_id: str, target_task_id: str, batch_size: int) -> P
     stamp = now()
     carried: dict[str, int] = {}
     with engine.begin() as conn:
-        for dead_run in _dead_runs(conn, target_task_id, run_id):
+        for dead_run in _dead_runs(conn, api_task_id, run_id):
             # Its planned batches first, so that a late claim of one of them finds it gone.
             conn.execute(
                 update(batches)
@@ -247,7 +247,7 @@ def plan(engine: Engine, run_id: str, target_task_id: str, batch_size: int) -> P
             moved = conn.execute(
                 update(ledger)
                 .where(
-                    ledger.c.target_task_id == target_task_id,
+                    ledger.c.api_task_id == api_task_id,
                     ledger.c.status == Status.STAGED,
                     ledger.c.run_id == dead_run,
                     ~_in_sending_batch(),
@@ -277,7 +277,7 @@ def plan(engine: Engine, run_id: str, target_task_id: str, batch_size: int) -> P
             ).scalar_one(),
         )
         free = (
-            ledger.c.target_task_id == target_task_id,
+            ledger.c.api_task_id == api_task_id,
             ledger.c.status == Status.STAGED,
             ledger.c.run_id == run_id,
             _not_in_open_batch(),
@@ -298,7 +298,7 @@ def plan(engine: Engine, run_id: str, target_task_id: str, batch_size: int) -> P
         conn.execute(
             update(ledger)
             .where(
-                ledger.c.target_task_id == target_task_id,
+                ledger.c.api_task_id == api_task_id,
                 ledger.c.lead_id == numbered.c.lead_id,
             )
             .values(batch_no=first + numbered.c.position // batch_size, updated_at=stamp)
@@ -307,23 +307,23 @@ def plan(engine: Engine, run_id: str, target_task_id: str, batch_size: int) -> P
             select(
                 ledger.c.run_id,
                 ledger.c.batch_no,
-                ledger.c.target_task_id,
+                ledger.c.api_task_id,
                 func.count().label("rows"),
                 literal(BatchStatus.PLANNED.value).label("status"),
                 literal(False).label("answer_lost"),
                 literal(0).label("claims"),
             )
             .where(
-                ledger.c.target_task_id == target_task_id,
+                ledger.c.api_task_id == api_task_id,
                 ledger.c.status == Status.STAGED,
                 ledger.c.run_id == run_id,
                 ledger.c.batch_no >= first,
             )
-            .group_by(ledger.c.run_id, ledger.c.batch_no, ledger.c.target_task_id)
+            .group_by(ledger.c.run_id, ledger.c.batch_no, ledger.c.api_task_id)
         )
         conn.execute(
             insert(batches).from_select(
-                ["run_id", "batch_no", "target_task_id", "rows", "status", "answer_lost", "claims"],
+                ["run_id", "batch_no", "api_task_id", "rows", "status", "answer_lost", "claims"],
                 planned,
             )
         )
@@ -558,12 +558,12 @@ def back_to_staged(
     return found
 
 
-def expired_batches(engine: Engine, target_task_id: str) -> list[dict[str, Any]]:
+def expired_batches(engine: Engine, api_task_id: str) -> list[dict[str, Any]]:
     """Sending batches of the task (any run) whose lease has expired: their owners are gone."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(batches.c.run_id, batches.c.batch_no, batches.c.lease_owner).where(
-                batches.c.target_task_id == target_task_id,
+                batches.c.api_task_id == api_task_id,
                 batches.c.status == BatchStatus.SENDING,
                 or_(
                     batches.c.lease_expires_at.is_(None),
@@ -574,11 +574,11 @@ def expired_batches(engine: Engine, target_task_id: str) -> list[dict[str, Any]]
     return [dict(r._mapping) for r in rows]
 
 
-def live_sending_batches(engine: Engine, target_task_id: str) -> int:
+def live_sending_batches(engine: Engine, api_task_id: str) -> int:
     with engine.connect() as conn:
         return conn.execute(
             select(func.count()).where(
-                batches.c.target_task_id == target_task_id,
+                batches.c.api_task_id == api_task_id,
                 batches.c.status == BatchStatus.SENDING,
                 batches.c.lease_expires_at >= typed_value(now(), batches.c.lease_expires_at),
             )
@@ -679,12 +679,12 @@ def settled_counts(engine: Engine, unique_id: str) -> dict[str, int]:
     }
 
 
-def pending_batches(engine: Engine, target_task_id: str) -> list[dict[str, Any]]:
+def pending_batches(engine: Engine, api_task_id: str) -> list[dict[str, Any]]:
     """Batches (of any run) the platform accepted and has not reported on yet."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(batches.c.run_id, batches.c.batch_no, batches.c.unique_id).where(
-                batches.c.target_task_id == target_task_id,
+                batches.c.api_task_id == api_task_id,
                 batches.c.status == BatchStatus.SUBMITTED,
             )
         ).all()
@@ -712,7 +712,7 @@ def awaiting_callback(engine: Engine, run_id: str) -> list[str]:
 
 def landing_repair(
     engine: Engine,
-    target_task_id: str,
+    api_task_id: str,
     lead_id: str,
     seen: tuple[str, str, datetime],
     *,
@@ -733,7 +733,7 @@ def landing_repair(
     statement = (
         update(ledger)
         .where(
-            ledger.c.target_task_id == target_task_id,
+            ledger.c.api_task_id == api_task_id,
             ledger.c.lead_id == lead_id,
             ledger.c.status == status,
             ledger.c.phone == phone,

@@ -18,12 +18,12 @@ def _count_by(engine: Engine, column, *conditions) -> dict[str, int]:
     return {value: count for value, count in rows}
 
 
-def status_counts(engine: Engine, target_task_id: str, run_id: str) -> dict[str, int]:
+def status_counts(engine: Engine, api_task_id: str, run_id: str) -> dict[str, int]:
     """Ledger rows last touched by this run, by status."""
     return _count_by(
         engine,
         ledger.c.status,
-        ledger.c.target_task_id == target_task_id,
+        ledger.c.api_task_id == api_task_id,
         ledger.c.run_id == run_id,
     )
 

@@ -37,6 +37,7 @@ from sqlalchemy import (
     literal,
     text,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import FromClause
 
 from lead_load.core.ledger_rules import (
@@ -60,7 +61,7 @@ def is_active(table: FromClause) -> Any:
 ledger = Table(
     "lead_load_ledger",
     metadata,
-    Column("target_task_id", String(64), primary_key=True),
+    Column("api_task_id", String(64), primary_key=True),
     Column("lead_id", String(128), primary_key=True),
     Column("phone", String(32), nullable=False),
     Column("status", String(16), nullable=False),
@@ -79,7 +80,7 @@ ledger = Table(
 # The database, not the code, guarantees one active row per phone and task.
 Index(
     "ux_lead_load_ledger_active_phone",
-    ledger.c.target_task_id,
+    ledger.c.api_task_id,
     ledger.c.phone,
     unique=True,
     sqlite_where=ledger.c.status.in_(_active),
@@ -102,7 +103,7 @@ batches = Table(
     metadata,
     Column("run_id", String(250), primary_key=True),
     Column("batch_no", Integer, primary_key=True),
-    Column("target_task_id", String(64), nullable=False),
+    Column("api_task_id", String(64), nullable=False),
     Column("rows", Integer, nullable=False),
     Column("status", String(16), nullable=False),  # ledger_rules.BatchStatus
     Column("unique_id", String(64)),
@@ -119,7 +120,7 @@ batches = Table(
     Column("claims", Integer, nullable=False, default=0),
     Column("carried_to", String(250)),
     Index("ix_lead_load_batches_unique_id", "unique_id"),
-    Index("ix_lead_load_batches_task_status", "target_task_id", "status"),
+    Index("ix_lead_load_batches_task_status", "api_task_id", "status"),
 )
 
 rejects = Table(
@@ -127,7 +128,7 @@ rejects = Table(
     metadata,
     Column("run_id", String(250), primary_key=True),
     Column("lead_id", String(128), primary_key=True),
-    Column("target_task_id", String(64), nullable=False),
+    Column("api_task_id", String(64), nullable=False),
     Column("raw_phone", Text),
     Column("reason", Text, nullable=False),
     Column("rejected_at", DateTime(timezone=True), nullable=False),
@@ -137,7 +138,7 @@ runs = Table(
     "lead_load_runs",
     metadata,
     Column("run_id", String(250), primary_key=True),
-    Column("target_task_id", String(64), nullable=False),
+    Column("api_task_id", String(64), nullable=False),
     Column("window_start", String(40)),
     Column("window_end", String(40)),
     Column("summary", Text),
@@ -154,7 +155,7 @@ runs = Table(
 task_locks = Table(
     "lead_load_task_locks",
     metadata,
-    Column("target_task_id", String(64), primary_key=True),
+    Column("api_task_id", String(64), primary_key=True),
     Column("locked_at", DateTime(timezone=True)),
 )
 
@@ -163,10 +164,16 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# Columns renamed since an earlier release: old name -> new name (README, "Renames").
+RENAMED_COLUMNS = {"target_task_id": "api_task_id"}
+
+
 def create_tables(engine: Engine) -> None:
-    """Create the ledger's tables, and add the columns a ledger made by an older release
-    lacks (every added column is nullable or has a default)."""
+    """Create the ledger's tables, and upgrade a ledger made by an older release: rename
+    the columns it has under an old name, and add the columns it lacks (every added column
+    is nullable or has a default)."""
     metadata.create_all(engine, checkfirst=True)
+    _rename_old_columns(engine)
     existing = inspect(engine)
     for table in metadata.sorted_tables:
         have = {c["name"] for c in existing.get_columns(table.name)}
@@ -182,6 +189,24 @@ def create_tables(engine: Engine) -> None:
                 )
         for index in table.indexes:
             index.create(engine, checkfirst=True)
+
+
+def _rename_old_columns(engine: Engine) -> None:
+    """``ALTER TABLE ... RENAME COLUMN`` (SQLite 3.25+, PostgreSQL, MySQL 8, MariaDB 10.5+);
+    the databases carry the indexes over. Two processes upgrading at once: the one that
+    loses finds the column renamed already."""
+    for table in metadata.sorted_tables:
+        for old, new in RENAMED_COLUMNS.items():
+            have = {c["name"] for c in inspect(engine).get_columns(table.name)}
+            if old not in have or new in have or new not in table.c:
+                continue
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE {table.name} RENAME COLUMN {old} TO {new}"))
+            except DBAPIError:
+                have = {c["name"] for c in inspect(engine).get_columns(table.name)}
+                if new not in have:
+                    raise
 
 
 def chunks(items: Sequence[Any], size: int | None = None) -> Iterator[Sequence[Any]]:

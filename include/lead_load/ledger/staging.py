@@ -46,34 +46,30 @@ from lead_load.ledger.schema import (
 )
 
 
-def _ensure_task_lock(engine: Engine, target_task_id: str) -> None:
+def _ensure_task_lock(engine: Engine, api_task_id: str) -> None:
     """Create the task's lock row once, in a transaction of its own."""
     try:
         with engine.begin() as conn:
             exists_ = conn.execute(
-                select(task_locks.c.target_task_id).where(
-                    task_locks.c.target_task_id == target_task_id
-                )
+                select(task_locks.c.api_task_id).where(task_locks.c.api_task_id == api_task_id)
             ).first()
             if not exists_:
-                conn.execute(insert(task_locks).values(target_task_id=target_task_id))
+                conn.execute(insert(task_locks).values(api_task_id=api_task_id))
     except IntegrityError:
         pass  # another run created it at the same moment
 
 
-def _lock_task(conn: Connection, target_task_id: str) -> None:
+def _lock_task(conn: Connection, api_task_id: str) -> None:
     """Hold the task's staging lock until this transaction ends.
 
     A row lock on PostgreSQL and MySQL; on SQLite the write takes the database's write lock
     before any read of the transaction, which is what serialises writers there.
     """
     held = conn.execute(
-        update(task_locks)
-        .where(task_locks.c.target_task_id == target_task_id)
-        .values(locked_at=now())
+        update(task_locks).where(task_locks.c.api_task_id == api_task_id).values(locked_at=now())
     ).rowcount
     if held != 1:
-        raise RuntimeError(f"no staging lock row for task {target_task_id}")
+        raise RuntimeError(f"no staging lock row for task {api_task_id}")
 
 
 # -- staging ------------------------------------------------------------------------------
@@ -112,7 +108,7 @@ def add_candidates(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]]) 
 
 
 def add_rejects(
-    engine: Engine, run_id: str, target_task_id: str, rows: Iterable[dict[str, Any]]
+    engine: Engine, run_id: str, api_task_id: str, rows: Iterable[dict[str, Any]]
 ) -> int:
     """Record rows that will not be sent (lead_id, raw_phone, reason), in both tables.
 
@@ -121,11 +117,11 @@ def add_rejects(
     """
     stamp = now()
     added = 0
-    _ensure_task_lock(engine, target_task_id)
+    _ensure_task_lock(engine, api_task_id)
     for slice_ in slices(rows):
         with engine.begin() as conn:
-            _lock_task(conn, target_task_id)
-            _write_rejects(conn, run_id, target_task_id, [_reject(row) for row in slice_], stamp)
+            _lock_task(conn, api_task_id)
+            _write_rejects(conn, run_id, api_task_id, [_reject(row) for row in slice_], stamp)
         added += len(slice_)
     return added
 
@@ -140,7 +136,7 @@ def _reject(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_rejects(
-    conn: Connection, run_id: str, target_task_id: str, rows: list[dict], stamp: datetime
+    conn: Connection, run_id: str, api_task_id: str, rows: list[dict], stamp: datetime
 ) -> None:
     """A slice of rejects (lead_id, raw_phone, reason) into ``lead_load_rejects`` and the
     ledger: a ``rejected`` row for a lead without one, the new reason for a lead rejected
@@ -150,7 +146,7 @@ def _write_rejects(
     conn.execute(
         insert(rejects),
         [
-            {"run_id": run_id, "target_task_id": target_task_id, "rejected_at": stamp, **row}
+            {"run_id": run_id, "api_task_id": api_task_id, "rejected_at": stamp, **row}
             for row in rows
         ],
     )
@@ -163,7 +159,7 @@ def _write_rejects(
         for row in rows
     ]
     lead = typed_key("b_lead", ledger.c.lead_id)
-    this_lead = (ledger.c.target_task_id == target_task_id, ledger.c.lead_id == lead)
+    this_lead = (ledger.c.api_task_id == api_task_id, ledger.c.lead_id == lead)
     # The update goes first, so that it cannot touch the rows the insert adds.
     conn.execute(
         update(ledger)
@@ -172,7 +168,7 @@ def _write_rejects(
         keyed,
     )
     new_row = {
-        "target_task_id": typed_value(target_task_id, ledger.c.target_task_id),
+        "api_task_id": typed_value(api_task_id, ledger.c.api_task_id),
         "lead_id": lead,
         "phone": typed_key("b_phone", ledger.c.phone),
         "status": typed_value(Status.REJECTED.value, ledger.c.status),
@@ -215,7 +211,7 @@ class _Lead:
     holder: str | None
 
 
-def stage_candidates(engine: Engine, run_id: str, target_task_id: str) -> StagingCounts:
+def stage_candidates(engine: Engine, run_id: str, api_task_id: str) -> StagingCounts:
     """Turn this run's candidates into staged ledger rows, one per phone, exactly once.
 
     Slice by slice in lead id order: each candidate that lost its phone to a more recent lead
@@ -225,21 +221,21 @@ def stage_candidates(engine: Engine, run_id: str, target_task_id: str) -> Stagin
     """
     counts = StagingCounts()
     last_lead = ""
-    _ensure_task_lock(engine, target_task_id)
+    _ensure_task_lock(engine, api_task_id)
     while True:
         with engine.begin() as conn:
-            _lock_task(conn, target_task_id)  # decide on what other runs have committed
-            chunk = _next_chunk(conn, run_id, target_task_id, after=last_lead)
+            _lock_task(conn, api_task_id)  # decide on what other runs have committed
+            chunk = _next_chunk(conn, run_id, api_task_id, after=last_lead)
             if not chunk:
                 break
             last_lead = chunk[-1].lead_id
-            _stage_chunk(conn, run_id, target_task_id, chunk, counts)
+            _stage_chunk(conn, run_id, api_task_id, chunk, counts)
     with engine.begin() as conn:
         conn.execute(delete(candidates).where(candidates.c.run_id == run_id))
     return counts
 
 
-def _next_chunk(conn: Connection, run_id: str, target_task_id: str, after: str) -> list[_Lead]:
+def _next_chunk(conn: Connection, run_id: str, api_task_id: str, after: str) -> list[_Lead]:
     """The next ``CHUNK`` candidates after lead ``after``, each with the lead kept for its
     phone across the whole run (the chunks were de-duplicated one by one), its own ledger
     row and the lead holding its phone in the task, each found by a correlated subquery."""
@@ -256,14 +252,14 @@ def _next_chunk(conn: Connection, run_id: str, target_task_id: str, after: str) 
     def own_row(column: Column) -> Any:
         return (
             select(column)
-            .where(own.c.target_task_id == target_task_id, own.c.lead_id == candidates.c.lead_id)
+            .where(own.c.api_task_id == api_task_id, own.c.lead_id == candidates.c.lead_id)
             .scalar_subquery()
         )
 
     phone_holder = (
         select(holder.c.lead_id)
         .where(
-            holder.c.target_task_id == target_task_id,
+            holder.c.api_task_id == api_task_id,
             holder.c.phone == candidates.c.phone,
             is_active(holder),  # at most one such row: the partial unique index
         )
@@ -288,7 +284,7 @@ def _next_chunk(conn: Connection, run_id: str, target_task_id: str, after: str) 
 
 
 def _stage_chunk(
-    conn: Connection, run_id: str, target_task_id: str, chunk: list[_Lead], counts: StagingCounts
+    conn: Connection, run_id: str, api_task_id: str, chunk: list[_Lead], counts: StagingCounts
 ) -> None:
     """Reject the chunk's cross-chunk duplicates, decide every other lead with
     ``decide_staging``, and write the decisions with one statement per kind.
@@ -302,7 +298,7 @@ def _stage_chunk(
     _write_rejects(
         conn,
         run_id,
-        target_task_id,
+        api_task_id,
         [
             {
                 "lead_id": lead.lead_id,
@@ -329,16 +325,16 @@ def _stage_chunk(
 
     new, again = decided[StagingDecision.STAGE_NEW], decided[StagingDecision.RESTAGE]
     taken = decided[StagingDecision.PHONE_TAKEN]
-    _insert_staged(conn, run_id, target_task_id, new, stamp)
-    _restage(conn, run_id, target_task_id, again, stamp)
-    _reject_taken_phones(conn, run_id, target_task_id, taken, stamp)
+    _insert_staged(conn, run_id, api_task_id, new, stamp)
+    _restage(conn, run_id, api_task_id, again, stamp)
+    _reject_taken_phones(conn, run_id, api_task_id, taken, stamp)
     counts.staged += len(new) + len(again)
     counts.already_loaded += len(taken) + len(decided[StagingDecision.ALREADY_LOADED])
     counts.in_flight += len(decided[StagingDecision.IN_FLIGHT])
 
 
 def _insert_staged(
-    conn: Connection, run_id: str, target_task_id: str, leads: list[_Lead], stamp: datetime
+    conn: Connection, run_id: str, api_task_id: str, leads: list[_Lead], stamp: datetime
 ) -> None:
     """New leads: a ``staged`` row each (the partial unique index still guards the phone)."""
     if not leads:
@@ -347,7 +343,7 @@ def _insert_staged(
         insert(ledger),
         [
             {
-                "target_task_id": target_task_id,
+                "api_task_id": api_task_id,
                 "lead_id": lead.lead_id,
                 "phone": lead.phone,
                 "status": Status.STAGED.value,
@@ -362,14 +358,14 @@ def _insert_staged(
 
 
 def _restage(
-    conn: Connection, run_id: str, target_task_id: str, leads: list[_Lead], stamp: datetime
+    conn: Connection, run_id: str, api_task_id: str, leads: list[_Lead], stamp: datetime
 ) -> None:
     """Leads rejected before, or refused by the platform under an old number: staged again."""
     if not leads:
         return
     conn.execute(
         update(ledger)
-        .where(ledger.c.target_task_id == target_task_id, ledger.c.lead_id == bindparam("b_lead"))
+        .where(ledger.c.api_task_id == api_task_id, ledger.c.lead_id == bindparam("b_lead"))
         .values(
             phone=bindparam("b_phone"),
             status=Status.STAGED.value,
@@ -385,7 +381,7 @@ def _restage(
 
 
 def _reject_taken_phones(
-    conn: Connection, run_id: str, target_task_id: str, leads: list[_Lead], stamp: datetime
+    conn: Connection, run_id: str, api_task_id: str, leads: list[_Lead], stamp: datetime
 ) -> None:
     """Leads whose phone another lead holds in the task: a reject row, the ledger unchanged."""
     if not leads:
@@ -396,7 +392,7 @@ def _reject_taken_phones(
             {
                 "run_id": run_id,
                 "lead_id": lead.lead_id,
-                "target_task_id": target_task_id,
+                "api_task_id": api_task_id,
                 "raw_phone": lead.phone,
                 "reason": f"phone_already_loaded (by lead {lead.holder})",
                 "rejected_at": stamp,

@@ -77,12 +77,12 @@ def run_scope(engine: Engine, run_id: str, api_task_id: str | None = None) -> Sc
     runs = schema.runs
     with engine.connect() as conn:
         recorded = conn.execute(
-            select(runs.c.target_task_id).where(runs.c.run_id == run_id)
+            select(runs.c.api_task_id).where(runs.c.run_id == run_id)
         ).scalar_one_or_none()
         if recorded is None:
             tasks = list(
                 conn.execute(
-                    select(_table.c.target_task_id).where(_table.c.run_id == run_id).distinct()
+                    select(_table.c.api_task_id).where(_table.c.run_id == run_id).distinct()
                 ).scalars()
             )
         else:
@@ -115,17 +115,17 @@ def window_scopes(
     by_task: dict[str, list[str]] = defaultdict(list)
     with engine.connect() as conn:
         rows = conn.execute(
-            select(runs.c.run_id, runs.c.target_task_id, runs.c.window_start, runs.c.window_end)
+            select(runs.c.run_id, runs.c.api_task_id, runs.c.window_start, runs.c.window_end)
         ).all()
     for row in rows:
         if row.window_start is None or row.window_end is None:
             continue
-        if api_task_id is not None and row.target_task_id != api_task_id:
+        if api_task_id is not None and row.api_task_id != api_task_id:
             continue
         run_start = _moment(row.window_start, f"window start of run {row.run_id}")
         run_end = _moment(row.window_end, f"window end of run {row.run_id}")
         if run_start < end and run_end > start:
-            by_task[row.target_task_id].append(row.run_id)
+            by_task[row.api_task_id].append(row.run_id)
     return [Scope(task, tuple(sorted(ids))) for task, ids in sorted(by_task.items())]
 
 
@@ -174,7 +174,7 @@ def apply_repairs(engine: Engine, report: LandingReport) -> LandingReport:
         assert repair is not None
         repaired = batch_lifecycle.landing_repair(
             engine,
-            row.target_task_id,
+            row.api_task_id,
             row.lead_id,
             (row.status, row.phone, row.updated_at),
             to=repair.status,
@@ -227,7 +227,7 @@ def _rows(engine: Engine, scope: Scope) -> Iterator[list[Row]]:
     """The scope's compared rows, a chunk at a time in lead_id order (keyset paging on the
     primary key, so memory stays bounded and no transaction stays open)."""
     conditions = [
-        _table.c.target_task_id == scope.api_task_id,
+        _table.c.api_task_id == scope.api_task_id,
         _table.c.status.in_([s.value for s in COMPARED]),
     ]
     if scope.run_ids is not None:
@@ -261,7 +261,7 @@ def _rows_sharing_phones(
         with engine.connect() as conn:
             for r in conn.execute(
                 select(_table.c.lead_id, _table.c.phone, _table.c.status).where(
-                    _table.c.target_task_id == api_task_id,
+                    _table.c.api_task_id == api_task_id,
                     _table.c.phone.in_(ordered[start : start + CHUNK]),
                     _table.c.status.in_(statuses),
                 )

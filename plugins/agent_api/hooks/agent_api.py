@@ -264,9 +264,9 @@ class AgentApiHook(HttpHook):
             return False, str(error)
         return True, "The platform accepted the token."
 
-    def post_batch(
+    def post_async_number(
         self,
-        task_id: str,
+        api_task_id: str,
         rows: Sequence[dict[str, Any]],
         *,
         sub_user_id: str | None = None,
@@ -288,20 +288,21 @@ class AgentApiHook(HttpHook):
             body["sub_user_id"] = sub
         data = self._send_once(
             "POST",
-            endpoints.async_number(self.user_id, task_id),
+            endpoints.async_number(self.user_id, api_task_id),
             json=body,
             before_send=before_send,
         )
         unique_id = data.get("unique_id") if isinstance(data, dict) else None
         if not unique_id:
             raise AgentApiTransientError(
-                "import answer has no unique_id", path=endpoints.async_number(self.user_id, task_id)
+                "import answer has no unique_id",
+                path=endpoints.async_number(self.user_id, api_task_id),
             )
         return str(unique_id)
 
     def import_batch(
         self,
-        task_id: str,
+        api_task_id: str,
         rows: Sequence[dict[str, Any]],
         *,
         sub_user_id: str | None = None,
@@ -332,15 +333,17 @@ class AgentApiHook(HttpHook):
         for attempt in retrying:
             with attempt:
                 if lost_last_time:
-                    pending = self._drop_numbers_in_task(task_id, pending, first_sent, sub_user_id)
+                    pending = self._drop_numbers_in_task(
+                        api_task_id, pending, first_sent, sub_user_id
+                    )
                     already |= {row["phone"] for row in rows} - {row["phone"] for row in pending}
                     if not pending:
                         return ImportReceipt(
                             None, 0, frozenset(already), attempt.retry_state.attempt_number, True
                         )
                 try:
-                    unique_id = self.post_batch(
-                        task_id,
+                    unique_id = self.post_async_number(
+                        api_task_id,
                         pending,
                         sub_user_id=sub_user_id,
                         ignore_crm=ignore_crm,
@@ -362,7 +365,7 @@ class AgentApiHook(HttpHook):
 
     def _drop_numbers_in_task(
         self,
-        task_id: str,
+        api_task_id: str,
         pending: list[dict[str, Any]],
         since: datetime,
         sub_user_id: str | None,
@@ -371,7 +374,7 @@ class AgentApiHook(HttpHook):
         answer, the lost copy of the batch may have imported some or all of them)."""
         try:
             present = self.numbers_in_task(
-                task_id, [row["phone"] for row in pending], since=since, sub_user_id=sub_user_id
+                api_task_id, [row["phone"] for row in pending], since=since, sub_user_id=sub_user_id
             )
         except AgentApiError as error:
             # Unknown what the lost post imported: stop here, flagged as maybe accepted, so
@@ -411,17 +414,17 @@ class AgentApiHook(HttpHook):
         data = self._call("GET", endpoints.template(self.user_id))
         return list(data or [])
 
-    def stop_task(self, task_id: str, *, sub_user_id: str | None = None) -> None:
+    def stop_task(self, api_task_id: str, *, sub_user_id: str | None = None) -> None:
         """Stop a (2.0) task so that it accepts imports again."""
         params = {"sub_user_id": sub} if (sub := self._sub_user(sub_user_id)) else None
-        self._call("PUT", endpoints.task_stop(self.user_id, task_id), params=params)
+        self._call("PUT", endpoints.task_stop(self.user_id, api_task_id), params=params)
 
     def all_tasks(self) -> list[dict[str, Any]]:
         return list(self._call("GET", endpoints.all_tasks(self.user_id)) or [])
 
     def list_task_numbers(
         self,
-        task_id: str,
+        api_task_id: str,
         *,
         page: int = 1,
         per_page: int = TASK_NUMBERS_PAGE_SIZE,
@@ -439,11 +442,14 @@ class AgentApiHook(HttpHook):
             params["start_at"] = _platform_time(start_at)
         if sub := self._sub_user(sub_user_id):
             params["sub_user_id"] = sub
-        return self._call("GET", endpoints.task_numbers(self.user_id, task_id), params=params) or {}
+        return (
+            self._call("GET", endpoints.task_numbers(self.user_id, api_task_id), params=params)
+            or {}
+        )
 
     def iter_task_numbers(
         self,
-        task_id: str,
+        api_task_id: str,
         *,
         start_at: datetime | None = None,
         sub_user_id: str | None = None,
@@ -458,12 +464,16 @@ class AgentApiHook(HttpHook):
         read on (a platform that caps ``per_page`` would say so there) but never stop us early:
         a client that stopped where they were missing re-posted numbers the task already held.
         """
-        path = endpoints.task_numbers(self.user_id, task_id)
+        path = endpoints.task_numbers(self.user_id, api_task_id)
         previous: list[dict[str, Any]] = []
         seen = 0
         for page in range(1, max_pages + 1):
             answer = self.list_task_numbers(
-                task_id, page=page, per_page=per_page, start_at=start_at, sub_user_id=sub_user_id
+                api_task_id,
+                page=page,
+                per_page=per_page,
+                start_at=start_at,
+                sub_user_id=sub_user_id,
             )
             rows = answer.get("data") or []
             if not rows:
@@ -493,7 +503,7 @@ class AgentApiHook(HttpHook):
 
     def numbers_in_task(
         self,
-        task_id: str,
+        api_task_id: str,
         phones: Iterable[str],
         *,
         since: datetime | None = None,
@@ -505,7 +515,7 @@ class AgentApiHook(HttpHook):
         start_at = since - TASK_NUMBERS_LOOKBACK if since is not None else None
         found: set[str] = set()
         numbers = self.iter_task_numbers(
-            task_id, start_at=start_at, sub_user_id=sub_user_id, per_page=per_page
+            api_task_id, start_at=start_at, sub_user_id=sub_user_id, per_page=per_page
         )
         for number in numbers:
             phone = str(number.get("phone", ""))

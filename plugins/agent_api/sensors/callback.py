@@ -27,7 +27,7 @@ class BatchOutcome:
 
     unique_id: str
     imported_numbers: frozenset[str]
-    task_id: str | None = None
+    api_task_id: str | None = None  # the calling task, as the callback data names it
 
     def summary(self) -> dict[str, Any]:
         """Safe to log and to return as an XCom: counts only, no phone numbers."""

@@ -19,7 +19,7 @@ def candidate(lead_id: str, phone: str, updated_at: str = "2026-11-24 10:00:00")
 
 def statuses(engine) -> dict[str, str]:
     with engine.connect() as conn:
-        rows = conn.execute(schema.ledger.select().where(schema.ledger.c.target_task_id == TASK))
+        rows = conn.execute(schema.ledger.select().where(schema.ledger.c.api_task_id == TASK))
         return {r.lead_id: r.status for r in rows}
 
 

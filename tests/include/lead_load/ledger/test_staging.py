@@ -42,7 +42,7 @@ def test_a_later_run_does_not_stage_what_is_in_flight_or_loaded(engine):
 
 def ledger_row(lead_id: str, phone: str, status: str, **values) -> dict:
     return {
-        "target_task_id": TASK,
+        "api_task_id": TASK,
         "lead_id": lead_id,
         "phone": phone,
         "status": status,
@@ -102,9 +102,7 @@ def test_staging_applies_every_rule_across_many_slices(engine, monkeypatch):
         "in_flight": 1,  # s1
     }
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(schema.ledger).where(schema.ledger.c.target_task_id == TASK)
-        ).all()
+        rows = conn.execute(select(schema.ledger).where(schema.ledger.c.api_task_id == TASK)).all()
         reasons = dict(
             conn.execute(
                 select(schema.rejects.c.lead_id, schema.rejects.c.reason).where(

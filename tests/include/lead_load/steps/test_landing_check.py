@@ -52,7 +52,7 @@ class Platform:
     def land(self, phones: list[str]) -> str:
         """Really import ``phones`` into the task; returns the batch's unique_id."""
         rows = [{"phone": phone, "sort": 0} for phone in phones]
-        unique_id = self.hook.post_batch(self.task_id, rows)
+        unique_id = self.hook.post_async_number(self.task_id, rows)
         self.sim.process()
         return unique_id
 
@@ -83,7 +83,7 @@ def add_row(engine, task, lead, phone, status, run_id=RUN, batch_no=None, unique
     with engine.begin() as conn:
         conn.execute(
             insert(schema.ledger).values(
-                target_task_id=task,
+                api_task_id=task,
                 lead_id=lead,
                 phone=phone,
                 status=status.value,
@@ -132,7 +132,7 @@ def clean_ledger(engine, platform: Platform) -> dict[str, str]:
         conn.execute(
             insert(schema.runs).values(
                 run_id=RUN,
-                target_task_id=task,
+                api_task_id=task,
                 window_start="2026-11-24T00:00:00+00:00",
                 window_end="2026-11-25T00:00:00+00:00",
             )

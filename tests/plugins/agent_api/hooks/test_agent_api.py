@@ -93,7 +93,7 @@ def test_validation_error_is_raised_and_never_retried(account):
 
 def test_more_than_200_rows_is_refused_before_sending(account):
     with pytest.raises(ValueError, match="1 to 200 rows"):
-        AgentApiHook().post_batch(account.task_id, rows_for(new_phones(201)))
+        AgentApiHook().post_async_number(account.task_id, rows_for(new_phones(201)))
     assert account.posts() == []
 
 
@@ -141,7 +141,7 @@ def test_unreachable_platform_is_transient_and_never_sent(account, monkeypatch):
     monkeypatch.setattr(account.sim, "port", 9)  # nothing listens on the discard port
     account.connect(monkeypatch)
     with pytest.raises(AgentApiTransientError, match="connection failed") as caught:
-        AgentApiHook().post_batch(account.task_id, rows_for(new_phones(1)))
+        AgentApiHook().post_async_number(account.task_id, rows_for(new_phones(1)))
     assert caught.value.maybe_accepted is False
 
 
@@ -233,7 +233,7 @@ def page_requests(account) -> list[dict]:
 def fill_task(account, phones: list[str]) -> None:
     hook = AgentApiHook()
     for start in range(0, len(phones), 200):
-        hook.post_batch(account.task_id, rows_for(phones[start : start + 200]))
+        hook.post_async_number(account.task_id, rows_for(phones[start : start + 200]))
     account.sim.wait_until_processed()
 
 
