@@ -56,21 +56,25 @@ up: airflow-home
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Two pytest processes side by side: tests/distributed (each test starts its own Airflow
-# stack: own home, metadata database, ports and Celery queue) and everything else. Most of
-# both is waiting on Airflow's loops and the simulator's delays, so together they take about
-# as long as the longer one. The distributed tests' output follows when both have ended;
-# `tail -f test-output/distributed.log` shows it as it runs.
+# Two pytest processes side by side: "alongside" (tests/distributed, each test on an
+# Airflow stack of its own, and the overlapping-runs tests) and the rest of the suite, each
+# with an Airflow home and metadata DB of its own. Most of both is waiting on Airflow's loops
+# and the simulator's delays, so together they take about as long as the longer one. The
+# alongside output follows when both have ended (`tail -f test-output/alongside.log` shows
+# it meanwhile).
+ALONGSIDE := tests/distributed tests/dags/test_overlapping_runs.py
+
 test: lint
 	@mkdir -p test-output
-	@$(BIN)/pytest -p no:cacheprovider tests/distributed > test-output/distributed.log 2>&1 & \
-	distributed=$$!; \
-	$(BIN)/pytest --ignore=tests/distributed; rest=$$?; \
-	wait $$distributed; dist=$$?; \
-	echo; echo "===== tests/distributed (ran alongside; test-output/distributed.log) ====="; \
-	cat test-output/distributed.log; \
-	echo "tests/distributed: exit $$dist; the rest: exit $$rest"; \
-	test $$rest -eq 0 -a $$dist -eq 0
+	@LEAD_LOAD_TEST_AIRFLOW_HOME=$(AIRFLOW_HOME)/tests-alongside \
+	$(BIN)/pytest -p no:cacheprovider $(ALONGSIDE) > test-output/alongside.log 2>&1 & \
+	alongside=$$!; \
+	$(BIN)/pytest $(foreach path,$(ALONGSIDE),--ignore=$(path)); rest=$$?; \
+	wait $$alongside; other=$$?; \
+	echo; echo "===== $(ALONGSIDE) (ran alongside; test-output/alongside.log) ====="; \
+	cat test-output/alongside.log; \
+	echo "alongside: exit $$other; the rest: exit $$rest"; \
+	test $$rest -eq 0 -a $$other -eq 0
 
 # One after the other, full sizes (about 20 minutes); each prints a BENCH_JSON line.
 # extraction_memory.py needs PostgreSQL on 127.0.0.1:5432 (user postgres); end_to_end.py

@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_AIRFLOW_HOME = REPO / ".airflow" / "tests"
+# A second pytest process beside the first (make test) gets a home, and so a SQLite metadata
+# DB, of its own: two processes migrating and writing one SQLite file would lock each other.
+TEST_AIRFLOW_HOME = Path(
+    os.environ.get("LEAD_LOAD_TEST_AIRFLOW_HOME") or REPO / ".airflow" / "tests"
+)
 
 # Tests own their Airflow home so they never touch the demo's metadata DB.
 os.environ["AIRFLOW_HOME"] = str(TEST_AIRFLOW_HOME)
