@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import re
 
-_PHONE_LIKE = re.compile(r"(?<!\d)(\+?\d{3})(\d{1,8})(\d{4})(?!\d)")
+# A UUID is left whole (a unique_id or a task id is no phone, even where a segment is all
+# digits); otherwise a run of 8 to 15 digits not touching a letter or digit (parts of hex ids
+# and other identifiers are no phones either). CJK text around a number does not protect it.
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_PHONE_LIKE = re.compile(
+    rf"(?P<uuid>{_UUID})|(?<![0-9A-Za-z])(\+?\d{{3}})(\d{{1,8}})(\d{{4}})(?![0-9A-Za-z])"
+)
 
 
 def mask_phone(phone: object) -> str:
@@ -16,5 +22,12 @@ def mask_phone(phone: object) -> str:
 
 
 def mask_phones_in(text: str) -> str:
-    """Mask every run of 8 to 15 digits in free text (error messages, answers)."""
-    return _PHONE_LIKE.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)
+    """Mask every phone-shaped run of 8 to 15 digits in free text (error messages, answers),
+    leaving UUIDs and digits inside other identifiers as they are."""
+
+    def masked(match: re.Match) -> str:
+        if match.group("uuid"):
+            return match.group("uuid")
+        return match.group(2) + "*" * len(match.group(3)) + match.group(4)
+
+    return _PHONE_LIKE.sub(masked, text)

@@ -111,3 +111,20 @@ def test_log_check_finds_a_leaked_token_and_phone():
         "phone 139...01",
     ]
     assert leaks_in("clean", "abc-123", {"13900000001"}) == []
+
+
+def test_masking_leaves_uuids_and_hex_ids_whole():
+    unique_id = "5b1f0c2e-9a77-4d1e-8c1a-70479605ced1"
+    numeric_tail = "00000000-0000-4000-8000-123456789012"
+    text = f"batch {unique_id} of task {numeric_tail}, trace 3f9a12345678901b, 13012121211 lost"
+    assert mask_phones_in(text) == (
+        f"batch {unique_id} of task {numeric_tail}, trace 3f9a12345678901b, 130****1211 lost"
+    )
+
+
+def test_masking_catches_phones_in_chinese_text_and_in_structured_dumps():
+    assert mask_phones_in("手机号13012121211无效") == "手机号130****1211无效"
+    assert mask_phones_in("[parameters: ('13012121211', 'a')]") == (
+        "[parameters: ('130****1211', 'a')]"
+    )
+    assert mask_phones_in('{"phone":"+8613012121211"}') == '{"phone":"+861******1211"}'
