@@ -146,7 +146,7 @@ def _ledger_engine(url: str | None) -> Any:
     if url:
         from sqlalchemy import create_engine
 
-        return create_engine(url)
+        return create_engine(url, hide_parameters=True)  # no phone in an error's text
     from lead_load.glue.connections import ledger_engine
 
     return ledger_engine()

@@ -37,7 +37,8 @@ def engine_for(conn_id: str, conn: Any = None) -> Engine:
 
     conn = conn or BaseHook.get_connection(conn_id)
     hook = conn.get_hook()
-    engine_kwargs = {}
+    # A failed statement's parameters (phone numbers among them) stay out of the error text.
+    engine_kwargs: dict[str, Any] = {"hide_parameters": True}
     if hook.get_uri().startswith("sqlite"):
         # Mapped tasks may write at the same time: wait for SQLite's lock instead of failing.
         engine_kwargs["connect_args"] = {"timeout": 60}

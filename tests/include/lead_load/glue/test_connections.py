@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from lead_load.glue.connections import DatabaseLoginRefused, DatabaseUnreachable, engine_for
 
@@ -34,3 +35,12 @@ def test_a_refused_login_fails_without_retries_saying_what_to_fix(monkeypatch):
     with pytest.raises(DatabaseLoginRefused, match="refused the login") as error:
         engine_for("ledger_nologin").connect()
     assert "retrying cannot help" in str(error.value)
+
+
+def test_a_failed_statement_does_not_print_its_parameters(monkeypatch):
+    """A driver error's text (which reaches task logs) keeps the bound values out."""
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_OK", "postgresql://postgres@127.0.0.1:5432/test")
+    with pytest.raises(DBAPIError) as error, engine_for("ledger_ok").connect() as conn:
+        conn.execute(text("SELECT CAST(:phone AS TEXT), 1 / 0"), {"phone": "13012121211"})
+    assert "13012121211" not in str(error.value)
+    assert "hidden" in str(error.value)
