@@ -163,7 +163,13 @@ def lead_load():
         from lead_load.steps import report as report_step
 
         try:
-            return report_step.report(_run(settings), ledger_engine(), extract_counts, landing)
+            return report_step.report(
+                _run(settings),
+                ledger_engine(),
+                extract_counts,
+                landing,
+                planned=planned_batches() is not None,
+            )
         except report_step.RunFailed as error:  # the verdict on finished work: no retry
             raise AirflowFailException(str(error)) from None
 

@@ -91,6 +91,15 @@ def test_more_batches_than_max_map_length_fails_up_front_and_sends_nothing(lead_
     assert env.posts() == []
     assert env.ledger_counts() == {"staged": 1100}
 
+    # A dry run that cannot plan fails too; the rows the first run left staged are counted
+    # as carried over, and the message does not advise a shorter window.
+    dry = env.run_dag(batch_size=1, dry_run=True)
+    log = dry.stdout + dry.stderr
+    assert dry.returncode != 0
+    assert "carried over" in log and "shorter window does not shrink" in log
+    assert "plan_batches did not finish" in log
+    assert env.posts() == []
+
 
 def test_a_running_2_0_task_fails_clearly_then_stop_running_task_loads_it(lead_load_env):
     env = lead_load_env

@@ -144,12 +144,30 @@ def batch_count(rows: int, batch_size: int) -> int:
     return -(-rows // batch_size)
 
 
-def check_map_limit(batches: int, max_map_length: int) -> None:
-    """Fail before anything is sent when the batches would not fit Airflow's mapping limit."""
-    if batches > max_map_length:
-        raise ValueError(
-            f"{batches} batches to send, but Airflow maps at most {max_map_length} task "
-            "instances per task ([core] max_map_length). Nothing was sent and the leads stay "
-            "staged. Raise [core] max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH) or load a "
-            "shorter window (window_start/window_end), then run again."
+def check_map_limit(batches: int, max_map_length: int, carried_rows: int = 0) -> None:
+    """Fail before anything is sent when the batches would not fit Airflow's mapping limit.
+
+    ``carried_rows``: rows of the plan that earlier runs left staged (a shorter window does
+    not shrink those, so the advice says so).
+    """
+    if batches <= max_map_length:
+        return
+    advice = (
+        "Raise [core] max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH) or load a shorter window "
+        "(window_start/window_end), then run again."
+    )
+    carried = ""
+    if carried_rows:
+        carried = (
+            f" {carried_rows} of the rows to send were left staged by earlier runs and are "
+            "carried over by this one, whatever its window."
         )
+        advice = (
+            "Raise [core] max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH), then run again; a "
+            "shorter window does not shrink what is carried over."
+        )
+    raise ValueError(
+        f"{batches} batches to send, but Airflow maps at most {max_map_length} task "
+        f"instances per task ([core] max_map_length).{carried} Nothing was sent and the "
+        f"leads stay staged. {advice}"
+    )

@@ -26,7 +26,7 @@ def plan(settings: RunSettings, ledger_engine: Engine, max_map_length: int) -> l
         ledger_engine, settings.run_id, settings.api_task_id
     )
     batches = batch_count(rows, settings.batch_size)
-    check_map_limit(batches, max_map_length)
+    check_map_limit(batches, max_map_length, carried_rows=carried)
     if settings.dry_run:
         log.info(
             "Dry run: %d staged rows (%d of them left by earlier runs) would go out in %d "

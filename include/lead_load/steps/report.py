@@ -25,8 +25,12 @@ def report(
     ledger_engine: Engine,
     extract_counts: dict[str, int] | None,
     landing: dict[str, Any] | None = None,
+    planned: bool = True,
 ) -> dict[str, Any]:
-    """Summarise the run from the ledger, store it, and fail the run when it went wrong."""
+    """Summarise the run from the ledger, store it, and fail the run when it went wrong.
+
+    ``planned``: plan_batches finished (a dry run that could not plan has failed too).
+    """
     if extract_counts is None:
         raise RunFailed(
             "the extract step did not finish (it or a task before it failed); see the log "
@@ -62,6 +66,11 @@ def report(
     log.info("Run summary:\n%s", format_summary(summary))
 
     problems = []
+    if not planned:
+        problems.append(
+            "plan_batches did not finish, so nothing of this run was planned or sent; see its "
+            "log for why"
+        )
     if summary["not_sent"] and not settings.dry_run:
         problems.append(
             f"{summary['not_sent']} staged rows were not sent (see the failed post_batch "

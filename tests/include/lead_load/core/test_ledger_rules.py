@@ -48,3 +48,12 @@ def test_map_limit_names_the_setting():
     check_map_limit(1024, 1024)
     with pytest.raises(ValueError, match=r"\[core\] max_map_length"):
         check_map_limit(1025, 1024)
+
+
+def test_the_map_limit_message_says_what_a_shorter_window_can_do():
+    with pytest.raises(ValueError, match="load a shorter window"):
+        check_map_limit(1025, 1024)
+    with pytest.raises(ValueError, match="900 of the rows to send were left staged") as error:
+        check_map_limit(1025, 1024, carried_rows=900)
+    assert "shorter window does not shrink" in str(error.value)
+    check_map_limit(1024, 1024)  # at the limit: fine

@@ -22,3 +22,18 @@ def test_report_fails_above_the_reject_ratio_and_stores_the_summary(staged_ledge
         report.report(run_settings(dry_run=True, max_reject_ratio=0.2), staged_ledger, counts)
     with staged_ledger.connect() as conn:
         assert conn.execute(schema.runs.select()).one().run_id == "run-1"
+
+
+def test_a_dry_run_whose_planning_failed_fails(staged_ledger):
+    counts = {
+        "extracted": 5,
+        "rejected": 0,
+        "duplicates_in_run": 0,
+        "staged": 5,
+        "already_loaded": 0,
+        "in_flight": 0,
+    }
+    with pytest.raises(report.RunFailed, match="plan_batches did not finish"):
+        report.report(run_settings(dry_run=True), staged_ledger, counts, planned=False)
+    summary = report.report(run_settings(dry_run=True), staged_ledger, counts, planned=True)
+    assert summary["staged"] == 5
