@@ -134,3 +134,13 @@ def test_parsing_imports_neither_pandas_nor_the_http_client() -> None:
     imported = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert "lead_load" in imported  # the probe did parse our DAG
     assert imported.isdisjoint({"pandas", "numpy", "aiohttp", "yaml"}), sorted(imported)
+
+
+def test_the_trigger_form_is_the_settings_registry(dag_bag: DagBag) -> None:
+    from lead_load.glue.settings import dag_params
+
+    dag = dag_bag.dags["lead_load"]
+    expected = dag_params()
+    assert list(dag.params.keys()) == list(expected)
+    for name, param in expected.items():
+        assert dag.params.get_param(name).schema == param.schema, name

@@ -7,7 +7,6 @@ No browser is downloaded: the test launches the machine's /usr/bin/chromium (ins
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from sqlalchemy import create_engine
 
 from lead_load_devtools.synthetic import generate, write_leads
 from tests.distributed.conftest import OUTPUT
-from tests.distributed.stack import ADMIN_USER, REPO
+from tests.distributed.stack import ADMIN_USER
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
@@ -31,10 +30,9 @@ TIMEOUT_MS = 30_000
 
 
 def _dag_params() -> dict:
-    spec = importlib.util.spec_from_file_location("lead_load_dag", REPO / "dags/lead_load_dag.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.PARAMS
+    from lead_load.glue.settings import dag_params  # what the DAG file passes as its params
+
+    return dag_params()
 
 
 @pytest.fixture(scope="module")
