@@ -475,7 +475,7 @@ def transform_leads(
     return TransformResult(
         valid=pd.DataFrame(
             {
-                "lead_id": kept[mapping.lead_id].array,
+                "lead_id": _lead_texts(kept[mapping.lead_id]),
                 "phone": kept["phone_norm"].array,
                 "updated_at": kept[mapping.updated_at].array,
             }
@@ -483,7 +483,7 @@ def transform_leads(
         payloads=payload_at[kept.index.to_numpy()].tolist(),
         rejects=pd.DataFrame(
             {
-                "lead_id": rejected[mapping.lead_id].array,
+                "lead_id": _lead_texts(rejected[mapping.lead_id]),
                 "raw_phone": pd.array(
                     [_raw_phone(v) for v in rejected[mapping.fields["phone"]].to_numpy(object)],
                     dtype="string",
@@ -491,8 +491,17 @@ def transform_leads(
                 "reason": rejected["reject_reason"].array,
             }
         ),
-        duplicates=duplicates.rename(columns={"phone_norm": "phone"}),
+        duplicates=duplicates.rename(columns={"phone_norm": "phone"}).assign(
+            lead_id=lambda d: _lead_texts(d["lead_id"]),
+            kept_lead_id=lambda d: _lead_texts(d["kept_lead_id"]),
+        ),
     )
+
+
+def _lead_texts(values) -> pd.api.extensions.ExtensionArray:
+    """Lead ids as the ledger stores them and ``extra`` sends them: 5001, not 5001.0, when
+    a NULL made an integer column float (the same text as ``_id_texts``)."""
+    return _as_text(pd.Series(values).reset_index(drop=True)).array
 
 
 def _objects(items: list) -> np.ndarray:

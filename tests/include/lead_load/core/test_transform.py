@@ -331,8 +331,8 @@ def test_transform_leads_end_to_end():
     result = transform_leads(df, DEFAULT)
     assert accounted(result, df)
     assert result.valid.to_dict("records") == [
-        {"lead_id": 2, "phone": "13800138000", "updated_at": "2024-02-01"},
-        {"lead_id": 7, "phone": "13600136000", "updated_at": pd.Timestamp("2024-01-01")},
+        {"lead_id": "2", "phone": "13800138000", "updated_at": "2024-02-01"},
+        {"lead_id": "7", "phone": "13600136000", "updated_at": pd.Timestamp("2024-01-01")},
     ]
     assert [p["extra"] for p in result.payloads] == ["2", "7"]
     assert result.payloads[1]["sex"] == 2
@@ -350,7 +350,7 @@ def test_transform_leads_end_to_end():
         pd.NA,
     ]
     assert result.duplicates.to_dict("records") == [
-        {"lead_id": 1, "phone": "13800138000", "kept_lead_id": 2}
+        {"lead_id": "1", "phone": "13800138000", "kept_lead_id": "2"}
     ]
 
 
@@ -365,8 +365,8 @@ def test_an_unsendable_newer_lead_does_not_hide_an_older_sendable_one():
         },
     )
     result = transform_leads(df, DEFAULT)
-    assert result.valid["lead_id"].tolist() == [1]
-    assert result.rejects["lead_id"].tolist() == [2]
+    assert result.valid["lead_id"].tolist() == ["1"]
+    assert result.rejects["lead_id"].tolist() == ["2"]
     assert result.duplicates.empty
 
 
@@ -415,3 +415,20 @@ def test_reason_codes_are_documented_in_one_place():
 
     for reason in REJECT_REASONS:
         assert f"``{reason}``" in transform.__doc__
+
+
+def test_lead_ids_are_recorded_as_the_text_sent_in_extra_when_nulls_made_them_float():
+    """An INTEGER lead_id column with one NULL reads as float64: the ledger must say 5001,
+    as ``extra`` does, not 5001.0."""
+    df = leads(
+        {"lead_id": 5001, "phone": "13800138000"},
+        {"lead_id": 5002, "phone": "010-12345678"},
+        {"lead_id": 5003, "phone": "13800138000", "updated_at": "2023-01-01"},
+        {"lead_id": None, "phone": "13900139000"},
+    )
+    assert df["lead_id"].dtype == "float64"
+    result = transform_leads(df, DEFAULT)
+    assert result.valid["lead_id"].tolist() == ["5001"]
+    assert [p["extra"] for p in result.payloads] == ["5001"]
+    assert result.rejects["lead_id"].tolist()[:1] == ["5002"]
+    assert result.duplicates[["lead_id", "kept_lead_id"]].values.tolist() == [["5003", "5001"]]
