@@ -10,7 +10,9 @@ Reject reasons, the ``reason`` column of ``rejects``: a code, or ``"code: detail
 - ``missing_lead_id``: the lead id is null or blank, so the row could not be traced.
 - ``missing_phone`` / ``not_a_phone`` / ``not_mobile``: see ``lead_load.core.phones``.
 - ``invalid_field``: a mapped value cannot be sent as the API asks,
-  e.g. ``invalid_field: grade_id must be an integer (got 'abc')``.
+  e.g. ``invalid_field: grade_id must be an integer (got 'abc')``, an integer beyond the
+  signed 64-bit range, or a control character (NUL and the other C0 controls but tab, line
+  feed and carriage return; DEL) in ``name``, ``company`` or ``email``.
 - ``component_invalid``: a component breaks the public-pool template (docs/agent-api.md section 4),
   e.g. ``component_invalid: 数字 must be an integer``.
 
@@ -200,7 +202,9 @@ def payloads_with_reasons(
     problems = np.full(count, None, dtype=object)
     for name in TEXT_FIELDS:
         if name in mapping.fields:
-            optional.append((name, _texts(df[mapping.fields[name]])))
+            values, bad = _checked_texts(df[mapping.fields[name]], name)
+            optional.append((name, values))
+            problems = np.where(pd.isna(problems), bad, problems)
     if "sex" in mapping.fields:
         optional.append(("sex", _sex_codes(df[mapping.fields["sex"]], mapping.sex_values)))
     for name in INT_FIELDS:
@@ -241,6 +245,23 @@ def payloads_with_reasons(
     return payloads, reasons
 
 
+# C0 control characters and DEL, but tab, line feed and carriage return: NUL bytes and their
+# like are no part of a name, a company or an address, and PostgreSQL cannot even store NUL.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _checked_texts(values: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(stripped text or None per row, problem or None per row) for a text API field."""
+    texts = _texts(values)
+    problems = np.full(len(texts), None, dtype=object)
+    for i, text in enumerate(texts.tolist()):
+        if text is not None and (found := _CONTROL_CHARACTERS.search(text)):
+            problems[i] = (
+                f"{INVALID_FIELD}: {name} contains a control character (U+{ord(found.group()):04X})"
+            )
+    return texts, problems
+
+
 def _texts(values: pd.Series) -> np.ndarray:
     """Stripped text, None when null or blank."""
     text = _as_text(values).str.strip()
@@ -276,7 +297,7 @@ def _sex_codes(values: pd.Series, sex_values: Mapping[str, int]) -> np.ndarray:
 def _integers(values: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(int or None per row, problem or None per row) for an integer API field."""
     out = np.full(len(values), None, dtype=object)
-    if pd.api.types.is_integer_dtype(values.dtype):
+    if pd.api.types.is_signed_integer_dtype(values.dtype):  # int64 at most: in range
         present = values.notna().to_numpy()
         out[present] = values[present].tolist()
         return out, np.full(len(values), None, dtype=object)
@@ -286,13 +307,29 @@ def _integers(values: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
             out[i] = _integer(value)
         except ValueError:
             problems[i] = f"{INVALID_FIELD}: {name} must be an integer (got {value!r})"
+        except OverflowError:
+            problems[i] = (
+                f"{INVALID_FIELD}: {name} is out of the API's integer range (got {value!r})"
+            )
     return out, problems
 
 
 _INTEGER_FIELD_TEXT = re.compile(r"\s*[-+]?[0-9]+\s*")
 
 
+# The API's integer fields: a signed 64-bit integer at most (what a JSON number the platform
+# parses as a long can hold); larger values are rejected rather than sent as they are.
+_API_INT_RANGE = (-(2**63), 2**63 - 1)
+
+
 def _integer(value) -> int | None:
+    number = _any_integer(value)
+    if number is not None and not _API_INT_RANGE[0] <= number <= _API_INT_RANGE[1]:
+        raise OverflowError(value)
+    return number
+
+
+def _any_integer(value) -> int | None:
     if _is_null(value) or _is_blank_text(value):
         return None
     if isinstance(value, bool | np.bool_):

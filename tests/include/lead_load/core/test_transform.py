@@ -432,3 +432,37 @@ def test_lead_ids_are_recorded_as_the_text_sent_in_extra_when_nulls_made_them_fl
     assert [p["extra"] for p in result.payloads] == ["5001"]
     assert result.rejects["lead_id"].tolist()[:1] == ["5002"]
     assert result.duplicates[["lead_id", "kept_lead_id"]].values.tolist() == [["5003", "5001"]]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("name", "张\x00三", "name contains a control character (U+0000)"),
+        ("company", "ACME\x1b[31m", "company contains a control character (U+001B)"),
+        ("email", "a@b.cn\x7f", "email contains a control character (U+007F)"),
+        ("source_id", 2**64, "source_id is out of the API's integer range"),
+        ("grade_id", "99999999999999999999", "grade_id is out of the API's integer range"),
+        ("industry_id", 1e30, "industry_id is out of the API's integer range"),
+    ],
+)
+def test_a_value_the_api_cannot_take_is_a_reject_with_a_reason(column, value, problem):
+    df = leads(
+        {"lead_id": 1, "phone": "13800138000", column: value},
+        {"lead_id": 2, "phone": "13900139000", "name": "李四\t(销售)\n"},  # tab, newline: fine
+    )
+    result = transform_leads(df, DEFAULT)
+    assert accounted(result, df)
+    assert result.rejects["lead_id"].tolist() == ["1"]
+    (reason,) = result.rejects["reason"].tolist()
+    assert reason.startswith(f"{INVALID_FIELD}: {problem}")
+    assert result.valid["lead_id"].tolist() == ["2"]
+    assert result.payloads[0]["name"] == "李四\t(销售)"
+
+
+def test_an_unsigned_column_beyond_int64_is_checked_too():
+    df = leads({"lead_id": 1, "phone": "13800138000"}, {"lead_id": 2, "phone": "13900139000"})
+    df["source_id"] = pd.array([1, 2**63], dtype="UInt64")
+    result = transform_leads(df, DEFAULT)
+    assert result.valid["lead_id"].tolist() == ["1"]
+    assert result.payloads[0]["source_id"] == 1
+    assert "out of the API's integer range" in result.rejects["reason"].tolist()[0]
