@@ -68,7 +68,15 @@ def normalise_and_validate(df: pd.DataFrame, mapping: FieldMapping) -> pd.DataFr
     mapping.check_columns(df.columns)
     phones = normalise_phones(df[mapping.fields["phone"]])
     # A missing lead id outranks a bad phone: without it nothing about the row is traceable.
-    reasons = phones["reject_reason"].mask(_is_missing(df[mapping.lead_id]), MISSING_LEAD_ID)
+    lead_ids = df[mapping.lead_id]
+    reasons = phones["reject_reason"].mask(_is_missing(lead_ids), MISSING_LEAD_ID)
+    if lead_ids.dtype == object or isinstance(lead_ids.dtype, pd.StringDtype):
+        # A lead id is a key of the ledger: one with a NUL byte cannot even be stored.
+        controls = lead_ids.astype("string").str.contains(_CONTROL_CHARACTERS, na=False)
+        reasons = reasons.mask(
+            controls.to_numpy(dtype=bool) & reasons.isna().to_numpy(),
+            f"{INVALID_FIELD}: lead_id contains a control character",
+        )
     return df.assign(phone_norm=phones["phone"].array, reject_reason=reasons.array)
 
 

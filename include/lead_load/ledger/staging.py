@@ -129,10 +129,16 @@ def add_rejects(
 def _reject(row: dict[str, Any]) -> dict[str, Any]:
     raw_phone = row.get("raw_phone")
     return {
-        "lead_id": str(row["lead_id"]),
-        "raw_phone": None if raw_phone is None else str(raw_phone),
-        "reason": row["reason"],
+        "lead_id": _storable(str(row["lead_id"])),
+        "raw_phone": None if raw_phone is None else _storable(str(raw_phone)),
+        "reason": _storable(row["reason"]),
     }
+
+
+def _storable(text: str) -> str:
+    """The warehouse's text as every database stores it: PostgreSQL refuses NUL in text, so a
+    rejected value keeps it visibly as ``\\x00``."""
+    return text.replace("\x00", "\\x00")
 
 
 def _write_rejects(

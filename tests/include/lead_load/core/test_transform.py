@@ -466,3 +466,16 @@ def test_an_unsigned_column_beyond_int64_is_checked_too():
     assert result.valid["lead_id"].tolist() == ["1"]
     assert result.payloads[0]["source_id"] == 1
     assert "out of the API's integer range" in result.rejects["reason"].tolist()[0]
+
+
+def test_a_lead_id_with_a_control_character_is_rejected_not_staged():
+    df = leads(
+        {"lead_id": "L\x00-1", "phone": "13800138000"},
+        {"lead_id": "L-2", "phone": "13900139000"},
+    )
+    result = transform_leads(df, DEFAULT)
+    assert accounted(result, df)
+    assert result.valid["lead_id"].tolist() == ["L-2"]
+    assert result.rejects["reason"].tolist() == [
+        f"{INVALID_FIELD}: lead_id contains a control character"
+    ]

@@ -204,3 +204,17 @@ def test_two_runs_staging_the_same_leads_at_once_stage_each_lead_once(engine):
     with engine.connect() as conn:
         rows = conn.execute(select(schema.ledger.c.status, func.count()).group_by("status")).all()
     assert dict(rows) == {"staged": 3000}
+
+
+def test_a_nul_byte_from_the_warehouse_is_stored_visibly_not_refused(engine):
+    """PostgreSQL refuses NUL in text: a rejected row carrying one is still recorded."""
+    staging.add_rejects(
+        engine,
+        "run-1",
+        TASK,
+        [{"lead_id": "L\x001", "raw_phone": "1380013\x008000", "reason": "not_a_phone"}],
+    )
+    with engine.connect() as conn:
+        (row,) = conn.execute(select(schema.rejects)).all()
+    assert (row.lead_id, row.raw_phone) == ("L\\x001", "1380013\\x008000")
+    assert reject_reasons(engine, "run-1") == {"not_a_phone": 1}
