@@ -65,8 +65,8 @@ def carried_over_rows(summary: dict) -> int:
 
 
 def check_summary(summary: dict) -> None:
-    """The identities a run's summary obeys, from ``pipeline.extract_and_stage`` and
-    ``pipeline.report``:
+    """The identities a run's summary obeys, from ``steps.extract.extract_and_stage`` and
+    ``steps.report.report``:
 
     1. Every extracted row is rejected by the transform, a duplicate within the run, or a
        candidate that staging staged, found already loaded (imported, refused before, or its

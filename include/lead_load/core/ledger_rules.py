@@ -58,6 +58,7 @@ class RunState(StrEnum):
 
     RUNNING = "running"
     FINISHED = "finished"
+    FAILED = "failed"  # ended, with the problems in its summary: its rows are free too
 
 
 # A run that has not renewed its lease for this long is dead: its staged rows may be taken

@@ -124,13 +124,15 @@ def finish_run(
     api_task_id: str,
     window: tuple[str, str],
     summary: dict[str, Any],
+    failed: bool = False,
 ) -> None:
-    """The run's report is written: its leftover staged rows are free for the next run."""
+    """The run's report is written (state ``finished``, or ``failed`` when it found problems):
+    its leftover staged rows are free for the next run."""
     values = {
         "api_task_id": api_task_id,
         "window_start": window[0],
         "window_end": window[1],
-        "state": RunState.FINISHED.value,
+        "state": (RunState.FAILED if failed else RunState.FINISHED).value,
         "summary": json.dumps(summary, sort_keys=True),
         "finished_at": now(),
         "lease_expires_at": None,

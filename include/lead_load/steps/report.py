@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from agent_api.masking import mask_phones_in
 from lead_load.core.ledger_rules import (
     Status,
 )
@@ -29,18 +30,25 @@ def report(
 ) -> dict[str, Any]:
     """Summarise the run from the ledger, store it, and fail the run when it went wrong.
 
-    ``planned``: plan_batches finished (a dry run that could not plan has failed too).
+    ``planned``: plan_batches finished (a dry run that could not plan has failed too). The
+    run's row in ``lead_load_runs`` is written in every case, a failed run's with state
+    ``failed`` and its problems (phones masked).
     """
     if extract_counts is None:
-        raise RunFailed(
+        message = (
             "the extract step did not finish (it or a task before it failed); see the log "
             "of the first failed task"
         )
+        _record(
+            settings,
+            ledger_engine,
+            {**_identity(settings), "failed_at": "extract_and_stage", "problems": [message]},
+            failed=True,
+        )
+        raise RunFailed(message)
     statuses = counts.status_counts(ledger_engine, settings.api_task_id, settings.run_id)
     summary: dict[str, Any] = {
-        "window": [settings.window_start, settings.window_end],
-        "api_task_id": settings.api_task_id,
-        "dry_run": settings.dry_run,
+        **_identity(settings),
         **extract_counts,
         "rejected_by_reason": counts.reject_reasons(ledger_engine, settings.run_id),
         "submitted": sum(
@@ -56,15 +64,55 @@ def report(
         or (landing or {}).get("skipped")
         or "did not run",
     }
-    batch_lifecycle.finish_run(
-        ledger_engine,
-        settings.run_id,
-        settings.api_task_id,
-        (settings.window_start, settings.window_end),
-        summary,
-    )
+    # Duplicates within the run are not failures: one row per phone is the rule.
+    failed = summary["not_imported"] + summary["rejected"]
+    ratio = failed / summary["extracted"] if summary["extracted"] else 0.0
+    summary["reject_ratio"] = round(ratio, 4)
+    problems = _problems(summary, settings, landing, planned)
+    if problems:
+        summary["problems"] = problems
+    _record(settings, ledger_engine, summary, failed=bool(problems))
     log.info("Run summary:\n%s", format_summary(summary))
+    if problems:
+        raise RunFailed("; ".join(problems))
+    return summary
 
+
+def _identity(settings: RunSettings) -> dict[str, Any]:
+    return {
+        "window": [settings.window_start, settings.window_end],
+        "api_task_id": settings.api_task_id,
+        "dry_run": settings.dry_run,
+    }
+
+
+def _record(
+    settings: RunSettings, ledger_engine: Engine, summary: dict[str, Any], failed: bool
+) -> None:
+    """Write the run's row; a ledger that cannot be reached is logged, not raised over the
+    verdict (the run has failed or is failing for a reason of its own then)."""
+    try:
+        batch_lifecycle.finish_run(
+            ledger_engine,
+            settings.run_id,
+            settings.api_task_id,
+            (settings.window_start, settings.window_end),
+            summary,
+            failed=failed,
+        )
+    except Exception as error:
+        log.warning("Could not record run %s in the ledger: %s", settings.run_id, error)
+        if not failed:
+            raise
+
+
+def _problems(
+    summary: dict[str, Any],
+    settings: RunSettings,
+    landing: dict[str, Any] | None,
+    planned: bool,
+) -> list[str]:
+    """What makes the run fail, each with what to do; phones masked."""
     problems = []
     if not planned:
         problems.append(
@@ -88,18 +136,13 @@ def report(
             "the landing check found disagreements it cannot repair: "
             + "; ".join(landing["unrepaired"])
         )
-    # Duplicates within the run are not failures: one row per phone is the rule.
-    failed = summary["not_imported"] + summary["rejected"]
-    ratio = failed / summary["extracted"] if summary["extracted"] else 0.0
-    summary["reject_ratio"] = round(ratio, 4)
-    if ratio > settings.max_reject_ratio:
+    if summary["reject_ratio"] > settings.max_reject_ratio:
         problems.append(
-            f"{ratio:.1%} of the extracted rows were rejected or not imported, above "
-            f"max_reject_ratio={settings.max_reject_ratio:.1%}; see the lead_load_rejects table"
+            f"{summary['reject_ratio']:.1%} of the extracted rows were rejected or not "
+            f"imported, above max_reject_ratio={settings.max_reject_ratio:.1%}; see the "
+            "lead_load_rejects table"
         )
-    if problems:
-        raise RunFailed("; ".join(problems))
-    return summary
+    return [mask_phones_in(problem) for problem in problems]
 
 
 def format_summary(summary: dict[str, Any]) -> str:

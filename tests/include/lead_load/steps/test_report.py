@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lead_load.ledger import schema
@@ -21,7 +23,11 @@ def test_report_fails_above_the_reject_ratio_and_stores_the_summary(staged_ledge
     with pytest.raises(report.RunFailed, match="max_reject_ratio"):
         report.report(run_settings(dry_run=True, max_reject_ratio=0.2), staged_ledger, counts)
     with staged_ledger.connect() as conn:
-        assert conn.execute(schema.runs.select()).one().run_id == "run-1"
+        run = conn.execute(schema.runs.select()).one()
+    assert (run.run_id, run.state) == ("run-1", "failed")
+    stored = json.loads(run.summary)
+    assert stored["reject_ratio"] == 0.5
+    assert "max_reject_ratio" in stored["problems"][0]
 
 
 def test_a_dry_run_whose_planning_failed_fails(staged_ledger):
@@ -37,3 +43,45 @@ def test_a_dry_run_whose_planning_failed_fails(staged_ledger):
         report.report(run_settings(dry_run=True), staged_ledger, counts, planned=False)
     summary = report.report(run_settings(dry_run=True), staged_ledger, counts, planned=True)
     assert summary["staged"] == 5
+
+
+def test_a_run_whose_extract_failed_is_recorded_as_failed(staged_ledger):
+    with pytest.raises(report.RunFailed, match="extract step did not finish"):
+        report.report(run_settings(), staged_ledger, None)
+    with staged_ledger.connect() as conn:
+        run = conn.execute(schema.runs.select()).one()
+    assert run.state == "failed"
+    assert json.loads(run.summary)["failed_at"] == "extract_and_stage"
+
+
+def test_problems_are_stored_with_phones_masked(staged_ledger):
+    counts = {
+        "extracted": 5,
+        "rejected": 0,
+        "duplicates_in_run": 0,
+        "staged": 5,
+        "already_loaded": 0,
+        "in_flight": 0,
+    }
+    landing = {"counts": {}, "unrepaired": ["lead l1 (13900000001): imported but absent"]}
+    with pytest.raises(report.RunFailed) as error:
+        report.report(run_settings(dry_run=True), staged_ledger, counts, landing)
+    assert "13900000001" not in str(error.value) and "139****0001" in str(error.value)
+    with staged_ledger.connect() as conn:
+        stored = conn.execute(schema.runs.select()).one().summary
+    assert "13900000001" not in stored and "139****0001" in stored
+
+
+def test_a_clean_run_is_recorded_as_finished(staged_ledger):
+    counts = {
+        "extracted": 5,
+        "rejected": 0,
+        "duplicates_in_run": 0,
+        "staged": 5,
+        "already_loaded": 0,
+        "in_flight": 0,
+    }
+    summary = report.report(run_settings(dry_run=True), staged_ledger, counts)
+    assert "problems" not in summary
+    with staged_ledger.connect() as conn:
+        assert conn.execute(schema.runs.select()).one().state == "finished"
