@@ -84,7 +84,13 @@ def lead_load():
 
         return settle.recheck_earlier_batches(_run(settings), ledger_engine(), AgentApiHook())
 
-    @task(templates_exts=[".sql"], templates_dict={"sql": "sql/extract_leads.sql"})
+    @task(
+        templates_exts=[".sql"],
+        templates_dict={
+            "sql": "sql/extract_leads.sql",
+            "missing_updated_at_sql": "sql/count_missing_updated_at.sql",
+        },
+    )
     def extract_and_stage(settings: dict, templates_dict: dict | None = None) -> dict:
         from datetime import datetime
 
@@ -109,6 +115,7 @@ def lead_load():
             ledger_engine(),
             AgentApiHook(),
             FieldMapping.load(),
+            missing_updated_at_sql=templates_dict["missing_updated_at_sql"],
         )
 
     @task

@@ -60,6 +60,7 @@ def test_every_valid_lead_lands_exactly_once_and_every_row_is_accounted_for(lead
     assert sum(counts.values()) == len(leads.frame)
     summary = env.warehouse.scalar("SELECT summary FROM lead_load_runs")
     assert f'"extracted": {len(leads.frame)}' in summary
+    assert '"updated_at_missing_in_table": 0' in summary  # counted (this table has none)
 
     # A second run over the same window sends nothing.
     before = len(posts)

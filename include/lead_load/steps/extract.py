@@ -93,8 +93,13 @@ def extract_and_stage(
     agent_api: AgentApiHook,
     mapping: FieldMapping,
     chunk_rows: int = EXTRACT_CHUNK_ROWS,
-) -> dict[str, int]:
-    """Extract the window in chunks, transform each, and stage the valid leads exactly once."""
+    missing_updated_at_sql: str | None = None,
+) -> dict[str, int | None]:
+    """Extract the window in chunks, transform each, and stage the valid leads exactly once.
+
+    ``missing_updated_at_sql`` counts the table's rows without ``updated_at`` (in no window,
+    never loaded); the count goes into the summary.
+    """
     schema.create_tables(ledger_engine)
     staging.clear_run(ledger_engine, settings.run_id)  # a retry starts this step afresh
     template = agent_api.get_template() if mapping.components else None
@@ -156,5 +161,28 @@ def extract_and_stage(
         "already_loaded": staged.already_loaded,
         "in_flight": staged.in_flight,
     }
+    if missing_updated_at_sql:
+        counts["updated_at_missing_in_table"] = count_missing_updated_at(
+            warehouse, missing_updated_at_sql
+        )
     log.info("Extract and staging done: %s", counts)
     return counts
+
+
+def count_missing_updated_at(warehouse: Engine, sql: str) -> int | None:
+    """How many rows of the table have no ``updated_at``; None (and a warning) when the count
+    fails: it informs the summary and must not fail the load."""
+    try:
+        with warehouse.connect() as conn:
+            missing = int(conn.execute(text(sql)).scalar() or 0)
+    except DBAPIError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        log.warning("Could not count the rows without updated_at: %s", reason)
+        return None
+    if missing:
+        log.warning(
+            "%d rows of the leads table have no updated_at: they fall in no window and are "
+            "never loaded. Set their updated_at in the warehouse to load them.",
+            missing,
+        )
+    return missing
