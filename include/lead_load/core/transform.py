@@ -214,7 +214,9 @@ def payloads_with_reasons(
             optional.append((name, values))
             problems = np.where(pd.isna(problems), bad, problems)
     if "sex" in mapping.fields:
-        optional.append(("sex", _sex_codes(df[mapping.fields["sex"]], mapping.sex_values)))
+        codes, bad = _sex_codes(df[mapping.fields["sex"]], mapping.sex_values)
+        optional.append(("sex", codes))
+        problems = np.where(pd.isna(problems), bad, problems)
     for name in INT_FIELDS:
         if name in mapping.fields:
             values, bad = _integers(df[mapping.fields[name]], name)
@@ -297,9 +299,19 @@ def _int_if_whole(value):
     return value
 
 
-def _sex_codes(values: pd.Series, sex_values: Mapping[str, int]) -> np.ndarray:
-    codes = _as_text(values).str.strip().str.lower().map(sex_values)
-    return codes.fillna(0).astype("int64").to_numpy(dtype=object)  # unknown or null: 0
+def _sex_codes(values: pd.Series, sex_values: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(0/1/2 per row, problem or None per row): empty is 0 (unknown); a value that
+    ``sex_values`` does not list is a problem, not a silent 0."""
+    text = _as_text(values).str.strip()
+    codes = text.str.lower().map(sex_values)
+    unmapped = (codes.isna() & text.notna() & (text != "")).to_numpy(dtype=bool, na_value=False)
+    problems = np.full(len(values), None, dtype=object)
+    for i in np.flatnonzero(unmapped):
+        problems[i] = (
+            f"{INVALID_FIELD}: sex value {text.iloc[i]!r} is not in sex_values "
+            "(include/lead_load/core/field_mapping.yaml)"
+        )
+    return codes.fillna(0).astype("int64").to_numpy(dtype=object), problems
 
 
 def _integers(values: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:

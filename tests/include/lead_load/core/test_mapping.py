@@ -44,6 +44,9 @@ def test_default_mapping_loads_from_the_yaml_beside_the_module():
         "female": 2,
         "f": 2,
         "2": 2,
+        "未知": 0,
+        "unknown": 0,
+        "0": 0,
     }
 
 

@@ -479,3 +479,21 @@ def test_a_lead_id_with_a_control_character_is_rejected_not_staged():
     assert result.rejects["reason"].tolist() == [
         f"{INVALID_FIELD}: lead_id contains a control character"
     ]
+
+
+def test_a_sex_value_the_mapping_does_not_list_is_a_reject_not_a_silent_unknown():
+    df = leads(
+        {"lead_id": 1, "phone": "13800138000", "sex": "女士"},
+        {"lead_id": 2, "phone": "13900139000", "sex": 3},
+        {"lead_id": 3, "phone": "13700137000", "sex": "  "},
+        {"lead_id": 4, "phone": "13600136000", "sex": "Unknown"},
+    )
+    result = transform_leads(df, DEFAULT)
+    assert accounted(result, df)
+    assert result.rejects["reason"].tolist() == [
+        f"{INVALID_FIELD}: sex value '女士' is not in sex_values "
+        "(include/lead_load/core/field_mapping.yaml)",
+        f"{INVALID_FIELD}: sex value '3' is not in sex_values "
+        "(include/lead_load/core/field_mapping.yaml)",
+    ]
+    assert [(p["extra"], p["sex"]) for p in result.payloads] == [("3", 0), ("4", 0)]
