@@ -46,12 +46,27 @@ _SCHEMA_HINT = (
 )
 
 
+# Per dialect, how a session reads and compares time-zone-aware values in UTC.
+_UTC_SESSION = {
+    "postgresql": "SET TIME ZONE 'UTC'",
+    "mysql": "SET time_zone = '+00:00'",
+    "mariadb": "SET time_zone = '+00:00'",
+}
+
+
 def read_in_chunks(
     engine: Engine, sql: str, params: dict[str, Any], chunk_rows: int = EXTRACT_CHUNK_ROWS
 ) -> Iterator[pd.DataFrame]:
-    """Stream the query's rows as DataFrames; the server-side cursor keeps memory bounded."""
+    """Stream the query's rows as DataFrames; the server-side cursor keeps memory bounded.
+
+    The session runs in UTC where the database has a session time zone, so that the window's
+    UTC bounds select exactly [start, end) from ``timestamp`` columns (documented as UTC) and
+    from ``timestamptz``/``TIMESTAMP`` columns alike, whatever the server's default zone.
+    """
     try:
         with engine.connect() as conn:
+            if statement := _UTC_SESSION.get(engine.dialect.name):
+                conn.execute(text(statement))
             streaming = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
             yield from pd.read_sql(text(sql), streaming, params=params, chunksize=chunk_rows)
     except (DBAPIError, pd.errors.DatabaseError) as error:
