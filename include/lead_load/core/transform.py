@@ -7,7 +7,10 @@ with a reason) or ``duplicates`` (its phone is sent for another, more recent lea
 
 Reject reasons, the ``reason`` column of ``rejects``: a code, or ``"code: detail"``.
 
-- ``missing_lead_id``: the lead id is null or blank, so the row could not be traced.
+- ``missing_lead_id``: the lead id is null or blank, so the row could not be traced. Its
+  reject is keyed ``(no lead id: row N of the window)``, N counted from ``first_row``.
+- ``duplicate_lead_id``: another row of the window has the same lead id and a later (or the
+  same) ``updated_at``; that row stands for the lead.
 - ``missing_phone`` / ``not_a_phone`` / ``not_mobile``: see ``lead_load.core.phones``.
 - ``invalid_field``: a mapped value cannot be sent as the API asks,
   e.g. ``invalid_field: grade_id must be an integer (got 'abc')``, an integer beyond the
@@ -36,10 +39,12 @@ from lead_load.core.mapping import INT_FIELDS, TEXT_FIELDS, FieldMapping
 from lead_load.core.phones import MISSING_PHONE, NOT_A_PHONE, NOT_MOBILE, normalise_phones
 
 MISSING_LEAD_ID = "missing_lead_id"
+DUPLICATE_LEAD_ID = "duplicate_lead_id"
 INVALID_FIELD = "invalid_field"
 COMPONENT_INVALID = "component_invalid"
 REJECT_REASONS = (
     MISSING_LEAD_ID,
+    DUPLICATE_LEAD_ID,
     MISSING_PHONE,
     NOT_A_PHONE,
     NOT_MOBILE,
@@ -68,8 +73,13 @@ def normalise_and_validate(df: pd.DataFrame, mapping: FieldMapping) -> pd.DataFr
     mapping.check_columns(df.columns)
     phones = normalise_phones(df[mapping.fields["phone"]])
     # A missing lead id outranks a bad phone: without it nothing about the row is traceable.
+    # So does a repeated one: the lead's latest row stands for it, whatever its phone.
     lead_ids = df[mapping.lead_id]
-    reasons = phones["reject_reason"].mask(_is_missing(lead_ids), MISSING_LEAD_ID)
+    missing = _is_missing(lead_ids)
+    repeated = _older_rows_of_a_lead(lead_ids, df[mapping.updated_at], missing)
+    reasons = (
+        phones["reject_reason"].mask(repeated, DUPLICATE_LEAD_ID).mask(missing, MISSING_LEAD_ID)
+    )
     if lead_ids.dtype == object or isinstance(lead_ids.dtype, pd.StringDtype):
         # A lead id is a key of the ledger: one with a NUL byte cannot even be stored.
         controls = lead_ids.astype("string").str.contains(_CONTROL_CHARACTERS, na=False)
@@ -125,6 +135,27 @@ def dedupe_latest(
         }
     )
     return df.iloc[positions[is_kept]], duplicates
+
+
+def _older_rows_of_a_lead(
+    lead_ids: pd.Series, updated_at: pd.Series, missing: np.ndarray
+) -> np.ndarray:
+    """True for every row whose lead id another row repeats with a later ``updated_at`` (on a
+    tie, the later row in the extract wins)."""
+    texts = pd.Series(_lead_texts(lead_ids), index=lead_ids.index)
+    if not texts[~missing].duplicated().any():  # the usual case: nothing to sort
+        return np.zeros(len(lead_ids), dtype=bool)
+    order = np.lexsort((np.arange(len(texts)), _time_key(updated_at)))
+    newest_last = texts.iloc[order]
+    older = newest_last.duplicated(keep="last").to_numpy()
+    repeated = np.zeros(len(texts), dtype=bool)
+    repeated[order[older]] = True
+    return repeated & ~missing
+
+
+def lead_id_texts(values: pd.Series) -> list[str | None]:
+    """Lead ids as the ledger keys them (see ``_lead_texts``), None where missing."""
+    return [None if pd.isna(v) else v for v in _lead_texts(values)]
 
 
 def _is_missing(values: pd.Series) -> np.ndarray:
@@ -506,9 +537,16 @@ def _is_date(value) -> bool:
 
 
 def transform_leads(
-    df: pd.DataFrame, mapping: FieldMapping, template: Sequence[Mapping] | None = None
+    df: pd.DataFrame,
+    mapping: FieldMapping,
+    template: Sequence[Mapping] | None = None,
+    first_row: int = 1,
 ) -> TransformResult:
-    """Validate, check payloads, de-duplicate and build the API rows of an extract."""
+    """Validate, check payloads, de-duplicate and build the API rows of an extract.
+
+    ``first_row``: the number of ``df``'s first row in the window (chunks of one extract
+    continue the count), for the keys of rows without a lead id.
+    """
     checked = normalise_and_validate(df.reset_index(drop=True), mapping)
     reasons = checked["reject_reason"].to_numpy(dtype=object, na_value=None, copy=True)
     candidates = np.flatnonzero(pd.isna(reasons))
@@ -540,7 +578,7 @@ def transform_leads(
         payloads=payload_at[kept.index.to_numpy()].tolist(),
         rejects=pd.DataFrame(
             {
-                "lead_id": _lead_texts(rejected[mapping.lead_id]),
+                "lead_id": _reject_keys(rejected, mapping, first_row),
                 "raw_phone": pd.array(
                     [_raw_phone(v) for v in rejected[mapping.fields["phone"]].to_numpy(object)],
                     dtype="string",
@@ -553,6 +591,16 @@ def transform_leads(
             kept_lead_id=lambda d: _lead_texts(d["kept_lead_id"]),
         ),
     )
+
+
+def _reject_keys(rejected: pd.DataFrame, mapping: FieldMapping, first_row: int):
+    """The lead id of each rejected row; a row without one gets a key of its own, unique in
+    the run, so that several such rows can all be recorded."""
+    keys = pd.Series(_lead_texts(rejected[mapping.lead_id]), dtype="string")
+    missing = (rejected["reject_reason"] == MISSING_LEAD_ID).to_numpy(dtype=bool)
+    rows = rejected.index.to_numpy()[missing] + first_row
+    keys[missing] = [f"(no lead id: row {row} of the window)" for row in rows]
+    return keys.array
 
 
 def _lead_texts(values) -> pd.api.extensions.ExtensionArray:

@@ -132,6 +132,9 @@ def _reject(row: dict[str, Any]) -> dict[str, Any]:
         "lead_id": _storable(str(row["lead_id"])),
         "raw_phone": None if raw_phone is None else _storable(str(raw_phone)),
         "reason": _storable(row["reason"]),
+        # False for a row that is no lead of its own (no lead id, or another row of the
+        # same lead stands for it): recorded as a reject, kept out of the ledger.
+        "in_ledger": row.get("in_ledger", True),
     }
 
 
@@ -152,10 +155,20 @@ def _write_rejects(
     conn.execute(
         insert(rejects),
         [
-            {"run_id": run_id, "api_task_id": api_task_id, "rejected_at": stamp, **row}
+            {
+                "run_id": run_id,
+                "api_task_id": api_task_id,
+                "rejected_at": stamp,
+                "lead_id": row["lead_id"],
+                "raw_phone": row["raw_phone"],
+                "reason": row["reason"],
+            }
             for row in rows
         ],
     )
+    rows = [row for row in rows if row.get("in_ledger", True)]
+    if not rows:
+        return
     keyed = [
         {
             "b_lead": row["lead_id"],

@@ -10,12 +10,19 @@ from typing import Any
 import pandas as pd
 from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from agent_api.hooks.agent_api import AgentApiHook
+from agent_api.masking import mask_phones_in
 from lead_load.core.mapping import FieldMapping, MappingError
 from lead_load.core.settings import RunSettings
-from lead_load.core.transform import transform_leads
+from lead_load.core.transform import (
+    DUPLICATE_LEAD_ID,
+    MISSING_LEAD_ID,
+    TransformResult,
+    lead_id_texts,
+    transform_leads,
+)
 from lead_load.ledger import batch_lifecycle, schema, staging
 
 log = logging.getLogger(__name__)
@@ -64,6 +71,14 @@ def read_in_chunks(
     from ``timestamptz``/``TIMESTAMP`` columns alike, whatever the server's default zone.
     """
     try:
+        if engine.dialect.name == "sqlite":
+            # SQLite lets nobody write to the file while a read is open, and the ledger is
+            # written between chunks (in the same file by default): read the window whole.
+            with engine.connect() as conn:
+                whole = pd.read_sql(text(sql), conn, params=params)
+            for start in range(0, len(whole), chunk_rows):
+                yield whole.iloc[start : start + chunk_rows].reset_index(drop=True)
+            return
         with engine.connect() as conn:
             if statement := _UTC_SESSION.get(engine.dialect.name):
                 conn.execute(text(statement))
@@ -119,51 +134,36 @@ def extract_and_stage(
     staging.clear_run(ledger_engine, settings.run_id)  # a retry starts this step afresh
     template = agent_api.get_template() if mapping.components else None
     totals = {"extracted": 0, "rejected": 0, "duplicates_in_chunk": 0}
+    previous_leads: set[str] = set()
     for number, chunk in enumerate(read_in_chunks(warehouse, sql, bounds, chunk_rows), start=1):
         if number == 1:
             check_source_columns(mapping, chunk.columns)
-        result = transform_leads(chunk, mapping, template)
-        staging.add_candidates(
-            ledger_engine,
-            settings.run_id,
-            (
-                {"lead_id": lead, "phone": phone, "updated_at": updated, "payload": payload}
-                for (lead, phone, updated), payload in zip(
-                    result.valid[["lead_id", "phone", "updated_at"]].itertuples(index=False),
-                    result.payloads,
-                    strict=True,
-                )
-            ),
-        )
-        staging.add_rejects(
-            ledger_engine,
-            settings.run_id,
-            settings.api_task_id,
-            result.rejects.to_dict("records"),
-        )
-        staging.add_rejects(
-            ledger_engine,
-            settings.run_id,
-            settings.api_task_id,
-            (
-                {
-                    "lead_id": row.lead_id,
-                    "raw_phone": row.phone,
-                    "reason": f"duplicate_in_run (kept lead {row.kept_lead_id})",
-                }
-                for row in result.duplicates.itertuples(index=False)
-            ),
-        )
+        # The extract is ordered by lead id, so a lead's rows are adjacent: one that spills
+        # over from the previous chunk is the only repeat the transform cannot see.
+        chunk_leads = lead_id_texts(chunk[mapping.lead_id])
+        spilled = [lead in previous_leads for lead in chunk_leads]
+        previous_leads = {lead for lead in chunk_leads if lead is not None}
+        repeats = chunk[spilled]
+        fresh = chunk[[not s for s in spilled]]
+        result = transform_leads(fresh, mapping, template, first_row=totals["extracted"] + 1)
+        try:
+            _store(settings, ledger_engine, mapping, result, repeats)
+        except IntegrityError as error:
+            raise SourceDataError(
+                "a lead id appears more than once in the window, in rows that are not next to "
+                "each other: keep ORDER BY on the lead id column in "
+                f"include/sql/extract_leads.sql ({_first_line(error)})"
+            ) from None
         totals["extracted"] += len(chunk)
         batch_lifecycle.renew_run(ledger_engine, settings.run_id)  # long extracts stay live
-        totals["rejected"] += len(result.rejects)
+        totals["rejected"] += len(result.rejects) + len(repeats)
         totals["duplicates_in_chunk"] += len(result.duplicates)
         log.info(
             "Chunk %d: %d rows (%d valid, %d rejected, %d duplicates); %d rows so far",
             number,
             len(chunk),
             len(result.valid),
-            len(result.rejects),
+            len(result.rejects) + len(repeats),
             len(result.duplicates),
             totals["extracted"],
         )
@@ -201,3 +201,80 @@ def count_missing_updated_at(warehouse: Engine, sql: str) -> int | None:
             missing,
         )
     return missing
+
+
+class SourceDataError(AirflowFailException):
+    """The warehouse's rows break an assumption the load cannot work around; the message
+    says which and what to change. Retrying cannot help."""
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return mask_phones_in(text.splitlines()[0] if text else type(error).__name__)
+
+
+def _store(
+    settings: RunSettings,
+    ledger_engine: Engine,
+    mapping: FieldMapping,
+    result: TransformResult,
+    repeats: pd.DataFrame,
+) -> None:
+    """A chunk's candidates and rejects into the ledger's tables."""
+    staging.add_candidates(
+        ledger_engine,
+        settings.run_id,
+        (
+            {"lead_id": lead, "phone": phone, "updated_at": updated, "payload": payload}
+            for (lead, phone, updated), payload in zip(
+                result.valid[["lead_id", "phone", "updated_at"]].itertuples(index=False),
+                result.payloads,
+                strict=True,
+            )
+        ),
+    )
+    staging.add_rejects(
+        ledger_engine,
+        settings.run_id,
+        settings.api_task_id,
+        (
+            {**row, "in_ledger": not _stands_for_no_lead(row["reason"])}
+            for row in result.rejects.to_dict("records")
+        ),
+    )
+    staging.add_rejects(
+        ledger_engine,
+        settings.run_id,
+        settings.api_task_id,
+        (
+            {
+                "lead_id": row.lead_id,
+                "raw_phone": row.phone,
+                "reason": f"duplicate_in_run (kept lead {row.kept_lead_id})",
+            }
+            for row in result.duplicates.itertuples(index=False)
+        ),
+    )
+    staging.add_rejects(
+        ledger_engine,
+        settings.run_id,
+        settings.api_task_id,
+        (
+            {
+                "lead_id": lead,
+                "raw_phone": None if pd.isna(phone) else str(phone),
+                "reason": f"{DUPLICATE_LEAD_ID} (an earlier row of the window has it)",
+                "in_ledger": False,
+            }
+            for lead, phone in zip(
+                lead_id_texts(repeats[mapping.lead_id]),
+                repeats[mapping.fields["phone"]],
+                strict=True,
+            )
+        ),
+    )
+
+
+def _stands_for_no_lead(reason: str) -> bool:
+    """A reject that is no lead of its own: no lead id, or a repeat of one."""
+    return reason.startswith((MISSING_LEAD_ID, DUPLICATE_LEAD_ID))

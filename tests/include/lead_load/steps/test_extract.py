@@ -94,3 +94,72 @@ def test_the_window_is_exact_whatever_the_database_time_zone(column_type):
     finally:
         for step in warehouse.cleanup:
             step()
+
+
+DIRTY_LEADS_DDL = (
+    "CREATE TABLE leads (lead_id VARCHAR(64), name VARCHAR(200), phone VARCHAR(64), "
+    "email VARCHAR(200), company VARCHAR(200), sex VARCHAR(16), source_id INTEGER, "
+    "industry_id INTEGER, grade_id INTEGER, updated_at TIMESTAMP)"  # no primary key
+)
+
+
+def test_repeated_and_missing_lead_ids_are_rejects_not_a_crash(engine):
+    """A leads table without a primary key: two rows without a lead id, a lead twice in one
+    chunk, a lead whose rows straddle two chunks. Each row is accounted for, nothing fails."""
+    from sqlalchemy import select, text
+
+    from lead_load.core.mapping import FieldMapping
+    from lead_load.core.window import sql_bounds
+    from lead_load.ledger import schema
+    from tests.include.lead_load.samples import run_settings, statuses
+
+    rows = [  # (lead_id, phone, updated_at), in the extract's lead id order
+        ("a", "13800000001", "2026-11-24 01:00:00"),
+        ("b", "13800000002", "2026-11-24 01:00:00"),  # b twice in chunk 1: the later one wins
+        ("b", "13800000003", "2026-11-24 02:00:00"),
+        ("c", "13800000004", "2026-11-24 01:00:00"),  # c straddles chunks 2 and 3
+        ("c", "13800000005", "2026-11-24 03:00:00"),
+        ("d", "13800000006", "2026-11-24 01:00:00"),
+        (None, "13800000007", "2026-11-24 01:00:00"),  # two rows without a lead id
+        (None, "13800000008", "2026-11-24 01:00:00"),
+    ]
+    with engine.begin() as conn:
+        conn.execute(text(DIRTY_LEADS_DDL))
+        for lead, phone, updated in rows:
+            conn.execute(
+                text("INSERT INTO leads (lead_id, phone, updated_at) VALUES (:l, :p, :u)"),
+                {"l": lead, "p": phone, "u": updated},
+            )
+    from datetime import UTC, datetime
+
+    bounds = sql_bounds(
+        datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC), engine.dialect.name
+    )
+    sql = (REPO / "include" / "sql" / "extract_leads.sql").read_text()
+    # NULL lead ids sort first on SQLite, last on PostgreSQL: chunks of 3 either way put a
+    # lead's two rows on both sides of a chunk boundary.
+    counts = extract.extract_and_stage(
+        run_settings(), sql, bounds, engine, engine, None, FieldMapping.load(), chunk_rows=3
+    )
+
+    assert counts["extracted"] == 8
+    assert counts["extracted"] == (
+        counts["rejected"]
+        + counts["duplicates_in_run"]
+        + counts["staged"]
+        + counts["already_loaded"]
+        + counts["in_flight"]
+    )
+    with engine.connect() as conn:
+        rejected = {
+            r.lead_id: r.reason
+            for r in conn.execute(select(schema.rejects).where(schema.rejects.c.run_id == "run-1"))
+        }
+    missing = sorted(lead for lead in rejected if lead.startswith("(no lead id: row "))
+    assert len(missing) == 2 and all(rejected[key] == "missing_lead_id" for key in missing)
+    repeats = {lead: reason for lead, reason in rejected.items() if lead not in missing}
+    assert set(repeats) == {"b", "c"}
+    assert all(reason.startswith("duplicate_lead_id") for reason in repeats.values())
+    ledger = statuses(engine)
+    assert {lead for lead, status in ledger.items() if status == "staged"} == {"a", "b", "c", "d"}
+    assert not [lead for lead in ledger if lead.startswith("(no lead id")]  # no fake leads
