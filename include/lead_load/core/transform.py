@@ -76,11 +76,14 @@ def normalise_and_validate(df: pd.DataFrame, mapping: FieldMapping) -> pd.DataFr
     # So does a repeated one: the lead's latest row stands for it, whatever its phone.
     lead_ids = df[mapping.lead_id]
     missing = _is_missing(lead_ids)
-    repeated = _older_rows_of_a_lead(lead_ids, df[mapping.updated_at], missing)
+    present = lead_ids.to_numpy(dtype=object)[~missing]
+    all_text = pd.api.types.infer_dtype(present) == "string"
+    repeated = _older_rows_of_a_lead(lead_ids, df[mapping.updated_at], missing, present, all_text)
     reasons = (
         phones["reject_reason"].mask(repeated, DUPLICATE_LEAD_ID).mask(missing, MISSING_LEAD_ID)
     )
-    if lead_ids.dtype == object or isinstance(lead_ids.dtype, pd.StringDtype):
+    # One search over the joined ids first: the per-row check runs only when it finds one.
+    if all_text and _CONTROL_CHARACTERS.search("".join(present)):
         # A lead id is a key of the ledger: one with a NUL byte cannot even be stored.
         controls = lead_ids.astype("string").str.contains(_CONTROL_CHARACTERS, na=False)
         reasons = reasons.mask(
@@ -138,12 +141,21 @@ def dedupe_latest(
 
 
 def _older_rows_of_a_lead(
-    lead_ids: pd.Series, updated_at: pd.Series, missing: np.ndarray
+    lead_ids: pd.Series,
+    updated_at: pd.Series,
+    missing: np.ndarray,
+    present: np.ndarray,
+    all_text: bool,
 ) -> np.ndarray:
     """True for every row whose lead id another row repeats with a later ``updated_at`` (on a
-    tie, the later row in the extract wins)."""
+    tie, the later row in the extract wins). ``present``: the ids that are not missing."""
+    # The usual case, no repeats, is found on the raw values (one hash index, no text
+    # conversion); only a column of mixed types may hold one id as 5001 and "5001", so such a
+    # column is compared as text.
+    if (lead_ids.dtype != object or all_text) and pd.Index(present).is_unique:
+        return np.zeros(len(lead_ids), dtype=bool)
     texts = pd.Series(_lead_texts(lead_ids), index=lead_ids.index)
-    if not texts[~missing].duplicated().any():  # the usual case: nothing to sort
+    if not texts[~missing].duplicated().any():
         return np.zeros(len(lead_ids), dtype=bool)
     order = np.lexsort((np.arange(len(texts)), _time_key(updated_at)))
     newest_last = texts.iloc[order]
