@@ -51,6 +51,10 @@ def airflow_db() -> Path:
     """A migrated SQLite metadata DB (with the DAG's pool) for tests that run DAGs."""
     _airflow("db", "migrate")  # idempotent and fast
     _airflow("pools", "set", "agent_api", "4", "lead_load posts")
+    # Register the DAG once, as a deployment's dag-processor does: two `airflow dags test`
+    # started together on a fresh metadata DB both insert it, and one fails
+    # ("UNIQUE constraint failed: dag.dag_id"), which the overlapping-runs tests did.
+    _airflow("dags", "reserialize")
     return TEST_AIRFLOW_HOME / "airflow.db"
 
 
