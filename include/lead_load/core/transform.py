@@ -167,7 +167,7 @@ def _older_rows_of_a_lead(
 
 def lead_id_texts(values: pd.Series) -> list[str | None]:
     """Lead ids as the ledger keys them (see ``_lead_texts``), None where missing."""
-    return [None if pd.isna(v) else v for v in _lead_texts(values)]
+    return _lead_texts(values).to_numpy(dtype=object, na_value=None).tolist()
 
 
 def _is_missing(values: pd.Series) -> np.ndarray:
@@ -276,7 +276,7 @@ def payloads_with_reasons(
         {"phone": phone, "sort": 0, "extra": extra}
         for phone, extra in zip(
             df["phone_norm"].to_numpy(dtype=object).tolist(),
-            _id_texts(df[mapping.lead_id]),
+            lead_id_texts(df[mapping.lead_id]),
             strict=True,
         )
     ]
@@ -461,11 +461,6 @@ def _raw_phone(value) -> str | None:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _id_texts(values: pd.Series) -> list[str]:
-    """Lead ids as the text sent in `extra`: 42, not "42.0", when NULLs made the column float."""
-    return _as_text(values).to_numpy(dtype=object).tolist()
-
-
 # --- public-pool template (docs/agent-api.md section 4) ---
 
 _NUMERIC_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -617,7 +612,7 @@ def _reject_keys(rejected: pd.DataFrame, mapping: FieldMapping, first_row: int):
 
 def _lead_texts(values) -> pd.api.extensions.ExtensionArray:
     """Lead ids as the ledger stores them and ``extra`` sends them: 5001, not 5001.0, when
-    a NULL made an integer column float (the same text as ``_id_texts``)."""
+    a NULL made an integer column float."""
     return _as_text(pd.Series(values).reset_index(drop=True)).array
 
 

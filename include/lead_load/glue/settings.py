@@ -256,8 +256,7 @@ def alert_emails() -> list[str]:
 def max_map_length() -> int:
     from airflow.sdk import conf
 
-    section, key = ["core", "max_map_length"]
-    return conf.getint(section, key, fallback=default("core.max_map_length"))
+    return conf.getint("core", "max_map_length", fallback=default("core.max_map_length"))
 
 
 def resolve(

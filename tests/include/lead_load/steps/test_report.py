@@ -11,15 +11,21 @@ from lead_load.steps import report
 from tests.include.lead_load.samples import run_settings
 
 
-def test_report_fails_above_the_reject_ratio_and_stores_the_summary(staged_ledger):
-    counts = {
-        "extracted": 10,
-        "rejected": 5,
+def extract_counts(**overrides) -> dict[str, int]:
+    """What extract_and_stage reports for the five staged leads of ``staged_ledger``."""
+    return {
+        "extracted": 5,
+        "rejected": 0,
         "duplicates_in_run": 0,
         "staged": 5,
         "already_loaded": 0,
         "in_flight": 0,
+        **overrides,
     }
+
+
+def test_report_fails_above_the_reject_ratio_and_stores_the_summary(staged_ledger):
+    counts = extract_counts(extracted=10, rejected=5)
     with pytest.raises(report.RunFailed, match="max_reject_ratio"):
         report.report(run_settings(dry_run=True, max_reject_ratio=0.2), staged_ledger, counts)
     with staged_ledger.connect() as conn:
@@ -31,14 +37,7 @@ def test_report_fails_above_the_reject_ratio_and_stores_the_summary(staged_ledge
 
 
 def test_a_dry_run_whose_planning_failed_fails(staged_ledger):
-    counts = {
-        "extracted": 5,
-        "rejected": 0,
-        "duplicates_in_run": 0,
-        "staged": 5,
-        "already_loaded": 0,
-        "in_flight": 0,
-    }
+    counts = extract_counts()
     with pytest.raises(report.RunFailed, match="plan_batches did not finish"):
         report.report(run_settings(dry_run=True), staged_ledger, counts, planned=False)
     summary = report.report(run_settings(dry_run=True), staged_ledger, counts, planned=True)
@@ -55,14 +54,7 @@ def test_a_run_whose_extract_failed_is_recorded_as_failed(staged_ledger):
 
 
 def test_problems_are_stored_with_phones_masked(staged_ledger):
-    counts = {
-        "extracted": 5,
-        "rejected": 0,
-        "duplicates_in_run": 0,
-        "staged": 5,
-        "already_loaded": 0,
-        "in_flight": 0,
-    }
+    counts = extract_counts()
     landing = {"counts": {}, "unrepaired": ["lead l1 (13900000001): imported but absent"]}
     with pytest.raises(report.RunFailed) as error:
         report.report(run_settings(dry_run=True), staged_ledger, counts, landing)
@@ -73,14 +65,7 @@ def test_problems_are_stored_with_phones_masked(staged_ledger):
 
 
 def test_a_clean_run_is_recorded_as_finished(staged_ledger):
-    counts = {
-        "extracted": 5,
-        "rejected": 0,
-        "duplicates_in_run": 0,
-        "staged": 5,
-        "already_loaded": 0,
-        "in_flight": 0,
-    }
+    counts = extract_counts()
     summary = report.report(run_settings(dry_run=True), staged_ledger, counts)
     assert "problems" not in summary
     with staged_ledger.connect() as conn:
