@@ -51,8 +51,16 @@ SEED = 23
 
 
 def prepare_airflow_home() -> None:
-    """The metadata DB migrated and the DAG's pool there (both idempotent)."""
-    for args in (("db", "migrate"), ("pools", "set", "agent_api", "4", "lead_load posts")):
+    """The metadata DB migrated, the DAG's pool there and the DAG registered (all idempotent).
+
+    Registering first matters: two `airflow dags test` started together on a DB that has not
+    seen the DAG both insert it (and its asset), and one of them fails on a unique constraint.
+    """
+    for args in (
+        ("db", "migrate"),
+        ("pools", "set", "agent_api", "4", "lead_load posts"),
+        ("dags", "reserialize"),
+    ):
         done = subprocess.run(
             [sys.executable, "-m", "airflow", *args], capture_output=True, text=True, check=False
         )
