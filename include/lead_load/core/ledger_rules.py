@@ -1,6 +1,8 @@
 """The ledger's rules, free of any database: what a lead's status may become, and when.
 
-One ledger row per (target task, lead). Statuses:
+One ledger row per (target task, lead, phone): a lead whose phone changed has a row for each
+number it was extracted with, and the old number's row keeps its status (the platform has no
+delete: a number imported once stays in the task). Statuses:
 
 - ``staged``: valid, chosen for sending, not sent yet.
 - ``sending``: a post of its batch is under way; if the worker dies here, the outcome is
@@ -11,7 +13,8 @@ One ledger row per (target task, lead). Statuses:
   blacklisted: the platform does not say which). Final: sending the same number again would
   only be refused again.
 - ``rejected``: not sent, with a reason (invalid phone, duplicate within the run, ...).
-  A rejected lead is staged again when a later run extracts it in a valid form.
+  A rejected row is staged again when a later run extracts the lead, with the same phone,
+  in a valid form.
 
 A phone is *active* in a task while a row holding it is staged, sending, submitted or
 imported; the database enforces at most one active row per (task, phone), which is what
@@ -90,7 +93,7 @@ def batch_lease_seconds(
 class StagingDecision(StrEnum):
     """What staging does with one valid, de-duplicated lead of a run."""
 
-    STAGE_NEW = "stage_new"  # no row yet: insert it as staged
+    STAGE_NEW = "stage_new"  # no row for this lead and phone yet: insert it as staged
     RESTAGE = "restage"  # it was rejected before and is valid now
     ALREADY_LOADED = "already_loaded"  # imported, or the platform said no before: nothing to do
     IN_FLIGHT = "in_flight"  # staged/sending/submitted by a run that is not finished
@@ -98,21 +101,19 @@ class StagingDecision(StrEnum):
 
 
 def decide_staging(
-    existing_status: str | None,
-    existing_phone: str | None,
-    phone: str,
-    phone_holder: str | None,
-    lead_id: str,
+    existing_status: str | None, phone_holder: str | None, lead_id: str
 ) -> StagingDecision:
-    """Decide for one lead from its ledger row (if any) and the lead holding its phone (if any)."""
+    """Decide for one lead and phone from the ledger row of that lead and phone (if any) and
+    the lead holding the phone in the task (if any).
+
+    A lead with a new phone has no row for it yet, so it is staged, whatever happened to its
+    old number; a number another lead holds is not sent again, whichever lead has it now.
+    """
     if phone_holder is not None and phone_holder != lead_id:
         return StagingDecision.PHONE_TAKEN
     if existing_status is None:
         return StagingDecision.STAGE_NEW
     if existing_status == Status.REJECTED:
-        return StagingDecision.RESTAGE
-    if existing_status == Status.NOT_IMPORTED and existing_phone != phone:
-        # The platform refused the old number; a new number deserves its own try.
         return StagingDecision.RESTAGE
     if existing_status in (Status.IMPORTED, Status.NOT_IMPORTED):
         return StagingDecision.ALREADY_LOADED

@@ -287,7 +287,10 @@ def plan(engine: Engine, run_id: str, api_task_id: str, batch_size: int) -> Plan
         numbered = (
             select(
                 ledger.c.lead_id,
-                (func.row_number().over(order_by=ledger.c.lead_id) - 1).label("position"),
+                ledger.c.phone,
+                (func.row_number().over(order_by=(ledger.c.lead_id, ledger.c.phone)) - 1).label(
+                    "position"
+                ),
             )
             .where(*free)
             .subquery()
@@ -302,6 +305,7 @@ def plan(engine: Engine, run_id: str, api_task_id: str, batch_size: int) -> Plan
             .where(
                 ledger.c.api_task_id == api_task_id,
                 ledger.c.lead_id == numbered.c.lead_id,
+                ledger.c.phone == numbered.c.phone,
             )
             .values(batch_no=first + numbered.c.position // batch_size, updated_at=stamp)
         )
@@ -402,7 +406,7 @@ def claim(engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float
         payloads = conn.execute(
             select(ledger.c.payload)
             .where(*_rows_of(run_id, batch_no, Status.SENDING))
-            .order_by(ledger.c.lead_id)
+            .order_by(ledger.c.lead_id, ledger.c.phone)
         ).scalars()
         rows = [json.loads(p) for p in payloads]
         conn.execute(

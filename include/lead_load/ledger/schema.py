@@ -2,8 +2,10 @@
 
 Works on any SQLAlchemy engine (SQLite and PostgreSQL are tested). Tables:
 
-- ``lead_load_ledger``: one row per (target task, lead); rules in ``core.ledger_rules``.
-  A partial unique index allows one *active* row per (target task, phone).
+- ``lead_load_ledger``: one row per (target task, lead, phone): a lead whose phone changes
+  gets a row for the new number, the old number's row stays as it was (its history). Rules
+  in ``core.ledger_rules``. A partial unique index allows one *active* row per (target task,
+  phone).
 - ``lead_load_candidates``: a run's valid leads before the cross-chunk de-duplication.
 - ``lead_load_batches``: one row per planned batch, its lease and its ``unique_id``.
 - ``lead_load_rejects``: every row a run did not send, with the reason.
@@ -38,6 +40,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql import FromClause
 
 from lead_load.core.ledger_rules import (
@@ -63,7 +66,7 @@ ledger = Table(
     metadata,
     Column("api_task_id", String(64), primary_key=True),
     Column("lead_id", String(128), primary_key=True),
-    Column("phone", String(32), nullable=False),
+    Column("phone", String(32), primary_key=True),
     Column("status", String(16), nullable=False),
     Column("reason", Text),
     Column("run_id", String(250)),
@@ -189,6 +192,7 @@ def create_tables(engine: Engine) -> None:
                 )
         for index in table.indexes:
             index.create(engine, checkfirst=True)
+    _widen_ledger_key(engine)
 
 
 def _rename_old_columns(engine: Engine) -> None:
@@ -207,6 +211,80 @@ def _rename_old_columns(engine: Engine) -> None:
                 have = {c["name"] for c in inspect(engine).get_columns(table.name)}
                 if new not in have:
                     raise
+
+
+# The ledger's primary key before a lead's changed phone got a row of its own.
+_LEDGER_KEY_BEFORE_PHONE = ["api_task_id", "lead_id"]
+
+
+def _widen_ledger_key(engine: Engine) -> None:
+    """Key a ledger made by an older release on (task, lead, phone) instead of (task, lead),
+    keeping its rows. Two processes upgrading at once: the one that loses finds it done."""
+    if _ledger_key(engine) != _LEDGER_KEY_BEFORE_PHONE:
+        return
+    try:
+        if engine.dialect.name == "sqlite":
+            _rebuild_sqlite_ledger(engine)
+        else:
+            name = inspect(engine).get_pk_constraint(ledger.name)["name"]
+            drop = (
+                "DROP PRIMARY KEY"
+                if engine.dialect.name in ("mysql", "mariadb")
+                else f"DROP CONSTRAINT {name}"
+            )
+            with engine.begin() as conn:
+                conn.execute(
+                    text(
+                        f"ALTER TABLE {ledger.name} {drop}, "
+                        "ADD PRIMARY KEY (api_task_id, lead_id, phone)"
+                    )
+                )
+    except DBAPIError:
+        if _ledger_key(engine) == _LEDGER_KEY_BEFORE_PHONE:
+            raise
+
+
+def _ledger_key(engine: Engine) -> list[str]:
+    return inspect(engine).get_pk_constraint(ledger.name)["constrained_columns"]
+
+
+def _rebuild_sqlite_ledger(engine: Engine) -> None:
+    """SQLite cannot change a primary key: copy the rows into a new table, in one
+    ``BEGIN IMMEDIATE`` transaction (Python's sqlite3 would commit each DDL statement on its
+    own, and a crash half-way would leave no ledger table)."""
+    old = f"{ledger.name}_keyed_by_lead"
+    columns = ", ".join(c.name for c in ledger.columns)
+    old_indexes = [i["name"] for i in inspect(engine).get_indexes(ledger.name) if i.get("name")]
+    statements = [
+        f"ALTER TABLE {ledger.name} RENAME TO {old}",
+        *(f'DROP INDEX "{name}"' for name in old_indexes),
+        str(CreateTable(ledger).compile(dialect=engine.dialect)),
+        *(str(CreateIndex(i).compile(dialect=engine.dialect)) for i in ledger.indexes),
+        f"INSERT INTO {ledger.name} ({columns}) SELECT {columns} FROM {old}",  # noqa: S608 - our own names
+        f"DROP TABLE {old}",
+    ]
+    raw = engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        isolation = driver.isolation_level
+        driver.isolation_level = None  # autocommit mode: the transaction is ours to open
+        cursor = driver.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            info = cursor.execute(f"PRAGMA table_info({ledger.name})").fetchall()
+            key = [row[1] for row in sorted(info, key=lambda row: row[5]) if row[5]]
+            if key == _LEDGER_KEY_BEFORE_PHONE:  # another process has not done it meanwhile
+                for statement in statements:
+                    cursor.execute(statement)
+            cursor.execute("COMMIT")
+        except BaseException:
+            if driver.in_transaction:
+                cursor.execute("ROLLBACK")
+            raise
+        finally:
+            driver.isolation_level = isolation
+    finally:
+        raw.close()
 
 
 def chunks(items: Sequence[Any], size: int | None = None) -> Iterator[Sequence[Any]]:

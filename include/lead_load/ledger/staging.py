@@ -148,8 +148,9 @@ def _write_rejects(
     conn: Connection, run_id: str, api_task_id: str, rows: list[dict], stamp: datetime
 ) -> None:
     """A slice of rejects (lead_id, raw_phone, reason) into ``lead_load_rejects`` and the
-    ledger: a ``rejected`` row for a lead without one, the new reason for a lead rejected
-    before; any other ledger row (staged, in flight, imported, not imported) stays as it is."""
+    ledger: a ``rejected`` row for a lead and phone without one, the new reason where that
+    lead and phone were rejected before; any other ledger row (staged, in flight, imported,
+    not imported) stays as it is."""
     if not rows:
         return
     conn.execute(
@@ -178,7 +179,12 @@ def _write_rejects(
         for row in rows
     ]
     lead = typed_key("b_lead", ledger.c.lead_id)
-    this_lead = (ledger.c.api_task_id == api_task_id, ledger.c.lead_id == lead)
+    phone = typed_key("b_phone", ledger.c.phone)
+    this_lead = (
+        ledger.c.api_task_id == api_task_id,
+        ledger.c.lead_id == lead,
+        ledger.c.phone == phone,
+    )
     # The update goes first, so that it cannot touch the rows the insert adds.
     conn.execute(
         update(ledger)
@@ -189,7 +195,7 @@ def _write_rejects(
     new_row = {
         "api_task_id": typed_value(api_task_id, ledger.c.api_task_id),
         "lead_id": lead,
-        "phone": typed_key("b_phone", ledger.c.phone),
+        "phone": phone,
         "status": typed_value(Status.REJECTED.value, ledger.c.status),
         "reason": typed_key("b_reason", ledger.c.reason),
         "run_id": typed_value(run_id, ledger.c.run_id),
@@ -216,16 +222,15 @@ class StagingCounts:
 
 @dataclass(frozen=True)
 class _Lead:
-    """A candidate and what staging decides on: the lead kept for its phone in this run, its
-    ledger row's status, phone and run (None without a row), and the lead holding its phone
-    in the task (None when free)."""
+    """A candidate and what staging decides on: the lead kept for its phone in this run, the
+    status and run of the ledger row of this lead and phone (None without one), and the lead
+    holding the phone in the task (None when free)."""
 
     lead_id: str
     phone: str
     payload: str
     kept: str
     status: str | None
-    old_phone: str | None
     old_run: str | None
     holder: str | None
 
@@ -271,7 +276,11 @@ def _next_chunk(conn: Connection, run_id: str, api_task_id: str, after: str) -> 
     def own_row(column: Column) -> Any:
         return (
             select(column)
-            .where(own.c.api_task_id == api_task_id, own.c.lead_id == candidates.c.lead_id)
+            .where(
+                own.c.api_task_id == api_task_id,
+                own.c.lead_id == candidates.c.lead_id,
+                own.c.phone == candidates.c.phone,
+            )
             .scalar_subquery()
         )
 
@@ -291,7 +300,6 @@ def _next_chunk(conn: Connection, run_id: str, api_task_id: str, after: str) -> 
             candidates.c.payload,
             kept.label("kept"),
             own_row(own.c.status).label("status"),
-            own_row(own.c.phone).label("old_phone"),
             own_row(own.c.run_id).label("old_run"),
             phone_holder.label("holder"),
         )
@@ -337,9 +345,7 @@ def _stage_chunk(
         if lead.status == Status.STAGED and lead.old_run == run_id:
             counts.staged += 1  # staged by an earlier try of this same run
             continue
-        decision = decide_staging(
-            lead.status, lead.old_phone, lead.phone, lead.holder, lead.lead_id
-        )
+        decision = decide_staging(lead.status, lead.holder, lead.lead_id)
         decided[decision].append(lead)
 
     new, again = decided[StagingDecision.STAGE_NEW], decided[StagingDecision.RESTAGE]
@@ -379,14 +385,18 @@ def _insert_staged(
 def _restage(
     conn: Connection, run_id: str, api_task_id: str, leads: list[_Lead], stamp: datetime
 ) -> None:
-    """Leads rejected before, or refused by the platform under an old number: staged again."""
+    """Leads rejected before under the same phone and valid now: staged again."""
     if not leads:
         return
     conn.execute(
         update(ledger)
-        .where(ledger.c.api_task_id == api_task_id, ledger.c.lead_id == bindparam("b_lead"))
+        .where(
+            ledger.c.api_task_id == api_task_id,
+            ledger.c.lead_id == bindparam("b_lead"),
+            ledger.c.phone == bindparam("b_phone"),
+            ledger.c.status == Status.REJECTED.value,
+        )
         .values(
-            phone=bindparam("b_phone"),
             status=Status.STAGED.value,
             reason=None,
             run_id=run_id,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, or_, select
 
 from lead_load.core.landing_rules import (
     ACTIVE,
@@ -224,30 +224,37 @@ def verify_run(
 
 
 def _rows(engine: Engine, scope: Scope) -> Iterator[list[Row]]:
-    """The scope's compared rows, a chunk at a time in lead_id order (keyset paging on the
-    primary key, so memory stays bounded and no transaction stays open)."""
+    """The scope's compared rows, a chunk at a time in (lead_id, phone) order (keyset paging
+    on the primary key, so memory stays bounded and no transaction stays open)."""
     conditions = [
         _table.c.api_task_id == scope.api_task_id,
         _table.c.status.in_([s.value for s in COMPARED]),
     ]
     if scope.run_ids is not None:
         conditions.append(_table.c.run_id.in_(scope.run_ids))
-    after = ""
+    after = ("", "")
     while True:
+        lead, phone = after
         with engine.connect() as conn:
             chunk = [
                 Row(scope.api_task_id, r.lead_id, r.phone, r.status, r.updated_at)
                 for r in conn.execute(
                     select(_table.c.lead_id, _table.c.phone, _table.c.status, _table.c.updated_at)
-                    .where(*conditions, _table.c.lead_id > after)
-                    .order_by(_table.c.lead_id)
+                    .where(
+                        *conditions,
+                        or_(
+                            _table.c.lead_id > lead,
+                            and_(_table.c.lead_id == lead, _table.c.phone > phone),
+                        ),
+                    )
+                    .order_by(_table.c.lead_id, _table.c.phone)
                     .limit(CHUNK)
                 )
             ]
         if not chunk:
             return
         yield chunk
-        after = chunk[-1].lead_id
+        after = (chunk[-1].lead_id, chunk[-1].phone)
 
 
 def _rows_sharing_phones(

@@ -15,21 +15,21 @@ from lead_load.core.ledger_rules import (
 
 
 @pytest.mark.parametrize(
-    ("status", "old_phone", "holder", "expected"),
+    ("status", "holder", "expected"),
     [
-        (None, None, None, StagingDecision.STAGE_NEW),
-        (None, None, "other-lead", StagingDecision.PHONE_TAKEN),
-        ("rejected", "123", None, StagingDecision.RESTAGE),
-        ("imported", "13900000001", "lead", StagingDecision.ALREADY_LOADED),
-        ("not_imported", "13900000001", None, StagingDecision.ALREADY_LOADED),
-        ("not_imported", "13900000009", None, StagingDecision.RESTAGE),  # a new number
-        ("submitted", "13900000001", "lead", StagingDecision.IN_FLIGHT),
-        ("sending", "13900000001", "lead", StagingDecision.IN_FLIGHT),
-        ("staged", "13900000001", "lead", StagingDecision.IN_FLIGHT),
+        # No row for this lead and phone: a new lead, or a known lead with a new phone.
+        (None, None, StagingDecision.STAGE_NEW),
+        (None, "other-lead", StagingDecision.PHONE_TAKEN),
+        ("rejected", None, StagingDecision.RESTAGE),
+        ("imported", "lead", StagingDecision.ALREADY_LOADED),
+        ("not_imported", None, StagingDecision.ALREADY_LOADED),
+        ("submitted", "lead", StagingDecision.IN_FLIGHT),
+        ("sending", "lead", StagingDecision.IN_FLIGHT),
+        ("staged", "lead", StagingDecision.IN_FLIGHT),
     ],
 )
-def test_staging_decisions(status, old_phone, holder, expected):
-    assert decide_staging(status, old_phone, "13900000001", holder, "lead") == expected
+def test_staging_decisions(status, holder, expected):
+    assert decide_staging(status, holder, "lead") == expected
 
 
 def test_outcome_uses_the_callback_and_what_the_task_holds():

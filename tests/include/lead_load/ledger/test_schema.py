@@ -58,6 +58,18 @@ def old_ledger(request, tmp_path):
         step()
 
 
+def _staged_row(lead_id: str, phone: str):
+    stamp = schema.now()
+    return insert(schema.ledger).values(
+        api_task_id=TASK,
+        lead_id=lead_id,
+        phone=phone,
+        status=Status.STAGED.value,
+        created_at=stamp,
+        updated_at=stamp,
+    )
+
+
 def test_an_older_ledger_is_upgraded_in_place_keeping_its_rows(old_ledger):
     schema.create_tables(old_ledger)
     schema.create_tables(old_ledger)  # a second upgrade, as every run starts with one, is a no-op
@@ -71,13 +83,21 @@ def test_an_older_ledger_is_upgraded_in_place_keeping_its_rows(old_ledger):
         assert (row.api_task_id, row.lead_id, row.status) == (TASK, "a", "imported")
     # The unique index moved with the column: the phone still has one active row per task.
     with pytest.raises(IntegrityError), old_ledger.begin() as conn:
-        conn.execute(
-            insert(schema.ledger).values(
-                api_task_id=TASK,
-                lead_id="b",
-                phone="13900000001",
-                status=Status.STAGED.value,
-                created_at=schema.now(),
-                updated_at=schema.now(),
-            )
-        )
+        conn.execute(_staged_row("b", "13900000001"))
+    # The key now has the phone: the lead's new number is a row of its own, next to the old.
+    assert inspect(old_ledger).get_pk_constraint("lead_load_ledger")["constrained_columns"] == [
+        "api_task_id",
+        "lead_id",
+        "phone",
+    ]
+    indexes = {i["name"] for i in inspect(old_ledger).get_indexes("lead_load_ledger")}
+    assert {
+        "ux_lead_load_ledger_active_phone",
+        "ix_lead_load_ledger_run_batch",
+        "ix_lead_load_ledger_unique_id",
+    } <= indexes
+    with old_ledger.begin() as conn:
+        conn.execute(_staged_row("a", "13900000002"))
+    with old_ledger.connect() as conn:
+        phones = conn.execute(select(schema.ledger.c.phone, schema.ledger.c.status)).all()
+    assert sorted(phones) == [("13900000001", "imported"), ("13900000002", "staged")]

@@ -111,23 +111,30 @@ def test_staging_applies_every_rule_across_many_slices(engine, monkeypatch):
             ).all()
         )
         left = conn.execute(select(func.count()).select_from(schema.candidates)).scalar_one()
-    by_lead = {r.lead_id: r for r in rows}
-    assert {lead: (r.status, r.phone, r.reason, r.run_id) for lead, r in by_lead.items()} == {
-        "a0": ("staged", "13900000010", None, "run-1"),
-        "a1": ("staged", "13900000018", None, "run-1"),
-        "r1": ("staged", "13900000011", None, "run-1"),
-        "n1": ("staged", "13900000013", None, "run-1"),
-        "n2": ("not_imported", "13900000014", None, "run-0"),
-        "i1": ("imported", "13900000015", None, "run-0"),
-        "h1": ("imported", "13900000016", None, "run-0"),
-        "s1": ("staged", "13900000017", None, "run-0"),
-        "d1": ("rejected", "1390000001", "duplicate_in_run (kept lead a1)", "run-1"),
-        "i2": ("imported", "13900000019", None, "run-0"),
-        "i3": ("imported", "13900000020", None, "run-0"),
-        "r2": ("rejected", "", "not_mobile", "run-1"),
-        "z1": ("rejected", "", "missing_phone", "run-1"),
+    # One row per lead and phone: a lead with a new number (r1, n1, d1, i3, r2) gets a row
+    # for it, and the row of its old number stays as it was.
+    assert {(r.lead_id, r.phone, r.status, r.reason, r.run_id) for r in rows} == {
+        ("a0", "13900000010", "staged", None, "run-1"),
+        ("a1", "13900000018", "staged", None, "run-1"),
+        ("r1", "139 0000 0011", "rejected", "not_a_phone", "run-0"),
+        ("r1", "13900000011", "staged", None, "run-1"),
+        ("n1", "13900000012", "not_imported", None, "run-0"),
+        ("n1", "13900000013", "staged", None, "run-1"),
+        ("n2", "13900000014", "not_imported", None, "run-0"),
+        ("i1", "13900000015", "imported", None, "run-0"),
+        ("h1", "13900000016", "imported", None, "run-0"),
+        ("s1", "13900000017", "staged", None, "run-0"),
+        ("d1", "1390000001", "rejected", "not_a_phone", "run-0"),
+        ("d1", "13900000018", "rejected", "duplicate_in_run (kept lead a1)", "run-1"),
+        ("i2", "13900000019", "imported", None, "run-0"),
+        ("i3", "13900000020", "imported", None, "run-0"),
+        ("i3", "12345", "rejected", "not_a_phone", "run-1"),
+        ("r2", "", "rejected", "missing_phone", "run-0"),
+        ("r2", "021-1234567", "rejected", "not_mobile", "run-1"),
+        ("z1", "", "rejected", "missing_phone", "run-1"),
     }
-    assert json.loads(by_lead["n1"].payload)["phone"] == "13900000013"
+    by_lead = {(r.lead_id, r.phone): r for r in rows}
+    assert json.loads(by_lead["n1", "13900000013"].payload)["phone"] == "13900000013"
     assert reasons == {
         "d1": "duplicate_in_run (kept lead a1)",
         "i2": "duplicate_in_run (kept lead a2)",
@@ -218,3 +225,52 @@ def test_a_nul_byte_from_the_warehouse_is_stored_visibly_not_refused(engine):
         (row,) = conn.execute(select(schema.rejects)).all()
     assert (row.lead_id, row.raw_phone) == ("L\\x001", "1380013\\x008000")
     assert reject_reasons(engine, "run-1") == {"not_a_phone": 1}
+
+
+def _mark(engine, status: str) -> None:
+    """Every staged row of the task as if its batch had ended with ``status``."""
+    with engine.begin() as conn:
+        conn.execute(
+            schema.ledger.update()
+            .where(schema.ledger.c.status == "staged")
+            .values(status=status, unique_id="u-1")
+        )
+
+
+def test_a_lead_whose_phone_changed_is_staged_with_the_new_number_and_keeps_the_old_row(engine):
+    staging.add_candidates(engine, "run-1", [candidate("a", "13900000001")])
+    staging.stage_candidates(engine, "run-1", TASK)
+    _mark(engine, "imported")
+
+    # The lead's row now has another valid number; another lead took the old one.
+    staging.add_candidates(
+        engine, "run-2", [candidate("a", "13900000002"), candidate("b", "13900000001")]
+    )
+    counts = staging.stage_candidates(engine, "run-2", TASK)
+
+    assert counts.staged == 1 and counts.already_loaded == 1
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(schema.ledger.c.lead_id, schema.ledger.c.phone, schema.ledger.c.status)
+        ).all()
+    assert sorted(rows) == [("a", "13900000001", "imported"), ("a", "13900000002", "staged")]
+    assert reject_reasons(engine, "run-2") == {"phone_already_loaded": 1}
+
+    # A third run with the same data changes nothing: both of a's numbers are accounted for.
+    _mark(engine, "imported")
+    staging.add_candidates(engine, "run-3", [candidate("a", "13900000002")])
+    again = staging.stage_candidates(engine, "run-3", TASK)
+    assert (again.staged, again.already_loaded) == (0, 1)
+
+
+def test_a_number_the_platform_refused_is_not_sent_again_but_a_new_one_is(engine):
+    staging.add_candidates(engine, "run-1", [candidate("a", "13900000001")])
+    staging.stage_candidates(engine, "run-1", TASK)
+    _mark(engine, "not_imported")
+    staging.add_candidates(engine, "run-2", [candidate("a", "13900000001")])
+    assert staging.stage_candidates(engine, "run-2", TASK).already_loaded == 1
+    staging.add_candidates(engine, "run-3", [candidate("a", "13900000009")])
+    assert staging.stage_candidates(engine, "run-3", TASK).staged == 1
+    with engine.connect() as conn:
+        rows = conn.execute(select(schema.ledger.c.phone, schema.ledger.c.status)).all()
+    assert sorted(rows) == [("13900000001", "not_imported"), ("13900000009", "staged")]
