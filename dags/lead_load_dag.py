@@ -70,19 +70,33 @@ def _run(settings: dict):
 )
 def lead_load():
     @task
-    def resolve_settings(params: dict[str, Any], dag_run=None, run_id: str | None = None) -> dict:
+    def resolve_settings(
+        params: dict[str, Any], dag_run=None, run_id: str | None = None, ti=None
+    ) -> dict:
+        from lead_load.glue.connections import ledger_engine
+        from lead_load.glue.failures import recorded_failure
         from lead_load.glue.settings import resolve
 
-        settings = resolve(params, run_id, dag_run.data_interval_start, dag_run.data_interval_end)
-        return settings.to_dict()
+        with recorded_failure(
+            "resolve_settings",
+            run_id,
+            params.get("api_task_id"),
+            (params.get("window_start"), params.get("window_end")),
+            ledger_engine,
+            last_try=ti.try_number > ti.max_tries,
+        ):
+            interval = (dag_run.data_interval_start, dag_run.data_interval_end)
+            return resolve(params, run_id, *interval).to_dict()
 
     @task
     def recheck_earlier_batches(settings: dict) -> dict:
         from agent_api.hooks.agent_api import AgentApiHook
         from lead_load.glue.connections import ledger_engine
+        from lead_load.glue.failures import this_step
         from lead_load.steps import settle
 
-        return settle.recheck_earlier_batches(_run(settings), ledger_engine(), AgentApiHook())
+        with this_step("recheck_earlier_batches", settings):
+            return settle.recheck_earlier_batches(_run(settings), ledger_engine(), AgentApiHook())
 
     @task(
         templates_exts=[".sql"],
@@ -98,38 +112,42 @@ def lead_load():
         from lead_load.core.mapping import FieldMapping
         from lead_load.core.window import sql_bounds
         from lead_load.glue.connections import ledger_engine, warehouse_engine
+        from lead_load.glue.failures import this_step
         from lead_load.steps import extract
 
-        run = _run(settings)
-        warehouse = warehouse_engine()
-        bounds = sql_bounds(
-            datetime.fromisoformat(run.window_start),
-            datetime.fromisoformat(run.window_end),
-            warehouse.dialect.name,
-        )
-        return extract.extract_and_stage(
-            run,
-            templates_dict["sql"],
-            bounds,
-            warehouse,
-            ledger_engine(),
-            AgentApiHook(),
-            FieldMapping.load(),
-            missing_updated_at_sql=templates_dict["missing_updated_at_sql"],
-        )
+        with this_step("extract_and_stage", settings):
+            run = _run(settings)
+            warehouse = warehouse_engine()
+            bounds = sql_bounds(
+                datetime.fromisoformat(run.window_start),
+                datetime.fromisoformat(run.window_end),
+                warehouse.dialect.name,
+            )
+            return extract.extract_and_stage(
+                run,
+                templates_dict["sql"],
+                bounds,
+                warehouse,
+                ledger_engine(),
+                AgentApiHook(),
+                FieldMapping.load(),
+                missing_updated_at_sql=templates_dict["missing_updated_at_sql"],
+            )
 
     @task
     def plan_batches(settings: dict) -> list[dict]:
         from airflow.sdk.exceptions import AirflowFailException
 
         from lead_load.glue.connections import ledger_engine
+        from lead_load.glue.failures import this_step
         from lead_load.glue.settings import max_map_length
         from lead_load.steps import plan
 
-        try:
-            return plan.plan(_run(settings), ledger_engine(), max_map_length())
-        except ValueError as error:  # too many batches: retrying cannot help
-            raise AirflowFailException(str(error)) from None
+        with this_step("plan_batches", settings):
+            try:
+                return plan.plan(_run(settings), ledger_engine(), max_map_length())
+            except ValueError as error:  # too many batches: retrying cannot help
+                raise AirflowFailException(str(error)) from None
 
     def planned_batches() -> list[dict] | None:
         """plan_batches' XCom, or None when it did not finish (the all_done tasks below)."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from sqlalchemy import (
     Engine,
     func,
     select,
 )
 
-from lead_load.ledger.schema import batches, ledger, rejects
+from lead_load.ledger.schema import batches, ledger, rejects, runs
 
 
 def _count_by(engine: Engine, column, *conditions) -> dict[str, int]:
@@ -39,3 +42,10 @@ def reject_reasons(engine: Engine, run_id: str) -> dict[str, int]:
 
 def batch_counts(engine: Engine, run_id: str) -> dict[str, int]:
     return _count_by(engine, batches.c.status, batches.c.run_id == run_id)
+
+
+def recorded_summary(engine: Engine, run_id: str) -> dict[str, Any]:
+    """The summary stored on the run's row (empty when there is none yet)."""
+    with engine.connect() as conn:
+        stored = conn.execute(select(runs.c.summary).where(runs.c.run_id == run_id)).scalar()
+    return json.loads(stored) if stored else {}

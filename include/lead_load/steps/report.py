@@ -35,17 +35,22 @@ def report(
     ``failed`` and its problems (phones masked).
     """
     if extract_counts is None:
-        message = (
+        # The step that failed recorded where and why (glue.failures); keep its words.
+        recorded = _step_failure(
+            ledger_engine, settings, ("recheck_earlier_batches", "extract_and_stage")
+        )
+        problems = recorded.get("problems") or [
             "the extract step did not finish (it or a task before it failed); see the log "
             "of the first failed task"
-        )
+        ]
+        failed_at = recorded.get("failed_at", "extract_and_stage")
         _record(
             settings,
             ledger_engine,
-            {**_identity(settings), "failed_at": "extract_and_stage", "problems": [message]},
+            {**_identity(settings), "failed_at": failed_at, "problems": problems},
             failed=True,
         )
-        raise RunFailed(message)
+        raise RunFailed("; ".join(problems))
     statuses = counts.status_counts(ledger_engine, settings.api_task_id, settings.run_id)
     summary: dict[str, Any] = {
         **_identity(settings),
@@ -69,6 +74,10 @@ def report(
     ratio = failed / summary["extracted"] if summary["extracted"] else 0.0
     summary["reject_ratio"] = round(ratio, 4)
     problems = _problems(summary, settings, landing, planned)
+    if not planned:
+        summary["failed_at"] = "plan_batches"
+        recorded = _step_failure(ledger_engine, settings, ("plan_batches",))
+        problems = recorded.get("problems", []) + problems
     if problems:
         summary["problems"] = problems
     _record(settings, ledger_engine, summary, failed=bool(problems))
@@ -76,6 +85,19 @@ def report(
     if problems:
         raise RunFailed("; ".join(problems))
     return summary
+
+
+def _step_failure(
+    ledger_engine: Engine, settings: RunSettings, stages: tuple[str, ...]
+) -> dict[str, Any]:
+    """What a failed step of ``stages`` recorded on the run's row; empty if none did (or
+    the ledger cannot be read: the verdict does not depend on it)."""
+    try:
+        recorded = counts.recorded_summary(ledger_engine, settings.run_id)
+    except Exception as error:
+        log.warning("Could not read run %s's record: %s", settings.run_id, type(error).__name__)
+        return {}
+    return recorded if recorded.get("failed_at") in stages else {}
 
 
 def _identity(settings: RunSettings) -> dict[str, Any]:

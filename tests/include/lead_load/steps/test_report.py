@@ -70,3 +70,38 @@ def test_a_clean_run_is_recorded_as_finished(staged_ledger):
     assert "problems" not in summary
     with staged_ledger.connect() as conn:
         assert conn.execute(schema.runs.select()).one().state == "finished"
+
+
+def test_a_step_that_recorded_its_failure_keeps_its_words_in_the_report(staged_ledger):
+    from lead_load.glue.failures import record
+
+    settings = run_settings()
+    window = (settings.window_start, settings.window_end)
+    record(
+        "extract_and_stage",
+        "run-1",
+        settings.api_task_id,
+        window,
+        "OperationalError: connection refused",
+        lambda: staged_ledger,
+    )
+    with pytest.raises(report.RunFailed, match="extract_and_stage failed: OperationalError"):
+        report.report(settings, staged_ledger, None)
+    with staged_ledger.connect() as conn:
+        run = conn.execute(schema.runs.select()).one()
+    stored = json.loads(run.summary)
+    assert (run.state, stored["failed_at"]) == ("failed", "extract_and_stage")
+    assert stored["problems"] == ["extract_and_stage failed: OperationalError: connection refused"]
+
+    # A planning failure's own words come first, then the report's.
+    record(
+        "plan_batches",
+        "run-1",
+        settings.api_task_id,
+        window,
+        "ValueError: 2000 batches",
+        lambda: staged_ledger,
+    )
+    with pytest.raises(report.RunFailed) as error:
+        report.report(settings, staged_ledger, extract_counts(), planned=False)
+    assert str(error.value).startswith("plan_batches failed: ValueError: 2000 batches; ")
