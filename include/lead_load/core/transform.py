@@ -60,6 +60,13 @@ class TransformResult:
     rejects: pd.DataFrame  # lead_id, raw_phone, reason
     duplicates: pd.DataFrame  # lead_id, phone, kept_lead_id
 
+    @property
+    def sex_unknown(self) -> int:
+        """Rows to send whose sex is 0, unknown: empty, or a value ``sex_values`` maps to 0.
+        Counted for the summary: unknown is a legal value, but the data owner may not know
+        how often their column says nothing."""
+        return sum(1 for payload in self.payloads if payload.get("sex") == 0)
+
 
 class PayloadError(ValueError):
     """A row cannot become an API row; the message says which lead and why."""

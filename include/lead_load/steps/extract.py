@@ -133,7 +133,7 @@ def extract_and_stage(
     schema.create_tables(ledger_engine)
     staging.clear_run(ledger_engine, settings.run_id)  # a retry starts this step afresh
     template = agent_api.get_template() if mapping.components else None
-    totals = {"extracted": 0, "rejected": 0, "duplicates_in_chunk": 0}
+    totals = {"extracted": 0, "rejected": 0, "duplicates_in_chunk": 0, "sex_unknown": 0}
     previous_leads: set[str] = set()
     for number, chunk in enumerate(read_in_chunks(warehouse, sql, bounds, chunk_rows), start=1):
         if number == 1:
@@ -158,6 +158,7 @@ def extract_and_stage(
         batch_lifecycle.renew_run(ledger_engine, settings.run_id)  # long extracts stay live
         totals["rejected"] += len(result.rejects) + len(repeats)
         totals["duplicates_in_chunk"] += len(result.duplicates)
+        totals["sex_unknown"] += result.sex_unknown
         log.info(
             "Chunk %d: %d rows (%d valid, %d rejected, %d duplicates); %d rows so far",
             number,
@@ -175,6 +176,7 @@ def extract_and_stage(
         "staged": staged.staged,
         "already_loaded": staged.already_loaded,
         "in_flight": staged.in_flight,
+        "sex_unknown": totals["sex_unknown"],
     }
     if missing_updated_at_sql:
         counts["updated_at_missing_in_table"] = count_missing_updated_at(

@@ -497,3 +497,4 @@ def test_a_sex_value_the_mapping_does_not_list_is_a_reject_not_a_silent_unknown(
         "(include/lead_load/core/field_mapping.yaml)",
     ]
     assert [(p["extra"], p["sex"]) for p in result.payloads] == [("3", 0), ("4", 0)]
+    assert result.sex_unknown == 2  # blank and "Unknown": sent as 0, and counted

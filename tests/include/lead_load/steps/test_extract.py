@@ -143,6 +143,8 @@ def test_repeated_and_missing_lead_ids_are_rejects_not_a_crash(engine):
     )
 
     assert counts["extracted"] == 8
+    # The table has no sex column mapped to a value: every lead to send goes as unknown.
+    assert counts["sex_unknown"] == counts["staged"] == 4
     assert counts["extracted"] == (
         counts["rejected"]
         + counts["duplicates_in_run"]
