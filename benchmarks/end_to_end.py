@@ -7,9 +7,10 @@ bucket answers 429 above ``--rps`` requests/s (default 20) over all platform rou
 - ``DAG``: ``lead_load`` triggered through the REST API of an ``AirflowStack``
   (tests/distributed/stack.py: api-server, scheduler, dag-processor, triggerer and a Celery
   worker with 4 slots, PostgreSQL metadata DB and warehouse). It extracts the leads from
-  the warehouse, stages them in the ledger, posts the batches (mapped ``post_batch``) and
-  waits for each callback (mapped ``wait_for_callback``), both in the triggerer, with the
-  ``agent_api`` connection's ``max_requests_per_second`` set to ``--rps``, and reports;
+  the warehouse, stages them in the ledger, posts each batch (``batches.post_batch``) and
+  waits for its callback (``batches.wait_for_callback``; one mapped task group instance per
+  batch), both in the triggerer, with the ``agent_api`` connection's
+  ``max_requests_per_second`` set to ``--rps``, and reports;
 - ``plain``: ``plain_asyncio_loader.py``, the same API rows in the same batches into
   another fresh calling task, every request (posts, polls, downloads) paced by one token
   bucket at ``--rps``, then polls each callback and downloads the numbers it imported.
@@ -194,8 +195,8 @@ def run_dag(stack: AirflowStack, sim: SimulatorProcess, batches: int) -> dict:
         # The run in three parts: resolve/extract/stage/plan, posting, callbacks + report.
         "before_first_post_s": round(post_times[0] - started, 2),
         "after_last_post_s": round(ended - post_times[-1], 2),
-        "post_batch": ti_timing(tis, "post_batch"),
-        "wait_for_callback": ti_timing(tis, "wait_for_callback"),
+        "post_batch": ti_timing(tis, "batches.post_batch"),
+        "wait_for_callback": ti_timing(tis, "batches.wait_for_callback"),
     }
 
 

@@ -4,8 +4,9 @@ No Airflow, no ledger, no database. One ``TokenBucket`` paces every request the 
 (posts, callback polls, downloads) at ``rps``. The script posts every batch, then polls each
 batch's callback until the platform has processed it and downloads the numbers it imported:
 the platform-side work of the DAG's ``post_batch`` and ``wait_for_callback`` tasks. Polls
-start after the last post, as the DAG's sensors do (``collect_unique_ids`` waits for every
-post), so the posting phase holds posts only.
+start after the last post, so the posting phase holds posts only: the fastest a load can
+post at ``rps``. (The DAG's sensors start as soon as their own batch is accepted, so their
+polls overlap the remaining posts.)
 
 A 429 is counted and the request is sent again after its ``Retry-After``; with the bucket at
 or below the platform's limit there should be none.

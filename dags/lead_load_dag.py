@@ -5,8 +5,10 @@ Every night (02:00 Asia/Shanghai) this DAG loads the leads whose `updated_at` fa
 run's data interval into a calling task of the platform:
 
 `resolve_settings -> recheck_earlier_batches -> extract_and_stage -> plan_batches ->
-post_batch (mapped, one per <=200-row batch) -> wait_for_callback (deferrable, mapped by
-unique_id) -> verify_landing -> report`
+batches (a mapped task group, one per <=200-row batch: post_batch -> wait_for_callback,
+deferrable) -> verify_landing -> report`. Each batch's callback is awaited as soon as its
+post is accepted: `batches.post_batch[3]` and `batches.wait_for_callback[3]` are the same
+batch.
 
 * **Exactly once**: the ledger table (`lead_load_ledger`) stages each valid lead once per
   target task, and the database allows one active row per phone; retries, re-runs and
@@ -25,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import (
+    Asset,
+    CronDataIntervalTimetable,
+    dag,
+    get_current_context,
+    task,
+    task_group,
+)
 
 from lead_load.glue.notifications import failure_notifiers
 from lead_load.glue.operators import PostBatchOperator, post_in_triggerer
@@ -154,22 +163,6 @@ def lead_load():
         return get_current_context()["ti"].xcom_pull("plan_batches")
 
     @task(trigger_rule="all_done")
-    def collect_unique_ids(settings: dict) -> list[str]:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from lead_load.glue.connections import ledger_engine
-        from lead_load.ledger import batch_lifecycle
-
-        planned = planned_batches()
-        if planned is None:  # an earlier step failed and said why; nothing was posted
-            raise AirflowSkipException("no batches were planned")
-        if not planned:
-            return []
-        # From the ledger rather than post_batch's XComs: it also knows batches that an
-        # earlier try posted, and batches whose post failed are simply not there.
-        return batch_lifecycle.awaiting_callback(ledger_engine(), _run(settings).run_id)
-
-    @task(trigger_rule="all_done")
     def verify_landing(settings: dict) -> dict:
         from agent_api.hooks.agent_api import AgentApiHook
         from lead_load.glue.connections import ledger_engine
@@ -198,41 +191,51 @@ def lead_load():
         except report_step.RunFailed as error:  # the verdict on finished work: no retry
             raise AirflowFailException(str(error)) from None
 
+    @task_group(group_id="batches")
+    def load_batch(batch: dict) -> None:
+        """One planned batch: post it, then wait for its callback and record the outcome.
+
+        A mapped task group, so that ``wait_for_callback[i]`` starts as soon as
+        ``post_batch[i]`` is accepted, while other batches are still being posted (no barrier
+        behind the last post), and both carry the same map index: the batch's position in
+        the plan. Both start in the triggerer (docs/throughput.md).
+        """
+        posted = PostBatchOperator(
+            task_id="post_batch",
+            settings=settings,
+            batch=batch,
+            pool=AGENT_API_POOL,
+            retries=3,
+            start_from_trigger=True,
+            start_trigger_args=post_in_triggerer("resolve_settings", "plan_batches"),
+            map_index_template="batch {{ task.batch.batch_no }} ({{ task.batch.rows }} rows)",
+        )
+        waited = LedgerCallbackSensor(
+            task_id="wait_for_callback",
+            settings=settings,
+            batch=batch,
+            deferrable=True,
+            start_from_trigger=True,
+            start_trigger_args=wait_in_triggerer(
+                "resolve_settings", "plan_batches", CALLBACK_TIMEOUT, POLL_INTERVAL_SECONDS
+            ),
+            poll_interval=POLL_INTERVAL_SECONDS,
+            timeout=CALLBACK_TIMEOUT.total_seconds(),
+            soft_fail=True,
+            map_index_template="batch {{ task.batch.batch_no }} ({{ task.batch.rows }} rows)",
+        )
+        posted >> waited
+
     settings = resolve_settings()
     recheck = recheck_earlier_batches(settings)
     staged = extract_and_stage(settings)
     planned = plan_batches(settings)
-    # Each batch starts in the triggerer: no worker start per post (docs/throughput.md).
-    posted = PostBatchOperator.partial(
-        task_id="post_batch",
-        settings=settings,
-        pool=AGENT_API_POOL,
-        retries=3,
-        start_from_trigger=True,
-        start_trigger_args=post_in_triggerer("resolve_settings", "plan_batches"),
-        map_index_template="batch {{ task.batch.batch_no }} ({{ task.batch.rows }} rows)",
-    ).expand(batch=planned)
-    unique_ids = collect_unique_ids(settings)
-    # The callback waits start in the triggerer too, and record the outcome there.
-    waited = LedgerCallbackSensor.partial(
-        task_id="wait_for_callback",
-        settings=settings,
-        deferrable=True,
-        start_from_trigger=True,
-        start_trigger_args=wait_in_triggerer(
-            "resolve_settings", "collect_unique_ids", CALLBACK_TIMEOUT, POLL_INTERVAL_SECONDS
-        ),
-        poll_interval=POLL_INTERVAL_SECONDS,
-        timeout=CALLBACK_TIMEOUT.total_seconds(),
-        soft_fail=True,
-        map_index_template="{{ task.unique_id }}",
-    ).expand(unique_id=unique_ids)
+    batches = load_batch.expand(batch=planned)
     landing = verify_landing(settings)
     report(settings, staged, landing)
 
     recheck >> staged >> planned
-    posted >> unique_ids
-    waited >> landing
+    batches >> landing
 
 
 lead_load()

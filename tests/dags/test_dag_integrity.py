@@ -108,14 +108,24 @@ def test_lead_load_posts_and_waits_in_the_triggerer_as_the_scheduler_sees_it(
 
     serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag_bag.dags["lead_load"]))
     expected = {
-        "post_batch": "lead_load.glue.triggers.PostBatchTrigger",
-        "wait_for_callback": "lead_load.glue.triggers.LedgerCallbackTrigger",
+        "batches.post_batch": "lead_load.glue.triggers.PostBatchTrigger",
+        "batches.wait_for_callback": "lead_load.glue.triggers.LedgerCallbackTrigger",
     }
     for task_id, trigger_cls in expected.items():
         task = serialized.get_task(task_id)
         assert task.start_from_trigger is True, task_id
         assert task.start_trigger_args.trigger_cls == trigger_cls
         assert task.start_trigger_args.next_method == "execute_complete"
+    # One mapped group per batch: a batch's wait follows its own post, not the last post.
+    wait = serialized.get_task("batches.wait_for_callback")
+    assert wait.upstream_task_ids == {"batches.post_batch", "resolve_settings"}
+    assert "'batches.post_batch', map_indexes=ti.map_index" in str(
+        wait.start_trigger_args.trigger_kwargs
+    )
+    assert serialized.get_task("verify_landing").upstream_task_ids == {
+        "resolve_settings",
+        "batches.wait_for_callback",
+    }
 
 
 def test_parsing_imports_neither_pandas_nor_the_http_client() -> None:

@@ -104,7 +104,8 @@ def test_trigger_lead_load_from_the_ui_and_see_it_succeed(airflow_stack, browser
         page.goto(f"{stack.base_url}/dags/lead_load/runs/{run_id}")
         page.get_by_text("Success").first.wait_for()
         page.goto(f"{stack.base_url}/dags/lead_load")
-        page.get_by_text("wait_for_callback").first.wait_for()
+        # The grid shows the batches' mapped task group (post_batch -> wait_for_callback).
+        page.get_by_text("batches").first.wait_for()
         page.screenshot(path=str(screenshots / "lead_load_grid.png"), full_page=True)
     finally:
         page.close()

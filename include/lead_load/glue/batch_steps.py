@@ -7,11 +7,14 @@ import os
 import socket
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from agent_api.exceptions import AgentApiError
 from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.sensors.callback import BatchOutcome
 from lead_load.core.settings import RunSettings
 from lead_load.glue.connections import ledger_conn_id, shared_engine_for
+from lead_load.ledger import batch_lifecycle
 from lead_load.steps.post import LeaseHeld, post_batch
 from lead_load.steps.settle import apply_outcome
 
@@ -31,6 +34,20 @@ def post_planned_batch(
     return post_batch(
         run_settings, batch["batch_no"], shared_engine_for(ledger_conn_id()), AgentApiHook(), owner
     )
+
+
+def posted_unique_id(settings: dict[str, Any], batch: dict[str, Any]) -> str:
+    """The ``unique_id`` of a posted batch of ``plan_batches``, from the ledger."""
+    run_settings = RunSettings.from_dict(settings)
+    unique_id = batch_lifecycle.posted_unique_id(
+        shared_engine_for(ledger_conn_id()), run_settings.run_id, batch["batch_no"]
+    )
+    if not unique_id:
+        raise AirflowFailException(
+            f"batch {batch['batch_no']} of run {run_settings.run_id} has no unique_id in the "
+            "ledger: its post did not succeed, so there is no callback to wait for"
+        )
+    return unique_id
 
 
 def record_outcome(

@@ -17,14 +17,16 @@ from lead_load.glue.start_in_triggerer import StartsInTriggerer, from_xcom
 
 
 def wait_in_triggerer(
-    settings_task_id: str, unique_ids_task_id: str, timeout: timedelta, poll_interval: float
+    settings_task_id: str, plan_task_id: str, timeout: timedelta, poll_interval: float
 ) -> StartTriggerArgs:
-    """Start each mapped ``LedgerCallbackSensor`` in the triggerer (see ``start_in_triggerer``)."""
+    """Start each mapped ``LedgerCallbackSensor`` in the triggerer (see ``start_in_triggerer``),
+    waiting for the batch of ``plan_task_id`` at its map index: the trigger reads the batch's
+    ``unique_id`` from the ledger."""
     return StartTriggerArgs(
         trigger_cls="lead_load.glue.triggers.LedgerCallbackTrigger",
         trigger_kwargs={
             "settings": from_xcom(settings_task_id),
-            "unique_id": from_xcom(unique_ids_task_id, "[ti.map_index]", as_json=False),
+            "batch": from_xcom(plan_task_id, "[ti.map_index]"),
             "timeout": timeout.total_seconds(),
             "poll_interval": poll_interval,
         },
@@ -35,18 +37,29 @@ def wait_in_triggerer(
 
 
 class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
-    """Waits for one batch's callback, then records each of its rows in the ledger.
+    """Waits for one posted batch's callback, then records each of its rows in the ledger.
 
-    The imported numbers go straight from the platform to the ledger; the task's XCom
-    holds only counts. With ``start_trigger_args=wait_in_triggerer(...)`` and
+    ``batch`` is the planned batch (``{"batch_no", "rows"}``); its ``unique_id`` is read
+    from the ledger when the wait starts, so the sensor waits for whichever copy of the post
+    was accepted. The imported numbers go straight from the platform to the ledger; the
+    task's XCom holds only counts. With ``start_trigger_args=wait_in_triggerer(...)`` and
     ``start_from_trigger=True`` the whole wait runs in the triggerer (``LedgerCallbackTrigger``).
     """
 
-    template_fields = (*AgentApiCallbackSensor.template_fields, "settings")
+    template_fields = (*AgentApiCallbackSensor.template_fields, "settings", "batch")
 
-    def __init__(self, *, settings: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(self, *, settings: dict[str, Any], batch: dict[str, Any], **kwargs: Any) -> None:
+        kwargs.setdefault("unique_id", "")  # read from the ledger in execute()
         super().__init__(**kwargs)
         self.settings = settings
+        self.batch = batch
+
+    def execute(self, context: Any) -> Any:
+        if not self.unique_id:
+            from lead_load.glue.batch_steps import posted_unique_id  # not at DAG parse time
+
+            self.unique_id = posted_unique_id(self.settings, self.batch)
+        return super().execute(context)
 
     def on_outcome(self, context: Any, outcome: BatchOutcome) -> dict[str, Any]:
         from lead_load.glue.batch_steps import record_outcome  # not at DAG parse time

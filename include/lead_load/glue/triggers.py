@@ -27,7 +27,7 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 from agent_api.hooks.agent_api import AgentApiAsyncHook
 from agent_api.masking import mask_phones_in
 from agent_api.triggers.callback import AgentApiCallbackTrigger
-from lead_load.glue.batch_steps import post_planned_batch, record_callback
+from lead_load.glue.batch_steps import post_planned_batch, posted_unique_id, record_callback
 from lead_load.steps.post import LeaseHeld
 
 # Posts and outcome recordings run in threads of their own, not in the event loop: the
@@ -115,7 +115,10 @@ class PostBatchTrigger(BaseTrigger):
 
 
 class LedgerCallbackTrigger(AgentApiCallbackTrigger):
-    """Wait for batch ``unique_id``'s callback, record its outcome in the ledger, end the task.
+    """Wait for a batch's callback, record its outcome in the ledger, end the task.
+
+    The batch is ``unique_id``, or, when that is empty, the planned ``batch`` whose
+    ``unique_id`` the ledger holds once its post was accepted (how the DAG starts it).
 
     The triggerer-started form of ``LedgerCallbackSensor``: polling, the download of the
     imported numbers and the ledger update all happen here, and the task ends with the same
@@ -126,8 +129,9 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
     def __init__(
         self,
         settings: str | dict,
-        unique_id: str,
-        timeout: float,
+        unique_id: str = "",
+        timeout: float = 3600.0,
+        batch: str | dict | None = None,
         poll_interval: float = 2.0,
         backoff: float = 1.5,
         max_poll_interval: float = 60.0,
@@ -144,6 +148,7 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
         )
         self.settings = settings
         self.timeout = float(timeout)
+        self.batch = batch
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -152,6 +157,7 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
                 "settings": self.settings,
                 "unique_id": self.unique_id,
                 "timeout": self.timeout,
+                "batch": self.batch,
                 "poll_interval": self.poll_interval,
                 "backoff": self.backoff,
                 "max_poll_interval": self.max_poll_interval,
@@ -163,6 +169,14 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
         settings = parsed(self.settings)
         self.sub_user_id = settings.get("sub_user_id")
         self.deadline = time.time() + self.timeout
+        if not self.unique_id:
+            try:
+                self.unique_id = await run_in_thread(
+                    posted_unique_id, settings, parsed(self.batch or {})
+                )
+            except Exception as error:
+                yield error_event(error)
+                return
         async for event in super().run():
             if event.payload.get("status") != "success":
                 yield event

@@ -201,25 +201,53 @@ def test_a_callback_that_never_comes_times_out_and_leaves_the_rows_submitted(led
     assert ledger_status(engine, batches[0]["batch_no"]) == {"submitted"}
 
 
-def test_the_wait_start_args_render_to_this_map_index_unique_id(ledger_env):
+def test_the_wait_start_args_render_to_this_map_index_batch(ledger_env):
     from datetime import timedelta
 
     from lead_load.glue.sensors import LedgerCallbackSensor, wait_in_triggerer
 
-    _, settings, _, _ = ledger_env
-    args = wait_in_triggerer("resolve_settings", "collect_unique_ids", timedelta(minutes=5), 2.0)
+    _, settings, batches, _ = ledger_env
+    args = wait_in_triggerer("resolve_settings", "plan_batches", timedelta(minutes=5), 2.0)
     sensor = LedgerCallbackSensor(
         task_id="wait_for_callback",
         settings={},
-        unique_id="",
+        batch={},
         start_from_trigger=True,
         start_trigger_args=args,
     )
     trigger = LedgerCallbackTrigger(**args.trigger_kwargs)
-    ids = ["u-0", "u-1", "u-2"]
-    ti = _TriggererTI(sensor, 2, {"resolve_settings": settings, "collect_unique_ids": ids})
+    ti = _TriggererTI(sensor, 2, {"resolve_settings": settings, "plan_batches": batches})
     trigger.task_instance = ti
     trigger.render_template_fields({"ti": ti})
-    assert trigger.unique_id == "u-2"
+    assert json.loads(trigger.batch) == batches[2]
+    assert trigger.unique_id == ""  # read from the ledger when the wait starts
     assert json.loads(trigger.settings) == settings
     assert trigger.timeout == 300
+
+
+def test_a_wait_started_by_batch_reads_its_unique_id_from_the_ledger(ledger_env, account):
+    """How the DAG starts it: with the batch of the plan, not the post's XCom (which a post
+    that ended in the triggerer stores as JSON text)."""
+    engine, settings, batches, _ = ledger_env
+    receipt = events_of(PostBatchTrigger(settings, batches[1]))[0].xcoms["return_value"]
+    account.sim.wait_until_processed()
+
+    trigger = LedgerCallbackTrigger(
+        json.dumps(settings), timeout=30, poll_interval=0.05, batch=json.dumps(batches[1])
+    )
+    (event,) = events_of(trigger)
+
+    assert isinstance(event, TaskSuccessEvent)
+    assert event.xcoms["return_value"]["unique_id"] == receipt["unique_id"]
+    assert ledger_status(engine, batches[1]["batch_no"]) == {"imported"}
+
+
+def test_a_wait_for_a_batch_that_was_never_posted_fails_without_retries(ledger_env, account):
+    _, settings, batches, _ = ledger_env
+    trigger = LedgerCallbackTrigger(settings, timeout=30, batch=batches[0])
+    (event,) = events_of(trigger)
+    assert event.payload["status"] == "error"
+    assert event.payload["retryable"] is False
+    assert f"batch {batches[0]['batch_no']} of run" in event.payload["message"]
+    assert "has no unique_id in the ledger" in event.payload["message"]
+    assert account.posts() == []
