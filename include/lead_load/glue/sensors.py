@@ -55,11 +55,19 @@ class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
         self.batch = batch
 
     def execute(self, context: Any) -> Any:
+        self._read_unique_id()
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        # A deferred task resumes on a fresh copy of the operator: read the id again.
+        self._read_unique_id()
+        return super().execute_complete(context, event)
+
+    def _read_unique_id(self) -> None:
         if not self.unique_id:
             from lead_load.glue.batch_steps import posted_unique_id  # not at DAG parse time
 
             self.unique_id = posted_unique_id(self.settings, self.batch)
-        return super().execute(context)
 
     def on_outcome(self, context: Any, outcome: BatchOutcome) -> dict[str, Any]:
         from lead_load.glue.batch_steps import record_outcome  # not at DAG parse time
