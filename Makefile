@@ -23,9 +23,26 @@ help:
 	@echo "make up     - run Airflow locally (airflow standalone) on http://localhost:8080, user admin"
 	@echo "make lock   - re-resolve requirements.in into requirements.lock"
 
+# mysqlclient, the driver of the MySQL provider (MySQL/MariaDB warehouses), has no Linux
+# wheels: pip compiles it against the MySQL/MariaDB client headers, found with pkg-config.
+# When they are missing, root with apt-get installs Debian's packages; anyone else is told.
+MYSQLCLIENT_BUILD_DEPS := default-libmysqlclient-dev pkg-config build-essential
+
 # Reinstall only when the lock or the project metadata changed.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if ! pkg-config --exists mysqlclient 2>/dev/null && ! pkg-config --exists mariadb 2>/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing the MySQL client headers mysqlclient builds against ($(MYSQLCLIENT_BUILD_DEPS)) ..."; \
+			{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+				--no-install-recommends $(MYSQLCLIENT_BUILD_DEPS); } > $(VENV)/apt.log 2>&1 \
+				|| { tail -20 $(VENV)/apt.log; echo "could not install $(MYSQLCLIENT_BUILD_DEPS)"; exit 1; }; \
+		else \
+			echo "pip compiles mysqlclient: install the MySQL/MariaDB client headers and pkg-config" \
+				"first (Debian/Ubuntu: apt-get install $(MYSQLCLIENT_BUILD_DEPS)), then run make again"; \
+			exit 1; \
+		fi; \
+	fi
 	@echo "Installing the locked dependencies into $(VENV) ..."
 	@$(BIN)/pip install -q -r requirements.lock > $(VENV)/pip.log 2>&1 \
 		|| { grep -v '^WARNING: Location' $(VENV)/pip.log; exit 1; }

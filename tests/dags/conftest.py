@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -19,6 +20,7 @@ from agent_api_simulator.testing import SimulatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+MARIADB_ADMIN_URL = "mysql://root@127.0.0.1:3306/test"
 WINDOW = (datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC))
 
 
@@ -68,6 +70,45 @@ def postgres_warehouse() -> Warehouse:
         admin.dispose()
 
     return Warehouse(url, engine, [drop])
+
+
+def mariadb_warehouse(init_command: str | None = None) -> Warehouse:
+    """A fresh database on the local MariaDB (root, no password), dropped afterwards.
+
+    The warehouse is an Airflow connection of type ``mysql`` (the MySQL provider, driver
+    mysqlclient). ``init_command``, e.g. ``SET time_zone = '+08:00'``, runs at the start of
+    every session of the DAG's connection: a server whose default zone is not UTC, without
+    changing the shared server's global settings. Under CI=true an unreachable server fails
+    the test instead of skipping it.
+    """
+    admin = create_engine(MARIADB_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            name = f"lead_load_test_{uuid.uuid4().hex[:10]}"
+            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    except Exception as error:
+        admin.dispose()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"MariaDB on 127.0.0.1:3306 is required in CI: {error}")
+        pytest.skip(f"MariaDB on 127.0.0.1:3306 is not reachable: {error}")
+    url = f"mysql://root@127.0.0.1:3306/{name}"
+    engine = create_engine(url)
+
+    def drop() -> None:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+    return Warehouse(mariadb_conn_uri(url, init_command), engine, [drop])
+
+
+def mariadb_conn_uri(url: str, init_command: str | None = None) -> str:
+    """The Airflow connection URI of a MariaDB database; ``init_command`` goes into the
+    connection's extra, which the MySQL provider passes on to the driver."""
+    if init_command is None:
+        return url
+    return f"{url}?{urlencode({'init_command': init_command})}"
 
 
 @dataclass
