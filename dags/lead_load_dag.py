@@ -112,6 +112,9 @@ def lead_load():
         templates_dict={
             "sql": "sql/extract_leads.sql",
             "missing_updated_at_sql": "sql/count_missing_updated_at.sql",
+            # SQLite compares text: its own queries read updated_at with julianday().
+            "sqlite_sql": "sql/sqlite/extract_leads.sql",
+            "sqlite_missing_updated_at_sql": "sql/sqlite/count_missing_updated_at.sql",
         },
     )
     def extract_and_stage(settings: dict, templates_dict: dict | None = None) -> dict:
@@ -132,15 +135,16 @@ def lead_load():
                 datetime.fromisoformat(run.window_end),
                 warehouse.dialect.name,
             )
+            sql, missing_sql = extract.queries_for(warehouse.dialect.name, templates_dict)
             return extract.extract_and_stage(
                 run,
-                templates_dict["sql"],
+                sql,
                 bounds,
                 warehouse,
                 ledger_engine(),
                 AgentApiHook(),
                 FieldMapping.load(),
-                missing_updated_at_sql=templates_dict["missing_updated_at_sql"],
+                missing_updated_at_sql=missing_sql,
             )
 
     @task

@@ -10,12 +10,16 @@ Reject reasons, the ``reason`` column of ``rejects``: a code, or ``"code: detail
 - ``missing_lead_id``: the lead id is null or blank, so the row could not be traced. Its
   reject is keyed ``(no lead id: row N of the window)``, N counted from ``first_row``.
 - ``duplicate_lead_id``: another row of the window has the same lead id and a later (or the
-  same) ``updated_at``; that row stands for the lead.
+  same) ``updated_at``; that row stands for the lead. Keyed ``(repeat of lead X: row N of the
+  window)``, so that a lead's repeats and its own reject (if its latest row is bad) can all
+  be recorded.
 - ``missing_phone`` / ``not_a_phone`` / ``not_mobile``: see ``lead_load.core.phones``.
 - ``invalid_field``: a mapped value cannot be sent as the API asks,
   e.g. ``invalid_field: grade_id must be an integer (got 'abc')``, an integer beyond the
   signed 64-bit range, or a control character (NUL and the other C0 controls but tab, line
-  feed and carriage return; DEL) in ``name``, ``company`` or ``email``.
+  feed and carriage return; DEL) in ``name``, ``company``, ``email`` or the lead id. A lead
+  id longer than the ledger's key (``MAX_LEAD_ID_CHARS``) cannot even be recorded under its
+  own name: keyed ``(lead id too long: row N of the window)``, no lead of its own.
 - ``component_invalid``: a component breaks the public-pool template (docs/agent-api.md section 4),
   e.g. ``component_invalid: 数字 must be an integer``.
 
@@ -41,6 +45,11 @@ from lead_load.core.phones import MISSING_PHONE, NOT_A_PHONE, NOT_MOBILE, normal
 MISSING_LEAD_ID = "missing_lead_id"
 DUPLICATE_LEAD_ID = "duplicate_lead_id"
 INVALID_FIELD = "invalid_field"
+# The ledger keys rows by lead id in a column of this many characters (lead_load.ledger.schema;
+# a test keeps the two equal). A longer id would fail the insert on PostgreSQL and MySQL.
+MAX_LEAD_ID_CHARS = 128
+LEAD_ID_TOO_LONG = f"{INVALID_FIELD}: lead_id is longer than {MAX_LEAD_ID_CHARS} characters"
+LEAD_ID_CONTROL = f"{INVALID_FIELD}: lead_id contains a control character"
 COMPONENT_INVALID = "component_invalid"
 REJECT_REASONS = (
     MISSING_LEAD_ID,
@@ -86,18 +95,39 @@ def normalise_and_validate(df: pd.DataFrame, mapping: FieldMapping) -> pd.DataFr
     present = lead_ids.to_numpy(dtype=object)[~missing]
     all_text = pd.api.types.infer_dtype(present) == "string"
     repeated = _older_rows_of_a_lead(lead_ids, df[mapping.updated_at], missing, present, all_text)
-    reasons = (
-        phones["reject_reason"].mask(repeated, DUPLICATE_LEAD_ID).mask(missing, MISSING_LEAD_ID)
-    )
-    # One search over the joined ids first: the per-row check runs only when it finds one.
-    if all_text and _CONTROL_CHARACTERS.search("".join(present)):
-        # A lead id is a key of the ledger: one with a NUL byte cannot even be stored.
-        controls = lead_ids.astype("string").str.contains(_CONTROL_CHARACTERS, na=False)
-        reasons = reasons.mask(
-            controls.to_numpy(dtype=bool) & reasons.isna().to_numpy(),
-            f"{INVALID_FIELD}: lead_id contains a control character",
-        )
+    reasons = phones["reject_reason"]
+    unusable = _unusable_lead_ids(lead_ids, present, all_text)
+    if unusable is not None:
+        # A lead id is a key of the ledger: one with a NUL byte cannot even be stored in
+        # PostgreSQL, nor can one longer than the key column anywhere but SQLite.
+        control, too_long = unusable
+        reasons = reasons.mask(control & reasons.isna().to_numpy(), LEAD_ID_CONTROL)
+        reasons = reasons.mask(too_long, LEAD_ID_TOO_LONG)
+    reasons = reasons.mask(repeated, DUPLICATE_LEAD_ID).mask(missing, MISSING_LEAD_ID)
     return df.assign(phone_norm=phones["phone"].array, reject_reason=reasons.array)
+
+
+def _unusable_lead_ids(
+    lead_ids: pd.Series, present: np.ndarray, all_text: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(has a control character, too long for the ledger's key) per row, or None when no
+    lead id is either. The usual case costs one regex search and one max() over the ids."""
+    if all_text:
+        if not len(present) or (
+            not _CONTROL_CHARACTERS.search("".join(present))
+            and max(map(len, present)) <= MAX_LEAD_ID_CHARS
+        ):
+            return None
+        texts = lead_ids.astype("string")
+    elif lead_ids.dtype == object or isinstance(lead_ids.dtype, pd.StringDtype):
+        texts = pd.Series(_lead_texts(lead_ids), index=lead_ids.index)
+    else:  # numbers: 20 characters at most, 1e+300 included
+        return None
+    control = texts.str.contains(_CONTROL_CHARACTERS, na=False).to_numpy(dtype=bool)
+    # As stored: the ledger keeps a NUL byte as the four characters \x00 (PostgreSQL has none).
+    stored = texts.str.len() + 3 * texts.str.count("\x00")
+    too_long = (stored > MAX_LEAD_ID_CHARS).to_numpy(dtype=bool, na_value=False)
+    return control, too_long
 
 
 def dedupe_latest(
@@ -186,6 +216,8 @@ def _is_missing(values: pd.Series) -> np.ndarray:
 
 
 def _is_blank_text(value) -> bool:
+    if isinstance(value, bytes):  # a BLOB, read as its text (see _int_if_whole)
+        value = _int_if_whole(value)
     return isinstance(value, str) and (not value or value.isspace())
 
 
@@ -334,7 +366,7 @@ def _as_text(values: pd.Series) -> pd.Series:
         "string",
         "empty",
     ):
-        values = values.map(_int_if_whole)
+        values = values.map(_int_if_whole, na_action="ignore")
     if not pd.api.types.is_float_dtype(values.dtype):
         return values.astype("string")
     text = values.astype("string")
@@ -344,8 +376,12 @@ def _as_text(values: pd.Series) -> pd.Series:
 
 
 def _int_if_whole(value):
-    if isinstance(value, float | np.floating) and value.is_integer():
+    """Whole floats as ints (within int64, as ``_as_text`` does for a float column: 1e300
+    stays 1e+300); bytes (a BLOB) as UTF-8 text, undecodable bytes as \\xNN."""
+    if isinstance(value, float | np.floating) and value.is_integer() and abs(value) < 2**63:
         return int(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "backslashreplace")
     return value
 
 
@@ -461,7 +497,7 @@ def _is_null(value) -> bool:
     return isinstance(value, Decimal) and value.is_nan()
 
 
-def _raw_phone(value) -> str | None:
+def raw_phone_text(value) -> str | None:
     """The phone as the warehouse gave it, as text for the rejects table."""
     if _is_null(value):
         return None
@@ -555,13 +591,21 @@ def transform_leads(
     mapping: FieldMapping,
     template: Sequence[Mapping] | None = None,
     first_row: int = 1,
+    row_numbers: Sequence[int] | None = None,
 ) -> TransformResult:
     """Validate, check payloads, de-duplicate and build the API rows of an extract.
 
     ``first_row``: the number of ``df``'s first row in the window (chunks of one extract
-    continue the count), for the keys of rows without a lead id.
+    continue the count), for the keys of rows that cannot be keyed by their lead id alone;
+    or ``row_numbers``, the number of each row of ``df`` in the window.
     """
     checked = normalise_and_validate(df.reset_index(drop=True), mapping)
+    if row_numbers is None:
+        numbers = np.arange(first_row, first_row + len(checked), dtype=np.int64)
+    else:
+        numbers = np.asarray(row_numbers, dtype=np.int64)
+        if len(numbers) != len(checked):
+            raise ValueError(f"{len(numbers)} row numbers for {len(checked)} rows")
     reasons = checked["reject_reason"].to_numpy(dtype=object, na_value=None, copy=True)
     candidates = np.flatnonzero(pd.isna(reasons))
     built, problems = payloads_with_reasons(checked.iloc[candidates], mapping)
@@ -592,9 +636,9 @@ def transform_leads(
         payloads=payload_at[kept.index.to_numpy()].tolist(),
         rejects=pd.DataFrame(
             {
-                "lead_id": _reject_keys(rejected, mapping, first_row),
+                "lead_id": _reject_keys(rejected, mapping, numbers),
                 "raw_phone": pd.array(
-                    [_raw_phone(v) for v in rejected[mapping.fields["phone"]].to_numpy(object)],
+                    [raw_phone_text(v) for v in rejected[mapping.fields["phone"]].to_numpy(object)],
                     dtype="string",
                 ),
                 "reason": rejected["reject_reason"].array,
@@ -607,14 +651,55 @@ def transform_leads(
     )
 
 
-def _reject_keys(rejected: pd.DataFrame, mapping: FieldMapping, first_row: int):
-    """The lead id of each rejected row; a row without one gets a key of its own, unique in
-    the run, so that several such rows can all be recorded."""
+def _reject_keys(rejected: pd.DataFrame, mapping: FieldMapping, numbers: np.ndarray):
+    """The lead id of each rejected row. A row that cannot be recorded under its lead id gets a
+    key of its own, unique in the run, so that every such row is recorded: no lead id, a
+    repeat of a lead (its latest row may be rejected under the lead id), a lead id longer
+    than the key column."""
     keys = pd.Series(_lead_texts(rejected[mapping.lead_id]), dtype="string")
-    missing = (rejected["reject_reason"] == MISSING_LEAD_ID).to_numpy(dtype=bool)
-    rows = rejected.index.to_numpy()[missing] + first_row
-    keys[missing] = [f"(no lead id: row {row} of the window)" for row in rows]
+    reasons = rejected["reject_reason"]
+    rows = numbers[rejected.index.to_numpy()]
+    for reason, key in (
+        (MISSING_LEAD_ID, lambda _lead, row: f"(no lead id: row {row} of the window)"),
+        (DUPLICATE_LEAD_ID, repeat_key),
+        (LEAD_ID_TOO_LONG, lambda _lead, row: f"(lead id too long: row {row} of the window)"),
+    ):
+        these = (reasons == reason).to_numpy(dtype=bool, na_value=False)
+        if these.any():
+            keys[these] = [
+                key(lead, row) for lead, row in zip(keys[these], rows[these], strict=True)
+            ]
     return keys.array
+
+
+def repeat_key(lead: str, row: int) -> str:
+    """The reject key of a row that repeats ``lead`` (row ``row`` of the window): unique in
+    the run, and short enough for the ledger's key column whatever the lead id."""
+    shown = str(lead).replace("\x00", "\\x00")  # stored so anyway (PostgreSQL has no NUL)
+    if len(shown) > 64:
+        shown = shown[:63] + "…"
+    return f"(repeat of lead {shown}: row {row} of the window)"
+
+
+def stands_for_no_lead(reason: str) -> bool:
+    """A reject that is no lead of its own, so not a row of the ledger: no lead id, a repeat
+    of one, or one the ledger cannot key."""
+    return reason.startswith((MISSING_LEAD_ID, DUPLICATE_LEAD_ID, LEAD_ID_TOO_LONG))
+
+
+def sortable_times(values: pd.Series) -> list[str]:
+    """``updated_at`` as UTC text that sorts like the instants, whatever the warehouse's
+    spelling (``YYYY-MM-DDTHH:MM:SS.ffffff``); "" where missing or unreadable, the oldest,
+    as in ``dedupe_latest``. The ledger orders a run's candidates by it across chunks."""
+    times = pd.Series(values).reset_index(drop=True)
+    if not pd.api.types.is_datetime64_any_dtype(times.dtype):
+        times = _parse_times(times)
+    if isinstance(times.dtype, pd.DatetimeTZDtype):
+        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    # numpy's formatting: twice as fast as strftime (1M rows: 0.7 s). "T" between date and
+    # time in every value, so it sorts the same.
+    texts = np.datetime_as_string(times.to_numpy(dtype="datetime64[us]"), unit="us")
+    return np.where(texts == "NaT", "", texts).tolist()
 
 
 def _lead_texts(values) -> pd.api.extensions.ExtensionArray:

@@ -7,6 +7,7 @@ are read as UTC, like the warehouse's ``updated_at``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 
@@ -49,12 +50,26 @@ def resolve_window(
 
 
 def sql_bounds(start: datetime, end: datetime, dialect: str) -> dict[str, datetime | str]:
-    """Bind values for the extract query: naive UTC timestamps, or text for SQLite (which
-    stores timestamps as ``YYYY-MM-DD HH:MM:SS`` text and compares them as text)."""
+    """Bind values for the extract query: naive UTC timestamps, or text for SQLite (which has
+    no date-time type; include/sql/sqlite/extract_leads.sql reads both sides with julianday())."""
     bounds = {
         "window_start": start.astimezone(UTC).replace(tzinfo=None),
         "window_end": end.astimezone(UTC).replace(tzinfo=None),
     }
-    if dialect == "sqlite":
-        return {key: value.strftime("%Y-%m-%d %H:%M:%S") for key, value in bounds.items()}
-    return bounds
+    return text_bounds(bounds) if dialect == "sqlite" else bounds
+
+
+def text_bounds(bounds: Mapping[str, datetime | str]) -> dict[str, datetime | str]:
+    """The bounds as UTC text, ``YYYY-MM-DD HH:MM:SS`` (and ``.ffffff`` when the bound has a
+    fraction): what a text ``updated_at`` column is compared with, and what any database
+    reads as a timestamp. Text values stay as they are."""
+    return {
+        key: _utc_text(value) if isinstance(value, datetime) else value
+        for key, value in bounds.items()
+    }
+
+
+def _utc_text(moment: datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(sep=" ", timespec="auto")

@@ -1,12 +1,20 @@
-"""Extract and stage: the window's rows, transformed chunk by chunk, become ledger rows once."""
+"""Extract and stage: the window's rows, transformed chunk by chunk, become ledger rows once.
+
+Before a row is read, one look at the columns the extract query returns (the query wrapped in
+``WHERE 1 = 0``, so it works for any customised query) checks the warehouse contract
+(``lead_load.core.warehouse_contract``): a missing or misspelt column, or an ``updated_at``
+that is no date-time, fails the run at once with what to change.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import Engine, text
@@ -14,15 +22,25 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.masking import mask_phones_in
-from lead_load.core.mapping import FieldMapping, MappingError
+from lead_load.core.mapping import FieldMapping
 from lead_load.core.settings import RunSettings
 from lead_load.core.transform import (
     DUPLICATE_LEAD_ID,
-    MISSING_LEAD_ID,
     TransformResult,
     lead_id_texts,
+    raw_phone_text,
+    repeat_key,
+    sortable_times,
+    stands_for_no_lead,
     transform_leads,
 )
+from lead_load.core.warehouse_contract import (
+    ContractVerdict,
+    ExtractColumn,
+    TypeCategory,
+    check_contract,
+)
+from lead_load.core.window import text_bounds
 from lead_load.ledger import batch_lifecycle, schema, staging
 
 log = logging.getLogger(__name__)
@@ -61,6 +79,168 @@ _UTC_SESSION = {
 }
 
 
+# What a column's type is, from the type code the driver puts in cursor.description:
+# PostgreSQL's type OIDs (psycopg and psycopg2 alike) ...
+_POSTGRES_TYPES = {
+    1114: ("timestamp", TypeCategory.TIMESTAMP),
+    1184: ("timestamptz", TypeCategory.TIMESTAMP),
+    1082: ("date", TypeCategory.DATE),
+    25: ("text", TypeCategory.TEXT),
+    1043: ("varchar", TypeCategory.TEXT),
+    1042: ("char", TypeCategory.TEXT),
+    19: ("name", TypeCategory.TEXT),
+    20: ("int8", TypeCategory.NUMBER),
+    21: ("int2", TypeCategory.NUMBER),
+    23: ("int4", TypeCategory.NUMBER),
+    700: ("float4", TypeCategory.NUMBER),
+    701: ("float8", TypeCategory.NUMBER),
+    1700: ("numeric", TypeCategory.NUMBER),
+    16: ("bool", TypeCategory.OTHER),
+    17: ("bytea", TypeCategory.OTHER),
+    114: ("json", TypeCategory.OTHER),
+    3802: ("jsonb", TypeCategory.OTHER),
+    1083: ("time", TypeCategory.OTHER),
+    1266: ("timetz", TypeCategory.OTHER),
+    1186: ("interval", TypeCategory.OTHER),
+    2950: ("uuid", TypeCategory.OTHER),
+}
+# ... MySQL's and MariaDB's field types (FIELD_TYPE in mysqlclient and PyMySQL) ...
+_MYSQL_TYPES = {
+    7: ("timestamp", TypeCategory.TIMESTAMP),
+    12: ("datetime", TypeCategory.TIMESTAMP),
+    10: ("date", TypeCategory.DATE),
+    14: ("date", TypeCategory.DATE),
+    15: ("varchar", TypeCategory.TEXT),
+    253: ("varchar", TypeCategory.TEXT),
+    254: ("char", TypeCategory.TEXT),
+    252: ("text", TypeCategory.TEXT),  # TEXT and BLOB columns alike
+    0: ("decimal", TypeCategory.NUMBER),
+    246: ("decimal", TypeCategory.NUMBER),
+    1: ("tinyint", TypeCategory.NUMBER),
+    2: ("smallint", TypeCategory.NUMBER),
+    3: ("int", TypeCategory.NUMBER),
+    4: ("float", TypeCategory.NUMBER),
+    5: ("double", TypeCategory.NUMBER),
+    8: ("bigint", TypeCategory.NUMBER),
+    9: ("mediumint", TypeCategory.NUMBER),
+    13: ("year", TypeCategory.NUMBER),
+    11: ("time", TypeCategory.OTHER),
+    16: ("bit", TypeCategory.OTHER),
+    245: ("json", TypeCategory.OTHER),
+}
+_TYPES_BY_DIALECT = {"postgresql": _POSTGRES_TYPES, "mysql": _MYSQL_TYPES, "mariadb": _MYSQL_TYPES}
+# ... and elsewhere the DB-API's type objects, where the driver has them. SQLite's driver
+# reports no types at all: SQLite keeps a date-time as text in a column of any type.
+_DBAPI_TYPES = (
+    ("DATETIME", TypeCategory.TIMESTAMP),
+    ("STRING", TypeCategory.TEXT),
+    ("NUMBER", TypeCategory.NUMBER),
+)
+# An extract query that reads SQLite's text date-times as instants (include/sql/sqlite/).
+_SQLITE_TIME_FUNCTION = re.compile(r"\b(julianday|datetime|unixepoch|strftime)\s*\(", re.I)
+
+
+def check_warehouse_contract(
+    warehouse: Engine, sql: str, bounds: Mapping[str, Any], mapping: FieldMapping
+) -> ContractVerdict | None:
+    """Look once at the columns ``sql`` returns and judge them (``core.warehouse_contract``).
+
+    The query runs wrapped as ``SELECT * FROM (<sql>) WHERE 1 = 0``: the database plans it,
+    reads no row, and says what the columns are and (except SQLite) of which type, however
+    the query was customised. Raises ``SourceSchemaError`` for what the load cannot work
+    with; logs the warnings. None when the wrapped query cannot run (e.g. a query that cannot
+    be a subquery): the columns are then checked on the first chunk, the types not at all.
+    """
+    # The operator's own query as a subquery; the window stays bound, nothing is pasted in.
+    query = _one_statement(sql)
+    probe = f"SELECT * FROM (\n{query}\n) lead_load_contract WHERE 1 = 0"  # noqa: S608
+    # An updated_at of another type than the bounds' (text, a number) on PostgreSQL refuses
+    # the comparison ("operator does not exist"): NULL bounds compare with any type, and
+    # text ones, which every database also reads as a timestamp, with most.
+    attempts = [dict(bounds), dict.fromkeys(bounds), text_bounds(bounds)]
+    description, failure = None, None
+    for params in [p for i, p in enumerate(attempts) if p not in attempts[:i]]:
+        try:
+            with warehouse.connect() as conn:
+                result = conn.execute(text(probe), params)
+                description = result.cursor.description
+                result.close()
+            break
+        except DBAPIError as error:
+            if schema_error := _schema_error(error):
+                raise schema_error from None
+            failure = error
+    if description is None:
+        log.warning(
+            "Could not look at the extract's columns before reading them (%s); the columns "
+            "are checked on the first chunk, the type of updated_at is not checked",
+            _first_line(failure),
+        )
+        return None
+    dialect = warehouse.dialect
+    columns = [ExtractColumn(str(entry[0]), *_type_of(dialect, entry[1])) for entry in description]
+    verdict = check_contract(mapping, columns)
+    if verdict.problems:
+        raise _breach(verdict)
+    for warning in verdict.warnings:
+        log.warning("Warehouse contract: %s", mask_phones_in(warning))
+    if dialect.name == "sqlite" and not _SQLITE_TIME_FUNCTION.search(sql):
+        log.warning(
+            "Warehouse contract: this extract compares updated_at as text on SQLite, so only "
+            "YYYY-MM-DD HH:MM:SS in UTC selects exactly; include/sql/sqlite/extract_leads.sql "
+            "reads every documented format"
+        )
+    log.info(
+        "Warehouse contract: the extract returns the %d columns the load reads (%s); "
+        "updated_at is %s. Rows repeating a lead id are rejected one by one (%s): the latest "
+        "row stands for the lead.",
+        len(verdict.checked),
+        mask_phones_in(", ".join(verdict.checked)),
+        verdict.updated_at.value if verdict.updated_at else "unknown",
+        DUPLICATE_LEAD_ID,
+    )
+    return verdict
+
+
+def _type_of(dialect: Any, code: Any) -> tuple[TypeCategory, str | None]:
+    """(category, the database's name of the type) of a cursor.description type code."""
+    if code is None:
+        return TypeCategory.UNKNOWN, None
+    known = _TYPES_BY_DIALECT.get(dialect.name)
+    if known is not None:
+        name, category = known.get(code, (None, TypeCategory.UNKNOWN))
+        return category, name or f"type code {code}"
+    for attribute, category in _DBAPI_TYPES:
+        type_object = getattr(dialect.dbapi, attribute, None)
+        try:
+            if type_object is not None and code == type_object:
+                return category, str(code)
+        except Exception:  # noqa: S112 - a driver's odd comparison: the next one, or unknown
+            continue
+    return TypeCategory.UNKNOWN, str(code)
+
+
+def _one_statement(sql: str) -> str:
+    """The query without a trailing semicolon (and the comments after it): a subquery."""
+    return re.sub(r";(\s|--[^\n]*)*\Z", "", sql.strip())
+
+
+def _schema_error(error: DBAPIError) -> SourceSchemaError | None:
+    """A SourceSchemaError when the database says a column or table does not exist."""
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    lines = str(orig).strip().splitlines()
+    reason = lines[0] if lines else str(error)
+    if not (sqlstate in _UNDEFINED_SQLSTATES or _UNDEFINED_OBJECT.search(reason)):
+        return None
+    # PostgreSQL's hint names a column of another case: "Perhaps you meant ... "UpdatedAt"".
+    hints = [line.strip() for line in lines[1:] if line.strip().startswith("HINT:")]
+    said = "; ".join([reason, *hints])
+    return SourceSchemaError(
+        mask_phones_in(f"the extract query failed on the warehouse: {said}; {_SCHEMA_HINT}")
+    )
+
+
 def read_in_chunks(
     engine: Engine, sql: str, params: dict[str, Any], chunk_rows: int = EXTRACT_CHUNK_ROWS
 ) -> Iterator[pd.DataFrame]:
@@ -69,13 +249,16 @@ def read_in_chunks(
     The session runs in UTC where the database has a session time zone, so that the window's
     UTC bounds select exactly [start, end) from ``timestamp`` columns (documented as UTC) and
     from ``timestamptz``/``TIMESTAMP`` columns alike, whatever the server's default zone.
+    Frames are built as pandas.read_sql builds them, but an integer a float cannot hold
+    stays exact (``rows_to_frame``).
     """
     try:
         if engine.dialect.name == "sqlite":
             # SQLite lets nobody write to the file while a read is open, and the ledger is
             # written between chunks (in the same file by default): read the window whole.
             with engine.connect() as conn:
-                whole = pd.read_sql(text(sql), conn, params=params)
+                result = conn.execute(text(sql), params)
+                whole = rows_to_frame(result.fetchall(), list(result.keys()))
             for start in range(0, len(whole), chunk_rows):
                 yield whole.iloc[start : start + chunk_rows].reset_index(drop=True)
             return
@@ -83,35 +266,82 @@ def read_in_chunks(
             if statement := _UTC_SESSION.get(engine.dialect.name):
                 conn.execute(text(statement))
             streaming = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
-            yield from pd.read_sql(text(sql), streaming, params=params, chunksize=chunk_rows)
-    except (DBAPIError, pd.errors.DatabaseError) as error:
+            result = streaming.execute(text(sql), params)
+            columns = list(result.keys())
+            read_any = False
+            while rows := result.fetchmany(chunk_rows):
+                read_any = True
+                yield rows_to_frame(rows, columns)
+            if not read_any:
+                yield rows_to_frame([], columns)  # the columns, for the check on them
+    except DBAPIError as error:
         # A renamed or dropped column used to fail with the driver's error (SQL and all) and
         # be retried in vain; say which column is missing and fail without retries. Other
         # database errors (locks, lost connections) stay as they are, and are retried.
-        # pandas wraps the driver's error in its own DatabaseError.
-        cause = error if isinstance(error, DBAPIError) else error.__cause__
-        if not isinstance(cause, DBAPIError):
-            raise
-        orig = cause.orig
-        sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-        reason = str(orig).strip().splitlines()[0] if str(orig).strip() else str(cause)
-        if sqlstate in _UNDEFINED_SQLSTATES or _UNDEFINED_OBJECT.search(reason):
-            raise SourceSchemaError(
-                f"the extract query failed on the warehouse: {reason}; {_SCHEMA_HINT}"
-            ) from None
+        if schema_error := _schema_error(error):
+            raise schema_error from None
         raise
 
 
-def check_source_columns(mapping: FieldMapping, columns: Iterable[str]) -> None:
-    """The extract has every column the mapping reads, or a SourceSchemaError naming them."""
+def rows_to_frame(rows: Sequence[Sequence[Any]], columns: list[str]) -> pd.DataFrame:
+    """A DataFrame of the rows, typed as pandas.read_sql types them (time-zone-aware times
+    in UTC), except that a float column is kept as the values themselves (object) when one
+    of them is a whole number a float64 cannot hold: pandas turns integers into floats when
+    the column has a NULL (or is a NUMERIC), and lead id 9007199254740993 became
+    9007199254740992, another lead."""
+    frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
+    for position, dtype in enumerate(frame.dtypes.tolist()):
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            frame.isetitem(position, frame.iloc[:, position].dt.tz_convert("UTC"))
+        elif pd.api.types.is_float_dtype(dtype):
+            raw = [row[position] for row in rows]
+            if any(map(_beyond_float, raw)):
+                exact = np.empty(len(raw), dtype=object)
+                exact[:] = [_exact_number(value) for value in raw]
+                frame.isetitem(position, pd.Series(exact, index=frame.index, dtype=object))
+    return frame
+
+
+def _beyond_float(value: Any) -> bool:
+    """A whole number (int, Decimal) that a float64 would change."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        return False
+    if isinstance(value, Decimal) and (not value.is_finite() or value != value.to_integral()):
+        return False
     try:
-        mapping.check_columns(columns)
-    except MappingError as error:
-        # A MappingError is a ValueError, which Airflow retried twice before failing the run;
-        # no retry can add a column, so fail at once and say what to change.
-        raise SourceSchemaError(
-            f"{error} (the extract has: {', '.join(map(str, columns))}); {_SCHEMA_HINT}"
-        ) from None
+        return float(value) != value
+    except OverflowError:
+        return True
+
+
+def _exact_number(value: Any) -> Any:
+    """What a float column holds, but a whole number as an int (exact); other Decimals as
+    floats, as pandas would have."""
+    if isinstance(value, Decimal):
+        return int(value) if value.is_finite() and value == value.to_integral() else float(value)
+    return value
+
+
+def check_source_columns(mapping: FieldMapping, columns: Iterable[str]) -> None:
+    """The columns the extract returned (its first chunk) have every column the mapping
+    reads, each once, or a SourceSchemaError naming them: the contract's rules on names, for
+    when the look before reading could not run, and for what it could not see (SQLite
+    renames a column a subquery returns twice)."""
+    verdict = check_contract(mapping, [ExtractColumn(str(c)) for c in columns])
+    if verdict.problems:
+        # No retry can add a column (a MappingError, a ValueError, used to be retried twice):
+        # fail at once and say what to change.
+        raise _breach(verdict)
+
+
+def _breach(verdict: ContractVerdict) -> SourceSchemaError:
+    hint = f"; {_SCHEMA_HINT}" if verdict.missing else ""
+    return SourceSchemaError(
+        mask_phones_in(
+            f"the warehouse breaks the contract: {verdict.explained()}{hint} "
+            '(README, "The warehouse contract")'
+        )
+    )
 
 
 def extract_and_stage(
@@ -127,27 +357,39 @@ def extract_and_stage(
 ) -> dict[str, int | None]:
     """Extract the window in chunks, transform each, and stage the valid leads exactly once.
 
-    ``missing_updated_at_sql`` counts the table's rows without ``updated_at`` (in no window,
-    never loaded); the count goes into the summary.
+    The warehouse contract is checked first (``check_warehouse_contract``), so a table the
+    load cannot read fails before anything is read or staged. ``missing_updated_at_sql``
+    counts the table's rows without ``updated_at`` (in no window, never loaded) and, when it
+    returns a second column, those whose ``updated_at`` cannot be read (SQLite's text); the
+    counts go into the summary.
     """
     schema.create_tables(ledger_engine)
     staging.clear_run(ledger_engine, settings.run_id)  # a retry starts this step afresh
+    contract = check_warehouse_contract(warehouse, sql, bounds, mapping)
+    if contract is not None and contract.compares_as_text:
+        bounds = text_bounds(bounds)  # text compared with a timestamp fails on PostgreSQL
     template = agent_api.get_template() if mapping.components else None
     totals = {"extracted": 0, "rejected": 0, "duplicates_in_chunk": 0, "sex_unknown": 0}
-    previous_leads: set[str] = set()
+    # The extract is ordered by lead id, so a lead's rows are adjacent: one that spills over
+    # from the previous chunk is the only repeat the transform cannot see. Except on SQLite,
+    # whose column of no type may hold 5001 and '5001' (one lead to us) sorted apart: there
+    # the window is in memory anyway, and every lead id seen so far is remembered.
+    remember_all = warehouse.dialect.name == "sqlite"
+    seen: set[str] = set()
     for number, chunk in enumerate(read_in_chunks(warehouse, sql, bounds, chunk_rows), start=1):
         if number == 1:
             check_source_columns(mapping, chunk.columns)
-        # The extract is ordered by lead id, so a lead's rows are adjacent: one that spills
-        # over from the previous chunk is the only repeat the transform cannot see.
         chunk_leads = lead_id_texts(chunk[mapping.lead_id])
-        spilled = [lead in previous_leads for lead in chunk_leads]
-        previous_leads = {lead for lead in chunk_leads if lead is not None}
+        spilled = np.fromiter((lead in seen for lead in chunk_leads), bool, len(chunk_leads))
+        if not remember_all:
+            seen = set()
+        seen.update(lead for lead in chunk_leads if lead is not None)
+        rows = np.arange(totals["extracted"] + 1, totals["extracted"] + 1 + len(chunk))
         repeats = chunk[spilled]
-        fresh = chunk[[not s for s in spilled]]
-        result = transform_leads(fresh, mapping, template, first_row=totals["extracted"] + 1)
+        fresh = chunk[~spilled]
+        result = transform_leads(fresh, mapping, template, row_numbers=rows[~spilled])
         try:
-            _store(settings, ledger_engine, mapping, result, repeats)
+            _store(settings, ledger_engine, mapping, result, repeats, rows[spilled])
         except IntegrityError as error:
             raise SourceDataError(
                 "a lead id appears more than once in the window, in rows that are not next to "
@@ -179,30 +421,62 @@ def extract_and_stage(
         "sex_unknown": totals["sex_unknown"],
     }
     if missing_updated_at_sql:
-        counts["updated_at_missing_in_table"] = count_missing_updated_at(
-            warehouse, missing_updated_at_sql
-        )
+        counts.update(updated_at_gaps(warehouse, missing_updated_at_sql))
     log.info("Extract and staging done: %s", counts)
     return counts
 
 
-def count_missing_updated_at(warehouse: Engine, sql: str) -> int | None:
-    """How many rows of the table have no ``updated_at``; None (and a warning) when the count
-    fails: it informs the summary and must not fail the load."""
+def queries_for(dialect: str, rendered: Mapping[str, str]) -> tuple[str, str | None]:
+    """(extract query, count query) for a warehouse of ``dialect``, from the DAG task's
+    rendered ``templates_dict``: the dialect's own (key ``<dialect>_sql``, e.g. ``sqlite_sql``
+    from include/sql/sqlite/) where there is one, else the portable ``sql`` and
+    ``missing_updated_at_sql``."""
+
+    def pick(key: str) -> str | None:
+        return rendered.get(f"{dialect}_{key}") or rendered.get(key)
+
+    sql = pick("sql")
+    if not sql:
+        raise ValueError("templates_dict has no extract query (key 'sql')")
+    return sql, pick("missing_updated_at_sql")
+
+
+def updated_at_gaps(warehouse: Engine, sql: str) -> dict[str, int | None]:
+    """The rows of the table that no window ever loads, for the summary, from ``sql``'s one
+    row: ``updated_at_missing_in_table`` (first column: no ``updated_at``) and, when the query
+    has a second column, ``updated_at_unreadable_in_table`` (an ``updated_at`` the database
+    cannot read as a time: SQLite's text in a format it does not know). Each is logged when
+    not 0. A count that fails is None, and a warning: it informs, it must not fail the load."""
     try:
         with warehouse.connect() as conn:
-            missing = int(conn.execute(text(sql)).scalar() or 0)
+            row = conn.execute(text(sql)).first()
     except DBAPIError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        log.warning("Could not count the rows without updated_at: %s", reason)
-        return None
-    if missing:
+        log.warning("Could not count the rows without updated_at: %s", _first_line(error))
+        return {"updated_at_missing_in_table": None}
+    values = [int(value or 0) for value in (row or (0,))]
+    gaps: dict[str, int | None] = {"updated_at_missing_in_table": values[0]}
+    if values[0]:
         log.warning(
             "%d rows of the leads table have no updated_at: they fall in no window and are "
             "never loaded. Set their updated_at in the warehouse to load them.",
-            missing,
+            values[0],
         )
-    return missing
+    if len(values) > 1:
+        gaps["updated_at_unreadable_in_table"] = values[1]
+        if values[1]:
+            log.warning(
+                "%d rows of the leads table have an updated_at the database cannot read as a "
+                "time: they fall in no window and are never loaded. Write them in a format of "
+                "the README's Warehouse contract (e.g. 2026-11-24 10:00:00, in UTC).",
+                values[1],
+            )
+    return gaps
+
+
+def count_missing_updated_at(warehouse: Engine, sql: str) -> int | None:
+    """How many rows of the table have no ``updated_at`` (``sql``'s first column); None (and
+    a warning) when the count fails: it informs the summary and must not fail the load."""
+    return updated_at_gaps(warehouse, sql)["updated_at_missing_in_table"]
 
 
 class SourceDataError(AirflowFailException):
@@ -221,15 +495,21 @@ def _store(
     mapping: FieldMapping,
     result: TransformResult,
     repeats: pd.DataFrame,
+    repeat_rows: np.ndarray,
 ) -> None:
-    """A chunk's candidates and rejects into the ledger's tables."""
+    """A chunk's candidates and rejects into the ledger's tables. ``repeats``: the rows of
+    leads an earlier chunk had (``repeat_rows``: their numbers in the window)."""
+    # The ledger orders a run's candidates by updated_at across chunks: as one spelling
+    # (UTC text), since SQLite's text may spell two instants in ways that sort otherwise.
     staging.add_candidates(
         ledger_engine,
         settings.run_id,
         (
             {"lead_id": lead, "phone": phone, "updated_at": updated, "payload": payload}
-            for (lead, phone, updated), payload in zip(
-                result.valid[["lead_id", "phone", "updated_at"]].itertuples(index=False),
+            for lead, phone, updated, payload in zip(
+                result.valid["lead_id"],
+                result.valid["phone"],
+                sortable_times(result.valid["updated_at"]),
                 result.payloads,
                 strict=True,
             )
@@ -240,7 +520,7 @@ def _store(
         settings.run_id,
         settings.api_task_id,
         (
-            {**row, "in_ledger": not _stands_for_no_lead(row["reason"])}
+            {**row, "in_ledger": not stands_for_no_lead(row["reason"])}
             for row in result.rejects.to_dict("records")
         ),
     )
@@ -263,20 +543,16 @@ def _store(
         settings.api_task_id,
         (
             {
-                "lead_id": lead,
-                "raw_phone": None if pd.isna(phone) else str(phone),
+                "lead_id": repeat_key(lead, row),
+                "raw_phone": raw_phone_text(phone),
                 "reason": f"{DUPLICATE_LEAD_ID} (an earlier row of the window has it)",
                 "in_ledger": False,
             }
-            for lead, phone in zip(
+            for lead, phone, row in zip(
                 lead_id_texts(repeats[mapping.lead_id]),
-                repeats[mapping.fields["phone"]],
+                repeats[mapping.fields["phone"]].to_numpy(dtype=object),
+                repeat_rows.tolist(),
                 strict=True,
             )
         ),
     )
-
-
-def _stands_for_no_lead(reason: str) -> bool:
-    """A reject that is no lead of its own: no lead id, or a repeat of one."""
-    return reason.startswith((MISSING_LEAD_ID, DUPLICATE_LEAD_ID))

@@ -11,7 +11,10 @@ import pytest
 from lead_load.core.mapping import FieldMapping, MappingError
 from lead_load.core.transform import (
     COMPONENT_INVALID,
+    DUPLICATE_LEAD_ID,
     INVALID_FIELD,
+    LEAD_ID_TOO_LONG,
+    MAX_LEAD_ID_CHARS,
     MISSING_LEAD_ID,
     REJECT_REASONS,
     PayloadError,
@@ -19,6 +22,9 @@ from lead_load.core.transform import (
     check_components,
     dedupe_latest,
     normalise_and_validate,
+    repeat_key,
+    sortable_times,
+    stands_for_no_lead,
     transform_leads,
 )
 
@@ -498,3 +504,121 @@ def test_a_sex_value_the_mapping_does_not_list_is_a_reject_not_a_silent_unknown(
     ]
     assert [(p["extra"], p["sex"]) for p in result.payloads] == [("3", 0), ("4", 0)]
     assert result.sex_unknown == 2  # blank and "Unknown": sent as 0, and counted
+
+
+# --- lead ids the ledger must key: repeats, bytes, odd types, length -----------------------------
+
+
+def test_every_repeat_of_a_lead_gets_a_key_of_its_own():
+    """Three rows of one lead, the latest with a bad phone: the two repeats and the lead's own
+    reject are three rejects, and no two share a key (the rejects table keys by it)."""
+    df = leads(
+        {"lead_id": "b", "phone": "13800138000", "updated_at": pd.Timestamp("2024-01-01")},
+        {"lead_id": "b", "phone": "13900139000", "updated_at": pd.Timestamp("2024-01-02")},
+        {"lead_id": "b", "phone": "not a phone", "updated_at": pd.Timestamp("2024-01-03")},
+        {"lead_id": None, "phone": "13700137000"},
+    )
+    result = transform_leads(df, DEFAULT, row_numbers=[11, 12, 13, 14])
+    assert accounted(result, df)
+    assert result.rejects[["lead_id", "reason"]].values.tolist() == [
+        ["(repeat of lead b: row 11 of the window)", DUPLICATE_LEAD_ID],
+        ["(repeat of lead b: row 12 of the window)", DUPLICATE_LEAD_ID],
+        ["b", "not_a_phone"],
+        ["(no lead id: row 14 of the window)", MISSING_LEAD_ID],
+    ]
+    # Without row numbers, rows count from first_row.
+    again = transform_leads(df, DEFAULT, first_row=101)
+    assert again.rejects["lead_id"].tolist()[0] == "(repeat of lead b: row 101 of the window)"
+    with pytest.raises(ValueError, match="2 row numbers for 4 rows"):
+        transform_leads(df, DEFAULT, row_numbers=[1, 2])
+
+
+def test_repeat_keys_fit_the_ledger_whatever_the_lead_id():
+    key = repeat_key("x" * 500 + "\x00", 123456789)
+    assert len(key) <= MAX_LEAD_ID_CHARS and "\x00" not in key
+    assert key.startswith("(repeat of lead xxx") and key.endswith("…: row 123456789 of the window)")
+    assert repeat_key("a\x00b", 3) == "(repeat of lead a\\x00b: row 3 of the window)"
+
+
+def test_a_lead_id_longer_than_the_ledger_key_is_rejected_under_a_key_of_its_own():
+    long_id = "L" * (MAX_LEAD_ID_CHARS + 1)
+    df = leads(
+        {"lead_id": long_id, "phone": "13800138000"},
+        {"lead_id": "L" * MAX_LEAD_ID_CHARS, "phone": "13900139000"},  # fits exactly
+        {"lead_id": "\x00" * 40, "phone": "13700137000"},  # stored as 160 characters
+        {"lead_id": 1e300, "phone": "13600136000"},  # 1e+300, in a column of any type
+    )
+    result = transform_leads(df, DEFAULT, first_row=1)
+    assert accounted(result, df)
+    assert result.valid["lead_id"].tolist() == ["L" * MAX_LEAD_ID_CHARS, "1e+300"]
+    assert transform_leads(df.iloc[3:], DEFAULT).valid["lead_id"].tolist() == ["1e+300"]
+    assert result.rejects[["lead_id", "reason"]].values.tolist() == [
+        ["(lead id too long: row 1 of the window)", LEAD_ID_TOO_LONG],
+        ["(lead id too long: row 3 of the window)", LEAD_ID_TOO_LONG],
+    ]
+    assert all(stands_for_no_lead(reason) for reason in result.rejects["reason"])
+    assert not stands_for_no_lead("not_a_phone")
+
+
+def test_the_lead_id_limit_is_the_ledger_key_columns_length():
+    from lead_load.ledger import schema
+
+    for table in (schema.ledger, schema.candidates, schema.rejects):
+        assert table.c.lead_id.type.length == MAX_LEAD_ID_CHARS, table.name
+
+
+def test_blob_lead_ids_and_text_fields_become_text_and_undecodable_bytes_do_not_crash():
+    df = leads(
+        {"lead_id": b"L-1", "phone": b"13800138000", "name": b"\xe5\xbc\xa0"},
+        {"lead_id": b"\x80\xff", "phone": "13900139000", "name": b"\x80"},
+        {"lead_id": b"L\x00", "phone": "13700137000"},
+    )
+    result = transform_leads(df, DEFAULT)
+    assert accounted(result, df)
+    assert result.valid["lead_id"].tolist() == ["L-1", "\\x80\\xff"]
+    assert [p.get("name") for p in result.payloads] == ["张", "\\x80"]
+    assert result.rejects[["lead_id", "reason"]].values.tolist() == [
+        ["L\x00", f"{INVALID_FIELD}: lead_id contains a control character"]
+    ]
+
+
+def test_a_control_character_is_found_in_a_lead_id_column_of_mixed_types():
+    df = leads(
+        {"lead_id": 5001, "phone": "13800138000"},
+        {"lead_id": "L\x1b", "phone": "13900139000"},
+    )
+    result = transform_leads(df, DEFAULT)
+    assert result.valid["lead_id"].tolist() == ["5001"]
+    assert result.rejects["reason"].tolist() == [
+        f"{INVALID_FIELD}: lead_id contains a control character"
+    ]
+
+
+def test_sortable_times_sort_like_the_instants_whatever_the_spelling():
+    values = pd.Series(
+        [
+            "2026-11-24 10:00:00+08:00",  # 02:00 UTC
+            "2026-11-24 03:00:00",  # UTC
+            "2026-11-24T02:30:00Z",
+            "2026-11-24 02:00:00.250000",
+            None,
+            "not a time",
+            pd.Timestamp("2026-11-24 04:00", tz="Asia/Shanghai"),  # 2026-11-23 20:00 UTC
+        ],
+        dtype=object,
+    )
+    texts = sortable_times(values)
+    assert texts == [
+        "2026-11-24T02:00:00.000000",
+        "2026-11-24T03:00:00.000000",
+        "2026-11-24T02:30:00.000000",
+        "2026-11-24T02:00:00.250000",
+        "",
+        "",
+        "2026-11-23T20:00:00.000000",
+    ]
+    # And the same for a timestamp column read from PostgreSQL, a naive one, and none.
+    column = pd.Series(pd.to_datetime(["2026-11-24 10:00:00+00:00"], utc=True))
+    assert sortable_times(column) == ["2026-11-24T10:00:00.000000"]
+    assert sortable_times(pd.Series([pd.Timestamp("2026-11-24")])) == ["2026-11-24T00:00:00.000000"]
+    assert sortable_times(pd.Series([], dtype=object)) == []

@@ -55,3 +55,24 @@ def test_sql_bounds_are_text_for_sqlite_and_timestamps_elsewhere():
         "window_end": "2026-11-25 00:00:00",
     }
     assert sql_bounds(start, end, "postgresql")["window_end"] == datetime(2026, 11, 25)
+
+
+def test_text_bounds_are_utc_text_with_a_fraction_only_when_there_is_one():
+    from lead_load.core.window import text_bounds
+
+    bounds = {
+        "window_start": datetime(2026, 11, 24, 8, tzinfo=SHANGHAI),
+        "window_end": datetime(2026, 11, 25, 0, 0, 0, 500000),
+        "other": "as it was",
+    }
+    assert text_bounds(bounds) == {
+        "window_start": "2026-11-24 00:00:00",
+        "window_end": "2026-11-25 00:00:00.500000",
+        "other": "as it was",
+    }
+    # SQLite's bounds are the same text.
+    start, end = bounds["window_start"], datetime(2026, 11, 25, 0, 0, 0, 500000, tzinfo=UTC)
+    assert sql_bounds(start, end, "sqlite") == {
+        "window_start": "2026-11-24 00:00:00",
+        "window_end": "2026-11-25 00:00:00.500000",
+    }
