@@ -1,6 +1,6 @@
 """The ledger's tables, and how they are created and upgraded.
 
-Works on any SQLAlchemy engine (SQLite and PostgreSQL are tested). Tables:
+Works on any SQLAlchemy engine (SQLite, PostgreSQL and MariaDB are tested). Tables:
 
 - ``lead_load_ledger``: one row per (target task, lead, phone): a lead whose phone changes
   gets a row for the new number, the old number's row stays as it was (its history). Rules
@@ -24,6 +24,7 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     Boolean,
     Column,
     DateTime,
@@ -35,10 +36,12 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    event,
     inspect,
     literal,
     text,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql import FromClause
@@ -49,6 +52,9 @@ from lead_load.core.ledger_rules import (
 
 CHUNK = 5000
 metadata = MetaData()
+# Microseconds everywhere: MySQL's DATETIME keeps whole seconds unless told otherwise, and
+# the ledger's conditional writes compare updated_at to tell a row that changed meanwhile.
+TIMESTAMP = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 _active = [s.value for s in ACTIVE_STATUSES]
 
 
@@ -75,12 +81,15 @@ ledger = Table(
     Column("payload", Text),
     # The run this row was taken over from (see batch_lifecycle.plan), for the summary.
     Column("carried_from", String(250)),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False),
+    Column("updated_at", TIMESTAMP, nullable=False),
     Index("ix_lead_load_ledger_run_batch", "run_id", "batch_no"),
     Index("ix_lead_load_ledger_unique_id", "unique_id"),
 )
-# The database, not the code, guarantees one active row per phone and task.
+# The database, not the code, guarantees one active row per phone and task: a partial
+# unique index on SQLite and PostgreSQL. MySQL and MariaDB have no partial indexes; there a
+# generated column holds the phone of active rows only (NULL otherwise, and NULLs never
+# collide), with a unique index on it (_MYSQL_ACTIVE_PHONE).
 Index(
     "ux_lead_load_ledger_active_phone",
     ledger.c.api_task_id,
@@ -88,7 +97,13 @@ Index(
     unique=True,
     sqlite_where=ledger.c.status.in_(_active),
     postgresql_where=ledger.c.status.in_(_active),
+).ddl_if(dialect=("sqlite", "postgresql"))
+_MYSQL_ACTIVE_PHONE = DDL(
+    "ALTER TABLE lead_load_ledger ADD COLUMN active_phone VARCHAR(32) GENERATED ALWAYS AS "
+    f"(CASE WHEN status IN ({', '.join(repr(s) for s in _active)}) THEN phone END) STORED, "
+    "ADD UNIQUE INDEX ux_lead_load_ledger_active_phone (api_task_id, active_phone)"
 )
+event.listen(ledger, "after_create", _MYSQL_ACTIVE_PHONE.execute_if(dialect=("mysql", "mariadb")))
 
 candidates = Table(
     "lead_load_candidates",
@@ -98,7 +113,11 @@ candidates = Table(
     Column("phone", String(32), nullable=False),
     Column("updated_at", String(40)),
     Column("payload", Text, nullable=False),
-    Index("ix_lead_load_candidates_phone", "run_id", "phone"),
+    # For the portable staging's look-ups by phone. PostgreSQL stages set-based (it sorts the
+    # run's candidates once): there the index only slowed writing them down (_tune_postgres).
+    Index("ix_lead_load_candidates_phone", "run_id", "phone").ddl_if(
+        callable_=lambda ddl, target, bind, **kw: kw["dialect"].name != "postgresql"
+    ),
 )
 
 batches = Table(
@@ -113,13 +132,13 @@ batches = Table(
     Column("answer_lost", Boolean, nullable=False, default=False),
     Column("imported", Integer),
     Column("error", Text),
-    Column("posted_at", DateTime(timezone=True)),
-    Column("processed_at", DateTime(timezone=True)),
+    Column("posted_at", TIMESTAMP),
+    Column("processed_at", TIMESTAMP),
     # The claim of a sending batch: who posts it, the token its writes must carry, and when
     # another process may reconcile it (batch_lifecycle).
     Column("lease_owner", String(400)),
     Column("lease_token", String(64)),
-    Column("lease_expires_at", DateTime(timezone=True)),
+    Column("lease_expires_at", TIMESTAMP),
     Column("claims", Integer, nullable=False, default=0),
     Column("carried_to", String(250)),
     Index("ix_lead_load_batches_unique_id", "unique_id"),
@@ -134,7 +153,10 @@ rejects = Table(
     Column("api_task_id", String(64), nullable=False),
     Column("raw_phone", Text),
     Column("reason", Text, nullable=False),
-    Column("rejected_at", DateTime(timezone=True), nullable=False),
+    Column("rejected_at", TIMESTAMP, nullable=False),
+    # Whether the reject has a ledger row (False: no lead of its own, or a lead whose phone
+    # another lead holds). On PostgreSQL staging writes those rows from here, in one go.
+    Column("in_ledger", Boolean),
 )
 
 runs = Table(
@@ -145,10 +167,10 @@ runs = Table(
     Column("window_start", String(40)),
     Column("window_end", String(40)),
     Column("summary", Text),
-    Column("finished_at", DateTime(timezone=True)),
+    Column("finished_at", TIMESTAMP),
     Column("state", String(16)),  # ledger_rules.RunState
-    Column("started_at", DateTime(timezone=True)),
-    Column("lease_expires_at", DateTime(timezone=True)),
+    Column("started_at", TIMESTAMP),
+    Column("lease_expires_at", TIMESTAMP),
 )
 
 
@@ -159,7 +181,7 @@ task_locks = Table(
     "lead_load_task_locks",
     metadata,
     Column("api_task_id", String(64), primary_key=True),
-    Column("locked_at", DateTime(timezone=True)),
+    Column("locked_at", TIMESTAMP),
 )
 
 
@@ -193,6 +215,33 @@ def create_tables(engine: Engine) -> None:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
     _widen_ledger_key(engine)
+    if engine.dialect.name == "postgresql":
+        _tune_postgres(engine)
+
+
+def _tune_postgres(engine: Engine) -> None:
+    """The candidates table on PostgreSQL: UNLOGGED, and without the phone index.
+
+    A run's candidates live from its extract to its staging, within one try of one task: a
+    crash that empties an UNLOGGED table fails that try, and its retry starts the step
+    afresh. Not writing them to the WAL, nor into a second index in random order, took
+    copying a million of them from 7.2 s to 2.9 s (benchmarks/RESULTS.md). Done in place on
+    a table made by an older release; two processes at once: the one that loses finds it
+    done.
+    """
+    name = candidates.name
+    with engine.begin() as conn:
+        logged, indexed = conn.execute(
+            text(
+                "SELECT relpersistence = 'p', to_regclass(:index) IS NOT NULL FROM pg_class "
+                "WHERE oid = to_regclass(:table)"
+            ),
+            {"table": name, "index": "ix_lead_load_candidates_phone"},
+        ).one()
+        if indexed:
+            conn.execute(text("DROP INDEX IF EXISTS ix_lead_load_candidates_phone"))
+        if logged:
+            conn.execute(text(f"ALTER TABLE {name} SET UNLOGGED"))
 
 
 def _rename_old_columns(engine: Engine) -> None:

@@ -2,30 +2,47 @@
 
 Candidates and rejects are written per chunk as the extract streams; ``stage_candidates``
 then decides every candidate against the ledger (``core.ledger_rules.decide_staging``).
+
+Two ways to the same decisions:
+
+- PostgreSQL: set-based. Candidates and rejects go in with ``COPY`` (psycopg 3 or
+  psycopg2), and ``stage_candidates`` decides the whole run, and writes the ledger's rows of
+  its rejects too, with a fixed handful of ``INSERT ... SELECT`` and ``UPDATE ... FROM``
+  statements, after ``ANALYZE`` (see "Set-based staging" below for why that matters).
+- Any other database (SQLite, MySQL, MariaDB): the portable path, slices of ``CHUNK`` rows,
+  each row found by key, the rejects' ledger rows written as they come.
+
+Both hold the task's staging lock (``_lock_task``) while they decide and write, so two runs
+staging the same leads at once stage each lead once; the partial unique index (one active
+row per task and phone) stays the last guard.
 """
 
 from __future__ import annotations
 
-import json
+import io
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import (
     Column,
     Connection,
     Engine,
     bindparam,
     delete,
+    func,
     insert,
     select,
+    text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from lead_load.core.ledger_rules import (
+    ACTIVE_STATUSES,
     BatchStatus,
     StagingDecision,
     Status,
@@ -44,6 +61,30 @@ from lead_load.ledger.schema import (
     typed_key,
     typed_value,
 )
+
+# The reasons staging writes itself ("{}": the other lead).
+DUPLICATE_IN_RUN = "duplicate_in_run (kept lead {})"
+PHONE_ALREADY_LOADED = "phone_already_loaded (by lead {})"
+
+
+def _as_base_type(value: Any) -> Any:
+    """What json.dumps writes a subclass of str, int or float as (numpy's str_ and float64
+    among them), for msgspec, which only knows the types themselves."""
+    for kind in (str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# A payload as JSON text. msgspec (a dependency of Airflow's task SDK) writes the same JSON as
+# json.dumps(ensure_ascii=False), without its spaces, five times as fast: at a million leads
+# that is about 3 s of the extract step on the benchmark's machine.
+_encode_json = msgspec.json.Encoder(enc_hook=_as_base_type).encode
+
+
+def payload_json(payload: Any) -> str:
+    """The ledger's text of an API row (a dict of str, int, float and None)."""
+    return _encode_json(payload).decode()
 
 
 def _ensure_task_lock(engine: Engine, api_task_id: str) -> None:
@@ -74,37 +115,96 @@ def _lock_task(conn: Connection, api_task_id: str) -> None:
 
 # -- staging ------------------------------------------------------------------------------
 #
-# Staging works on slices of at most CHUNK rows, so its memory does not grow with the run,
-# and writes each slice with one executemany statement per kind of change (a statement per
-# row made staging 90% of the extract step's time).
+# Memory: candidates and rejects are written in slices of at most CHUNK rows (or streamed
+# through COPY), and stage_candidates reads at most a slice at a time (the portable path) or
+# nothing but counts (PostgreSQL), so the Python process never holds a run.
 #
-# Every statement finds its rows by key: executemany keyed on a primary key, or a correlated
-# subquery on a unique index. The ledger and candidates tables grow by a whole run within
-# minutes, faster than statistics follow (PostgreSQL's autovacuum may be off); joins,
-# semi-joins on a window query and `IN (<5,000 values>)` lists were then planned as a scan
-# per row or per slice, which made staging quadratic. A key look-up has only one plan.
+# Portable path: every statement finds its rows by key, executemany keyed on a primary key or
+# a correlated subquery on a unique index, one executemany statement per kind of change and
+# slice (a statement per row made staging 90% of the extract step's time). The ledger and
+# candidates tables grow by a whole run within minutes, faster than statistics follow
+# (PostgreSQL's autovacuum may be off); joins, semi-joins on a window query and
+# `IN (<5,000 values>)` lists were then planned as a scan per row or per slice, which made
+# staging quadratic. A key look-up has only one plan.
+#
+# Set-based staging (PostgreSQL): probing by key still costs a statement's worth of work per
+# row; sorting and hashing the run once is cheaper. It is safe because nothing is left to
+# stale statistics or generic plans: the candidates table is ANALYZEd once the run's
+# candidates are in (the ledger and the rejects too when autovacuum would have, for it may
+# be off), and every statement is planned with its parameters (plan_cache_mode). No IN
+# lists, no query on the warehouse's window, and no statement per slice: a slice-driven join
+# planned on a stale estimate of the ledger's size read every row of the task per slice
+# (measured: 38 s for one slice of 5,000 rejects against 20,000 ledger rows), so rejects only
+# go into their own table until the run is staged.
 
 
 def add_candidates(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]]) -> int:
     """Store a chunk's valid rows (lead_id, phone, updated_at, payload dict) for this run."""
-    added = 0
+    return _add_candidates(
+        engine,
+        run_id,
+        ((row["lead_id"], row["phone"], row["updated_at"], row["payload"]) for row in rows),
+    )
+
+
+_CANDIDATE_COLUMNS = ("run_id", "lead_id", "phone", "updated_at", "payload")
+
+
+def _add_candidates(engine: Engine, run_id: str, rows: Iterable[tuple]) -> int:
+    """(lead_id, phone, updated_at, payload dict) rows into ``lead_load_candidates``, in one
+    transaction: with COPY where the driver has it, else a slice per statement."""
+    values = (
+        (run_id, str(lead), phone, str(updated), payload_json(payload))
+        for lead, phone, updated, payload in rows
+    )
     with engine.begin() as conn:
-        for slice_ in slices(rows):
+        if _copy_driver(conn):
+            return _copy(conn, candidates.name, _CANDIDATE_COLUMNS, values)
+        added = 0
+        for slice_ in slices(values):
             conn.execute(
-                insert(candidates),
-                [
-                    {
-                        "run_id": run_id,
-                        "lead_id": str(row["lead_id"]),
-                        "phone": row["phone"],
-                        "updated_at": str(row["updated_at"]),
-                        "payload": json.dumps(row["payload"], ensure_ascii=False),
-                    }
-                    for row in slice_
-                ],
+                insert(candidates), [dict(zip(_CANDIDATE_COLUMNS, v, strict=True)) for v in slice_]
             )
             added += len(slice_)
+        return added
+
+
+def _copy_driver(conn: Connection) -> str | None:
+    """The driver's name, psycopg or psycopg2, when ``conn`` can COPY (PostgreSQL)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    return {"psycopg": "psycopg", "psycopg2": "psycopg2"}.get(conn.dialect.driver)
+
+
+def _copy(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:
+    """``COPY table FROM STDIN`` of ``rows`` (tuples of text, None, or values whose ``str``
+    PostgreSQL reads: datetimes, booleans), inside ``conn``'s transaction. Streamed: psycopg 3
+    sends as it goes, psycopg2 a slice at a time."""
+    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    raw = conn.connection.driver_connection
+    added = 0
+    if _copy_driver(conn) == "psycopg":
+        with raw.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+                added += 1
+        return added
+    with raw.cursor() as cursor:
+        for slice_ in slices(rows):
+            cursor.copy_expert(sql, io.StringIO("".join(map(_copy_line, slice_))))
+            added += len(slice_)
     return added
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_line(row: tuple) -> str:
+    """A row in COPY's text format (psycopg2 leaves the formatting to us)."""
+    return (
+        "\t".join("\\N" if value is None else str(value).translate(_COPY_ESCAPES) for value in row)
+        + "\n"
+    )
 
 
 def add_rejects(
@@ -113,15 +213,38 @@ def add_rejects(
     """Record rows that will not be sent (lead_id, raw_phone, reason), in both tables.
 
     The ledger only gets a ``rejected`` row where the lead has none or a rejected one: a lead
-    imported before stays imported when a later extract of it is bad.
+    imported before stays imported when a later extract of it is bad. On PostgreSQL the
+    ledger's rows come with ``stage_candidates``, which writes those of the whole run in one
+    go; elsewhere they are written here, a slice at a time.
     """
     stamp = now()
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            return _append_rejects(conn, run_id, api_task_id, map(_reject, rows), stamp)
     added = 0
     _ensure_task_lock(engine, api_task_id)
     for slice_ in slices(rows):
         with engine.begin() as conn:
             _lock_task(conn, api_task_id)
             _write_rejects(conn, run_id, api_task_id, [_reject(row) for row in slice_], stamp)
+        added += len(slice_)
+    return added
+
+
+_REJECT_COLUMNS = ("lead_id", "raw_phone", "reason", "in_ledger")
+
+
+def _append_rejects(
+    conn: Connection, run_id: str, api_task_id: str, rows: Iterable[dict], stamp: datetime
+) -> int:
+    """Rejects into ``lead_load_rejects`` only, with COPY where the driver has it."""
+    columns = ("run_id", "api_task_id", "rejected_at", *_REJECT_COLUMNS)
+    values = ((run_id, api_task_id, stamp, *map(row.get, _REJECT_COLUMNS)) for row in rows)
+    if _copy_driver(conn):
+        return _copy(conn, rejects.name, columns, values)
+    added = 0
+    for slice_ in slices(values):
+        conn.execute(insert(rejects), [dict(zip(columns, v, strict=True)) for v in slice_])
         added += len(slice_)
     return added
 
@@ -163,6 +286,7 @@ def _write_rejects(
                 "lead_id": row["lead_id"],
                 "raw_phone": row["raw_phone"],
                 "reason": row["reason"],
+                "in_ledger": row.get("in_ledger", True),
             }
             for row in rows
         ],
@@ -209,6 +333,12 @@ def _write_rejects(
     )
 
 
+# What staging decides for a candidate besides decide_staging's decisions: it lost its phone
+# to a more recent lead of the run, or an earlier try of this same run staged it.
+DUPLICATE = "duplicate_in_run"
+STAGED_BY_THIS_RUN = "staged_by_this_run"
+
+
 @dataclass
 class StagingCounts:
     staged: int = 0
@@ -218,6 +348,20 @@ class StagingCounts:
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
+
+    def add(self, decision: str, leads: int) -> None:
+        """Count ``leads`` candidates decided ``decision`` (a StagingDecision, DUPLICATE or
+        STAGED_BY_THIS_RUN)."""
+        if decision == DUPLICATE:
+            self.duplicates_in_run += leads
+        elif decision in (STAGED_BY_THIS_RUN, StagingDecision.STAGE_NEW, StagingDecision.RESTAGE):
+            self.staged += leads
+        elif decision in (StagingDecision.ALREADY_LOADED, StagingDecision.PHONE_TAKEN):
+            self.already_loaded += leads
+        elif decision == StagingDecision.IN_FLIGHT:
+            self.in_flight += leads
+        else:
+            raise ValueError(f"unknown staging decision {decision!r}")
 
 
 @dataclass(frozen=True)
@@ -238,25 +382,265 @@ class _Lead:
 def stage_candidates(engine: Engine, run_id: str, api_task_id: str) -> StagingCounts:
     """Turn this run's candidates into staged ledger rows, one per phone, exactly once.
 
-    Slice by slice in lead id order: each candidate that lost its phone to a more recent lead
-    of the run (in another extract chunk) is rejected as a duplicate, every other one goes
-    through ``decide_staging``. One transaction per slice; the candidates are deleted at the
-    end, so each slice sees the whole run when it looks for the lead kept for a phone.
+    Each candidate that lost its phone to a more recent lead of the run (in another extract
+    chunk) is rejected as a duplicate, every other one goes through ``decide_staging``,
+    holding the task's staging lock (``_lock_task``) so that two runs at once decide on what
+    the other has committed. PostgreSQL decides the whole run in one transaction, in SQL;
+    elsewhere slice by slice in lead id order, one transaction per slice. The candidates are
+    deleted at the end, so each slice sees the whole run when it looks for the lead kept for
+    a phone.
     """
+    _ensure_task_lock(engine, api_task_id)
+    if engine.dialect.name == "postgresql":
+        counts = _stage_run_in_sql(engine, run_id, api_task_id)
+    else:
+        counts = _stage_in_slices(engine, run_id, api_task_id)
+    _forget_candidates(engine, run_id)
+    return counts
+
+
+def _stage_in_slices(engine: Engine, run_id: str, api_task_id: str) -> StagingCounts:
     counts = StagingCounts()
     last_lead = ""
-    _ensure_task_lock(engine, api_task_id)
     while True:
         with engine.begin() as conn:
             _lock_task(conn, api_task_id)  # decide on what other runs have committed
             chunk = _next_chunk(conn, run_id, api_task_id, after=last_lead)
             if not chunk:
-                break
+                return counts
             last_lead = chunk[-1].lead_id
             _stage_chunk(conn, run_id, api_task_id, chunk, counts)
+
+
+def _forget_candidates(engine: Engine, run_id: str) -> None:
+    """Delete the run's candidates. On PostgreSQL, TRUNCATE the table when no other run has
+    rows in it and nobody is using it: with autovacuum off, deleted rows would stay in the
+    table for good, and every later run would read past them."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            try:
+                with conn.begin_nested():
+                    conn.exec_driver_sql(
+                        f"LOCK TABLE {candidates.name} IN ACCESS EXCLUSIVE MODE NOWAIT"
+                    )
+            except DBAPIError:
+                pass  # another run is writing or staging its candidates: delete ours only
+            else:
+                runs = conn.execute(
+                    select(func.min(candidates.c.run_id), func.max(candidates.c.run_id))
+                ).one()
+                if set(runs) <= {run_id, None}:
+                    conn.exec_driver_sql(f"TRUNCATE {candidates.name}")
+                    return
         conn.execute(delete(candidates).where(candidates.c.run_id == run_id))
+
+
+# -- set-based staging (PostgreSQL) ---------------------------------------------------------
+
+
+def _decide_staging_sql(status: str, holder: str, lead: str) -> str:
+    """``decide_staging`` as a SQL expression over the columns (or expressions) ``status``
+    (of the ledger row of this lead and phone; NULL without one), ``holder`` (the lead
+    holding the phone in the task; NULL when free) and ``lead``.
+
+    Built by asking ``decide_staging`` itself for every status (and one it does not know)
+    with each kind of holder (none, the lead itself, another lead), so the rules stay in one
+    place; ``test_staging`` checks the expression against the function.
+    """
+    unknown = "(a status of a later release)"
+
+    def by_status(holder_value: str | None) -> str:
+        otherwise = decide_staging(unknown, holder_value, "lead")
+        branches = [
+            (f"{status} IS NULL" if value is None else f"{status} = '{value}'", decision)
+            for value in (None, *Status)
+            if (decision := decide_staging(value, holder_value, "lead")) != otherwise
+        ]
+        if not branches:
+            return f"'{otherwise}'"
+        whens = " ".join(f"WHEN {condition} THEN '{decision}'" for condition, decision in branches)
+        return f"CASE {whens} ELSE '{otherwise}' END"
+
+    return (
+        f"CASE WHEN {holder} IS NULL THEN {by_status(None)} "
+        f"WHEN {holder} = {lead} THEN {by_status('lead')} "
+        f"ELSE {by_status('another lead')} END"
+    )
+
+
+def _sql_text(template: str, value: str) -> str:
+    """A reason template ("... {} ...") as a SQL expression with ``value`` in its place."""
+    before, after = (part.replace("'", "''") for part in template.split("{}"))
+    return f"'{before}' || {value} || '{after}'"
+
+
+_ACTIVE_SQL = ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES)
+_DECISIONS = "lead_load_staging_decisions"
+
+# One row per candidate of the run: the lead kept for its phone across the run (latest
+# updated_at, then the highest lead id, as the transform de-duplicates a chunk), the status
+# of the lead's row for this phone, the lead holding the phone, and the decision.
+_DECIDE_SQL = f"""
+INSERT INTO {_DECISIONS} (lead_id, phone, kept, holder, own_status, decision)
+SELECT c.lead_id, c.phone, kept.lead_id, holder.lead_id, own.status,
+    CASE
+        WHEN kept.lead_id <> c.lead_id THEN '{DUPLICATE}'
+        WHEN own.status = '{Status.STAGED.value}' AND own.run_id = CAST(:run_id AS TEXT)
+            THEN '{STAGED_BY_THIS_RUN}'
+        ELSE {_decide_staging_sql("own.status", "holder.lead_id", "c.lead_id")}
+    END
+FROM {candidates.name} AS c
+JOIN (
+    SELECT DISTINCT ON (phone) phone, lead_id
+    FROM {candidates.name}
+    WHERE run_id = CAST(:run_id AS TEXT)
+    ORDER BY phone, updated_at DESC NULLS LAST, lead_id DESC
+) AS kept ON kept.phone = c.phone
+LEFT JOIN {ledger.name} AS own
+    ON own.api_task_id = CAST(:api_task_id AS TEXT) AND own.lead_id = c.lead_id
+    AND own.phone = c.phone
+LEFT JOIN {ledger.name} AS holder  -- at most one: the partial unique index
+    ON holder.api_task_id = CAST(:api_task_id AS TEXT) AND holder.phone = c.phone
+    AND holder.status IN ({_ACTIVE_SQL})
+WHERE c.run_id = CAST(:run_id AS TEXT)
+"""  # noqa: S608 - our own names and constants; values are bound
+
+# The decisions, written, in this order: the rejects first (each candidate that lost its phone
+# to a more recent lead of the run, and each whose phone another lead holds), then the
+# ledger's rows of all the run's rejects (the extract's too, see add_rejects), then the
+# staged rows. Each statement touches other leads than the others (a run has one candidate
+# per lead, and a lead is a candidate or a reject), and the partial unique index still guards
+# every phone.
+_REJECT_SQL = f"""
+INSERT INTO {rejects.name} (
+    run_id, lead_id, api_task_id, raw_phone, reason, rejected_at, in_ledger
+)
+SELECT CAST(:run_id AS TEXT), d.lead_id, CAST(:api_task_id AS TEXT), d.phone,
+    CASE WHEN d.decision = '{DUPLICATE}' THEN {_sql_text(DUPLICATE_IN_RUN, "d.kept")}
+        ELSE {_sql_text(PHONE_ALREADY_LOADED, "d.holder")} END,
+    :stamp, d.decision = '{DUPLICATE}'
+FROM {_DECISIONS} AS d
+WHERE d.decision IN ('{DUPLICATE}', '{StagingDecision.PHONE_TAKEN.value}')
+"""  # noqa: S608 - our own names and constants; values are bound
+# The ledger's key of a reject: its phone as given (the ledger's phone is NOT NULL, at most
+# 32 characters).
+_RUN_REJECTS = f"""
+    SELECT r.lead_id, left(coalesce(r.raw_phone, ''), 32) AS phone, r.reason
+    FROM {rejects.name} AS r
+    WHERE r.run_id = CAST(:run_id AS TEXT) AND r.in_ledger
+"""  # noqa: S608 - our own names and constants; values are bound
+_WRITE_SQL = (
+    _REJECT_SQL,
+    # A reject's ledger row: the new reason where the lead and phone were rejected before,
+    f"""
+    UPDATE {ledger.name} AS l
+    SET reason = r.reason, run_id = CAST(:run_id AS TEXT), updated_at = :stamp
+    FROM ({_RUN_REJECTS}) AS r
+    WHERE l.api_task_id = CAST(:api_task_id AS TEXT) AND l.lead_id = r.lead_id
+      AND l.phone = r.phone AND l.status = '{Status.REJECTED.value}'
+    """,  # noqa: S608 - our own names and constants; values are bound
+    # ... a rejected row where they have none (any other row stays as it is).
+    f"""
+    INSERT INTO {ledger.name} (
+        api_task_id, lead_id, phone, status, reason, run_id, created_at, updated_at
+    )
+    SELECT CAST(:api_task_id AS TEXT), r.lead_id, r.phone, '{Status.REJECTED.value}',
+        r.reason, CAST(:run_id AS TEXT), :stamp, :stamp
+    FROM ({_RUN_REJECTS}) AS r
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {ledger.name} AS l
+        WHERE l.api_task_id = CAST(:api_task_id AS TEXT) AND l.lead_id = r.lead_id
+          AND l.phone = r.phone
+    )
+    """,  # noqa: S608 - our own names and constants; values are bound
+    # New leads and phones: a staged row each.
+    f"""
+    INSERT INTO {ledger.name} (
+        api_task_id, lead_id, phone, status, run_id, payload, created_at, updated_at
+    )
+    SELECT CAST(:api_task_id AS TEXT), c.lead_id, c.phone, '{Status.STAGED.value}',
+        CAST(:run_id AS TEXT), c.payload, :stamp, :stamp
+    FROM {candidates.name} AS c
+    JOIN {_DECISIONS} AS d ON d.lead_id = c.lead_id
+    WHERE c.run_id = CAST(:run_id AS TEXT)
+      AND d.decision = '{StagingDecision.STAGE_NEW.value}'
+    """,  # noqa: S608 - our own names and constants; values are bound
+    # Leads rejected before under the same phone and valid now: staged again.
+    f"""
+    UPDATE {ledger.name} AS l
+    SET status = '{Status.STAGED.value}', reason = NULL, run_id = CAST(:run_id AS TEXT),
+        batch_no = NULL, unique_id = NULL, payload = c.payload, updated_at = :stamp
+    FROM {_DECISIONS} AS d
+    JOIN {candidates.name} AS c ON c.run_id = CAST(:run_id AS TEXT) AND c.lead_id = d.lead_id
+    WHERE d.decision = '{StagingDecision.RESTAGE.value}'
+      AND l.api_task_id = CAST(:api_task_id AS TEXT) AND l.lead_id = d.lead_id
+      AND l.phone = d.phone AND l.status = '{Status.REJECTED.value}'
+    """,  # noqa: S608 - our own names and constants; values are bound
+)
+
+# Statements planned for the values they run with: a prepared statement's generic plan
+# (psycopg 3 prepares a statement it has run five times on a connection) knows neither the
+# run nor the task. set_config(..., true) lasts to the transaction's end.
+_PLAN_EACH_TIME = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
+
+
+def _stage_run_in_sql(engine: Engine, run_id: str, api_task_id: str) -> StagingCounts:
+    """The whole run decided and written by a fixed number of statements (PostgreSQL)."""
+    with engine.begin() as conn:  # not under the task lock: ANALYZE takes a while
+        refresh_statistics(conn)
+    params = {"run_id": run_id, "api_task_id": api_task_id, "stamp": now()}
+    counts = StagingCounts()
+    with engine.begin() as conn:
+        _lock_task(conn, api_task_id)  # decide on what other runs have committed
+        conn.exec_driver_sql(_PLAN_EACH_TIME)
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {_DECISIONS} (lead_id VARCHAR(128), phone VARCHAR(32), "
+            "kept VARCHAR(128), holder VARCHAR(128), own_status VARCHAR(16), "
+            "decision VARCHAR(32)) ON COMMIT DROP"
+        )
+        conn.execute(text(_DECIDE_SQL), params)
+        conn.exec_driver_sql(f"ANALYZE {_DECISIONS}")  # temporary tables never get any
+        decided = conn.execute(
+            text(f"SELECT decision, count(*) FROM {_DECISIONS} GROUP BY decision")  # noqa: S608
+        ).all()
+        for decision, leads in decided:
+            counts.add(decision, leads)
+        for statement in _WRITE_SQL:
+            conn.execute(text(statement), params)
     return counts
+
+
+# autovacuum's default for when a table needs ANALYZE: 50 rows plus 10% changed since.
+_ANALYZE_THRESHOLD, _ANALYZE_SCALE = 50, 0.1
+
+
+def refresh_statistics(conn: Connection) -> None:
+    """ANALYZE the candidates table (a run has just added its rows) and, where autovacuum
+    would have (it may be off), the ledger and the rejects: the set-based statements are
+    planned by them. ANALYZE reads a sample of at most 30,000 rows: a fraction of a second
+    at a million. (A login that does not own the tables gets a warning from PostgreSQL and
+    no statistics: grant it MAINTAIN, PostgreSQL 17, or let autovacuum run.)"""
+    conn.exec_driver_sql(f"ANALYZE {candidates.name}")
+    stale = conn.execute(
+        text(
+            "SELECT c.relname FROM pg_class AS c "
+            "JOIN pg_stat_user_tables AS s ON s.relid = c.oid "
+            "WHERE c.oid IN (to_regclass(:ledger), to_regclass(:rejects)) "
+            # reltuples is -1 until the first ANALYZE
+            "AND (c.reltuples < 0 OR s.n_mod_since_analyze > :threshold + :scale * c.reltuples)"
+        ),
+        {
+            "ledger": ledger.name,
+            "rejects": rejects.name,
+            "threshold": _ANALYZE_THRESHOLD,
+            "scale": _ANALYZE_SCALE,
+        },
+    ).scalars()
+    for table in stale.all():
+        conn.exec_driver_sql(f"ANALYZE {table}")
+
+
+# -- the portable path: slices by key --------------------------------------------------------
 
 
 def _next_chunk(conn: Connection, run_id: str, api_task_id: str, after: str) -> list[_Lead]:
@@ -330,32 +714,28 @@ def _stage_chunk(
             {
                 "lead_id": lead.lead_id,
                 "raw_phone": lead.phone,
-                "reason": f"duplicate_in_run (kept lead {lead.kept})",
+                "reason": DUPLICATE_IN_RUN.format(lead.kept),
             }
             for lead in duplicates
         ],
         stamp,
     )
-    counts.duplicates_in_run += len(duplicates)
+    counts.add(DUPLICATE, len(duplicates))
 
-    decided: dict[StagingDecision, list[_Lead]] = defaultdict(list)
+    decided: dict[str, list[_Lead]] = defaultdict(list)
     for lead in chunk:
         if lead.kept != lead.lead_id:
             continue  # a duplicate, rejected above
         if lead.status == Status.STAGED and lead.old_run == run_id:
-            counts.staged += 1  # staged by an earlier try of this same run
+            decided[STAGED_BY_THIS_RUN].append(lead)  # by an earlier try: nothing to write
             continue
-        decision = decide_staging(lead.status, lead.holder, lead.lead_id)
-        decided[decision].append(lead)
+        decided[decide_staging(lead.status, lead.holder, lead.lead_id)].append(lead)
 
-    new, again = decided[StagingDecision.STAGE_NEW], decided[StagingDecision.RESTAGE]
-    taken = decided[StagingDecision.PHONE_TAKEN]
-    _insert_staged(conn, run_id, api_task_id, new, stamp)
-    _restage(conn, run_id, api_task_id, again, stamp)
-    _reject_taken_phones(conn, run_id, api_task_id, taken, stamp)
-    counts.staged += len(new) + len(again)
-    counts.already_loaded += len(taken) + len(decided[StagingDecision.ALREADY_LOADED])
-    counts.in_flight += len(decided[StagingDecision.IN_FLIGHT])
+    _insert_staged(conn, run_id, api_task_id, decided[StagingDecision.STAGE_NEW], stamp)
+    _restage(conn, run_id, api_task_id, decided[StagingDecision.RESTAGE], stamp)
+    _reject_taken_phones(conn, run_id, api_task_id, decided[StagingDecision.PHONE_TAKEN], stamp)
+    for decision, leads in decided.items():
+        counts.add(decision, len(leads))
 
 
 def _insert_staged(
@@ -423,8 +803,9 @@ def _reject_taken_phones(
                 "lead_id": lead.lead_id,
                 "api_task_id": api_task_id,
                 "raw_phone": lead.phone,
-                "reason": f"phone_already_loaded (by lead {lead.holder})",
+                "reason": PHONE_ALREADY_LOADED.format(lead.holder),
                 "rejected_at": stamp,
+                "in_ledger": False,
             }
             for lead in leads
         ],

@@ -8,13 +8,24 @@ import pytest
 
 from agent_api import lookup_cache
 from lead_load.ledger import schema
-from tests.dags.conftest import postgres_warehouse, sqlite_warehouse
+from tests.dags.conftest import mariadb_warehouse, postgres_warehouse, sqlite_warehouse
 from tests.include.lead_load.landing_samples import Platform
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
 def engine(request, tmp_path):
-    warehouse = sqlite_warehouse(tmp_path) if request.param == "sqlite" else postgres_warehouse()
+    """A ledger database of each engine the ledger supports."""
+    warehouse = {
+        "sqlite": lambda: sqlite_warehouse(tmp_path),
+        "postgres": postgres_warehouse,
+        "mariadb": mariadb_warehouse,
+    }[request.param]()
     schema.create_tables(warehouse.engine)
     yield warehouse.engine
     for step in warehouse.cleanup:

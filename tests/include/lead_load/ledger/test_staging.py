@@ -1,14 +1,51 @@
-"""Staging on real databases (SQLite file, and PostgreSQL over its socket)."""
+"""Staging on real databases: a SQLite file, PostgreSQL through each of its drivers (psycopg2,
+and psycopg 3, which Airflow's hook picks; PostgreSQL stages set-based and copies with each
+driver's own COPY), and MariaDB."""
 
 from __future__ import annotations
 
 import json
 
-from sqlalchemy import event, func, insert, select
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, event, func, insert, select, text
 
+from lead_load.core.ledger_rules import StagingDecision, Status, decide_staging
 from lead_load.ledger import schema, staging
 from lead_load.ledger.counts import reject_reasons
+from tests.dags.conftest import mariadb_warehouse, postgres_warehouse, sqlite_warehouse
 from tests.include.lead_load.samples import TASK, candidate, statuses
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("postgres+psycopg", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def engine(request, tmp_path):
+    """A ledger on each database and driver staging has a path for (the shared fixture's
+    databases, plus PostgreSQL through psycopg 3)."""
+    if request.param == "sqlite":
+        warehouse = sqlite_warehouse(tmp_path)
+    elif request.param == "mariadb":
+        warehouse = mariadb_warehouse()
+    else:
+        warehouse = postgres_warehouse()
+    engine = warehouse.engine
+    if request.param == "postgres+psycopg":
+        engine = create_engine(engine.url.set(drivername="postgresql+psycopg"))
+        warehouse.cleanup.insert(0, engine.dispose)
+    schema.create_tables(engine)
+    yield engine
+    for step in warehouse.cleanup:
+        step()
+
+
+def set_based(engine) -> bool:
+    return engine.dialect.name == "postgresql"
 
 
 def test_staging_keeps_the_latest_lead_per_phone_across_chunks(engine):
@@ -147,51 +184,93 @@ def test_staging_applies_every_rule_across_many_slices(engine, monkeypatch):
     assert left == 0
 
 
-def test_staging_sends_at_most_one_slice_per_statement(engine, monkeypatch):
-    """A cheap guard on memory and speed, without timing anything.
-
-    Memory: no statement may carry more than a slice of rows. Staging once passed every
-    cross-chunk duplicate of a run to one insert (+96 MiB at a million rows).
-    Speed: staging writes the ledger with a few statements per slice, not one per row (which
-    was 90% of the extract step's time).
-    """
-    slice_rows = 20
-    monkeypatch.setattr(schema, "CHUNK", slice_rows)
-    statements: list[tuple[str, int, int]] = []  # (SQL, rows, bound values)
+def staging_statements(engine, leads: int, task: str = TASK) -> tuple[list, list]:
+    """(statements while writing candidates and rejects, statements while staging) for
+    ``leads`` candidates in 4 extract chunks, the last quarter reusing the phones of the
+    first and newer (so they win: a quarter loses to a lead of another chunk), and 30 bad
+    rows. Each statement: (SQL, rows, bound values)."""
+    statements: list[tuple[str, int, int]] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
         rows = list(parameters) if executemany else [parameters]
         statements.append((statement, len(rows), sum(len(row or ()) for row in rows)))
 
-    event.listen(engine, "before_cursor_execute", record)
-    # 100 leads in 4 extract chunks; leads 75..99 reuse the phones of leads 0..24 and are
-    # newer, so 25 (more than a slice) lose to a lead of another chunk.
-    leads = [
-        candidate(f"l{i:03d}", f"139{i % 75:08d}", f"2026-11-24 {i // 25:02d}:00:00")
-        for i in range(100)
+    run = f"run-for-{task}"
+    quarter = leads // 4
+    rows = [
+        candidate(f"l{i:04d}", f"139{i % (3 * quarter):08d}", f"2026-11-24 {i // quarter:02d}:00")
+        for i in range(leads)
     ]
-    for start in range(0, 100, 25):
-        staging.add_candidates(engine, "run-1", leads[start : start + 25])
-    bad = ({"lead_id": f"x{i}", "raw_phone": "n/a", "reason": "not_a_phone"} for i in range(30))
-    staging.add_rejects(engine, "run-1", TASK, bad)
-    staging_starts = len(statements)
-    counts = staging.stage_candidates(engine, "run-1", TASK)
-    event.remove(engine, "before_cursor_execute", record)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for start in range(0, leads, quarter):
+            staging.add_candidates(engine, run, rows[start : start + quarter])
+        bad = ({"lead_id": f"x{i}", "raw_phone": "n/a", "reason": "not_a_phone"} for i in range(30))
+        staging.add_rejects(engine, run, task, bad)
+        staging_starts = len(statements)
+        counts = staging.stage_candidates(engine, run, task)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert (counts.staged, counts.duplicates_in_run) == (3 * quarter, quarter)
+    return statements[:staging_starts], statements[staging_starts:]
 
-    assert (counts.staged, counts.duplicates_in_run) == (75, 25)
+
+def test_staging_sends_at_most_one_slice_per_statement(engine, monkeypatch):
+    """A cheap guard on memory and speed, without timing anything.
+
+    Memory: no statement may carry more than a slice of rows. Staging once passed every
+    cross-chunk duplicate of a run to one insert (+96 MiB at a million rows); PostgreSQL's
+    COPY streams the rows (it is no statement with parameters).
+    Speed, portable path: staging writes the ledger with a few statements per slice, not one
+    per row (which was 90% of the extract step's time).
+    """
+    slice_rows = 20
+    monkeypatch.setattr(schema, "CHUNK", slice_rows)
+    writing, staged = staging_statements(engine, 100)
+
     widest = len(schema.ledger.columns)
-    too_big = [(sql[:60], rows, values) for sql, rows, values in statements if rows > slice_rows]
-    too_big += [
-        (sql[:60], rows, values) for sql, rows, values in statements if values > slice_rows * widest
+    too_big = [
+        (sql[:60], rows, values)
+        for sql, rows, values in writing + staged
+        if rows > slice_rows or values > slice_rows * widest
     ]
     assert too_big == []
+    if set_based(engine):
+        return  # test_set_based_staging_sends_as_many_statements_for_any_run
     ledger_writes = [
         sql
-        for sql, _, _ in statements[staging_starts:]
+        for sql, _, _ in staged
         if sql.startswith(("INSERT INTO lead_load_ledger", "UPDATE lead_load_ledger"))
     ]
     slices = -(-100 // slice_rows)
     assert len(ledger_writes) <= 4 * slices  # 75 rows staged, 25 rejected
+
+
+def test_set_based_staging_sends_as_many_statements_for_any_run(engine):
+    """PostgreSQL stages a run with the same statements whatever its size, each planned on
+    fresh statistics: the candidates are ANALYZEd before the statement that decides them (the
+    ledger and the rejects too when autovacuum would have), and every statement is planned
+    with its parameters (no generic plan)."""
+    if not set_based(engine):
+        pytest.skip("the portable path sends a few statements per slice")
+    _, small = staging_statements(engine, 40, task="task-1")
+    _, large = staging_statements(engine, 400, task="task-2")
+
+    def shape(statements):
+        sqls = [" ".join(sql.split())[:50] for sql, _, _ in statements]
+        return [
+            sql
+            for sql in sqls
+            if sql not in {"ANALYZE lead_load_ledger", "ANALYZE lead_load_rejects"}
+        ]
+
+    assert shape(small) == shape(large)
+    sqls = shape(large)
+    analyze = sqls.index("ANALYZE lead_load_candidates")
+    custom_plans = next(i for i, sql in enumerate(sqls) if "plan_cache_mode" in sql)
+    decide = next(i for i, sql in enumerate(sqls) if "INTO lead_load_staging_decisions" in sql)
+    assert analyze < custom_plans < decide
+    assert len(sqls) <= 25
 
 
 def test_two_runs_staging_the_same_leads_at_once_stage_each_lead_once(engine):
@@ -274,3 +353,173 @@ def test_a_number_the_platform_refused_is_not_sent_again_but_a_new_one_is(engine
     with engine.connect() as conn:
         rows = conn.execute(select(schema.ledger.c.phone, schema.ledger.c.status)).all()
     assert sorted(rows) == [("13900000001", "not_imported"), ("13900000009", "staged")]
+
+
+def test_the_sql_decisions_are_decide_staging(engine):
+    """PostgreSQL decides in SQL: the expression, built from decide_staging, gives what the
+    function gives for every status (and one it does not know) and every kind of holder."""
+    if not set_based(engine):
+        pytest.skip("the portable path calls decide_staging itself")
+    statuses_ = [None, *Status, "a_later_status"]
+    holders = [None, "lead", "another lead"]
+    cases = [(status, holder) for status in statuses_ for holder in holders]
+    values = ", ".join(
+        f"({i}, CAST(:s{i} AS TEXT), CAST(:h{i} AS TEXT))" for i in range(len(cases))
+    )
+    params = {f"s{i}": status for i, (status, _) in enumerate(cases)}
+    params |= {f"h{i}": holder for i, (_, holder) in enumerate(cases)}
+    expression = staging._decide_staging_sql("status", "holder", "'lead'")
+    with engine.connect() as conn:
+        got = dict(
+            conn.execute(
+                text(f"SELECT i, {expression} FROM (VALUES {values}) AS c (i, status, holder)"),  # noqa: S608
+                params,
+            ).all()
+        )
+    expected = {
+        i: decide_staging(status, holder, "lead") for i, (status, holder) in enumerate(cases)
+    }
+    assert {i: StagingDecision(d) for i, d in got.items()} == expected
+
+
+def test_text_is_stored_as_given_whatever_it_holds(engine):
+    """Backslashes, tabs, line breaks, quotes and non-ASCII text reach the tables unchanged
+    (COPY's text format escapes them), in candidates, their payloads and rejects."""
+    odd = "L\\1\t'\"\n联\\N"
+    row = candidate(odd, "13900000001")
+    row["payload"] |= {"name": 'a\tb\\c\nd "e" 联系人 \\N', "sex": 0, "score": 1.5}
+    staging.add_candidates(engine, "run-1", [row])
+    reject = {"lead_id": odd + "x", "raw_phone": "1\t2\\3\n", "reason": "not_a_phone"}
+    staging.add_rejects(engine, "run-1", TASK, [reject])
+    assert staging.stage_candidates(engine, "run-1", TASK).staged == 1
+    with engine.connect() as conn:
+        rows = {r.lead_id: r for r in conn.execute(select(schema.ledger))}
+        (logged,) = conn.execute(select(schema.rejects)).all()
+    assert json.loads(rows[odd].payload) == row["payload"]
+    assert rows[odd].phone == "13900000001"
+    assert (logged.lead_id, logged.raw_phone) == (odd + "x", "1\t2\\3\n")
+    assert rows[odd + "x"].status == "rejected"
+    assert rows[odd + "x"].phone == "1\t2\\3\n"
+
+
+def test_a_run_of_rejects_only_still_gets_their_ledger_rows(engine):
+    staging.add_rejects(
+        engine,
+        "run-1",
+        TASK,
+        [
+            {"lead_id": "a", "raw_phone": "12345", "reason": "not_a_phone"},
+            {"lead_id": "b", "raw_phone": None, "reason": "missing_phone"},
+            # no lead of its own: recorded, kept out of the ledger
+            {"lead_id": "(no lead id: row 3)", "raw_phone": "1", "reason": "missing_lead_id"}
+            | {"in_ledger": False},
+        ],
+    )
+    assert staging.stage_candidates(engine, "run-1", TASK).as_dict() == dict.fromkeys(
+        ("staged", "duplicates_in_run", "already_loaded", "in_flight"), 0
+    )
+    assert statuses(engine) == {"a": "rejected", "b": "rejected"}
+    assert reject_reasons(engine, "run-1") == {
+        "not_a_phone": 1,
+        "missing_phone": 1,
+        "missing_lead_id": 1,
+    }
+
+
+def test_a_retry_of_a_run_counts_what_its_earlier_try_staged_and_adds_nothing(engine):
+    leads = [candidate("a", "13900000001"), candidate("b", "13900000002")]
+    bad = [{"lead_id": "c", "raw_phone": "123", "reason": "not_a_phone"}]
+    staging.add_candidates(engine, "run-1", leads)
+    staging.add_rejects(engine, "run-1", TASK, bad)
+    first = staging.stage_candidates(engine, "run-1", TASK)
+    staging.clear_run(engine, "run-1")  # what the extract's retry does first
+    staging.add_candidates(engine, "run-1", leads)
+    staging.add_rejects(engine, "run-1", TASK, bad)
+    again = staging.stage_candidates(engine, "run-1", TASK)
+    assert (
+        first.as_dict()
+        == again.as_dict()
+        == {
+            "staged": 2,
+            "duplicates_in_run": 0,
+            "already_loaded": 0,
+            "in_flight": 0,
+        }
+    )
+    assert statuses(engine) == {"a": "staged", "b": "staged", "c": "rejected"}
+
+
+def test_staging_a_run_leaves_the_candidates_of_another_run_alone(engine):
+    staging.add_candidates(engine, "run-a", [candidate("a", "13900000001")])
+    staging.add_candidates(engine, "run-b", [candidate("b", "13900000002")])
+    assert staging.stage_candidates(engine, "run-a", TASK).staged == 1
+    with engine.connect() as conn:
+        left = conn.execute(select(schema.candidates.c.run_id, schema.candidates.c.lead_id)).all()
+    assert left == [("run-b", "b")]
+    assert staging.stage_candidates(engine, "run-b", TASK).staged == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.candidates)).scalar() == 0
+
+
+def test_the_candidates_table_on_postgres_is_unlogged_and_has_no_phone_index(engine):
+    """Also for a table an older release made (logged, with the phone index)."""
+    if not set_based(engine):
+        pytest.skip("PostgreSQL's set-based staging only")
+
+    def shape():
+        with engine.connect() as conn:
+            return conn.execute(
+                text(
+                    "SELECT relpersistence, to_regclass('ix_lead_load_candidates_phone') "
+                    "FROM pg_class WHERE oid = to_regclass('lead_load_candidates')"
+                )
+            ).one()
+
+    assert tuple(shape()) == ("u", None)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE lead_load_candidates SET LOGGED"))
+        conn.execute(
+            text(
+                "CREATE INDEX ix_lead_load_candidates_phone ON lead_load_candidates (run_id, phone)"
+            )
+        )
+    schema.create_tables(engine)
+    assert tuple(shape()) == ("u", None)
+
+
+def test_counting_an_unknown_decision_fails_loudly():
+    with pytest.raises(ValueError, match="unknown staging decision"):
+        staging.StagingCounts().add("made_up", 1)
+
+
+def test_a_payload_is_the_json_json_dumps_writes():
+    """msgspec writes the payloads; what json.dumps accepted it accepts, and json.loads reads
+    back the same row (numpy's str_ and float64 are str and float to json.dumps)."""
+    payload = {
+        "phone": np.str_("13900000001"),
+        "name": '联系人 "a"\tb\\',
+        "sex": 0,
+        "score": np.float64(1.5),
+        "email": None,
+        "extra": "L1",
+    }
+    text_ = staging.payload_json(payload)
+    assert json.loads(text_) == json.loads(json.dumps(payload, ensure_ascii=False))
+    assert "联系人" in text_  # as text, not \\u escapes
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        staging.payload_json({"when": object()})
+
+
+def test_staging_does_not_wait_for_another_run_reading_the_candidates(engine):
+    """PostgreSQL empties the candidates table with TRUNCATE only when it can have it at once
+    and no other run's rows are in it; otherwise it deletes the run's own rows."""
+    if not set_based(engine):
+        pytest.skip("PostgreSQL's set-based staging only")
+    staging.add_candidates(engine, "run-a", [candidate("a", "13900000001")])
+    with engine.connect() as other:
+        # another run in the middle of reading its candidates holds a lock on the table
+        other.execute(select(func.count()).select_from(schema.candidates)).scalar()
+        assert staging.stage_candidates(engine, "run-a", TASK).staged == 1
+        other.rollback()
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.candidates)).scalar() == 0
