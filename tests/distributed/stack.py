@@ -399,3 +399,25 @@ class AirflowStack:
             found += page["task_instances"]
             if not page["task_instances"] or len(found) >= page["total_entries"]:
                 return found
+
+    def explain(self, run_id: str, dag_id: str = "lead_load", shown: int = 4) -> str:
+        """Why a run is not green: the task instances that did not succeed, the end of the
+        newest logs of the first few (their trigger logs included), and the scheduler's."""
+        lines: list[str] = []
+        failed = [
+            ti
+            for ti in self.task_instances(run_id, dag_id)
+            if ti["state"] not in ("success", "skipped")
+        ]
+        for ti in failed:
+            lines.append(f"{ti['task_id']}[{ti['map_index']}]: {ti['state']}")
+        for ti in failed[:shown]:
+            folder = self.logs / "tasks" / f"dag_id={dag_id}" / f"run_id={run_id}"
+            folder /= f"task_id={ti['task_id']}"
+            if ti["map_index"] >= 0:
+                folder /= f"map_index={ti['map_index']}"
+            for log in sorted(folder.glob("attempt=*"))[-3:]:
+                text = log.read_text(errors="replace")[-1500:]
+                lines.append(f"--- {ti['task_id']}[{ti['map_index']}] {log.name}:\n{text}")
+        lines.append(f"--- scheduler:\n{self.log_tail('scheduler', 1500)}")
+        return "\n".join(lines)

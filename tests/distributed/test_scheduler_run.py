@@ -48,11 +48,6 @@ def _task_phones(stack, task_id: str) -> list[str]:
     return [n["phone"] for n in stack.simulator.task_numbers(stack.user_id, task_id)]
 
 
-def _explain(stack, run_id: str) -> str:
-    states = {(ti["task_id"], ti["map_index"]): ti["state"] for ti in stack.task_instances(run_id)}
-    return f"task states: {states}\nscheduler:\n{stack.log_tail('scheduler')}"
-
-
 def test_scheduler_runs_lead_load_on_celery_exactly_once_with_sensors_in_the_triggerer(
     airflow_stack,
 ):
@@ -75,7 +70,7 @@ def test_scheduler_runs_lead_load_on_celery_exactly_once_with_sensors_in_the_tri
     )
     (run,) = stack.wait_for_runs([run_id], timeout=600)
     stack.simulator.set_faults()
-    assert run["state"] == "success", _explain(stack, run_id)
+    assert run["state"] == "success", stack.explain(run_id)
 
     # The platform holds every valid phone exactly once, in batches of at most 200.
     phones = _task_phones(stack, task_id)
@@ -107,7 +102,7 @@ def test_scheduler_runs_lead_load_on_celery_exactly_once_with_sensors_in_the_tri
         by_task.setdefault(ti["task_id"], []).append(ti)
     assert len(by_task["batches.post_batch"]) == len(posts)
     assert len(by_task["batches.wait_for_callback"]) == len(posts)
-    assert {ti["state"] for ti in tis} == {"success"}, _explain(stack, run_id)
+    assert {ti["state"] for ti in tis} == {"success"}, stack.explain(run_id)
 
     # The sensors really waited in the triggerer: it ran a trigger for each and it fired.
     # (The triggerer writes each trigger's log next to its task's, as *.log.trigger.<job>.log.)
@@ -189,7 +184,7 @@ def test_a_three_day_backfill_through_the_rest_api_loads_each_day_once(airflow_s
     backfilled = [r for r in runs if r["run_type"] == "backfill"]
     assert len(backfilled) == BACKFILL_DAYS, runs
     for run in backfilled:
-        assert run["state"] == "success", _explain(stack, run["dag_run_id"])
+        assert run["state"] == "success", stack.explain(run["dag_run_id"])
 
     # Each run's data interval is one of the three days, and each day was loaded once.
     windows = sorted(
@@ -256,13 +251,13 @@ def test_a_post_that_fails_in_the_triggerer_fails_its_try_on_a_worker_and_the_re
             ti["task_id"] == "batches.post_batch" and ti["try_number"] >= 2
             for ti in stack.task_instances(run_id)
         ):
-            assert time.monotonic() < deadline, _explain(stack, run_id)
+            assert time.monotonic() < deadline, stack.explain(run_id)
             stack.check_alive()
             time.sleep(1)
     finally:
         stack.simulator.set_faults()
     (run,) = stack.wait_for_runs([run_id], timeout=600)
-    assert run["state"] == "success", _explain(stack, run_id)
+    assert run["state"] == "success", stack.explain(run_id)
 
     # Exactly once, although the first tries' posts may have reached the platform.
     phones = _task_phones(stack, task_id)
@@ -386,7 +381,7 @@ def test_a_scheduled_run_created_during_a_backfill_of_the_same_days_loads_each_l
     assert set(sent) == set(valid)
 
     for run in runs:
-        assert run["state"] == "success", _explain(stack, run["dag_run_id"])
+        assert run["state"] == "success", stack.explain(run["dag_run_id"])
     # The stand-in loaded its own window, while a backfill run was running.
     span = {
         r["dag_run_id"]: [datetime.fromisoformat(r[k]) for k in ("start_date", "end_date")]

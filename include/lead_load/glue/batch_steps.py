@@ -3,6 +3,7 @@ with the ledger engine and the platform hook built from Airflow's connections.""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from typing import Any
@@ -12,11 +13,14 @@ from airflow.sdk.exceptions import AirflowFailException
 from agent_api.exceptions import AgentApiError
 from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.sensors.callback import BatchOutcome
+from lead_load.core.ledger_rules import BatchStatus
 from lead_load.core.settings import RunSettings
 from lead_load.glue.connections import ledger_conn_id, shared_engine_for
 from lead_load.ledger import batch_lifecycle
 from lead_load.steps.post import LeaseHeld, post_batch
 from lead_load.steps.settle import apply_outcome
+
+log = logging.getLogger(__name__)
 
 
 def post_planned_batch(
@@ -36,18 +40,40 @@ def post_planned_batch(
     )
 
 
-def posted_unique_id(settings: dict[str, Any], batch: dict[str, Any]) -> str:
-    """The ``unique_id`` of a posted batch of ``plan_batches``, from the ledger."""
+def callback_to_wait_for(settings: dict[str, Any], batch: dict[str, Any]) -> str | None:
+    """The ``unique_id`` whose callback batch ``batch`` of ``plan_batches`` waits for, read
+    from the ledger (which also knows what another copy of the post submitted).
+
+    None: the batch needs no callback, because no post of its own was accepted and none is
+    due: every row was found in the task already (an interrupted post that had landed) or
+    another run took the rows over. Fails when the batch was never posted.
+    """
     run_settings = RunSettings.from_dict(settings)
-    unique_id = batch_lifecycle.posted_unique_id(
+    state = batch_lifecycle.batch_state(
         shared_engine_for(ledger_conn_id()), run_settings.run_id, batch["batch_no"]
     )
-    if not unique_id:
-        raise AirflowFailException(
-            f"batch {batch['batch_no']} of run {run_settings.run_id} has no unique_id in the "
-            "ledger: its post did not succeed, so there is no callback to wait for"
+    status, unique_id = state["status"], state["unique_id"]
+    if status in (BatchStatus.SUBMITTED, BatchStatus.PROCESSED) and unique_id:
+        return unique_id
+    if status == BatchStatus.PROCESSED:
+        log.info("Batch %s needs no callback: its rows were in the task already", batch["batch_no"])
+        return None
+    if status == BatchStatus.CARRIED_OVER:
+        log.info(
+            "Batch %s needs no callback: run %s took its rows over",
+            batch["batch_no"],
+            state["carried_to"],
         )
-    return unique_id
+        return None
+    raise AirflowFailException(
+        f"batch {batch['batch_no']} of run {run_settings.run_id} has no unique_id in the "
+        f"ledger (it is {status}): its post did not succeed, so there is no callback to wait for"
+    )
+
+
+def no_callback_result(batch: dict[str, Any]) -> dict[str, Any]:
+    """The wait's XCom for a batch that needs no callback (see ``callback_to_wait_for``)."""
+    return {"batch_no": batch["batch_no"], "unique_id": None, "imported": 0, "waited": False}
 
 
 def record_outcome(

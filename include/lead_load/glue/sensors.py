@@ -55,19 +55,27 @@ class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
         self.batch = batch
 
     def execute(self, context: Any) -> Any:
-        self._read_unique_id()
+        if not self._read_unique_id():
+            return self._no_callback()
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         # A deferred task resumes on a fresh copy of the operator: read the id again.
-        self._read_unique_id()
+        if not self._read_unique_id():
+            return self._no_callback()
         return super().execute_complete(context, event)
 
-    def _read_unique_id(self) -> None:
+    def _read_unique_id(self) -> str | None:
         if not self.unique_id:
-            from lead_load.glue.batch_steps import posted_unique_id  # not at DAG parse time
+            from lead_load.glue.batch_steps import callback_to_wait_for  # not at parse time
 
-            self.unique_id = posted_unique_id(self.settings, self.batch)
+            self.unique_id = callback_to_wait_for(self.settings, self.batch) or ""
+        return self.unique_id or None
+
+    def _no_callback(self) -> dict[str, Any]:
+        from lead_load.glue.batch_steps import no_callback_result  # not at DAG parse time
+
+        return no_callback_result(self.batch)
 
     def on_outcome(self, context: Any, outcome: BatchOutcome) -> dict[str, Any]:
         from lead_load.glue.batch_steps import record_outcome  # not at DAG parse time

@@ -27,7 +27,12 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 from agent_api.hooks.agent_api import AgentApiAsyncHook
 from agent_api.masking import mask_phones_in
 from agent_api.triggers.callback import AgentApiCallbackTrigger
-from lead_load.glue.batch_steps import post_planned_batch, posted_unique_id, record_callback
+from lead_load.glue.batch_steps import (
+    callback_to_wait_for,
+    no_callback_result,
+    post_planned_batch,
+    record_callback,
+)
 from lead_load.steps.post import LeaseHeld
 
 # Posts and outcome recordings run in threads of their own, not in the event loop: the
@@ -170,13 +175,16 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
         self.sub_user_id = settings.get("sub_user_id")
         self.deadline = time.time() + self.timeout
         if not self.unique_id:
+            batch = parsed(self.batch or {})
             try:
-                self.unique_id = await run_in_thread(
-                    posted_unique_id, settings, parsed(self.batch or {})
-                )
+                unique_id = await run_in_thread(callback_to_wait_for, settings, batch)
             except Exception as error:
                 yield error_event(error)
                 return
+            if unique_id is None:
+                yield TaskSuccessEvent(xcoms={"return_value": no_callback_result(batch)})
+                return
+            self.unique_id = unique_id
         async for event in super().run():
             if event.payload.get("status") != "success":
                 yield event

@@ -713,22 +713,6 @@ def awaiting_callback(engine: Engine, run_id: str) -> list[str]:
         )
 
 
-def posted_unique_id(engine: Engine, run_id: str, batch_no: int) -> str | None:
-    """The ``unique_id`` the platform gave batch ``batch_no`` of the run (None: not posted).
-
-    The callback wait of a batch reads it here rather than from the post's XCom: the ledger
-    also knows a batch that another copy of the post (or an earlier try) submitted.
-    """
-    with engine.connect() as conn:
-        return conn.execute(
-            select(batches.c.unique_id).where(
-                batches.c.run_id == run_id,
-                batches.c.batch_no == batch_no,
-                batches.c.status.in_([BatchStatus.SUBMITTED.value, BatchStatus.PROCESSED.value]),
-            )
-        ).scalar()
-
-
 # -- landing check ------------------------------------------------------------------------
 
 

@@ -251,3 +251,31 @@ def test_a_wait_for_a_batch_that_was_never_posted_fails_without_retries(ledger_e
     assert f"batch {batches[0]['batch_no']} of run" in event.payload["message"]
     assert "has no unique_id in the ledger" in event.payload["message"]
     assert account.posts() == []
+
+
+def test_a_batch_whose_interrupted_post_had_landed_needs_no_callback(ledger_env, account):
+    """A post whose owner froze past its lease after the platform took the batch: the next
+    copy finds every number in the task and posts nothing, so the batch has no unique_id of
+    its own. Its wait ends at once, green, instead of failing the run."""
+    from agent_api.hooks.agent_api import AgentApiHook
+
+    engine, settings, batches, phones = ledger_env
+    batch_no = batches[1]["batch_no"]
+    frozen = batch_lifecycle.claim(engine, RUN, batch_no, "frozen triggerer", seconds=-1)
+    AgentApiHook().import_batch(account.task_id, frozen.rows)  # accepted; its owner froze
+    account.sim.wait_until_processed()
+
+    (posted,) = events_of(PostBatchTrigger(settings, batches[1]))
+    assert posted.xcoms["return_value"]["unique_id"] is None
+    assert len(account.posts()) == 1  # the adopter looked in the task and sent nothing
+    assert ledger_status(engine, batch_no) == {"imported"}
+
+    (waited,) = events_of(LedgerCallbackTrigger(settings, timeout=30, batch=batches[1]))
+    assert isinstance(waited, TaskSuccessEvent)
+    assert waited.xcoms["return_value"] == {
+        "batch_no": batch_no,
+        "unique_id": None,
+        "imported": 0,
+        "waited": False,
+    }
+    assert sorted(account.imported_phones()) == sorted(phones[2:4])
