@@ -11,6 +11,8 @@ export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# One run maps one post_batch per batch: 10,000 batches = 2,000,000 leads (README).
+export AIRFLOW__CORE__MAX_MAP_LENGTH := 10000
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 

@@ -120,3 +120,15 @@ def test_the_warehouse_seed_command_loads_leads_into_postgresql():
     finally:
         for step in warehouse.cleanup:
             step()
+
+
+def test_every_airflow_service_maps_as_many_batches_as_make_does():
+    """The map limit bounds how big a window one load takes (README): the compose stack, the
+    Makefile's local Airflow and the distributed tests' stack all ship the same value."""
+    makefile = (REPO / "Makefile").read_text()
+    (made,) = re.findall(r"^export AIRFLOW__CORE__MAX_MAP_LENGTH := (\d+)$", makefile, re.M)
+    stack = (REPO / "tests" / "distributed" / "stack.py").read_text()
+    assert f'"AIRFLOW__CORE__MAX_MAP_LENGTH": "{made}"' in stack
+    for name in ("airflow-scheduler", "airflow-triggerer", "airflow-apiserver"):
+        assert env_of(name)["AIRFLOW__CORE__MAX_MAP_LENGTH"] == made
+    assert int(made) * 200 >= 1_000_000  # a million-lead window in one load

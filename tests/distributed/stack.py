@@ -166,6 +166,8 @@ class AirflowStack:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             # A killed triggerer's triggers move to a live one after this many seconds.
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
+            # As the project ships it (README, "How big a window one load takes").
+            "AIRFLOW__CORE__MAX_MAP_LENGTH": "10000",
             "AIRFLOW_CONN_LEAD_WAREHOUSE": self.warehouse_url,
             "AIRFLOW_CONN_AGENT_API_DEFAULT": json.dumps(
                 {

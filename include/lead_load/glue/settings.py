@@ -199,7 +199,9 @@ SETTINGS: tuple[Setting, ...] = (
         "core.max_map_length",
         AIRFLOW_CONFIG,
         1024,
-        "Most batches one run may post (one mapped post_batch instance each).",
+        "Most batches one run may post (one mapped post_batch instance each): Airflow's "
+        "default; the project's own setups ship 10000 (README, 'How big a window one load "
+        "takes').",
     ),
 )
 
