@@ -17,6 +17,10 @@ import time
 from collections.abc import Callable
 
 
+class PacerBusy(Exception):
+    """A request that yields to others found other requests queued: it was not sent."""
+
+
 class RequestPacer:
     """Hands out request start times spaced ``1 / max_per_second`` seconds apart.
 
@@ -41,6 +45,20 @@ class RequestPacer:
             slot = now if self._next_slot is None else max(now, self._next_slot)
             self._next_slot = slot + self.interval
             return slot - now
+
+    def reserve_if_idle(self) -> bool:
+        """Claim a slot that starts now, but only if no other request has one reserved ahead.
+
+        For requests that can come later at no cost, such as a callback poll: with a rate
+        limit, a poll sent while posts queue delays every one of them by a slot, so polls take
+        only the rate the other requests leave free. False: busy, nothing was reserved.
+        """
+        with self._lock:
+            now = self._clock()
+            if self._next_slot is not None and self._next_slot > now:
+                return False
+            self._next_slot = now + self.interval
+            return True
 
 
 _pacers: dict[tuple[str, float], RequestPacer] = {}

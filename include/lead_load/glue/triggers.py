@@ -35,25 +35,29 @@ from lead_load.glue.batch_steps import (
 )
 from lead_load.steps.post import LeaseHeld
 
-# Posts and outcome recordings run in threads of their own, not in the event loop: the
-# ledger and the HTTP client are synchronous. The pool bounds how many batches one triggerer
-# works on at once; the connection's max_requests_per_second bounds the request rate.
+# Posts and outcome recordings run in threads, not in the event loop: the ledger and the HTTP
+# client are synchronous. Each has a pool of its own, so that while hundreds of posts queue
+# for theirs, a batch whose post was accepted still looks its unique_id up and records its
+# callback at once (no barrier behind the last post). The pools bound how many batches one
+# triggerer works on at once; the connection's max_requests_per_second bounds the rate.
 POST_THREADS = 16
-_executor: ThreadPoolExecutor | None = None
+RECORD_THREADS = 8
+_pools: dict[str, ThreadPoolExecutor] = {}
 
 
-def _threads() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(POST_THREADS, thread_name_prefix="lead_load_post")
-    return _executor
+def _threads(kind: str) -> ThreadPoolExecutor:
+    if kind not in _pools:
+        size = POST_THREADS if kind == "post" else RECORD_THREADS
+        _pools[kind] = ThreadPoolExecutor(size, thread_name_prefix=f"lead_load_{kind}")
+    return _pools[kind]
 
 
-async def run_in_thread(func: Callable[..., Any], *args: Any) -> Any:
-    """``func(*args)`` in the posting threads, with this trigger's log context."""
+async def run_in_thread(func: Callable[..., Any], *args: Any, pool: str = "post") -> Any:
+    """``func(*args)`` in the ``pool`` threads ("post" or "record"), with this trigger's log
+    context."""
     context = contextvars.copy_context()  # so the thread's log lines land in the trigger's log
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_threads(), lambda: context.run(func, *args))
+    return await loop.run_in_executor(_threads(pool), lambda: context.run(func, *args))
 
 
 def error_event(error: BaseException, **fields: Any) -> TriggerEvent:
@@ -177,7 +181,9 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
         if not self.unique_id:
             batch = parsed(self.batch or {})
             try:
-                unique_id = await run_in_thread(callback_to_wait_for, settings, batch)
+                unique_id = await run_in_thread(
+                    callback_to_wait_for, settings, batch, pool="record"
+                )
             except Exception as error:
                 yield error_event(error)
                 return
@@ -196,6 +202,7 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
                     self.unique_id,
                     event.payload.get("download_url"),
                     event.payload.get("task_id"),
+                    pool="record",
                 )
             except Exception as error:
                 self.log.warning(

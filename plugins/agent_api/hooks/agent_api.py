@@ -49,7 +49,7 @@ from agent_api.exceptions import (
     error_for_answer,
 )
 from agent_api.masking import mask_phones_in
-from agent_api.rate_limit import shared_pacer
+from agent_api.rate_limit import PacerBusy, shared_pacer
 from agent_api.retry import RetryPolicy
 from agent_api.settings import DEFAULT_CONN_ID, SETTING_KEYS, AgentApiSettings
 
@@ -570,9 +570,14 @@ class AgentApiAsyncHook(HttpAsyncHook):
         return self._config
 
     async def get_callback(
-        self, unique_id: str, *, sub_user_id: str | None = None
+        self, unique_id: str, *, sub_user_id: str | None = None, yield_to_others: bool = False
     ) -> dict[str, Any] | None:
-        """One poll: the callback payload, or None while the batch is being processed."""
+        """One poll: the callback payload, or None while the batch is being processed.
+
+        ``yield_to_others``: under ``max_requests_per_second``, poll only when no other
+        request of this process waits for a slot (posts go first); otherwise raise
+        ``PacerBusy`` without sending anything.
+        """
         config = await self.config()
         assert self.settings is not None
         path = endpoints.identification(self.settings.user_id, unique_id)
@@ -580,7 +585,11 @@ class AgentApiAsyncHook(HttpAsyncHook):
         timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout)
         pacer = shared_pacer(config.base_url, self.settings.max_requests_per_second)
         if pacer is not None:
-            await asyncio.sleep(pacer.reserve())
+            if yield_to_others:
+                if not pacer.reserve_if_idle():
+                    raise PacerBusy(f"poll of batch {unique_id} yields to queued requests")
+            else:
+                await asyncio.sleep(pacer.reserve())
         try:
             async with self.session() as http:
                 response = await http.run(

@@ -16,6 +16,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from agent_api.exceptions import AgentApiError, AgentApiRateLimitedError, AgentApiRetryableError
 from agent_api.hooks.agent_api import AgentApiAsyncHook
+from agent_api.rate_limit import PacerBusy
 
 # Consecutive failed polls (5xx, timeouts) tolerated before the trigger gives up.
 MAX_CONSECUTIVE_POLL_FAILURES = 10
@@ -28,6 +29,8 @@ class AgentApiCallbackTrigger(BaseTrigger):
     ``{"status": "timeout", "unique_id", "message"}`` or ``{"status": "error", ...}``.
     The poll interval starts at ``poll_interval`` and grows by ``backoff`` up to
     ``max_poll_interval``: most batches finish fast, a slow one should not be hammered.
+    Under the connection's ``max_requests_per_second``, polls yield to the process's other
+    requests (a poll is skipped while posts wait for the rate), so polling never slows posting.
     """
 
     def __init__(
@@ -73,10 +76,17 @@ class AgentApiCallbackTrigger(BaseTrigger):
         polls = 0
         while True:
             wait = interval
+            busy = False
             try:
                 polls += 1
-                payload = await hook.get_callback(self.unique_id, sub_user_id=self.sub_user_id)
+                payload = await hook.get_callback(
+                    self.unique_id, sub_user_id=self.sub_user_id, yield_to_others=True
+                )
                 failures = 0
+            except PacerBusy:
+                # Posts of this process fill the rate limit: try again soon, at the same pace
+                # (a skipped poll costs the platform nothing, so it does not back off).
+                busy, polls, wait = True, polls - 1, self.poll_interval
             except AgentApiRetryableError as error:
                 failures += 1
                 if failures >= MAX_CONSECUTIVE_POLL_FAILURES:
@@ -105,4 +115,5 @@ class AgentApiCallbackTrigger(BaseTrigger):
                 )
                 return
             await asyncio.sleep(min(wait, remaining))
-            interval = min(interval * self.backoff, self.max_poll_interval)
+            if not busy:
+                interval = min(interval * self.backoff, self.max_poll_interval)

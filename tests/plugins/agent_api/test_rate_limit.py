@@ -13,7 +13,7 @@ import pytest
 
 from agent_api.exceptions import AgentApiError, AgentApiNotFoundError
 from agent_api.hooks.agent_api import AgentApiAsyncHook, AgentApiHook
-from agent_api.rate_limit import RequestPacer, shared_pacer
+from agent_api.rate_limit import PacerBusy, RequestPacer, shared_pacer
 from agent_api.settings import AgentApiConnectionError, AgentApiSettings
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
@@ -151,3 +151,33 @@ def test_unpaced_hooks_exceed_the_platform_rate_limit(account):
 
     journal = account.sim.journal()
     assert any(e["status"] == 429 and e["fault"] == "rate_limit" for e in journal)
+
+
+# -- requests that yield to others (callback polls) ---------------------------------------
+
+
+def test_a_yielding_request_takes_only_a_free_slot():
+    clock = FakeClock()
+    pacer = RequestPacer(4, clock=clock)
+    assert pacer.reserve_if_idle() is True  # idle: the poll goes now
+    assert pacer.reserve() == 0.25  # and the next post waits one interval behind it
+    assert pacer.reserve_if_idle() is False  # a post holds the next slot: the poll yields
+    clock.now += 0.5
+    assert pacer.reserve_if_idle() is True  # the queue has drained
+    assert pacer.reserve_if_idle() is False  # its own slot is one interval long
+
+
+def test_a_poll_yields_to_queued_posts_without_sending(account, monkeypatch):
+    account.connect(monkeypatch, max_requests_per_second=2)
+    hook = AgentApiAsyncHook()
+    pacer = shared_pacer(account.sim.base_url, 2)
+    before = len(account.sim.journal())
+    for _ in range(3):  # three posts of another thread are queued for the next 1.5 s
+        pacer.reserve()
+
+    async def poll():
+        return await hook.get_callback(UNKNOWN_ID, yield_to_others=True)
+
+    with pytest.raises(PacerBusy):
+        asyncio.run(poll())
+    assert len(account.sim.journal()) == before  # nothing went to the platform

@@ -86,3 +86,24 @@ def test_fires_error_for_an_unknown_batch(account):
     )
     assert event["status"] == "error"
     assert "404" in event["message"]
+
+
+def test_polls_wait_while_posts_fill_the_rate_limit(account, monkeypatch):
+    """Under max_requests_per_second, a poll that would delay queued posts is skipped, not
+    sent, and not counted against the backoff: the first poll goes once the queue is gone."""
+    from agent_api.rate_limit import shared_pacer
+
+    account.connect(monkeypatch, max_requests_per_second=4)
+    receipt = AgentApiHook().import_batch(account.task_id, rows_for(new_phones(2)))
+    account.sim.wait_until_processed()
+    queued_until = time.monotonic() + 2.0
+    pacer = shared_pacer(account.sim.base_url, 4)
+    for _ in range(8):  # 2 s of posts queued by other threads of this process
+        pacer.reserve()
+
+    event = first_event(
+        AgentApiCallbackTrigger(receipt.unique_id, deadline=time.time() + 20, poll_interval=0.1)
+    )
+    assert event["status"] == "success"
+    assert time.monotonic() >= queued_until - 0.3  # it waited for the posts' slots
+    assert len(polls_of(account, receipt.unique_id)) == 1  # and sent one poll, which was enough
