@@ -48,6 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import plain_asyncio_loader
+from rss import TreePeaks
 from sqlalchemy import create_engine
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +68,7 @@ DOWNLOAD_PATH = "/agent-api/download-number"
 SIDES = ("dag", "plain")
 # "Close to 1": the DAG's posting phase at most 20% longer than the plain script's.
 GOAL_POSTING_RATIO = 1.2
+GOAL_WALL_RATIO = 1.3
 
 
 # --- reading the simulator's journal ---------------------------------------------------------
@@ -250,8 +252,11 @@ def print_table(results: dict, leads: int, batches: int, rps: float) -> None:
         print(f"{label:<30} {left!s:>14} {right!s:>14}")
     print(
         f"ratio DAG / plain: wall {results['ratio_wall']:.2f}, posting phase "
-        f"{results['ratio_posting']:.2f} (goal: posting <= {GOAL_POSTING_RATIO}, no 429)"
+        f"{results['ratio_posting']:.2f} (goals: wall <= {GOAL_WALL_RATIO}, posting <= "
+        f"{GOAL_POSTING_RATIO}, no 429)"
     )
+    peaks = ", ".join(f"{name} {mib:,} MiB" for name, mib in dag["peak_rss_mib"].items())
+    print(f"peak RSS during the DAG run (each component with its child processes): {peaks}")
     print(f"Airflow overhead per batch: {results['airflow_overhead_per_batch_s']:.3f} s")
     print(
         f"DAG run: {dag['before_first_post_s']:.1f} s before the first post (settings, extract, "
@@ -314,7 +319,10 @@ def main() -> None:
             wait_for_scheduled_run(stack)
 
             sim.set_faults(rate_limit_rps=args.rps)
-            dag = run_dag(stack, sim, batches)
+            components = {name: p.pid for name, p in stack.processes.items()}
+            with TreePeaks(components) as peaks:
+                dag = run_dag(stack, sim, batches)
+            dag["peak_rss_mib"] = {name: round(mib) for name, mib in peaks.mib.items()}
             plain = run_plain(stack, sim, rows, args.rps)
             sim.set_faults()
             for side in (dag, plain):
@@ -339,7 +347,10 @@ def main() -> None:
         "rate_limit_rps": args.rps,
         **results,
         "goal_posting_ratio": GOAL_POSTING_RATIO,
-        "goal_met": results["ratio_posting"] <= GOAL_POSTING_RATIO and dag["http_429"] == 0,
+        "goal_wall_ratio": GOAL_WALL_RATIO,
+        "goal_met": results["ratio_posting"] <= GOAL_POSTING_RATIO
+        and results["ratio_wall"] <= GOAL_WALL_RATIO
+        and dag["http_429"] == 0,
         "stack_start_s": round(stack_up_s, 1),
         **versions(),
     }

@@ -10,6 +10,7 @@ was resident before it started (the input data, imports).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 STATUS = Path("/proc/self/status")
@@ -40,3 +41,49 @@ def reset_peak() -> bool:
     except OSError:
         return False
     return True
+
+
+class TreePeaks:
+    """Peak resident memory of named process trees (a process and all its descendants),
+    sampled every ``interval`` seconds in a thread: for the components of an Airflow stack,
+    whose supervisors fork task and trigger runners.
+
+    ``with TreePeaks({"scheduler": pid, ...}) as peaks: ...`` then ``peaks.mib``.
+    """
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.5) -> None:
+        import threading
+
+        self.pids = pids
+        self.interval = interval
+        self.mib: dict[str, float] = dict.fromkeys(pids, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+
+    def _tree_mib(self, pid: int) -> float:
+        import psutil
+
+        try:
+            root = psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):  # ended since the listing
+                total += process.memory_info().rss
+        return total / 2**20
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.is_set():
+            for name, pid in self.pids.items():
+                self.mib[name] = max(self.mib[name], self._tree_mib(pid))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> TreePeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
