@@ -18,7 +18,7 @@ from lead_load_devtools.synthetic import generate, write_leads
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
-WINDOW = (datetime(2026, 10, 20, tzinfo=UTC), datetime(2026, 10, 21, tzinfo=UTC))
+WINDOW = (datetime(2026, 9, 14, tzinfo=UTC), datetime(2026, 9, 15, tzinfo=UTC))  # no other test's
 OLD_LIMIT = 1024
 BATCHES = 1050
 LEADS = BATCHES * 200  # 210,000: full batches, over the 204,800 the old limit allowed

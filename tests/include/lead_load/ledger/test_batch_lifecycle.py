@@ -225,3 +225,38 @@ def ledger_runs(engine, status: Status) -> list[str]:
                 select(schema.ledger.c.run_id).where(schema.ledger.c.status == status)
             ).scalars()
         )
+
+
+@pytest.mark.postgres
+def test_planning_a_large_run_for_a_task_the_statistics_never_saw_stays_set_based():
+    """PostgreSQL's statistics, taken while the ledger held other tasks' rows, estimate one
+    row for a new calling task; numbering 30,000 rows by that estimate (a nested loop over
+    the window query) ran for minutes. Planning must not depend on fresh statistics: it
+    finishes well within a statement timeout that the nested loop overran."""
+    from sqlalchemy import create_engine
+
+    from tests.dags.conftest import postgres_warehouse
+
+    warehouse = postgres_warehouse()
+    try:
+        schema.create_tables(warehouse.engine)
+        staged(warehouse.engine, "run-small", five_leads())
+        with warehouse.engine.begin() as conn:
+            conn.exec_driver_sql(f"ANALYZE {schema.ledger.name}")
+        big = {f"b{i:06d}": f"139{i:08d}" for i in range(30_000)}
+        lifecycle.start_run(warehouse.engine, "run-big", "task-big", WINDOW)
+        staging.add_candidates(
+            warehouse.engine, "run-big", [candidate(lead, phone) for lead, phone in big.items()]
+        )
+        staging.stage_candidates(warehouse.engine, "run-big", "task-big")
+
+        bounded = create_engine(
+            warehouse.conn_uri, connect_args={"options": "-c statement_timeout=20000"}
+        )
+        plan = lifecycle.plan(bounded, "run-big", "task-big", batch_size=200)
+        bounded.dispose()
+        assert len(plan.batches) == 150
+        assert {b["rows"] for b in plan.batches} == {200}
+    finally:
+        for step in warehouse.cleanup:
+            step()
