@@ -184,7 +184,8 @@ def test_planning_takes_a_fixed_number_of_statements_and_a_replan_numbers_on(eng
     event.remove(engine, "before_cursor_execute", record)
     assert [r["rows"] for r in plan.batches] == [4] * 7 + [2]
     assert [r["batch_no"] for r in plan.batches] == list(range(8))
-    assert len(statements) <= 7
+    # PostgreSQL adds two: ANALYZE of the ledger and no nested loops (see the test below).
+    assert len(statements) <= (9 if engine.dialect.name == "postgresql" else 7)
 
     # Batch 0 goes out; a cleared re-run drops the unclaimed batches and plans what is still
     # staged, numbering on from 8.
