@@ -8,7 +8,6 @@ being processed, so this trigger reads the envelope.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -85,11 +84,9 @@ class AgentApiCallbackTrigger(BaseTrigger):
                 )
                 failures = 0
             except PacerBusy:
-                # Posts of this process fill the rate limit. A skipped poll costs the platform
-                # nothing: look again within a second (spread, so that hundreds of waiting
-                # batches take the slots as they free up) and do not back off.
-                busy, polls = True, polls - 1
-                wait = min(self.poll_interval, random.uniform(0.2, 1.0))  # noqa: S311
+                # Posts of this process fill the rate limit: try again soon, at the same pace
+                # (a skipped poll costs the platform nothing, so it does not back off).
+                busy, polls, wait = True, polls - 1, self.poll_interval
             except AgentApiRetryableError as error:
                 failures += 1
                 if failures >= MAX_CONSECUTIVE_POLL_FAILURES:
