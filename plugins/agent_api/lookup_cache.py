@@ -10,7 +10,6 @@ or Variable takes effect within that time.
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -50,30 +49,6 @@ class TtlCache:
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
-
-
-class ParsedExtraConnection:
-    """A looked-up connection whose ``extra_dejson`` was parsed once, when it was looked up.
-
-    Airflow's ``Connection.extra_dejson`` parses the JSON and registers its secrets for log
-    masking on every access; in the triggerer that registration is a round trip through the
-    supervisor, which answers once per loop of its own. ``HttpHook.get_conn`` reads it twice
-    per session and the hook's settings once more: a profile of the triggerer showed the
-    posting threads queued behind those round trips (6 posts/s where the platform allowed
-    20). The secrets are still registered, once per look-up. Everything else is the
-    connection's own.
-    """
-
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
-        self._extra = connection.extra_dejson
-
-    @property
-    def extra_dejson(self) -> dict:
-        return copy.deepcopy(self._extra)  # callers may change what they get
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._connection, name)
 
 
 # One of each per process: connections by id (every hook of this package uses it) and

@@ -103,14 +103,8 @@ def shared_engine_for(conn_id: str) -> Engine:
     """
     from airflow.sdk import BaseHook
 
-    def look_up() -> tuple[Any, str]:
-        conn = BaseHook.get_connection(conn_id)
-        # get_uri() parses the extra, a round trip through the triggerer's supervisor:
-        # once per look-up, not once per post.
-        return conn, conn.get_uri()
-
-    conn, uri = lookup_cache.connections.get(("with_uri", conn_id), look_up)
-    key = (conn_id, uri)
+    conn = lookup_cache.connections.get(conn_id, lambda: BaseHook.get_connection(conn_id))
+    key = (conn_id, conn.get_uri())
     with _shared_engines_lock:
         if key not in _shared_engines:
             _shared_engines[key] = engine_for(conn_id, conn)

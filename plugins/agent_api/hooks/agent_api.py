@@ -121,14 +121,10 @@ class AgentApiHook(HttpHook):
 
     @classmethod
     def get_connection(cls, conn_id: str):
-        # Remembered for a minute per process, its extra parsed once (see
-        # agent_api.lookup_cache): the triggerer runs hundreds of posts in one process, and
-        # each look-up or parse of the extra there is a round trip through its supervisor.
+        # Remembered for a minute per process (see agent_api.lookup_cache): the triggerer
+        # runs hundreds of posts in one process, each otherwise a supervisor round trip.
         return lookup_cache.connections.get(
-            conn_id,
-            lambda: lookup_cache.ParsedExtraConnection(
-                super(AgentApiHook, cls).get_connection(conn_id)
-            ),
+            conn_id, lambda: super(AgentApiHook, cls).get_connection(conn_id)
         )
 
     @cached_property
