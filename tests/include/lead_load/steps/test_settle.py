@@ -1,0 +1,199 @@
+"""Settle: a processed batch's outcome into the ledger, and the batches that an earlier run left
+open settled before a new run sends anything. On every ledger engine, against the simulator."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from agent_api.hooks.agent_api import AgentApiHook
+from lead_load.ledger import batch_lifecycle, schema, staging
+from lead_load.steps import settle
+from lead_load.steps.post import post_batch
+from tests.include.lead_load.samples import candidate, run_settings
+from tests.plugins.agent_api.conftest import account, new_phones, rows_for  # noqa: F401
+
+EARLIER, LATER = "run-earlier", "run-later"
+WINDOW = ("2026-11-24T00:00:00+00:00", "2026-11-25T00:00:00+00:00")
+
+
+@pytest.fixture
+def earlier_run(engine, account):
+    """Six leads of an earlier run, planned in three batches of two; nothing posted yet."""
+    phones = new_phones(6)
+    batch_lifecycle.start_run(engine, EARLIER, account.task_id, WINDOW)
+    staging.add_candidates(
+        engine, EARLIER, [candidate(f"l{i}", phone) for i, phone in enumerate(phones)]
+    )
+    staging.stage_candidates(engine, EARLIER, account.task_id)
+    batches = batch_lifecycle.plan(engine, EARLIER, account.task_id, 2).batches
+    assert [b["rows"] for b in batches] == [2, 2, 2]
+    return [b["batch_no"] for b in batches], phones
+
+
+def settings_for(account, run_id: str = EARLIER):
+    return run_settings(run_id=run_id, api_task_id=account.task_id)
+
+
+def ledger_rows(engine) -> dict[str, tuple[str, str | None]]:
+    """phone -> (status, reason) of every ledger row."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(schema.ledger.c.phone, schema.ledger.c.status, schema.ledger.c.reason)
+        )
+        return {phone: (status, reason) for phone, status, reason in rows}
+
+
+def posted(engine, account, batch_no: int) -> str:
+    """Post a batch of the earlier run as its post step does; returns its unique_id."""
+    receipt = post_batch(settings_for(account), batch_no, engine, AgentApiHook(), "earlier post")
+    assert receipt["unique_id"]
+    return receipt["unique_id"]
+
+
+def callback_numbers(account, unique_id: str) -> set[str]:
+    """What the platform says the batch imported, once it has processed it."""
+    account.sim.wait_until_processed()
+    hook = AgentApiHook()
+    return set(hook.download_numbers(hook.get_callback(unique_id)["data"]["url"]))
+
+
+def task_lookups(account) -> int:
+    """How many times the task's number list was read."""
+    return sum(
+        1 for e in account.sim.journal() if e["method"] == "GET" and e["path"].endswith("/number")
+    )
+
+
+# -- apply_outcome ------------------------------------------------------------------------------
+
+
+def test_a_processed_batch_records_each_row_as_the_callback_says(engine, account, earlier_run):
+    batch_nos, phones = earlier_run
+    # Another source put the second number into the task first: the platform skips it.
+    AgentApiHook().import_batch(account.task_id, rows_for([phones[1]]))
+    unique_id = posted(engine, account, batch_nos[0])
+    imported = callback_numbers(account, unique_id)
+    assert imported == {phones[0]}
+
+    counts = settle.apply_outcome(
+        settings_for(account), engine, AgentApiHook(), unique_id, imported
+    )
+
+    assert counts == {"imported": 1, "not_imported": 1}
+    rows = ledger_rows(engine)
+    assert rows[phones[0]] == ("imported", None)
+    assert rows[phones[1]] == ("not_imported", "absent from the batch's callback")
+    assert {rows[p][0] for p in phones[2:]} == {"staged"}  # other batches untouched
+    state = batch_lifecycle.batch_state(engine, EARLIER, batch_nos[0])
+    assert (state["status"], state["imported"]) == ("processed", 1)
+    assert task_lookups(account) == 0  # the answer was not lost: the callback is trusted
+
+
+def test_a_batch_settled_already_reports_what_the_ledger_holds(engine, account, earlier_run):
+    batch_nos, phones = earlier_run
+    unique_id = posted(engine, account, batch_nos[0])
+    first = settle.apply_outcome(
+        settings_for(account), engine, AgentApiHook(), unique_id, {phones[0]}
+    )
+    assert first == {"imported": 1, "not_imported": 1}
+
+    # A second copy of the wait (another triggerer, a retry) comes with another view.
+    again = settle.apply_outcome(
+        settings_for(account), engine, AgentApiHook(), unique_id, set(phones[:2])
+    )
+
+    assert again == first
+    assert ledger_rows(engine)[phones[1]][0] == "not_imported"  # the first outcome stands
+
+
+@pytest.mark.parametrize("answer_lost", [True, False])
+def test_after_a_lost_answer_numbers_absent_from_the_callback_are_looked_up_in_the_task(
+    engine, account, earlier_run, answer_lost
+):
+    batch_nos, phones = earlier_run
+    claim = batch_lifecycle.claim(engine, EARLIER, batch_nos[0], "poster", seconds=60)
+    hook = AgentApiHook()
+    # The first copy lands but its answer never arrives; the copy posted again imports
+    # nothing, since the platform skips numbers the task holds.
+    hook.import_batch(account.task_id, claim.rows)
+    account.sim.wait_until_processed()
+    unique_id = hook.post_async_number(account.task_id, claim.rows)
+    batch_lifecycle.submitted(engine, claim.lease, unique_id, answer_lost=answer_lost)
+    imported = callback_numbers(account, unique_id)
+    assert imported == set()
+
+    counts = settle.apply_outcome(settings_for(account), engine, hook, unique_id, imported)
+
+    rows = ledger_rows(engine)
+    if answer_lost:
+        assert counts == {"imported": 2, "not_imported": 0}
+        assert {rows[p][0] for p in phones[:2]} == {"imported"}
+        assert task_lookups(account) == 1
+    else:
+        assert counts == {"imported": 0, "not_imported": 2}
+        assert {rows[p][0] for p in phones[:2]} == {"not_imported"}
+        assert task_lookups(account) == 0
+
+
+# -- recheck_earlier_batches --------------------------------------------------------------------
+
+
+def test_a_new_run_settles_the_callbacks_an_earlier_run_left_waiting(engine, account, earlier_run):
+    batch_nos, phones = earlier_run
+    posted(engine, account, batch_nos[0])
+    account.sim.set_faults(callback_never_rate=1.0)  # the platform never reports the second
+    try:
+        never = posted(engine, account, batch_nos[1])
+    finally:
+        account.sim.set_faults()
+    account.sim.wait_until_processed()
+
+    # Batches of another calling task are none of this run's business.
+    elsewhere = run_settings(run_id=LATER, api_task_id="another-task")
+    assert settle.recheck_earlier_batches(elsewhere, engine, AgentApiHook()) == {
+        "settled": 0,
+        "still_pending": 0,
+        "interrupted": 0,
+        "posting_elsewhere": 0,
+    }
+    assert batch_lifecycle.batch_state(engine, EARLIER, batch_nos[0])["status"] == "submitted"
+
+    counts = settle.recheck_earlier_batches(settings_for(account, LATER), engine, AgentApiHook())
+
+    assert counts == {"settled": 1, "still_pending": 1, "interrupted": 0, "posting_elsewhere": 0}
+    rows = ledger_rows(engine)
+    assert {rows[p][0] for p in phones[:2]} == {"imported"}
+    assert {rows[p][0] for p in phones[2:4]} == {"submitted"}  # still waited for
+    assert {rows[p][0] for p in phones[4:]} == {"staged"}  # never posted: not a settle's job
+    assert batch_lifecycle.awaiting_callback(engine, EARLIER) == [never]
+    with engine.connect() as conn:
+        later = conn.execute(schema.runs.select().where(schema.runs.c.run_id == LATER)).one()
+    assert (later.state, later.api_task_id) == ("running", account.task_id)
+
+
+def test_a_new_run_reconciles_posts_whose_owner_died_and_leaves_live_ones(
+    engine, account, earlier_run
+):
+    batch_nos, phones = earlier_run
+    hook = AgentApiHook()
+    # Batch 0: its owner posted it and died before recording the answer (lease expired).
+    landed = batch_lifecycle.claim(engine, EARLIER, batch_nos[0], "died after", seconds=-1)
+    hook.import_batch(account.task_id, landed.rows)
+    account.sim.wait_until_processed()
+    # Batch 1: its owner died before the request went out.
+    batch_lifecycle.claim(engine, EARLIER, batch_nos[1], "died before", seconds=-1)
+    # Batch 2: its owner is alive and posting right now.
+    batch_lifecycle.claim(engine, EARLIER, batch_nos[2], "alive", seconds=60)
+
+    counts = settle.recheck_earlier_batches(settings_for(account, LATER), engine, AgentApiHook())
+
+    assert counts == {"settled": 0, "still_pending": 0, "interrupted": 2, "posting_elsewhere": 1}
+    rows = ledger_rows(engine)
+    assert {rows[p] for p in phones[:2]} == {
+        ("imported", "found in the task after an interrupted post")
+    }
+    assert {rows[p][0] for p in phones[2:4]} == {"staged"}  # for a later post to send
+    assert batch_lifecycle.batch_state(engine, EARLIER, batch_nos[1])["status"] == "planned"
+    assert {rows[p][0] for p in phones[4:]} == {"sending"}  # left to its live owner
+    assert len(account.posts()) == 1  # the recheck looked in the task and posted nothing
