@@ -1,0 +1,174 @@
+"""What the ledger shows people, after two real loads into a simulator task (browse_samples),
+on every ledger database."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+from sqlalchemy import insert
+
+from lead_load.ledger import browse, schema
+from tests.include.lead_load.browse_samples import PHONES, ledger_rows, load_two_runs
+
+FULL_NUMBER = re.compile(r"\d{11}")
+
+
+@pytest.fixture
+def loaded(engine, platform):
+    return load_two_runs(engine, platform)
+
+
+def test_loads_come_newest_first_with_their_counts_from_the_ledger(engine, loaded):
+    page = browse.list_loads(engine)
+    assert [load.run_id for load in page.items] == ["run-1", "run-0"]
+    run1, run0 = page.items
+    # 9 rows extracted: a-e sent (e refused: already in the task), f g i invalid, h a's duplicate
+    assert (run1.extracted, run1.imported, run1.not_imported) == (9, 6, 1)
+    assert (run1.rejected, run1.duplicates, run1.carried_over) == (3, 1, 2)
+    assert run1.state == "finished" and not run1.running
+    assert run1.api_task_id == loaded.task_id
+    assert run1.window_start == "2026-11-24T00:00:00+00:00"
+    assert run1.started_at <= run1.finished_at and run1.started_at.utcoffset().total_seconds() == 0
+    # run-0 died before its report: no extract count, its rows went to run-1
+    assert (run0.state, run0.extracted, run0.imported) == ("failed", None, 0)
+    assert browse.get_load(engine, "run-1") == run1
+    assert browse.get_load(engine, "no-such-run") is None
+
+
+def test_loads_are_paged(engine, loaded):
+    first = browse.list_loads(engine, page=1, per_page=1)
+    second = browse.list_loads(engine, page=2, per_page=1)
+    assert (first.total, first.pages) == (2, 2)
+    assert [first.items[0].run_id, second.items[0].run_id] == ["run-1", "run-0"]
+    assert browse.list_loads(engine, page=3, per_page=1).items == []
+
+
+def test_batches_count_their_rows_outcomes(engine, loaded):
+    found = browse.batches_of(engine, "run-1")
+    assert [b.batch_no for b in found] == [0, 1, 2, 3]  # batches of 2, 7 rows planned
+    assert [b.rows for b in found] == [2, 2, 2, 1]
+    assert all(b.status == "processed" and b.unique_id for b in found)
+    assert sum(b.imported for b in found) == 6 and sum(b.not_imported for b in found) == 1
+    by_row = {r["lead_id"]: r for r in ledger_rows(engine) if r["run_id"] == "run-1"}
+    refused = next(b for b in found if b.not_imported)
+    assert by_row["e"]["batch_no"] == refused.batch_no
+    assert browse.get_batch(engine, "run-1", refused.batch_no) == refused
+    assert browse.get_batch(engine, "run-1", 99) is None
+
+    rows = browse.batch_rows(engine, "run-1", refused.batch_no)
+    assert rows.total == refused.rows
+    e = next(r for r in rows.items if r.lead_id == "e")
+    assert (e.status, e.phone, e.unique_id) == ("not_imported", "139****0005", refused.unique_id)
+    assert browse.batch_rows(engine, "run-1", refused.batch_no, page=2, per_page=1).items
+
+
+def test_rejects_are_grouped_by_kind_and_paged(engine, loaded):
+    assert browse.reject_kinds(engine, "run-1") == {
+        "not_mobile": 2,
+        "duplicate_in_run": 1,
+        "missing_phone": 1,
+    }
+    not_mobile = browse.rejects_of(engine, "run-1", kind="not_mobile")
+    assert [(r.lead_id, r.raw_phone) for r in not_mobile.items] == [
+        ("f", "12345"),  # too short to be anyone's number
+        ("g", "021-****-*2345"),
+    ]
+    duplicate = browse.rejects_of(engine, "run-1", kind="duplicate_in_run").items
+    assert [(r.lead_id, r.raw_phone, r.reason) for r in duplicate] == [
+        ("h", "139****0001", "duplicate_in_run (kept lead a)")  # stored normalised
+    ]
+    second = browse.rejects_of(engine, "run-1", page=2, per_page=3)
+    assert (second.total, second.pages, [r.lead_id for r in second.items]) == (4, 2, ["i"])
+
+
+def test_a_reason_with_a_detail_counts_under_its_code_and_like_wildcards_are_literal(engine):
+    with engine.begin() as conn:
+        conn.execute(
+            insert(schema.rejects),
+            [
+                _reject("l1", "invalid_field: name has a control character"),
+                _reject("l2", "invalid_field: email has a control character"),
+                _reject("l3", "invalidXfield"),
+            ],
+        )
+    assert browse.reject_kinds(engine, "run-x") == {"invalid_field": 2, "invalidXfield": 1}
+    found = browse.rejects_of(engine, "run-x", kind="invalid_field").items
+    assert [r.lead_id for r in found] == ["l1", "l2"]
+
+
+def test_rows_carried_over_from_a_dead_run_are_listed(engine, loaded):
+    carried = browse.carried_into(engine, "run-1")
+    assert [(r.lead_id, r.carried_from, r.status) for r in carried.items] == [
+        ("y", "run-0", "imported"),
+        ("z", "run-0", "imported"),
+    ]
+    assert [r.phone for r in carried.items] == ["139****0098", "139****0099"]
+
+
+def test_a_lead_is_found_by_id_and_by_its_number_in_any_spelling(engine, loaded):
+    by_id = browse.find_lead(engine, lead_id="h")
+    assert [(r.lead_id, r.status) for r in by_id.rows] == [("h", "rejected")]
+    assert [(r.run_id, r.reason) for r in by_id.rejects] == [
+        ("run-1", "duplicate_in_run (kept lead a)")
+    ]
+    by_phone = browse.find_lead(engine, phone="+86 139-0000-0001")
+    assert sorted((r.lead_id, r.status) for r in by_phone.rows) == [
+        ("a", "imported"),
+        ("h", "rejected"),
+    ]
+    assert {r.lead_id for r in by_phone.rejects} == {"h"}
+    assert browse.find_lead(engine, phone="13911112222") == browse.LeadHistory([], [])
+    assert browse.find_lead(engine) == browse.LeadHistory([], [])
+
+
+def test_no_full_number_comes_out_of_any_query(engine, loaded):
+    shown = [
+        browse.list_loads(engine),
+        browse.batches_of(engine, "run-1"),
+        browse.rejects_of(engine, "run-1"),
+        browse.carried_into(engine, "run-1"),
+        browse.live_counts(engine, "run-1"),
+        *(browse.batch_rows(engine, "run-1", n) for n in range(4)),
+        *(browse.find_lead(engine, phone=p) for p in PHONES.values()),
+    ]
+    text = repr([dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in shown])
+    assert "139****0001" in text
+    assert not FULL_NUMBER.findall(text)
+
+
+def test_live_counts_follow_the_rows(engine, loaded):
+    live = browse.live_counts(engine, "run-1")
+    assert live == {
+        "state": "finished",
+        "rows": {"imported": 6, "not_imported": 1, "rejected": 4},
+        "batches": {"processed": 4},
+        "rejects": 4,
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("13900000001", "139****0001"),
+        ("+86 139 0000 0001", "+86 1** **** 0001"),
+        ("１３９", "１３９"),
+        ("1234567", "1234567"),
+        (None, ""),
+    ],
+)
+def test_raw_values_are_masked_whatever_their_spelling(raw, shown):
+    assert browse.mask_raw(raw) == shown
+
+
+def _reject(lead: str, reason: str) -> dict:
+    return {
+        "run_id": "run-x",
+        "lead_id": lead,
+        "api_task_id": "t",
+        "raw_phone": None,
+        "reason": reason,
+        "rejected_at": schema.now(),
+        "in_ledger": False,
+    }
