@@ -3,20 +3,22 @@ the simulator and a real ledger."""
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from agent_api.hooks.agent_api import AgentApiHook
-from lead_load.glue.sensors import LedgerCallbackSensor
-from lead_load.glue.triggers import PostBatchTrigger
+from lead_load.glue.sensors import LedgerCallbackSensor, wait_in_triggerer
+from lead_load.glue.triggers import LedgerCallbackTrigger, PostBatchTrigger
 from lead_load.ledger import batch_lifecycle
-from tests.include.lead_load.glue.test_triggers import (  # noqa: F401 (fixtures)
+from tests.include.lead_load.glue.conftest import (
     RUN,
     events_of,
-    ledger_env,
     ledger_status,
+    render_as_the_triggerer,
 )
-from tests.plugins.agent_api.conftest import account  # noqa: F401 (a fixture)
 
 
 def _sensor(settings, batch) -> LedgerCallbackSensor:
@@ -61,3 +63,23 @@ def test_a_wait_for_a_batch_that_was_never_posted_fails(ledger_env, account):
     with pytest.raises(AirflowFailException, match="is planned\\): its post did not succeed"):
         _sensor(settings, batches[2]).execute({})
     assert account.posts() == []
+
+
+def test_the_wait_start_args_render_to_this_map_index_batch(ledger_env):
+    _, settings, batches, _ = ledger_env
+    args = wait_in_triggerer("resolve_settings", "plan_batches", timedelta(minutes=5), 2.0)
+    sensor = LedgerCallbackSensor(
+        task_id="wait_for_callback",
+        settings={},
+        batch={},
+        start_from_trigger=True,
+        start_trigger_args=args,
+    )
+    trigger = LedgerCallbackTrigger(**args.trigger_kwargs)
+    render_as_the_triggerer(
+        trigger, sensor, 2, {"resolve_settings": settings, "plan_batches": batches}
+    )
+    assert json.loads(trigger.batch) == batches[2]
+    assert trigger.unique_id == ""  # read from the ledger when the wait starts
+    assert json.loads(trigger.settings) == settings
+    assert trigger.timeout == 300

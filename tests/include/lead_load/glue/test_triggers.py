@@ -1,102 +1,23 @@
 """The triggers that run post_batch and wait_for_callback in the triggerer, against the simulator
 and a real ledger.
 
-The trigger is driven the way the triggerer drives it (templates rendered for a map index,
-then ``run()`` consumed in an event loop); the outcome is read from the simulator's journal
-and task and from the ledger's tables.
+The trigger is driven the way the triggerer drives it (``run()`` consumed in an event loop;
+how its kwargs render is in test_operators and test_sensors); the outcome is read from the
+simulator's journal and task and from the ledger's tables.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import TaskSuccessEvent
 
-from lead_load.glue.operators import PostBatchOperator, post_in_triggerer
+from lead_load.glue.operators import PostBatchOperator
 from lead_load.glue.triggers import LedgerCallbackTrigger, PostBatchTrigger
-from lead_load.ledger import batch_lifecycle, schema, staging
-from tests.dags.conftest import sqlite_warehouse
-from tests.include.lead_load.samples import candidate
-from tests.plugins.agent_api.conftest import account, new_phones  # noqa: F401 (a fixture)
-
-RUN = "run-trigger"
-
-
-@pytest.fixture
-def ledger_env(tmp_path, account, monkeypatch):
-    """Five staged leads planned in batches of two, in a SQLite ledger behind lead_warehouse."""
-    warehouse = sqlite_warehouse(tmp_path)
-    monkeypatch.setenv("AIRFLOW_CONN_LEAD_WAREHOUSE", warehouse.conn_uri)
-    engine = warehouse.engine
-    schema.create_tables(engine)
-    phones = new_phones(5)
-    staging.add_candidates(engine, RUN, [candidate(f"l{i}", p) for i, p in enumerate(phones)])
-    staging.stage_candidates(engine, RUN, account.task_id)
-    batches = batch_lifecycle.plan(engine, RUN, account.task_id, 2).batches
-    settings = {
-        "run_id": RUN,
-        "api_task_id": account.task_id,
-        "window_start": "2026-11-24T00:00:00+00:00",
-        "window_end": "2026-11-25T00:00:00+00:00",
-        "batch_size": 2,
-    }
-    return engine, settings, batches, phones
-
-
-def events_of(trigger) -> list:
-    async def consume():
-        return [event async for event in trigger.run()]
-
-    return asyncio.run(consume())
-
-
-def ledger_status(engine, batch_no: int) -> set[str]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            schema.ledger.select().where(
-                schema.ledger.c.run_id == RUN, schema.ledger.c.batch_no == batch_no
-            )
-        )
-        return {r.status for r in rows}
-
-
-class _TriggererTI:
-    """The parts of the task instance that the triggerer's template rendering reads."""
-
-    def __init__(self, task, map_index: int, xcoms: dict[str, object]) -> None:
-        self.task = task
-        self.task_id = task.task_id
-        self.map_index = map_index
-        self._xcoms = xcoms
-
-    def xcom_pull(self, task_ids: str, map_indexes: int = -1):
-        assert map_indexes == -1  # both upstream tasks are unmapped
-        return self._xcoms[task_ids]
-
-
-def test_the_start_args_render_to_the_settings_and_this_map_index_batch(ledger_env):
-    _, settings, batches, _ = ledger_env
-    args = post_in_triggerer("resolve_settings", "plan_batches")
-    operator = PostBatchOperator(
-        task_id="post_batch",
-        settings={},
-        batch={},
-        start_from_trigger=True,
-        start_trigger_args=args,
-    )
-    trigger = PostBatchTrigger(**args.trigger_kwargs)
-    # As the triggerer does: attach the task instance, which selects the fields to render
-    # (the operator's template fields that are also trigger kwargs), then render.
-    ti = _TriggererTI(operator, 1, {"resolve_settings": settings, "plan_batches": batches})
-    trigger.task_instance = ti
-    trigger.render_template_fields({"ti": ti})
-    assert json.loads(trigger.settings) == settings
-    assert json.loads(trigger.batch) == batches[1]
-    assert args.trigger_cls == f"{PostBatchTrigger.__module__}.{PostBatchTrigger.__qualname__}"
-    assert args.next_method == "execute_complete"
+from lead_load.ledger import batch_lifecycle
+from tests.include.lead_load.glue.conftest import RUN, events_of, ledger_status
 
 
 def test_the_trigger_posts_its_batch_and_ends_the_task_with_the_receipt(ledger_env, account):
@@ -199,30 +120,6 @@ def test_a_callback_that_never_comes_times_out_and_leaves_the_rows_submitted(led
     # Not a success: the sensor's execute_complete on a worker turns it into a timeout.
     assert event.payload["status"] == "timeout"
     assert ledger_status(engine, batches[0]["batch_no"]) == {"submitted"}
-
-
-def test_the_wait_start_args_render_to_this_map_index_batch(ledger_env):
-    from datetime import timedelta
-
-    from lead_load.glue.sensors import LedgerCallbackSensor, wait_in_triggerer
-
-    _, settings, batches, _ = ledger_env
-    args = wait_in_triggerer("resolve_settings", "plan_batches", timedelta(minutes=5), 2.0)
-    sensor = LedgerCallbackSensor(
-        task_id="wait_for_callback",
-        settings={},
-        batch={},
-        start_from_trigger=True,
-        start_trigger_args=args,
-    )
-    trigger = LedgerCallbackTrigger(**args.trigger_kwargs)
-    ti = _TriggererTI(sensor, 2, {"resolve_settings": settings, "plan_batches": batches})
-    trigger.task_instance = ti
-    trigger.render_template_fields({"ti": ti})
-    assert json.loads(trigger.batch) == batches[2]
-    assert trigger.unique_id == ""  # read from the ledger when the wait starts
-    assert json.loads(trigger.settings) == settings
-    assert trigger.timeout == 300
 
 
 def test_a_wait_started_by_batch_reads_its_unique_id_from_the_ledger(ledger_env, account):

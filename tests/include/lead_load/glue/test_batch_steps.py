@@ -1,0 +1,102 @@
+"""The post and record steps as the mapped tasks call them: the ledger found through the
+``lead_warehouse`` connection (SQLite and PostgreSQL), the platform through agent_api_default
+(the simulator)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from agent_api.exceptions import AgentApiError
+from agent_api.hooks.agent_api import AgentApiHook
+from lead_load.glue.batch_steps import (
+    callback_to_wait_for,
+    no_callback_result,
+    post_planned_batch,
+    record_callback,
+)
+from lead_load.ledger import batch_lifecycle
+from tests.include.lead_load.glue.conftest import RUN, ledger_status
+
+
+def test_a_batch_is_posted_once_under_an_owner_that_names_run_try_and_process(
+    any_ledger_env, account
+):
+    engine, settings, batches, phones = any_ledger_env
+    batch_no = batches[2]["batch_no"]
+
+    receipt = post_planned_batch(settings, batches[2], "2")
+    again = post_planned_batch(settings, batches[2], "3")  # a retry after the post went out
+
+    (accepted,) = account.sim.batches()
+    assert receipt == again == {"batch_no": batch_no, "unique_id": accepted["unique_id"], "rows": 1}
+    assert [row["phone"] for row in account.posts()[0]["body"]["data"]] == phones[4:]
+    assert ledger_status(engine, batch_no) == {"submitted"}
+    owner = batch_lifecycle.batch_state(engine, RUN, batch_no)["lease_owner"]
+    assert owner == f"run {RUN} batch {batch_no} try 2 on {socket.gethostname()}:{os.getpid()}"
+
+
+def test_the_callback_to_wait_for_is_the_accepted_posts(any_ledger_env, account):
+    _, settings, batches, _ = any_ledger_env
+    receipt = post_planned_batch(settings, batches[0], 1)
+    assert callback_to_wait_for(settings, batches[0]) == receipt["unique_id"]
+
+
+def test_a_batch_never_posted_has_no_callback_to_wait_for(any_ledger_env, account):
+    _, settings, batches, _ = any_ledger_env
+    with pytest.raises(
+        AirflowFailException, match=r"has no unique_id in the ledger \(it is planned"
+    ):
+        callback_to_wait_for(settings, batches[1])
+
+
+def test_a_batch_whose_rows_were_in_the_task_already_needs_no_callback(any_ledger_env, account):
+    engine, settings, batches, _ = any_ledger_env
+    frozen = batch_lifecycle.claim(engine, RUN, batches[0]["batch_no"], "frozen", seconds=-1)
+    AgentApiHook().import_batch(account.task_id, frozen.rows)  # landed; its owner froze
+    account.sim.wait_until_processed()
+    assert post_planned_batch(settings, batches[0], 2)["unique_id"] is None  # found, not sent
+
+    assert callback_to_wait_for(settings, batches[0]) is None
+    assert no_callback_result(batches[0]) == {
+        "batch_no": batches[0]["batch_no"],
+        "unique_id": None,
+        "imported": 0,
+        "waited": False,
+    }
+
+
+def test_a_batch_another_run_took_over_needs_no_callback(any_ledger_env, account):
+    engine, settings, batches, _ = any_ledger_env
+    # The run never renewed a lease (it is dead to others): the next run plans its rows.
+    batch_lifecycle.start_run(engine, "run-next", account.task_id, ("a", "b"))
+    taken = batch_lifecycle.plan(engine, "run-next", account.task_id, 2)
+    assert taken.carried_over == {RUN: 5}
+
+    assert callback_to_wait_for(settings, batches[1]) is None
+    assert account.posts() == []
+
+
+def test_a_callback_is_downloaded_and_recorded_with_counts_only(any_ledger_env, account):
+    engine, settings, batches, phones = any_ledger_env
+    unique_id = post_planned_batch(settings, batches[0], 1)["unique_id"]
+    account.sim.wait_until_processed()
+    payload = AgentApiHook().get_callback(unique_id)
+
+    counts = record_callback(settings, unique_id, payload["data"]["url"], account.task_id)
+
+    assert counts == {"unique_id": unique_id, "imported": 2, "not_imported": 0}
+    assert ledger_status(engine, batches[0]["batch_no"]) == {"imported"}
+    assert not any(phone in json.dumps(counts) for phone in phones)
+
+
+def test_a_callback_without_a_download_url_is_an_error_and_records_nothing(any_ledger_env, account):
+    engine, settings, batches, _ = any_ledger_env
+    unique_id = post_planned_batch(settings, batches[0], 1)["unique_id"]
+    with pytest.raises(AgentApiError, match=f"callback of batch {unique_id} has no download URL"):
+        record_callback(settings, unique_id, None, account.task_id)
+    assert ledger_status(engine, batches[0]["batch_no"]) == {"submitted"}
