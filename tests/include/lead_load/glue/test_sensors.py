@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -18,6 +19,7 @@ from tests.include.lead_load.glue.conftest import (
     events_of,
     ledger_status,
     render_as_the_triggerer,
+    trigger_module_in_a_fresh_interpreter,
 )
 
 
@@ -83,3 +85,9 @@ def test_the_wait_start_args_render_to_this_map_index_batch(ledger_env):
     assert trigger.unique_id == ""  # read from the ledger when the wait starts
     assert json.loads(trigger.settings) == settings
     assert trigger.timeout == 300
+
+
+def test_the_triggerer_imports_the_wait_trigger_without_the_dags_folder(tmp_path):
+    args = wait_in_triggerer("resolve_settings", "plan_batches", timedelta(minutes=5), 2.0)
+    module_file = Path(trigger_module_in_a_fresh_interpreter(args.trigger_cls, tmp_path))
+    assert module_file == Path(__file__).resolve().parents[4] / "include/lead_load/glue/triggers.py"
