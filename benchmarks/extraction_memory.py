@@ -341,7 +341,7 @@ def main() -> None:
         counts = measured["counts"]
         settled = sum(
             counts[key]
-            for key in ("staged", "rejected", "duplicates_in_run", "already_loaded", "in_flight")
+            for key in ("staged", "invalid", "duplicates_in_run", "already_loaded", "in_flight")
         )
         copy_s = min(measured["copy_s"])
         rows[str(size)] = {

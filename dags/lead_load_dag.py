@@ -1,24 +1,37 @@
 """
 ### lead_load: warehouse leads into the outbound-call platform, exactly once
 
-Every night (02:00 Asia/Shanghai) this DAG loads the leads whose `updated_at` falls in the
-run's data interval into a calling task of the platform:
+Every night at **02:00 Asia/Shanghai (18:00 UTC the day before)** this DAG loads the leads
+whose `updated_at` falls in the run's data interval, `[02:00, 02:00)` Asia/Shanghai, into a
+calling task of the platform. The Airflow UI shows times in UTC: the run of 2026-11-25 02:00
+Asia/Shanghai is listed at 2026-11-24 18:00.
 
 `resolve_settings -> recheck_earlier_batches -> extract_and_stage -> plan_batches ->
 batches (a mapped task group, one per <=200-row batch: post_batch -> wait_for_callback,
-deferrable) -> verify_landing -> report`. Each batch's callback is awaited as soon as its
-post is accepted: `batches.post_batch[3]` and `batches.wait_for_callback[3]` are the same
-batch.
+deferrable) -> verify_landing -> report -> publish_imported_leads`. Each batch's callback is
+awaited as soon as its post is accepted: `batches.post_batch[3]` and
+`batches.wait_for_callback[3]` are the same batch.
 
 * **Exactly once**: the ledger table (`lead_load_ledger`) stages each valid lead once per
   target task, and the database allows one active row per phone; retries, re-runs and
   backfills of overlapping days never send a number the task already has.
-* **Every row accounted for**: rejects go to `lead_load_rejects` with their reason; the run's
-  summary (last XCom, task log, `lead_load_runs`) adds up to the extracted count.
-* **Manual runs** have no data interval: set `window_start` and `window_end`.
-* Connections: `lead_warehouse` (SQL warehouse, holds the ledger too) and
-  `agent_api_default` (the platform). Target task: the `api_task_id` param, else the
-  Variable `lead_load_api_task_id`.
+* **Every row accounted for**: the run note (top of the run's page), the `report` XCom
+  (one flat table; key `breakdown` has the counts by reason), the task log and
+  `lead_load_runs` say `extracted = invalid + duplicates_in_run + already_loaded +
+  in_flight + staged`, `rejected = invalid + duplicates_in_run`, `staged + carried_over =
+  submitted + not_sent`, `submitted = imported + not_imported + awaiting_callback`.
+* **Window**: `window_start`/`window_end` (UTC; add `+08:00` for Asia/Shanghai time) win.
+  Without them scheduled runs and backfills load their data interval, and a **manual run
+  loads the interval Airflow infers from its logical date** (the last whole day before it,
+  i.e. the previous night's load): its log warns and its run note says so. A manual run
+  created without a logical date (REST API) must set both.
+* **Asset** `agent-api://calling-task/imported-leads`: an event only when a run imported
+  something, with the counts and the `api_task_id` as its extra (`publish_imported_leads`
+  is skipped otherwise).
+* Connections: `lead_warehouse` (SQL warehouse, holds the ledger too),
+  `agent_api_default` (the platform) and, for the run note, `airflow_api` (the api-server;
+  without it the note is skipped with a warning). Target task: the `api_task_id` param,
+  else the Variable `lead_load_api_task_id`.
 """
 
 from __future__ import annotations
@@ -44,7 +57,8 @@ from lead_load.glue.settings import callback_timeout, dag_params, retry_delay
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
 TIMEZONE = "Asia/Shanghai"
 AGENT_API_POOL = "agent_api"
-# Outlet of a successful run: downstream DAGs can be scheduled on fresh leads in the task.
+# Outlet of a run that imported leads: downstream DAGs can be scheduled on fresh leads in the
+# task (publish_imported_leads emits it, with the counts as the event's extra).
 IMPORTED_LEADS = Asset("agent-api://calling-task/imported-leads", group="lead_load")
 # From the environment (no I/O at parse time); tests shorten them. Defaults and the whole
 # list of settings: lead_load.core.settings, and the README's settings table.
@@ -82,6 +96,7 @@ def lead_load():
     def resolve_settings(
         params: dict[str, Any], dag_run=None, run_id: str | None = None, ti=None
     ) -> dict:
+        """The run's settings and window (logged in UTC and Asia/Shanghai)."""
         from lead_load.glue.connections import ledger_engine
         from lead_load.glue.failures import recorded_failure
         from lead_load.glue.settings import resolve
@@ -95,7 +110,7 @@ def lead_load():
             last_try=ti.try_number > ti.max_tries,
         ):
             interval = (dag_run.data_interval_start, dag_run.data_interval_end)
-            return resolve(params, run_id, *interval).to_dict()
+            return resolve(params, run_id, *interval, run_type=str(dag_run.run_type)).to_dict()
 
     @task
     def recheck_earlier_batches(settings: dict) -> dict:
@@ -177,15 +192,20 @@ def lead_load():
             return {"skipped": "nothing was planned: an earlier step failed"}
         return landing_check.verify_landing(_run(settings), ledger_engine(), AgentApiHook())
 
-    @task(trigger_rule="all_done", outlets=[IMPORTED_LEADS])
-    def report(settings: dict, extract_counts: dict | None = None, landing: dict | None = None):
+    @task(trigger_rule="all_done")
+    def report(
+        settings: dict, extract_counts: dict | None = None, landing: dict | None = None, ti=None
+    ) -> dict:
+        """The run's summary as one flat XCom (key ``breakdown``: the counts by reason, batch
+        status, ...), written on the run as its note; fails the run when it went wrong."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from lead_load.glue.connections import ledger_engine
+        from lead_load.glue.run_note import set_run_note
         from lead_load.steps import report as report_step
 
         try:
-            return report_step.report(
+            result = report_step.report(
                 _run(settings),
                 ledger_engine(),
                 extract_counts,
@@ -193,7 +213,22 @@ def lead_load():
                 planned=planned_batches() is not None,
             )
         except report_step.RunFailed as error:  # the verdict on finished work: no retry
+            set_run_note(ti.dag_id, ti.run_id, error.note)
             raise AirflowFailException(str(error)) from None
+        set_run_note(ti.dag_id, ti.run_id, result.note)
+        ti.xcom_push(key="breakdown", value=result.breakdown)
+        return result.summary
+
+    @task(outlets=[IMPORTED_LEADS])
+    def publish_imported_leads(summary: dict, outlet_events=None) -> None:
+        """The imported-leads asset event, only when this run imported something."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from lead_load.core.run_summary import asset_extra
+
+        if not summary.get("imported"):
+            raise AirflowSkipException("nothing was imported: no imported-leads asset event")
+        outlet_events[IMPORTED_LEADS].extra = asset_extra(summary)
 
     @task_group(group_id="batches")
     def load_batch(batch: dict) -> None:
@@ -236,7 +271,7 @@ def lead_load():
     planned = plan_batches(settings)
     batches = load_batch.expand(batch=planned)
     landing = verify_landing(settings)
-    report(settings, staged, landing)
+    publish_imported_leads(report(settings, staged, landing))
 
     recheck >> staged >> planned
     batches >> landing

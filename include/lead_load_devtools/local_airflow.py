@@ -2,7 +2,9 @@
 dag-processor and triggerer on the repo's SQLite home), wired to the demo's warehouse and a
 simulator of the platform, so a newcomer can trigger lead_load from the UI at once.
 
-The simulator and the seeded warehouse live as long as this command; Ctrl-C stops all.
+The DAG starts unpaused, so the scheduler at once starts one scheduled run of the latest whole
+interval by itself (catchup is off); `make up` prints that window at start-up. The simulator
+and the seeded warehouse live as long as this command; Ctrl-C stops all.
 Against a real warehouse and platform, run `airflow standalone` yourself with the two
 connections defined (see the README).
 """
@@ -14,13 +16,48 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from agent_api_simulator.testing import SimulatorProcess
 from lead_load_devtools.demo import WINDOW, connection_env, seed_demo_warehouse
 
 PORT = os.environ.get("AIRFLOW__API__PORT", "8080")
 URL = f"http://localhost:{PORT}"
+# The DAG's schedule: every day at 02:00 in this zone (dags/lead_load_dag.py).
+SCHEDULE_ZONE = ZoneInfo("Asia/Shanghai")
+SCHEDULE_HOUR = 2
+
+
+def latest_interval(now: datetime) -> tuple[datetime, datetime]:
+    """The last whole [02:00, 02:00) Asia/Shanghai day before ``now``: the run the scheduler
+    starts on its own when it first sees the unpaused DAG (catchup is off)."""
+    local = now.astimezone(SCHEDULE_ZONE)
+    end = local.replace(hour=SCHEDULE_HOUR, minute=0, second=0, microsecond=0)
+    if end > local:
+        end -= timedelta(days=1)
+    return end - timedelta(days=1), end
+
+
+def scheduled_run_notice(now: datetime) -> str:
+    """What the scheduler will do by itself, in both zones, and how to avoid it."""
+    start, end = latest_interval(now)
+
+    def both(moment: datetime) -> str:
+        utc = moment.astimezone(UTC)
+        return f"{moment:%Y-%m-%d %H:%M} Asia/Shanghai ({utc:%Y-%m-%d %H:%M} UTC)"
+
+    return (
+        "lead_load starts unpaused: as soon as the scheduler parses it, it starts one "
+        "scheduled run by itself (catchup is off: only the latest whole interval), loading "
+        f"the leads updated in [{both(start)}, {both(end)}). The seeded leads are dated "
+        f"{WINDOW[0].date()}, so unless that is the window it finds none and succeeds with 0 "
+        "imported. To start it paused instead, run "
+        "`AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True make up` on a fresh .airflow/ "
+        "(the paused state is kept in the metadata DB) and unpause it in the UI or with "
+        "`airflow dags unpause lead_load`."
+    )
 
 
 def _interrupt(*_) -> None:
@@ -50,6 +87,7 @@ def main() -> int:
             f"\nSimulator on {sim.base_url} (task {task_id}).\n"
             f"Airflow UI: {URL}  user admin, password printed below by Airflow and kept in "
             f"{airflow_home / 'simple_auth_manager_passwords.json.generated'}.\n"
+            f"{scheduled_run_notice(datetime.now(UTC))}\n"
             f"Trigger lead_load with window_start {WINDOW[0].date()} and window_end "
             f"{WINDOW[1].date()} to load the seeded leads. Ctrl-C stops everything.\n",
             flush=True,

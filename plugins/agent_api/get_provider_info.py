@@ -2,6 +2,11 @@
 
 Declared here (Airflow 3.2+ reads ``conn-fields`` and ``ui-field-behaviour`` from provider
 info) rather than in the hook, so the UI needs no hook import to draw the form.
+
+Airflow 3.3's React connection form draws each conn-field like a DAG Param: it marks a field
+required, and refuses to save it empty, when its schema has a ``type`` that does not allow
+``"null"``. So the User ID, part of every API path, is ``"string"``; the optional fields'
+types include ``"null"``.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ def get_provider_info() -> dict:
                     "user_id": {
                         "label": "User ID",
                         "description": "The account's user id (UUID); part of every API path.",
-                        "schema": {"type": ["string", "null"]},
+                        "schema": {"type": "string", "minLength": 1},
                     },
                     "sub_user_id": {
                         "label": "Sub-account ID",

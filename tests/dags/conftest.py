@@ -198,3 +198,13 @@ def postgres_lead_load_env(simulator, airflow_db):
     yield make_env(simulator, warehouse)
     for step in warehouse.cleanup:
         step()
+
+
+@pytest.fixture(scope="session")
+def api_server(airflow_db, tmp_path_factory):
+    """A real api-server on the tests' metadata DB (tests/dags/api_server.py)."""
+    from tests.dags.api_server import start_api_server, stop_api_server
+
+    server = start_api_server(tmp_path_factory.mktemp("api-server"))
+    yield server
+    stop_api_server(server)

@@ -68,10 +68,11 @@ def check_summary(summary: dict) -> None:
     """The identities a run's summary obeys, from ``steps.extract.extract_and_stage`` and
     ``steps.report.report``:
 
-    1. Every extracted row is rejected by the transform, a duplicate within the run, or a
-       candidate that staging staged, found already loaded (imported, refused before, or its
-       phone held by another lead) or found in flight (another run's):
-       ``extracted == rejected + duplicates_in_run + staged + already_loaded + in_flight``.
+    1. Every extracted row is invalid (refused by the transform), a duplicate within the run,
+       or a candidate that staging found already loaded (imported, refused before, or its
+       phone held by another lead), found in flight (another run's) or staged:
+       ``extracted == invalid + duplicates_in_run + already_loaded + in_flight + staged``,
+       and ``rejected == invalid + duplicates_in_run``.
     2. The rows the run owns at its end, those it staged plus those it carried over from
        finished runs, were each sent or not:
        ``staged + carried_over == submitted + not_sent``, where
@@ -80,8 +81,9 @@ def check_summary(summary: dict) -> None:
     s = summary
     counts = {k: v for k, v in s.items() if isinstance(v, int | dict) and k != "batches"}
     assert s["extracted"] == (
-        s["rejected"] + s["duplicates_in_run"] + s["staged"] + s["already_loaded"] + s["in_flight"]
+        s["invalid"] + s["duplicates_in_run"] + s["already_loaded"] + s["in_flight"] + s["staged"]
     ), counts
+    assert s["rejected"] == s["invalid"] + s["duplicates_in_run"], counts
     assert s["submitted"] == s["imported"] + s["not_imported"] + s["awaiting_callback"], counts
     assert s["staged"] + carried_over_rows(s) == s["submitted"] + s["not_sent"], counts
 

@@ -31,6 +31,8 @@ class RunSettings:
     batch_size: int = MAX_ROWS_PER_IMPORT
     stop_running_task: bool = False
     max_reject_ratio: float = 0.2
+    # Where the window came from (lead_load.core.window.window_source), for the summary.
+    window_source: str = "window_start/window_end params"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunSettings:
@@ -41,7 +43,12 @@ class RunSettings:
 
     @classmethod
     def from_params(
-        cls, params: dict[str, Any], run_id: str, api_task_id: str, window: tuple[str, str]
+        cls,
+        params: dict[str, Any],
+        run_id: str,
+        api_task_id: str,
+        window: tuple[str, str],
+        window_source: str | None = None,
     ) -> RunSettings:
         """From the run's Params, the target task and window resolved by the caller; a Param
         left empty takes the default defined here."""
@@ -61,4 +68,5 @@ class RunSettings:
             batch_size=int(values["batch_size"]),
             stop_running_task=bool(values["stop_running_task"]),
             max_reject_ratio=float(values["max_reject_ratio"]),
+            window_source=window_source or values["window_source"],
         )

@@ -1,14 +1,23 @@
 """Which slice of the warehouse a run loads: ``updated_at`` in [start, end), in UTC.
 
-Scheduled runs and backfills take their data interval. Manual runs have none in Airflow 3,
-so they must name the window with the ``window_start``/``window_end`` params. Naive values
-are read as UTC, like the warehouse's ``updated_at``.
+The ``window_start``/``window_end`` params win. Without them a run loads its data interval:
+scheduled runs and backfills their own; a manual run the one Airflow's trigger form infers
+from its logical date (the last whole interval before it, i.e. the previous night's load).
+The run says so (``window_source``: the log and the run note), so it is never silent. A
+manual run created without a logical date (REST, CLI) has no interval and must name the
+window. Naive values are read as UTC, like the warehouse's ``updated_at``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+# The schedule's zone (02:00 Asia/Shanghai): windows are logged in it beside UTC.
+SCHEDULE_ZONE = ZoneInfo("Asia/Shanghai")
+# Run types whose data interval is the window they are meant to load.
+_INTERVAL_RUN_TYPES = ("scheduled", "backfill")
 
 
 class WindowError(ValueError):
@@ -41,12 +50,42 @@ def resolve_window(
         start, end = interval_start.astimezone(UTC), interval_end.astimezone(UTC)
     else:
         raise WindowError(
-            "this run has no data interval (manual runs have none in Airflow 3): trigger it "
-            "with the window_start and window_end params, e.g. 2026-11-25 and 2026-11-26"
+            "this run has no data interval (a manual run created without a logical date): "
+            "trigger it with the window_start and window_end params (UTC), e.g. 2026-11-25 "
+            "and 2026-11-26"
         )
     if start >= end:
         raise WindowError(f"window_start ({start}) must be before window_end ({end})")
     return start, end
+
+
+def window_source(window_start: str | None, window_end: str | None, run_type: str | None) -> str:
+    """Where the run's window comes from, in words for the log, the summary and the run note.
+    A manual run without the params loads an inferred interval: say it plainly."""
+    if window_start or window_end:
+        return "window_start/window_end params"
+    if run_type in _INTERVAL_RUN_TYPES:
+        return f"{run_type} run's data interval"
+    return (
+        f"{run_type or 'this'} run's data interval, inferred from its logical date "
+        "(window_start/window_end were not set)"
+    )
+
+
+def is_inferred(source: str) -> bool:
+    """The window is an interval Airflow inferred, not one anybody chose."""
+    return "inferred" in source
+
+
+def describe_window(start: datetime, end: datetime) -> str:
+    """[start, end) in UTC and in the schedule's zone, for the log."""
+
+    def both(moment: datetime) -> str:
+        utc = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        local = moment.astimezone(SCHEDULE_ZONE).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{utc} UTC ({local} {SCHEDULE_ZONE.key})"
+
+    return f"[{both(start)}, {both(end)})"
 
 
 def sql_bounds(start: datetime, end: datetime, dialect: str) -> dict[str, datetime | str]:

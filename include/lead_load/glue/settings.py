@@ -13,6 +13,7 @@ must not wait on the metadata DB.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -28,6 +29,8 @@ from lead_load.core.settings import (
     WAREHOUSE_CONN_ID,
     RunSettings,
 )
+
+log = logging.getLogger(__name__)
 
 PARAM = "param"
 VARIABLE = "Variable"
@@ -73,8 +76,12 @@ SETTINGS: tuple[Setting, ...] = (
         "window_start",
         PARAM,
         None,
-        "Load leads with updated_at >= this (UTC date or ISO date-time). Required for manual "
-        "runs; scheduled runs use their data interval.",
+        "Load leads with updated_at >= this, in UTC like every time in the Airflow UI (the "
+        "schedule runs at 02:00 Asia/Shanghai = 18:00 UTC): a date or an ISO date-time, e.g. "
+        "2026-11-24 or 2026-11-24T02:00:00+08:00. Set both or neither. Neither: scheduled and "
+        "backfill runs load their data interval, a manual run the one Airflow infers from its "
+        "logical date (the last whole day before it, 02:00 to 02:00 Asia/Shanghai), as its log "
+        "and run note say.",
         title="Window start",
         type=["null", "string"],
     ),
@@ -82,7 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
         "window_end",
         PARAM,
         None,
-        "Load leads with updated_at < this (UTC date or ISO date-time).",
+        "Load leads with updated_at < this, in UTC (date or ISO date-time; add +08:00 for "
+        "Asia/Shanghai time).",
         title="Window end",
         type=["null", "string"],
     ),
@@ -140,7 +148,8 @@ SETTINGS: tuple[Setting, ...] = (
         "max_reject_ratio",
         PARAM,
         _field_default(RunSettings, "max_reject_ratio"),
-        "Fail the run when rejected + not imported exceed this share of the extracted rows.",
+        "Fail the run when invalid + not imported rows exceed this share of the extracted rows "
+        "(duplicates in the run do not count).",
         title="Max reject ratio",
         type="number",
         minimum=0,
@@ -266,13 +275,21 @@ def resolve(
     run_id: str,
     data_interval_start: datetime | None,
     data_interval_end: datetime | None,
+    run_type: str | None = None,
 ) -> RunSettings:
     """The run's settings, or an ``AirflowFailException`` that says what to fix (a
-    configuration error: retrying cannot help)."""
+    configuration error: retrying cannot help). Logs the window in UTC and Asia/Shanghai,
+    with a warning when it is an interval Airflow inferred for a manual run."""
     from airflow.sdk import Variable
     from airflow.sdk.exceptions import AirflowFailException
 
-    from lead_load.core.window import WindowError, resolve_window
+    from lead_load.core.window import (
+        WindowError,
+        describe_window,
+        is_inferred,
+        resolve_window,
+        window_source,
+    )
 
     api_task_id = (params.get("api_task_id") or "").strip() or Variable.get(
         API_TASK_VARIABLE, default=""
@@ -290,6 +307,16 @@ def resolve(
         )
     except WindowError as error:
         raise AirflowFailException(str(error)) from None
+    source = window_source(params.get("window_start"), params.get("window_end"), run_type)
+    log.info("Window: %s, from the %s", describe_window(start, end), source)
+    if is_inferred(source):
+        log.warning(
+            "No window_start/window_end: this %s run loads the data interval Airflow inferred "
+            "from its logical date, %s. Trigger it with window_start and window_end (UTC) to "
+            "load another window.",
+            run_type or "manual",
+            describe_window(start, end),
+        )
     return RunSettings.from_params(
-        params, run_id, api_task_id, (start.isoformat(), end.isoformat())
+        params, run_id, api_task_id, (start.isoformat(), end.isoformat()), source
     )

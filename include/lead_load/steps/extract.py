@@ -369,7 +369,7 @@ def extract_and_stage(
     if contract is not None and contract.compares_as_text:
         bounds = text_bounds(bounds)  # text compared with a timestamp fails on PostgreSQL
     template = agent_api.get_template() if mapping.components else None
-    totals = {"extracted": 0, "rejected": 0, "duplicates_in_chunk": 0, "sex_unknown": 0}
+    totals = {"extracted": 0, "invalid": 0, "duplicates_in_chunk": 0, "sex_unknown": 0}
     # The extract is ordered by lead id, so a lead's rows are adjacent: one that spills over
     # from the previous chunk is the only repeat the transform cannot see. Except on SQLite,
     # whose column of no type may hold 5001 and '5001' (one lead to us) sorted apart: there
@@ -398,11 +398,11 @@ def extract_and_stage(
             ) from None
         totals["extracted"] += len(chunk)
         batch_lifecycle.renew_run(ledger_engine, settings.run_id)  # long extracts stay live
-        totals["rejected"] += len(result.rejects) + len(repeats)
+        totals["invalid"] += len(result.rejects) + len(repeats)
         totals["duplicates_in_chunk"] += len(result.duplicates)
         totals["sex_unknown"] += result.sex_unknown
         log.info(
-            "Chunk %d: %d rows (%d valid, %d rejected, %d duplicates); %d rows so far",
+            "Chunk %d: %d rows (%d valid, %d invalid, %d duplicates); %d rows so far",
             number,
             len(chunk),
             len(result.valid),
@@ -413,7 +413,7 @@ def extract_and_stage(
     staged = staging.stage_candidates(ledger_engine, settings.run_id, settings.api_task_id)
     counts = {
         "extracted": totals["extracted"],
-        "rejected": totals["rejected"],
+        "invalid": totals["invalid"],
         "duplicates_in_run": totals["duplicates_in_chunk"] + staged.duplicates_in_run,
         "staged": staged.staged,
         "already_loaded": staged.already_loaded,
@@ -423,6 +423,14 @@ def extract_and_stage(
     if missing_updated_at_sql:
         counts.update(updated_at_gaps(warehouse, missing_updated_at_sql))
     log.info("Extract and staging done: %s", counts)
+    if not counts["extracted"]:
+        log.warning(
+            "0 rows extracted: no lead has updated_at in [%s, %s) (UTC). Check the window "
+            "(the log of resolve_settings shows it in UTC and Asia/Shanghai) and that the "
+            "warehouse stores updated_at in UTC.",
+            bounds.get("window_start"),
+            bounds.get("window_end"),
+        )
     return counts
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 
 from agent_api.masking import mask_phones_in
-from lead_load.core.ledger_rules import (
-    Status,
-)
+from lead_load.core import run_summary
 from lead_load.core.settings import RunSettings
 from lead_load.ledger import batch_lifecycle, counts
 
@@ -18,7 +17,27 @@ log = logging.getLogger(__name__)
 
 
 class RunFailed(RuntimeError):
-    """The run's outcome is not acceptable; the message says why and what to do."""
+    """The run's outcome is not acceptable; the message says why and what to do. ``note``:
+    the run note that says so in one line."""
+
+    def __init__(self, message: str, note: str) -> None:
+        super().__init__(message)
+        self.note = note
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a finished run reports: the flat ``summary`` (one scalar per key, adding up as
+    ``lead_load.core.run_summary`` says), the nested ``breakdown`` behind its totals, and the
+    one-line ``note`` for the DAG run."""
+
+    summary: dict[str, Any]
+    breakdown: dict[str, Any]
+    note: str
+
+    def stored(self) -> dict[str, Any]:
+        """The run's row in lead_load_runs: the summary and its breakdown in one."""
+        return {**self.summary, **self.breakdown}
 
 
 def report(
@@ -27,7 +46,7 @@ def report(
     extract_counts: dict[str, int] | None,
     landing: dict[str, Any] | None = None,
     planned: bool = True,
-) -> dict[str, Any]:
+) -> RunReport:
     """Summarise the run from the ledger, store it, and fail the run when it went wrong.
 
     ``planned``: plan_batches finished (a dry run that could not plan has failed too). The
@@ -50,29 +69,16 @@ def report(
             {**_identity(settings), "failed_at": failed_at, "problems": problems},
             failed=True,
         )
-        raise RunFailed("; ".join(problems))
+        raise RunFailed("; ".join(problems), run_summary.failure_note(failed_at, problems))
     statuses = counts.status_counts(ledger_engine, settings.api_task_id, settings.run_id)
-    summary: dict[str, Any] = {
-        **_identity(settings),
-        **extract_counts,
-        "rejected_by_reason": counts.reject_reasons(ledger_engine, settings.run_id),
-        "submitted": sum(
-            statuses.get(s, 0) for s in (Status.SUBMITTED, Status.IMPORTED, Status.NOT_IMPORTED)
-        ),
-        "imported": statuses.get(Status.IMPORTED, 0),
-        "not_imported": statuses.get(Status.NOT_IMPORTED, 0),
-        "awaiting_callback": statuses.get(Status.SUBMITTED, 0),
-        "not_sent": statuses.get(Status.STAGED, 0) + statuses.get(Status.SENDING, 0),
-        "carried_over": batch_lifecycle.carried_over(ledger_engine, settings.run_id),
-        "batches": counts.batch_counts(ledger_engine, settings.run_id),
-        "landing_check": (landing or {}).get("counts")
-        or (landing or {}).get("skipped")
-        or "did not run",
-    }
-    # Duplicates within the run are not failures: one row per phone is the rule.
-    failed = summary["not_imported"] + summary["rejected"]
-    ratio = failed / summary["extracted"] if summary["extracted"] else 0.0
-    summary["reject_ratio"] = round(ratio, 4)
+    carried = batch_lifecycle.carried_over(ledger_engine, settings.run_id)
+    batches = counts.batch_counts(ledger_engine, settings.run_id)
+    summary = run_summary.flat_summary(
+        _identity(settings), extract_counts, statuses, carried, batches, landing
+    )
+    details = run_summary.breakdown(
+        counts.reject_reasons(ledger_engine, settings.run_id), carried, batches, landing
+    )
     problems = _problems(summary, settings, landing, planned)
     if not planned:
         summary["failed_at"] = "plan_batches"
@@ -80,11 +86,19 @@ def report(
         problems = recorded.get("problems", []) + problems
     if problems:
         summary["problems"] = problems
-    _record(settings, ledger_engine, summary, failed=bool(problems))
-    log.info("Run summary:\n%s", format_summary(summary))
+    result = RunReport(
+        summary, details, run_summary.run_note(summary, details["invalid_by_reason"])
+    )
+    _record(settings, ledger_engine, result.stored(), failed=bool(problems))
+    log.info("Run summary:\n%s", format_summary(result.stored()))
+    broken = run_summary.broken_identities(summary)
+    if broken:  # a bug in the counting, not in the load: say so, do not fail the load
+        log.warning("The summary does not add up: %s", "; ".join(broken))
+    else:
+        log.info("It adds up: %s", run_summary.IDENTITY_TEXT)
     if problems:
-        raise RunFailed("; ".join(problems))
-    return summary
+        raise RunFailed("; ".join(problems), result.note)
+    return result
 
 
 def _step_failure(
@@ -102,7 +116,9 @@ def _step_failure(
 
 def _identity(settings: RunSettings) -> dict[str, Any]:
     return {
-        "window": [settings.window_start, settings.window_end],
+        "window_start": settings.window_start,
+        "window_end": settings.window_end,
+        "window_source": settings.window_source,
         "api_task_id": settings.api_task_id,
         "dry_run": settings.dry_run,
     }
@@ -160,7 +176,7 @@ def _problems(
         )
     if summary["reject_ratio"] > settings.max_reject_ratio:
         problems.append(
-            f"{summary['reject_ratio']:.1%} of the extracted rows were rejected or not "
+            f"{summary['reject_ratio']:.1%} of the extracted rows were invalid or not "
             f"imported, above max_reject_ratio={settings.max_reject_ratio:.1%}; see the "
             "lead_load_rejects table"
         )
@@ -172,8 +188,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = []
     for key, value in summary.items():
         if isinstance(value, dict):
-            lines.append(f"{key:<22} {'-' if not value else ''}")
-            lines += [f"  {sub:<20} {count}" for sub, count in sorted(value.items())]
+            lines.append(f"{key:<28} {'-' if not value else ''}")
+            lines += [f"  {sub:<26} {count}" for sub, count in sorted(value.items())]
         else:
-            lines.append(f"{key:<22} {value}")
+            lines.append(f"{key:<28} {value}")
     return "\n".join(lines)

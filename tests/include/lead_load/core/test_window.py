@@ -35,7 +35,7 @@ def test_scheduled_runs_use_their_data_interval_in_utc():
 @pytest.mark.parametrize(
     ("params", "interval", "message"),
     [
-        ((None, None), (None, None), "manual runs have none"),
+        ((None, None), (None, None), "has no data interval"),
         (("2026-11-24", None), (None, None), "set both"),
         (("yesterday", "today"), (None, None), "is not a date"),
         # SQL in a param never gets near the query: it is not a date.
@@ -76,3 +76,40 @@ def test_text_bounds_are_utc_text_with_a_fraction_only_when_there_is_one():
         "window_start": "2026-11-24 00:00:00",
         "window_end": "2026-11-25 00:00:00.500000",
     }
+
+
+def test_the_window_says_where_it_comes_from():
+    from lead_load.core.window import is_inferred, window_source
+
+    assert window_source("2026-11-24", "2026-11-25", "manual") == "window_start/window_end params"
+    assert window_source(None, None, "scheduled") == "scheduled run's data interval"
+    assert window_source("", "", "backfill") == "backfill run's data interval"
+    manual = window_source(None, None, "manual")
+    assert is_inferred(manual) and "window_start/window_end were not set" in manual
+    assert not is_inferred(window_source(None, None, "backfill"))
+
+
+def test_a_manual_run_without_params_loads_the_interval_airflow_inferred():
+    """What the trigger form does in Airflow 3.3: it infers the last whole interval."""
+    start, end = resolve_window(
+        "",
+        "",
+        datetime(2026, 11, 24, 2, tzinfo=SHANGHAI),
+        datetime(2026, 11, 25, 2, tzinfo=SHANGHAI),
+    )
+    assert (start, end) == (
+        datetime(2026, 11, 23, 18, tzinfo=UTC),
+        datetime(2026, 11, 24, 18, tzinfo=UTC),
+    )
+
+
+def test_the_window_is_described_in_utc_and_asia_shanghai():
+    from lead_load.core.window import describe_window
+
+    described = describe_window(
+        datetime(2026, 11, 23, 18, tzinfo=UTC), datetime(2026, 11, 24, 18, tzinfo=UTC)
+    )
+    assert described == (
+        "[2026-11-23 18:00:00 UTC (2026-11-24 02:00:00 Asia/Shanghai), "
+        "2026-11-24 18:00:00 UTC (2026-11-25 02:00:00 Asia/Shanghai))"
+    )

@@ -156,7 +156,7 @@ def test_repeated_and_missing_lead_ids_are_rejects_not_a_crash(engine):
     # The table has no sex column mapped to a value: every lead to send goes as unknown.
     assert counts["sex_unknown"] == counts["staged"] == 4
     assert counts["extracted"] == (
-        counts["rejected"]
+        counts["invalid"]
         + counts["duplicates_in_run"]
         + counts["staged"]
         + counts["already_loaded"]
@@ -427,7 +427,7 @@ def test_a_lead_spelled_as_integer_and_as_text_in_far_apart_chunks_is_one_lead(t
     ]
     leads_table(engine, rows)
     counts = extract_sqlite(engine, chunk_rows=1)
-    assert (counts["extracted"], counts["staged"], counts["rejected"]) == (4, 3, 1)
+    assert (counts["extracted"], counts["staged"], counts["invalid"]) == (4, 3, 1)
     with engine.connect() as conn:
         (key,) = conn.execute(select(schema.rejects.c.lead_id)).scalars()
     assert key == "(repeat of lead 5001: row 3 of the window)"  # 5001, 5002, '5001', 'a'
@@ -679,7 +679,7 @@ def assert_accounted(engine, counts: dict, expected: int) -> None:
     own."""
     assert counts["extracted"] == expected
     assert counts["extracted"] == (
-        counts["rejected"]
+        counts["invalid"]
         + counts["duplicates_in_run"]
         + counts["staged"]
         + counts["already_loaded"]
@@ -703,7 +703,7 @@ def assert_accounted(engine, counts: dict, expected: int) -> None:
             conn.execute(text(SQLITE_SQL.read_text()), sql_bounds(*WINDOW, "sqlite")).mappings()
         )
     assert len(staged) == counts["staged"]
-    assert len(rejected) == counts["rejected"] + counts["duplicates_in_run"]
+    assert len(rejected) == counts["invalid"] + counts["duplicates_in_run"]
     assert len(staged) + len(rejected) == counts["extracted"] == len(read)
     # Every lead read is there under its own id, unless it has none or cannot key the ledger.
     leads = {

@@ -15,7 +15,7 @@ def extract_counts(**overrides) -> dict[str, int]:
     """What extract_and_stage reports for the five staged leads of ``staged_ledger``."""
     return {
         "extracted": 5,
-        "rejected": 0,
+        "invalid": 0,
         "duplicates_in_run": 0,
         "staged": 5,
         "already_loaded": 0,
@@ -25,9 +25,10 @@ def extract_counts(**overrides) -> dict[str, int]:
 
 
 def test_report_fails_above_the_reject_ratio_and_stores_the_summary(staged_ledger):
-    counts = extract_counts(extracted=10, rejected=5)
-    with pytest.raises(report.RunFailed, match="max_reject_ratio"):
+    counts = extract_counts(extracted=10, invalid=5)
+    with pytest.raises(report.RunFailed, match="max_reject_ratio") as error:
         report.report(run_settings(dry_run=True, max_reject_ratio=0.2), staged_ledger, counts)
+    assert error.value.note.startswith("Failed: 50.0% of the extracted rows were invalid")
     with staged_ledger.connect() as conn:
         run = conn.execute(schema.runs.select()).one()
     assert (run.run_id, run.state) == ("run-1", "failed")
@@ -40,13 +41,14 @@ def test_a_dry_run_whose_planning_failed_fails(staged_ledger):
     counts = extract_counts()
     with pytest.raises(report.RunFailed, match="plan_batches did not finish"):
         report.report(run_settings(dry_run=True), staged_ledger, counts, planned=False)
-    summary = report.report(run_settings(dry_run=True), staged_ledger, counts, planned=True)
+    summary = report.report(run_settings(dry_run=True), staged_ledger, counts, planned=True).summary
     assert summary["staged"] == 5
 
 
 def test_a_run_whose_extract_failed_is_recorded_as_failed(staged_ledger):
-    with pytest.raises(report.RunFailed, match="extract step did not finish"):
+    with pytest.raises(report.RunFailed, match="extract step did not finish") as error:
         report.report(run_settings(), staged_ledger, None)
+    assert error.value.note.startswith("Failed at extract_and_stage: the extract step")
     with staged_ledger.connect() as conn:
         run = conn.execute(schema.runs.select()).one()
     assert run.state == "failed"
@@ -66,10 +68,45 @@ def test_problems_are_stored_with_phones_masked(staged_ledger):
 
 def test_a_clean_run_is_recorded_as_finished(staged_ledger):
     counts = extract_counts()
-    summary = report.report(run_settings(dry_run=True), staged_ledger, counts)
-    assert "problems" not in summary
+    result = report.report(run_settings(dry_run=True), staged_ledger, counts)
+    assert "problems" not in result.summary
+    assert result.note.startswith("Dry run: imported 0 of 5 extracted; invalid 0;")
     with staged_ledger.connect() as conn:
         assert conn.execute(schema.runs.select()).one().state == "finished"
+
+
+def test_the_summary_is_flat_adds_up_and_is_stored_with_its_breakdown(staged_ledger):
+    """The five staged leads of ``staged_ledger`` plus two invalid rows and a duplicate: the
+    flat summary (the XCom) has one scalar per key, the stored row has the breakdown too."""
+    from lead_load.ledger import staging
+
+    staging.add_rejects(
+        staged_ledger,
+        "run-1",
+        "task-1",
+        [
+            {"lead_id": "x1", "raw_phone": "12", "reason": "not_a_phone"},
+            {"lead_id": "x2", "raw_phone": "", "reason": "missing_phone"},
+            {"lead_id": "x3", "raw_phone": "139", "reason": "duplicate_in_run (kept lead l1)"},
+        ],
+    )
+    counts = extract_counts(extracted=8, invalid=2, duplicates_in_run=1)
+    result = report.report(run_settings(dry_run=True, max_reject_ratio=0.5), staged_ledger, counts)
+    summary = result.summary
+    assert all(not isinstance(value, dict | list) for value in summary.values()), summary
+    assert (summary["invalid"], summary["duplicates_in_run"], summary["rejected"]) == (2, 1, 3)
+    assert summary["extracted"] == (
+        summary["invalid"]
+        + summary["duplicates_in_run"]
+        + summary["already_loaded"]
+        + summary["in_flight"]
+        + summary["staged"]
+    )
+    assert summary["staged"] + summary["carried_over"] == summary["submitted"] + summary["not_sent"]
+    assert result.breakdown["invalid_by_reason"] == {"missing_phone": 1, "not_a_phone": 1}
+    with staged_ledger.connect() as conn:
+        stored = json.loads(conn.execute(schema.runs.select()).one().summary)
+    assert stored == {**summary, **result.breakdown}
 
 
 def test_a_step_that_recorded_its_failure_keeps_its_words_in_the_report(staged_ledger):

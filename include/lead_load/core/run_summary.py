@@ -1,0 +1,206 @@
+"""A run's summary: one flat table whose figures add up, its breakdown, and its one-line note.
+
+Every extracted row is counted once, in one of five places, and every row the run owned at its
+end was sent or not (``IDENTITIES``):
+
+    extracted = invalid + duplicates_in_run + already_loaded + in_flight + staged
+    rejected  = invalid + duplicates_in_run
+    staged + carried_over = submitted + not_sent
+    submitted = imported + not_imported + awaiting_callback
+
+``invalid``: rows refused by the rules (bad phone, field or lead id, a repeated lead id);
+``duplicates_in_run``: valid rows whose phone a more recent lead of the same run has. Both are
+in ``lead_load_rejects``; so is a lead whose phone another lead holds in the task
+(``phone_already_loaded``), which is counted in ``already_loaded``.
+
+The flat table is what the Airflow UI shows well (the report's XCom, one value per key); the
+nested counts (reasons, batches by status, ...) go into ``breakdown``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# Reject kinds that are not "invalid": the run's own duplicates, and phones another lead holds
+# in the task (counted in already_loaded).
+DUPLICATE_KIND = "duplicate_in_run"
+PHONE_TAKEN_KIND = "phone_already_loaded"
+
+IDENTITIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("extracted", ("invalid", "duplicates_in_run", "already_loaded", "in_flight", "staged")),
+    ("rejected", ("invalid", "duplicates_in_run")),
+    ("staged + carried_over", ("submitted", "not_sent")),
+    ("submitted", ("imported", "not_imported", "awaiting_callback")),
+)
+# What extract_and_stage counts towards the identities.
+# ("rejected": an extract of an earlier release, whose "rejected" meant invalid.)
+_EXTRACT_KEYS = (
+    "extracted",
+    "invalid",
+    "rejected",
+    "duplicates_in_run",
+    "already_loaded",
+    "in_flight",
+    "staged",
+)
+IDENTITY_TEXT = "; ".join(f"{total} = {' + '.join(parts)}" for total, parts in IDENTITIES)
+
+
+def flat_summary(
+    identity: Mapping[str, Any],
+    extract_counts: Mapping[str, Any],
+    statuses: Mapping[str, int],
+    carried_over: Mapping[str, int],
+    batches: Mapping[str, int],
+    landing: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The run's figures, one scalar per key, in reading order.
+
+    ``extract_counts``: what extract_and_stage returned; ``statuses``: the run's ledger rows
+    by status; ``carried_over``: rows taken over, by the run they came from; ``batches``: the
+    run's batches by status; ``landing``: verify_landing's result (None: it did not finish).
+    """
+    counts = {key: int(value or 0) for key, value in extract_counts.items() if key in _EXTRACT_KEYS}
+    # The rest (sex_unknown, updated_at_*_in_table): facts beside the identities.
+    facts = {key: value for key, value in extract_counts.items() if key not in _EXTRACT_KEYS}
+    invalid = counts.get("invalid", counts.get("rejected", 0))
+    duplicates = counts.get("duplicates_in_run", 0)
+    imported = statuses.get("imported", 0)
+    not_imported = statuses.get("not_imported", 0)
+    awaiting = statuses.get("submitted", 0)
+    summary: dict[str, Any] = {
+        **identity,
+        "extracted": counts.get("extracted", 0),
+        "invalid": invalid,
+        "duplicates_in_run": duplicates,
+        "rejected": invalid + duplicates,
+        "already_loaded": counts.get("already_loaded", 0),
+        "in_flight": counts.get("in_flight", 0),
+        "staged": counts.get("staged", 0),
+        "carried_over": sum(carried_over.values()),
+        "submitted": imported + not_imported + awaiting,
+        "imported": imported,
+        "not_imported": not_imported,
+        "awaiting_callback": awaiting,
+        "not_sent": statuses.get("staged", 0) + statuses.get("sending", 0),
+        "batches": sum(batches.values()),
+        **facts,
+        "landing_check": landing_verdict(landing),
+    }
+    # Duplicates are no failure (one row per phone is the rule); invalid and refused rows are.
+    failed = summary["invalid"] + summary["not_imported"]
+    extracted = summary["extracted"]
+    summary["reject_ratio"] = round(failed / extracted, 4) if extracted else 0.0
+    return summary
+
+
+def breakdown(
+    reject_kinds: Mapping[str, int],
+    carried_over: Mapping[str, int],
+    batches: Mapping[str, int],
+    landing: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The nested counts behind the flat table's totals."""
+    invalid = {
+        kind: count
+        for kind, count in sorted(reject_kinds.items())
+        if kind not in (DUPLICATE_KIND, PHONE_TAKEN_KIND)
+    }
+    return {
+        "invalid_by_reason": invalid,
+        "phone_held_by_another_lead": reject_kinds.get(PHONE_TAKEN_KIND, 0),
+        "carried_over_by_run": dict(carried_over),
+        "batches_by_status": dict(sorted(batches.items())),
+        "landing_check_counts": dict((landing or {}).get("counts") or {}),
+    }
+
+
+def landing_verdict(landing: Mapping[str, Any] | None) -> str:
+    """The landing check in a few words: its counts are in the breakdown."""
+    if landing is None:
+        return "did not finish"
+    if "skipped" in landing:
+        return f"skipped: {landing['skipped']}"
+    counts = landing.get("counts") or {}
+    unrepaired = sum((counts.get("unrepaired") or {}).values())
+    repaired = sum((counts.get("repaired") or {}).values())
+    return (
+        f"{counts.get('agree', 0)} of {counts.get('checked', 0)} agree, "
+        f"{repaired} repaired, {unrepaired} unrepaired"
+    )
+
+
+def broken_identities(summary: Mapping[str, Any]) -> list[str]:
+    """The identities the summary breaks, written out with its figures (empty: it adds up)."""
+    broken = []
+    for total, parts in IDENTITIES:
+        left = sum(int(summary.get(name, 0) or 0) for name in total.split(" + "))
+        right = sum(int(summary.get(name, 0) or 0) for name in parts)
+        if left != right:
+            broken.append(f"{total} ({left}) != {' + '.join(parts)} ({right})")
+    return broken
+
+
+def run_note(summary: Mapping[str, Any], invalid_by_reason: Mapping[str, int]) -> str:
+    """One line for the DAG run's note: what a data engineer asks first about a load."""
+    reasons = ", ".join(
+        f"{kind} {count}"
+        for kind, count in sorted(invalid_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    parts = [
+        f"{'Dry run: ' if summary.get('dry_run') else ''}imported {summary['imported']} "
+        f"of {summary['extracted']} extracted",
+        f"invalid {summary['invalid']}" + (f" ({reasons})" if reasons else ""),
+        f"duplicates {summary['duplicates_in_run']}",
+        f"already loaded {summary['already_loaded']}",
+        f"not imported {summary['not_imported']}",
+        f"carried over {summary['carried_over']}",
+    ]
+    for optional, words in (
+        ("in_flight", "in flight in another run"),
+        ("not_sent", "not sent"),
+        ("awaiting_callback", "awaiting callback"),
+    ):
+        if summary.get(optional):
+            parts.append(f"{words} {summary[optional]}")
+    window = f"window {summary.get('window_start')} to {summary.get('window_end')} (UTC)"
+    if summary.get("window_source"):
+        window += f", {summary['window_source']}"
+    note = "; ".join(parts) + f" | {window}"
+    if summary.get("problems"):
+        note = f"Failed: {summary['problems'][0]} | {note}"
+    return _at_most(note, NOTE_MAX_CHARS)
+
+
+def failure_note(failed_at: str, problems: list[str]) -> str:
+    """The note of a run that failed before it had anything to count."""
+    return _at_most(f"Failed at {failed_at}: {'; '.join(problems)}", NOTE_MAX_CHARS)
+
+
+# The api-server refuses a longer note.
+NOTE_MAX_CHARS = 1000
+
+
+def _at_most(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# What a consumer of the imported-leads asset learns from its event.
+ASSET_EXTRA_KEYS = (
+    "api_task_id",
+    "window_start",
+    "window_end",
+    "extracted",
+    "imported",
+    "not_imported",
+    "invalid",
+    "duplicates_in_run",
+    "already_loaded",
+    "carried_over",
+)
+
+
+def asset_extra(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The extra of the run's imported-leads asset event: the counts and the calling task."""
+    return {key: summary[key] for key in ASSET_EXTRA_KEYS if key in summary}

@@ -1,0 +1,36 @@
+"""What `make up` says the scheduler will start by itself."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from lead_load_devtools.local_airflow import SCHEDULE_ZONE, latest_interval, scheduled_run_notice
+
+
+@pytest.mark.parametrize(
+    ("now", "start"),
+    [
+        # 10:28 Asia/Shanghai: the last whole day began at 02:00 yesterday.
+        (datetime(2026, 12, 2, 2, 28, tzinfo=UTC), datetime(2026, 12, 1, 2)),
+        # 01:59 Asia/Shanghai: today's 02:00 has not come, so the day before yesterday's.
+        (datetime(2026, 12, 1, 17, 59, tzinfo=UTC), datetime(2026, 11, 30, 2)),
+        # 02:00 sharp: the day that just ended.
+        (datetime(2026, 12, 1, 18, 0, tzinfo=UTC), datetime(2026, 12, 1, 2)),
+    ],
+)
+def test_the_latest_interval_is_the_last_whole_shanghai_day(now, start):
+    begin, end = latest_interval(now)
+    assert begin == start.replace(tzinfo=SCHEDULE_ZONE)
+    assert (end - begin).days == 1 and end <= now
+
+
+def test_the_notice_names_the_window_in_both_zones_and_how_to_start_paused():
+    notice = scheduled_run_notice(datetime(2026, 12, 2, 2, 28, tzinfo=UTC))
+    assert (
+        "[2026-12-01 02:00 Asia/Shanghai (2026-11-30 18:00 UTC), "
+        "2026-12-02 02:00 Asia/Shanghai (2026-12-01 18:00 UTC))"
+    ) in notice
+    assert "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True" in notice
+    assert "airflow dags unpause lead_load" in notice
