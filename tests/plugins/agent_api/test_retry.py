@@ -1,4 +1,4 @@
-"""RetryPolicy.retrying(): the tenacity loop the hook's requests run in."""
+"""RetryPolicy: its delays, and retrying(), the tenacity loop the hook's requests run in."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import random
 
 import pytest
 
-from agent_api.exceptions import AgentApiTransientError, AgentApiValidationError
+from agent_api.exceptions import (
+    AgentApiRateLimitedError,
+    AgentApiTransientError,
+    AgentApiValidationError,
+)
 from agent_api.retry import RetryPolicy
 
 
@@ -63,3 +67,17 @@ def test_min_delay_lengthens_the_wait(monkeypatch):
         min_delay=lambda error: 3.0,
     )
     assert waits == [3.0]
+
+
+def test_backoff_grows_is_bounded_and_honours_retry_after():
+    policy = RetryPolicy(max_attempts=6, base_seconds=1, max_seconds=8)
+    rng = random.Random(0)
+    transient = AgentApiTransientError("x")
+    ceilings = [1, 2, 4, 8, 8]
+    for attempt, ceiling in enumerate(ceilings, start=1):
+        delay = policy.delay(transient, attempt, rng)
+        assert ceiling / 2 <= delay <= ceiling
+    limited = AgentApiRateLimitedError("x", retry_after=5)
+    assert policy.delay(limited, 1, rng) >= 5
+    assert policy.should_retry(transient, 5) and not policy.should_retry(transient, 6)
+    assert not policy.should_retry(AgentApiValidationError("x"), 1)
