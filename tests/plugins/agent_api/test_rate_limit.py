@@ -14,7 +14,6 @@ import pytest
 from agent_api.exceptions import AgentApiError, AgentApiNotFoundError
 from agent_api.hooks.agent_api import AgentApiAsyncHook, AgentApiHook
 from agent_api.rate_limit import PacerBusy, RequestPacer, shared_pacer
-from agent_api.settings import AgentApiConnectionError, AgentApiSettings
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
@@ -83,24 +82,6 @@ def test_hooks_of_one_process_share_a_pacer_per_base_url_and_limit():
 
 
 # -- the connection extra ----------------------------------------------------------------------
-
-
-def test_max_requests_per_second_defaults_to_no_limit():
-    assert AgentApiSettings.from_extra("c", {"user_id": "u"}, "t").max_requests_per_second == 0
-    settings = AgentApiSettings.from_extra(
-        "c", {"user_id": "u", "max_requests_per_second": "2.5"}, "t"
-    )
-    assert settings.max_requests_per_second == 2.5
-
-
-@pytest.mark.parametrize(
-    ("raw", "message"),
-    [(-1, "must be >= 0"), ("nan", "must be >= 0"), ("fast", "must be a number")],
-)
-def test_max_requests_per_second_must_be_a_non_negative_number(raw, message):
-    extra = {"user_id": "u", "max_requests_per_second": raw}
-    with pytest.raises(AgentApiConnectionError, match=f"max_requests_per_second {message}"):
-        AgentApiSettings.from_extra("c", extra, "t")
 
 
 def test_max_requests_per_second_is_not_sent_as_a_header(account, monkeypatch):
