@@ -53,6 +53,7 @@ class Loaded:
 
 
 def load_two_runs(engine, platform) -> Loaded:
+    schema.create_tables(engine)
     _leads_table(engine)
     platform.land([PHONES["e"]])  # e's number is in the task before the load
     task = platform.task_id

@@ -1,0 +1,240 @@
+"""The Lead loads page: a FastAPI app of server-rendered HTML over the ledger.
+
+Mounted by the api-server under ``MOUNTED_AT`` (see plugins/lead_loads_plugin.py). Every
+route reads through ``lead_load.ledger.browse``, which masks phones before anything reaches
+a template; a phone typed into the search form travels in a POST body (not in a URL that
+access logs keep) and is never rendered back.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.exceptions import AirflowException
+from airflow.models.xcom import XComModel
+from fastapi import Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from agent_api.masking import mask_phones_in
+from lead_load.ledger import browse
+from lead_loads import views
+from lead_loads.access import read_dag, read_runs, read_task_instances
+
+log = logging.getLogger(__name__)
+
+MOUNTED_AT = "/lead-loads"
+PER_PAGE = 50
+LOADS_PER_PAGE = 25
+# How often a running load's page asks for fresh counts.
+POLL_SECONDS = 5
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.filters["q"] = lambda value: quote(str(value), safe="")
+templates.env.globals.update(
+    in_zones=views.in_zones, duration=views.duration, poll_seconds=POLL_SECONDS
+)
+
+
+def ledger_engine() -> Engine:
+    """The ledger's engine, one per process: the lead_warehouse connection, or the one the
+    Variable lead_load_ledger_conn_id names (read per request, so an edit shows)."""
+    from lead_load.glue.connections import ledger_conn_id, shared_engine_for
+
+    return shared_engine_for(ledger_conn_id())
+
+
+LedgerDep = Annotated[Engine, Depends(ledger_engine)]
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Lead loads",
+        dependencies=[read_dag],
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(AirflowException)  # the connection's own errors (glue.connections)
+    async def ledger_unreadable(request: Request, error: Exception) -> HTMLResponse:
+        log.warning("Lead loads: the ledger cannot be read: %s", mask_phones_in(str(error)))
+        return _page(
+            request,
+            "note.html",
+            {"title": "The ledger cannot be read", "note": mask_phones_in(str(error))[:500]},
+            status_code=503,
+        )
+
+    @app.get("/", response_class=HTMLResponse, dependencies=[read_runs])
+    def loads(request: Request, engine: LedgerDep, page: int = 1) -> HTMLResponse:
+        found = browse.list_loads(engine, page=page, per_page=LOADS_PER_PAGE)
+        return _page(request, "loads.html", {"title": "Lead loads", "loads": found})
+
+    @app.get("/runs/{run_id}", response_class=HTMLResponse, dependencies=[read_runs])
+    def load(
+        request: Request,
+        run_id: str,
+        engine: LedgerDep,
+        dag_id: str | None = None,
+        kind: str | None = None,
+        page: int = 1,
+        carried_page: int = 1,
+    ) -> HTMLResponse:
+        if dag_id not in (None, views.DAG_ID):
+            return _not_ours(request, f"DAG {dag_id} loads no leads.")
+        found = browse.get_load(engine, run_id)
+        if found is None:
+            return _page(
+                request,
+                "note.html",
+                {"title": f"Load {run_id}", "note": "The ledger has no row of this run yet."},
+                status_code=404,
+            )
+        context = {
+            "title": f"Load {run_id}",
+            "load": found,
+            "batches": browse.batches_of(engine, run_id),
+            "kinds": browse.reject_kinds(engine, run_id),
+            "kind": kind,
+            "rejects": browse.rejects_of(engine, run_id, kind, page=page, per_page=PER_PAGE),
+            "carried": browse.carried_into(engine, run_id, carried_page, PER_PAGE),
+            "live": browse.live_counts(engine, run_id),
+        }
+        return _page(request, "load.html", context)
+
+    @app.get("/runs/{run_id}/live", dependencies=[read_runs])
+    def live(run_id: str, engine: LedgerDep) -> JSONResponse:
+        return JSONResponse(browse.live_counts(engine, run_id))
+
+    @app.get(
+        "/runs/{run_id}/batches/{batch_no}",
+        response_class=HTMLResponse,
+        dependencies=[read_task_instances],
+    )
+    def batch(
+        request: Request, run_id: str, batch_no: int, engine: LedgerDep, page: int = 1
+    ) -> HTMLResponse:
+        return _batch_page(request, engine, run_id, batch_no, None, page)
+
+    @app.get(
+        "/runs/{run_id}/map-index/{map_index}",
+        response_class=HTMLResponse,
+        dependencies=[read_task_instances],
+    )
+    def batch_at(
+        request: Request,
+        run_id: str,
+        map_index: int,
+        engine: LedgerDep,
+        session: SessionDep,
+        dag_id: str | None = None,
+        task_id: str | None = None,
+        page: int = 1,
+    ) -> HTMLResponse:
+        if dag_id not in (None, views.DAG_ID) or task_id not in (None, *views.BATCH_TASK_IDS):
+            return _not_ours(request, "This tab shows the batches of lead_load's post_batch.")
+        batch_no = views.batch_no_at(_plan(session, run_id), map_index)
+        if batch_no is None:
+            return _page(
+                request,
+                "note.html",
+                {
+                    "title": f"Batch at map index {map_index}",
+                    "note": "Airflow holds no plan of this run for that map index (was the "
+                    "run cleared?); its batches are listed on the load's page.",
+                    "run_id": run_id,
+                },
+                status_code=404,
+            )
+        return _batch_page(request, engine, run_id, batch_no, map_index, page)
+
+    @app.get("/leads", response_class=HTMLResponse)
+    def lead_by_id(request: Request, engine: LedgerDep, lead_id: str = "") -> HTMLResponse:
+        lead_id = lead_id.strip()
+        history = browse.find_lead(engine, lead_id=lead_id) if lead_id else None
+        return _lead_page(request, history, f"lead id {lead_id}" if lead_id else None, lead_id)
+
+    @app.post("/leads", response_class=HTMLResponse)
+    def lead_by_phone(
+        request: Request, engine: LedgerDep, phone: Annotated[str, Form()] = ""
+    ) -> HTMLResponse:
+        if not phone.strip():
+            return _lead_page(request, None, None, "")
+        history = browse.find_lead(engine, phone=phone)
+        # Said back masked: the number itself never goes to the browser, not even the one
+        # the user typed.
+        return _lead_page(request, history, f"phone {browse.mask_raw(phone.strip())}", "")
+
+    def _batch_page(
+        request: Request,
+        engine: Engine,
+        run_id: str,
+        batch_no: int,
+        map_index: int | None,
+        page: int,
+    ) -> HTMLResponse:
+        found = browse.get_batch(engine, run_id, batch_no)
+        if found is None:
+            return _page(
+                request,
+                "note.html",
+                {"title": f"Batch {batch_no}", "note": "The ledger has no such batch."},
+                status_code=404,
+            )
+        context = {
+            "title": f"Batch {batch_no} of {run_id}",
+            "batch": found,
+            "map_index": map_index,
+            "rows": browse.batch_rows(engine, run_id, batch_no, page=page, per_page=PER_PAGE),
+        }
+        return _page(request, "batch.html", context)
+
+    return app
+
+
+def _plan(session: Any, run_id: str) -> object:
+    """plan_batches' return value for the run, from Airflow's metadata DB (None if gone)."""
+    query = XComModel.get_many(
+        run_id=run_id,
+        key="return_value",
+        task_ids="plan_batches",
+        dag_ids=views.DAG_ID,
+        map_indexes=-1,
+        limit=1,
+    )
+    row = session.scalars(query).first()
+    return XComModel.deserialize_value(row) if row is not None else None
+
+
+def _lead_page(request: Request, history: Any, searched: str | None, lead_id: str):
+    context = {"title": "Find a lead", "history": history, "searched": searched}
+    return _page(request, "lead.html", {**context, "lead_id": lead_id})
+
+
+def _not_ours(request: Request, note: str) -> HTMLResponse:
+    return _page(request, "note.html", {"title": "Lead loads", "note": note})
+
+
+def _page(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    base = request.scope.get("root_path", "")
+    links = {"base": base, "airflow": views.airflow_root(base, MOUNTED_AT)}
+    return templates.TemplateResponse(
+        request,
+        template,
+        {**context, **links, "views": views},
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+app = create_app()
