@@ -110,7 +110,7 @@ def lead_load():
             last_try=ti.try_number > ti.max_tries,
         ):
             interval = (dag_run.data_interval_start, dag_run.data_interval_end)
-            return resolve(params, run_id, *interval, run_type=str(dag_run.run_type)).to_dict()
+            return resolve(params, run_id, *interval, run_type=dag_run.run_type).to_dict()
 
     @task
     def recheck_earlier_batches(settings: dict) -> dict:

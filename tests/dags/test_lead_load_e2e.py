@@ -7,7 +7,10 @@ DAG says about itself.
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from sqlalchemy import create_engine, text
 
 from lead_load_devtools.synthetic import generate, write_leads
 from tests.dags.conftest import WINDOW
@@ -21,8 +24,36 @@ def seeded(env, count: int, **kwargs):
     return leads
 
 
-def test_every_valid_lead_lands_exactly_once_and_every_row_is_accounted_for(lead_load_env):
+def asset_events(airflow_db, run_id: str) -> list[dict]:
+    """The imported-leads asset events the run emitted, from Airflow's metadata DB."""
+    metadata = create_engine(f"sqlite:///{airflow_db}")
+    try:
+        with metadata.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT e.extra FROM asset_event AS e JOIN asset AS a ON a.id = e.asset_id "
+                    "WHERE a.uri = 'agent-api://calling-task/imported-leads' "
+                    "AND e.source_dag_id = 'lead_load' AND e.source_run_id = :run_id"
+                ),
+                {"run_id": run_id},
+            ).all()
+    finally:
+        metadata.dispose()
+    return [json.loads(extra) if isinstance(extra, str) else extra for (extra,) in rows]
+
+
+def latest_run(env) -> tuple[str, dict]:
+    row = env.warehouse.rows(
+        "SELECT run_id, summary FROM lead_load_runs ORDER BY finished_at DESC LIMIT 1"
+    )[0]
+    return row["run_id"], json.loads(row["summary"])
+
+
+def test_every_valid_lead_lands_exactly_once_and_every_row_is_accounted_for(
+    lead_load_env, api_server, airflow_db
+):
     env = lead_load_env
+    env.env["AIRFLOW_CONN_AIRFLOW_API"] = api_server.conn_uri()
     leads = seeded(env, 1200)
 
     result = env.run_dag()
@@ -58,16 +89,72 @@ def test_every_valid_lead_lands_exactly_once_and_every_row_is_accounted_for(lead
         "rejected": len(leads.invalid_leads) + len(leads.duplicate_leads),
     }
     assert sum(counts.values()) == len(leads.frame)
-    summary = env.warehouse.scalar("SELECT summary FROM lead_load_runs")
-    assert f'"extracted": {len(leads.frame)}' in summary
-    assert '"updated_at_missing_in_table": 0' in summary  # counted (this table has none)
+    run_id, summary = latest_run(env)
+    assert summary["extracted"] == len(leads.frame)
+    assert summary["updated_at_missing_in_table"] == 0  # counted (this table has none)
+    # The summary's figures, checked against the generator's truth, add up.
+    assert summary["invalid"] == len(leads.invalid_leads)
+    assert summary["duplicates_in_run"] == len(leads.duplicate_leads)
+    assert summary["rejected"] == summary["invalid"] + summary["duplicates_in_run"]
+    assert summary["imported"] == summary["staged"] == len(leads.valid_phones)
+    assert summary["extracted"] == (
+        summary["invalid"]
+        + summary["duplicates_in_run"]
+        + summary["already_loaded"]
+        + summary["in_flight"]
+        + summary["staged"]
+    )
+    assert sum(summary["invalid_by_reason"].values()) == summary["invalid"]
+    # The run note, read back from the api-server.
+    note = api_server.dag_run("lead_load", run_id)["note"]
+    assert note.startswith(
+        f"imported {len(leads.valid_phones)} of {len(leads.frame)} extracted; "
+        f"invalid {len(leads.invalid_leads)} ("
+    )
+    assert f"duplicates {len(leads.duplicate_leads)};" in note
+    # One imported-leads asset event, with the counts and the calling task.
+    (extra,) = asset_events(airflow_db, run_id)
+    assert extra["api_task_id"] == env.task_id
+    assert extra["imported"] == len(leads.valid_phones)
 
-    # A second run over the same window sends nothing.
+    # A second run over the same window sends nothing, and emits no asset event.
     before = len(posts)
     again = env.run_dag()
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
     assert len(env.posts()) == before
     assert sorted(env.task_phones()) == sorted(phones)
+    again_id, again_summary = latest_run(env)
+    assert again_id != run_id
+    assert again_summary["imported"] == 0
+    assert again_summary["already_loaded"] == len(leads.valid_phones)
+    assert asset_events(airflow_db, again_id) == []
+    assert "nothing was imported: no imported-leads asset event" in again.stdout + again.stderr
+
+
+def test_a_manual_run_without_a_window_loads_its_inferred_interval_and_says_so(
+    sqlite_lead_load_env, api_server, airflow_db
+):
+    """`airflow dags test` without a window is a manual run whose data interval Airflow infers
+    from its logical date (now): the last whole day, not the seeded one. It is accepted, and
+    the log and the run note say where the window came from; 0 rows extracted is a warning."""
+    env = sqlite_lead_load_env
+    env.env["AIRFLOW_CONN_AIRFLOW_API"] = api_server.conn_uri()
+    seeded(env, 20)
+    result = env.run_dag(window_start=None, window_end=None)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert "No window_start/window_end: this manual run loads the data interval" in log
+    assert "Asia/Shanghai" in log
+    assert "0 rows extracted" in log
+    assert env.posts() == []
+    run_id, summary = latest_run(env)
+    assert (
+        summary["extracted"] == 0 and "inferred from its logical date" in summary["window_source"]
+    )
+    note = api_server.dag_run("lead_load", run_id)["note"]
+    assert note.startswith("imported 0 of 0 extracted;")
+    assert "manual run's data interval, inferred from its logical date" in note
+    assert asset_events(airflow_db, run_id) == []
 
 
 def test_a_malformed_window_fails_at_once_with_a_clear_message(lead_load_env):

@@ -59,9 +59,11 @@ def resolve_window(
     return start, end
 
 
-def window_source(window_start: str | None, window_end: str | None, run_type: str | None) -> str:
+def window_source(window_start: str | None, window_end: str | None, run_type: object) -> str:
     """Where the run's window comes from, in words for the log, the summary and the run note.
-    A manual run without the params loads an inferred interval: say it plainly."""
+    A manual run without the params loads an inferred interval: say it plainly. ``run_type``:
+    the DAG run's, as text or Airflow's enum (whose ``str()`` is not its value)."""
+    run_type = getattr(run_type, "value", run_type)
     if window_start or window_end:
         return "window_start/window_end params"
     if run_type in _INTERVAL_RUN_TYPES:

@@ -275,7 +275,7 @@ def resolve(
     run_id: str,
     data_interval_start: datetime | None,
     data_interval_end: datetime | None,
-    run_type: str | None = None,
+    run_type: object = None,
 ) -> RunSettings:
     """The run's settings, or an ``AirflowFailException`` that says what to fix (a
     configuration error: retrying cannot help). Logs the window in UTC and Asia/Shanghai,
@@ -314,7 +314,7 @@ def resolve(
             "No window_start/window_end: this %s run loads the data interval Airflow inferred "
             "from its logical date, %s. Trigger it with window_start and window_end (UTC) to "
             "load another window.",
-            run_type or "manual",
+            getattr(run_type, "value", run_type) or "manual",
             describe_window(start, end),
         )
     return RunSettings.from_params(

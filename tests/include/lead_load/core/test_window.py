@@ -89,6 +89,20 @@ def test_the_window_says_where_it_comes_from():
     assert not is_inferred(window_source(None, None, "backfill"))
 
 
+def test_the_run_type_may_be_airflows_enum_whose_str_is_not_its_value():
+    from enum import Enum
+
+    from lead_load.core.window import window_source
+
+    class RunType(str, Enum):  # noqa: UP042 - the Task SDK DagRunType: str() is not the value
+        SCHEDULED = "scheduled"
+        MANUAL = "manual"
+
+    assert str(RunType.SCHEDULED) != "scheduled"
+    assert window_source(None, None, RunType.SCHEDULED) == "scheduled run's data interval"
+    assert window_source(None, None, RunType.MANUAL).startswith("manual run's data interval")
+
+
 def test_a_manual_run_without_params_loads_the_interval_airflow_inferred():
     """What the trigger form does in Airflow 3.3: it infers the last whole interval."""
     start, end = resolve_window(
