@@ -53,6 +53,7 @@ from lead_load.glue.notifications import failure_notifiers
 from lead_load.glue.operators import PostBatchOperator, post_in_triggerer
 from lead_load.glue.sensors import LedgerCallbackSensor, wait_in_triggerer
 from lead_load.glue.settings import callback_timeout, dag_params, retry_delay
+from lead_load.glue.start_in_triggerer import publish_first_batch_no
 
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
 TIMEZONE = "Asia/Shanghai"
@@ -173,9 +174,11 @@ def lead_load():
 
         with this_step("plan_batches", settings):
             try:
-                return plan.plan(_run(settings), ledger_engine(), max_map_length())
+                batches = plan.plan(_run(settings), ledger_engine(), max_map_length())
             except ValueError as error:  # too many batches: retrying cannot help
                 raise AirflowFailException(str(error)) from None
+        publish_first_batch_no(get_current_context()["ti"], batches)
+        return batches
 
     def planned_batches() -> list[dict] | None:
         """plan_batches' XCom, or None when it did not finish (the all_done tasks below)."""

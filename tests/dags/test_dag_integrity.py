@@ -121,7 +121,7 @@ def test_lead_load_posts_and_waits_in_the_triggerer_as_the_scheduler_sees_it(
     assert wait.upstream_task_ids == {"batches.post_batch", "plan_batches", "resolve_settings"}
     # ... and waits for the batch of the plan at its own map index (its unique_id is in the
     # ledger by then).
-    assert "task_ids='plan_batches', map_indexes=-1)[ti.map_index]" in str(
+    assert "task_ids='plan_batches', key='first_batch_no', map_indexes=-1) + ti.map_index" in str(
         wait.start_trigger_args.trigger_kwargs
     )
     assert serialized.get_task("verify_landing").upstream_task_ids == {

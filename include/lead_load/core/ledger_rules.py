@@ -173,3 +173,15 @@ def check_map_limit(batches: int, max_map_length: int, carried_rows: int = 0) ->
         f"instances per task ([core] max_map_length).{carried} Nothing was sent and the "
         f"leads stay staged. {advice}"
     )
+
+
+def first_batch_no(batch_nos: list[int]) -> int:
+    """The first number of a plan whose batch numbers run consecutively from it, so that
+    map index ``i`` is batch ``first + i`` (how a task that starts in the triggerer finds its
+    batch without reading the whole plan)."""
+    if not batch_nos:
+        raise ValueError("an empty plan has no first batch")
+    first = batch_nos[0]
+    if list(batch_nos) != list(range(first, first + len(batch_nos))):
+        raise ValueError(f"batch numbers are not consecutive: {batch_nos[:5]}...")
+    return first

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import StartTriggerArgs
 
-from lead_load.glue.start_in_triggerer import StartsInTriggerer, from_xcom
+from lead_load.glue.start_in_triggerer import StartsInTriggerer, batch_at_map_index, from_xcom
 
 # How long one batch may take in the triggerer, waits for the request rate included.
 POST_TIMEOUT = timedelta(hours=1)
@@ -21,7 +21,7 @@ def post_in_triggerer(settings_task_id: str, plan_task_id: str) -> StartTriggerA
         trigger_cls="lead_load.glue.triggers.PostBatchTrigger",
         trigger_kwargs={
             "settings": from_xcom(settings_task_id),
-            "batch": from_xcom(plan_task_id, "[ti.map_index]"),
+            "batch": batch_at_map_index(plan_task_id),
             "try_number": "{{ ti.try_number }}",
         },
         next_method="execute_complete",

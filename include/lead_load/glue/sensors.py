@@ -13,7 +13,7 @@ from agent_api.sensors.callback import (
     AgentApiCallbackSensor,
     BatchOutcome,
 )
-from lead_load.glue.start_in_triggerer import StartsInTriggerer, from_xcom
+from lead_load.glue.start_in_triggerer import StartsInTriggerer, batch_at_map_index, from_xcom
 
 
 def wait_in_triggerer(
@@ -26,7 +26,7 @@ def wait_in_triggerer(
         trigger_cls="lead_load.glue.triggers.LedgerCallbackTrigger",
         trigger_kwargs={
             "settings": from_xcom(settings_task_id),
-            "batch": from_xcom(plan_task_id, "[ti.map_index]"),
+            "batch": batch_at_map_index(plan_task_id),
             "timeout": timeout.total_seconds(),
             "poll_interval": poll_interval,
         },

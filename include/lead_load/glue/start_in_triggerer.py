@@ -3,6 +3,12 @@
 The scheduler defers such a task before any worker sees it, so its arguments cannot come
 from the operator: the trigger's templates pull them from the upstream tasks' XComs,
 rendered by the triggerer for the task's own map index.
+
+The triggerer can only fetch whole XComs (its supervisor serves no item of a list), so a
+template must never pull the plan to pick one batch out of it: every one of n triggers
+would fetch all n batches, and a 5,000-batch load spent its first half hour doing only
+that. The plan task publishes its first batch number instead (``FIRST_BATCH_KEY``); a
+plan's numbers are consecutive, so map index ``i`` is batch ``first + i``.
 """
 
 from __future__ import annotations
@@ -12,11 +18,30 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.triggers.base import StartTriggerArgs
 
+from lead_load.core.ledger_rules import first_batch_no
+
 
 def from_xcom(task_id: str, pick: str = "", as_json: bool = True) -> str:
     """A template the triggerer renders: the XCom of unmapped task ``task_id``, then ``pick``."""
     pulled = f"ti.xcom_pull(task_ids='{task_id}', map_indexes=-1){pick}"
     return "{{ " + pulled + (" | tojson" if as_json else "") + " }}"
+
+
+FIRST_BATCH_KEY = "first_batch_no"
+
+
+def batch_at_map_index(plan_task_id: str) -> str:
+    """A template the triggerer renders: ``{"batch_no": first + map_index}`` as JSON, from
+    the scalar XCom ``FIRST_BATCH_KEY`` of ``plan_task_id`` (one small fetch per trigger)."""
+    first = f"ti.xcom_pull(task_ids='{plan_task_id}', key='{FIRST_BATCH_KEY}', map_indexes=-1)"
+    return "{{ {'batch_no': " + first + " + ti.map_index} | tojson }}"
+
+
+def publish_first_batch_no(ti: Any, batches: list[dict[str, Any]]) -> None:
+    """Push the plan's first batch number for ``batch_at_map_index`` (nothing for an empty
+    plan: no task is mapped over it)."""
+    if batches:
+        ti.xcom_push(key=FIRST_BATCH_KEY, value=first_batch_no([b["batch_no"] for b in batches]))
 
 
 class StartsInTriggerer(BaseOperator):

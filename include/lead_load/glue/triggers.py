@@ -82,9 +82,9 @@ class PostBatchTrigger(BaseTrigger):
     """Post one planned batch through the ledger, then end the task with its receipt.
 
     ``settings`` and ``batch`` are the run's settings and this map index's batch reference
-    (``{"batch_no", "rows"}``), as dicts or as JSON, which is what the operator's templates
-    render to in the triggerer. (The triggerer renders the operator's template fields that are
-    also trigger kwargs, hence the same names.)
+    (``{"batch_no"}``, see ``start_in_triggerer.batch_at_map_index``), as dicts or as JSON,
+    which is what the operator's templates render to in the triggerer. (The triggerer renders
+    the operator's template fields that are also trigger kwargs, hence the same names.)
     """
 
     def __init__(self, settings: str | dict, batch: str | dict, try_number: str | int = 0) -> None:

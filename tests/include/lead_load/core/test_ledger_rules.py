@@ -10,6 +10,7 @@ from lead_load.core.ledger_rules import (
     batch_count,
     check_map_limit,
     decide_staging,
+    first_batch_no,
     outcome_statuses,
 )
 
@@ -57,3 +58,12 @@ def test_the_map_limit_message_says_what_a_shorter_window_can_do():
         check_map_limit(1025, 1024, carried_rows=900)
     assert "shorter window does not shrink" in str(error.value)
     check_map_limit(1024, 1024)  # at the limit: fine
+
+
+def test_the_first_batch_number_of_a_consecutive_plan():
+    assert first_batch_no([4, 5, 6]) == 4
+    assert first_batch_no([0]) == 0
+    with pytest.raises(ValueError, match="not consecutive"):
+        first_batch_no([4, 6, 7])
+    with pytest.raises(ValueError, match="empty plan"):
+        first_batch_no([])

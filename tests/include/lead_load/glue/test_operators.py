@@ -18,6 +18,7 @@ from lead_load.ledger import batch_lifecycle
 from tests.include.lead_load.glue.conftest import (
     RUN,
     ledger_status,
+    plan_xcoms,
     render_as_the_triggerer,
     trigger_module_in_a_fresh_interpreter,
 )
@@ -35,12 +36,12 @@ def test_the_start_args_render_to_the_settings_and_this_map_index_batch(ledger_e
     operator = _operator(start_from_trigger=True, start_trigger_args=args)
     trigger = PostBatchTrigger(**args.trigger_kwargs)
 
-    render_as_the_triggerer(
-        trigger, operator, 1, {"resolve_settings": settings, "plan_batches": batches}
-    )
+    ti = render_as_the_triggerer(trigger, operator, 1, plan_xcoms(settings, batches))
 
     assert json.loads(trigger.settings) == settings
-    assert json.loads(trigger.batch) == batches[1]
+    assert json.loads(trigger.batch) == {"batch_no": batches[1]["batch_no"]}
+    # Two small XComs per trigger, never the whole plan (n triggers x n batches).
+    assert ("plan_batches", "return_value") not in ti.pulled
     assert args.trigger_cls == f"{PostBatchTrigger.__module__}.{PostBatchTrigger.__qualname__}"
     assert args.next_method == "execute_complete"
     assert callable(getattr(operator, args.next_method))

@@ -18,6 +18,7 @@ from tests.include.lead_load.glue.conftest import (
     RUN,
     events_of,
     ledger_status,
+    plan_xcoms,
     render_as_the_triggerer,
     trigger_module_in_a_fresh_interpreter,
 )
@@ -78,10 +79,9 @@ def test_the_wait_start_args_render_to_this_map_index_batch(ledger_env):
         start_trigger_args=args,
     )
     trigger = LedgerCallbackTrigger(**args.trigger_kwargs)
-    render_as_the_triggerer(
-        trigger, sensor, 2, {"resolve_settings": settings, "plan_batches": batches}
-    )
-    assert json.loads(trigger.batch) == batches[2]
+    ti = render_as_the_triggerer(trigger, sensor, 2, plan_xcoms(settings, batches))
+    assert json.loads(trigger.batch) == {"batch_no": batches[2]["batch_no"]}
+    assert ("plan_batches", "return_value") not in ti.pulled  # never the whole plan
     assert trigger.unique_id == ""  # read from the ledger when the wait starts
     assert json.loads(trigger.settings) == settings
     assert trigger.timeout == 300

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from airflow.sdk import DAG
 from airflow.serialization.serialized_objects import DagSerialization
 from airflow.triggers.base import StartTriggerArgs
 
-from lead_load.glue.start_in_triggerer import StartsInTriggerer, from_xcom
+from lead_load.glue.start_in_triggerer import (
+    FIRST_BATCH_KEY,
+    StartsInTriggerer,
+    batch_at_map_index,
+    from_xcom,
+    publish_first_batch_no,
+)
 from tests.include.lead_load.glue.conftest import TriggererTI
 
 ARGS = StartTriggerArgs(
@@ -77,3 +84,25 @@ def test_from_xcom_without_json_renders_the_value_as_text():
     ti = TriggererTI(task, 0, {"resolve_settings": SETTINGS})
     template = from_xcom("resolve_settings", "['run_id']", as_json=False)
     assert task.render_template(template, {"ti": ti}) == "scheduled__2026-11-24"
+
+
+def test_a_batch_at_map_index_is_the_first_batch_number_plus_the_map_index():
+    task = OneBatch(task_id="post", batch={})
+    plan = [{"batch_no": 7, "rows": 200}, {"batch_no": 8, "rows": 200}, {"batch_no": 9, "rows": 3}]
+    ti = TriggererTI(SimpleNamespace(task_id="plan_batches"), -1, {})
+    pushed = {}
+    ti.xcom_push = lambda key, value: pushed.__setitem__(("plan_batches", key), value)
+    publish_first_batch_no(ti, plan)
+    assert pushed == {("plan_batches", FIRST_BATCH_KEY): 7}
+
+    for map_index, batch in enumerate(plan):
+        ti = TriggererTI(task, map_index, pushed)
+        rendered = task.render_template(batch_at_map_index("plan_batches"), {"ti": ti})
+        assert json.loads(rendered) == {"batch_no": batch["batch_no"]}
+        assert ti.pulled == [("plan_batches", FIRST_BATCH_KEY)]  # one scalar, not the plan
+
+
+def test_an_empty_plan_publishes_no_first_batch_number():
+    ti = TriggererTI(SimpleNamespace(task_id="plan_batches"), -1, {})
+    ti.xcom_push = lambda key, value: pytest.fail(f"pushed {key}={value}")
+    publish_first_batch_no(ti, [])
