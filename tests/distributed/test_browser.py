@@ -1,20 +1,25 @@
 """The Airflow UI, driven in Debian's chromium by Playwright: log in, open lead_load, check the
-trigger form renders our params with their descriptions, trigger a run and watch it succeed.
+trigger form renders our params with their descriptions, trigger a run and watch it succeed;
+then read that run on the Lead loads page (its menu entry, the run's tab, a batch's tab and the
+lead search) against the ledger, with no full phone number in any page.
 
 No browser is downloaded: the test launches the machine's /usr/bin/chromium (installed by
-.ci/run with apt). The screenshot of the grid view lands in test-output/browser/.
+.ci/run with apt). Screenshots land in test-output/browser/.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import create_engine
 
+from lead_load.ledger import browse
 from lead_load_devtools.synthetic import generate, write_leads
 from tests.distributed.conftest import OUTPUT
 from tests.distributed.stack import ADMIN_USER
@@ -27,6 +32,8 @@ CHROMIUM = Path(os.environ.get("LEAD_LOAD_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 WINDOW = (datetime(2026, 10, 20, tzinfo=UTC), datetime(2026, 10, 21, tzinfo=UTC))
 TIMEOUT_MS = 30_000
+ROWS_PER_PAGE = 50  # the Lead loads page's lists (lead_loads.app.PER_PAGE)
+FULL_NUMBER = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 
 
 def _dag_params() -> dict:
@@ -107,6 +114,8 @@ def test_trigger_lead_load_from_the_ui_and_see_it_succeed(airflow_stack, browser
         # The grid shows the batches' mapped task group (post_batch -> wait_for_callback).
         page.get_by_text("batches").first.wait_for()
         page.screenshot(path=str(screenshots / "lead_load_grid.png"), full_page=True)
+
+        _lead_loads_pages(page, stack, run_id, leads, screenshots)
     finally:
         page.close()
 
@@ -114,3 +123,77 @@ def test_trigger_lead_load_from_the_ui_and_see_it_succeed(airflow_stack, browser
     # The run really loaded the leads it was given through the form.
     phones = {n["phone"] for n in stack.simulator.task_numbers(stack.user_id, stack.task_id)}
     assert set(leads.valid_phones) <= phones
+
+
+def _lead_loads_pages(page, stack, run_id: str, leads, screenshots: Path) -> None:
+    """The Lead loads page in the UI's frames, checked against the ledger."""
+    ledger = create_engine(stack.warehouse_url)
+    try:
+        load = browse.get_load(ledger, run_id)
+        batches = browse.batches_of(ledger, run_id)
+    finally:
+        ledger.dispose()
+    assert load is not None and load.imported == len(leads.valid_phones) and batches
+    run_path = f"{stack.base_url}/dags/lead_load/runs/{quote(run_id, safe='')}"
+
+    # The menu entry: the list of loads, with the run's counts.
+    page.goto(f"{stack.base_url}/plugin/lead-loads")
+    frame = page.frame_locator("iframe")
+    row = frame.locator(f'tr[data-run="{run_id}"]')
+    row.wait_for()
+    assert row.locator('[data-count="imported"]').inner_text() == str(load.imported)
+    assert row.locator('[data-count="rejected"]').inner_text() == str(load.rejected)
+    assert row.locator('[data-count="extracted"]').inner_text() == str(load.extracted)
+    _no_full_number(page)
+    page.screenshot(path=str(screenshots / "lead_loads_list.png"), full_page=True)
+
+    # The run's tab: every batch, with its unique_id and outcome.
+    page.goto(f"{run_path}/plugin/lead-load")
+    frame = page.frame_locator("iframe")
+    frame.locator("#batches").wait_for()
+    for batch in batches:
+        cells = frame.locator(f'tr[data-batch="{batch.batch_no}"] td').all_inner_texts()
+        assert cells[1:5] == [batch.status, str(batch.rows), batch.unique_id, str(batch.imported)]
+    _no_full_number(page)
+    page.screenshot(path=str(screenshots / "lead_loads_run.png"), full_page=True)
+
+    # A batch's tab on post_batch's first task instance: the plan's first batch.
+    page.goto(f"{run_path}/tasks/batches.post_batch/mapped/0/plugin/lead-batch")
+    frame = page.frame_locator("iframe")
+    frame.locator("#batch").wait_for()
+    first = batches[0]
+    assert first.unique_id in frame.locator("#batch").inner_text()
+    assert frame.locator("#rows tr[data-lead]").count() == min(first.rows, ROWS_PER_PAGE)
+    if first.rows > ROWS_PER_PAGE:
+        assert "page 1 of " in frame.locator(".pager").inner_text()
+        assert f"({first.rows})" in frame.locator(".pager").inner_text()
+    _no_full_number(page)
+    page.screenshot(path=str(screenshots / "lead_loads_batch.png"), full_page=True)
+
+    # Find a lead by its id, then by its number: shown masked, the number never echoed.
+    lead_id = frame.locator("#rows tr[data-lead]").first.get_attribute("data-lead")
+    page.goto(f"{stack.base_url}/plugin/lead-loads")
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("link", name="Find a lead").click()
+    frame.locator("input[name=lead_id]").fill(lead_id)
+    frame.locator("input[name=lead_id]").press("Enter")
+    found = frame.locator(f'#lead-rows tr[data-lead="{lead_id}"]')
+    found.wait_for()
+    phone = next(p for p, lead in leads.valid_phones.items() if lead == lead_id)
+    assert found.locator("td").nth(1).inner_text() == f"{phone[:3]}****{phone[-4:]}"
+    _no_full_number(page)
+    page.screenshot(path=str(screenshots / "lead_loads_lead_by_id.png"), full_page=True)
+
+    frame.locator("input[name=phone]").fill(phone)
+    frame.locator("input[name=phone]").press("Enter")
+    frame.get_by_text("History of phone").wait_for()
+    assert frame.locator(f'#lead-rows tr[data-lead="{lead_id}"]').count() == 1
+    _no_full_number(page)
+    page.screenshot(path=str(screenshots / "lead_loads_lead_by_phone.png"), full_page=True)
+
+
+def _no_full_number(page) -> None:
+    """No page of the Lead loads app (nor the UI around it) holds a full mobile number."""
+    for frame in page.frames:
+        html = frame.content()
+        assert not FULL_NUMBER.findall(html), frame.url
