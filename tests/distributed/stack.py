@@ -184,6 +184,15 @@ class AirflowStack:
                     },
                 }
             ),
+            # The report writes the run note through the REST API (docs/run-note.md).
+            "AIRFLOW_CONN_AIRFLOW_API": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": self.base_url,
+                    "login": ADMIN_USER,
+                    "password": self.password,
+                }
+            ),
             "AIRFLOW_VAR_LEAD_LOAD_API_TASK_ID": self.task_id,
             "LEAD_LOAD_RETRY_DELAY_SECONDS": "2",
             **self.extra_env,

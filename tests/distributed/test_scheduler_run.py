@@ -71,6 +71,8 @@ def test_scheduler_runs_lead_load_on_celery_exactly_once_with_sensors_in_the_tri
     (run,) = stack.wait_for_runs([run_id], timeout=600)
     stack.simulator.set_faults()
     assert run["state"] == "success", stack.explain(run_id)
+    # The report wrote the summary on the run, through the stack's airflow_api connection.
+    assert (run["note"] or "").startswith(f"imported {len(leads.valid_phones)} of "), run["note"]
 
     # The platform holds every valid phone exactly once, in batches of at most 200.
     phones = _task_phones(stack, task_id)
