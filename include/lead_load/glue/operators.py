@@ -22,7 +22,6 @@ def post_in_triggerer(settings_task_id: str, plan_task_id: str) -> StartTriggerA
         trigger_kwargs={
             "settings": from_xcom(settings_task_id),
             "batch": batch_at_map_index(plan_task_id),
-            "try_number": "{{ ti.try_number }}",
         },
         next_method="execute_complete",
         timeout=POST_TIMEOUT,

@@ -99,11 +99,20 @@ class PostBatchTrigger(BaseTrigger):
             {"settings": self.settings, "batch": self.batch, "try_number": self.try_number},
         )
 
+    def current_try_number(self) -> int | str:
+        """The try this post belongs to (named in the batch's lease): the triggerer attaches
+        the task instance, but renders only the kwargs that are template fields of the
+        operator, so a ``{{ ti.try_number }}`` kwarg would stay a template."""
+        ti = getattr(self, "task_instance", None)
+        return getattr(ti, "try_number", None) or self.try_number
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         settings, batch = parsed(self.settings), parsed(self.batch)
         while True:
             try:
-                outcome = await run_in_thread(post_planned_batch, settings, batch, self.try_number)
+                outcome = await run_in_thread(
+                    post_planned_batch, settings, batch, self.current_try_number()
+                )
             except Exception as error:
                 self.log.warning("Posting failed: %s", mask_phones_in(str(error)))
                 yield error_event(error)

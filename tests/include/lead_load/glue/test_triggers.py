@@ -9,6 +9,7 @@ simulator's journal and task and from the ledger's tables.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -176,3 +177,15 @@ def test_a_batch_whose_interrupted_post_had_landed_needs_no_callback(ledger_env,
         "waited": False,
     }
     assert sorted(account.imported_phones()) == sorted(phones[2:4])
+
+
+def test_the_post_names_the_try_of_the_task_instance_the_triggerer_attached(ledger_env, account):
+    engine, settings, batches, _ = ledger_env
+    trigger = PostBatchTrigger(json.dumps(settings), json.dumps(batches[0]))
+    # As the triggerer attaches it (the parts of it that the trigger reads).
+    trigger.task_instance = SimpleNamespace(task_id="batches.post_batch", try_number=4)
+    (event,) = events_of(trigger)
+
+    assert isinstance(event, TaskSuccessEvent)
+    owner = batch_lifecycle.batch_state(engine, RUN, batches[0]["batch_no"])["lease_owner"]
+    assert owner.startswith(f"run {RUN} batch {batches[0]['batch_no']} try 4 on ")
