@@ -12,15 +12,35 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from agent_api.exceptions import AgentApiError
 from agent_api.hooks.agent_api import AgentApiHook
+from agent_api.masking import mask_phones_in
 from agent_api.sensors.callback import BatchOutcome
 from lead_load.core.ledger_rules import BatchStatus
 from lead_load.core.settings import RunSettings
 from lead_load.glue.connections import ledger_conn_id, shared_engine_for
-from lead_load.ledger import batch_lifecycle
+from lead_load.ledger import batch_lifecycle, counts
 from lead_load.steps.post import LeaseHeld, post_batch
 from lead_load.steps.settle import apply_outcome
 
 log = logging.getLogger(__name__)
+
+
+def log_which_batch(run_id: str, batch_no: int) -> None:
+    """Name the batch in the task's log by what a data engineer can look up: its number, its
+    first and last lead id and its rows (Airflow shows a mapped task that runs in the
+    triggerer by its bare map index)."""
+    found = counts.lead_id_range(shared_engine_for(ledger_conn_id()), run_id, batch_no)
+    if found is None:
+        log.info("Batch %s of run %s: no ledger rows", batch_no, run_id)
+        return
+    first, last, rows = found
+    log.info(
+        "Batch %s of run %s: %d rows, leads %s to %s",
+        batch_no,
+        run_id,
+        rows,
+        mask_phones_in(str(first)),
+        mask_phones_in(str(last)),
+    )
 
 
 def post_planned_batch(
@@ -31,6 +51,7 @@ def post_planned_batch(
     The owner named in the batch's lease says which run, try and process posts it.
     """
     run_settings = RunSettings.from_dict(settings)
+    log_which_batch(run_settings.run_id, batch["batch_no"])
     owner = (
         f"run {run_settings.run_id} batch {batch['batch_no']} try {try_number} "
         f"on {socket.gethostname()}:{os.getpid()}"
@@ -49,6 +70,7 @@ def callback_to_wait_for(settings: dict[str, Any], batch: dict[str, Any]) -> str
     another run took the rows over. Fails when the batch was never posted.
     """
     run_settings = RunSettings.from_dict(settings)
+    log_which_batch(run_settings.run_id, batch["batch_no"])
     state = batch_lifecycle.batch_state(
         shared_engine_for(ledger_conn_id()), run_settings.run_id, batch["batch_no"]
     )

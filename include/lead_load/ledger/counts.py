@@ -44,6 +44,18 @@ def batch_counts(engine: Engine, run_id: str) -> dict[str, int]:
     return _count_by(engine, batches.c.status, batches.c.run_id == run_id)
 
 
+def lead_id_range(engine: Engine, run_id: str, batch_no: int) -> tuple[str, str, int] | None:
+    """The first and last lead id of a batch (its rows go out in lead id order) and its row
+    count, to name the batch in logs; None when the ledger has no row of it."""
+    with engine.connect() as conn:
+        first, last, count = conn.execute(
+            select(func.min(ledger.c.lead_id), func.max(ledger.c.lead_id), func.count()).where(
+                ledger.c.run_id == run_id, ledger.c.batch_no == batch_no
+            )
+        ).one()
+    return (first, last, count) if count else None
+
+
 def recorded_summary(engine: Engine, run_id: str) -> dict[str, Any]:
     """The summary stored on the run's row (empty when there is none yet)."""
     with engine.connect() as conn:

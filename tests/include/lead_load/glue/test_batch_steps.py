@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 
@@ -44,6 +45,19 @@ def test_the_callback_to_wait_for_is_the_accepted_posts(any_ledger_env, account)
     _, settings, batches, _ = any_ledger_env
     receipt = post_planned_batch(settings, batches[0], 1)
     assert callback_to_wait_for(settings, batches[0]) == receipt["unique_id"]
+
+
+def test_the_post_and_the_wait_name_their_batch_by_number_and_lead_ids(
+    any_ledger_env, account, caplog
+):
+    _, settings, batches, _ = any_ledger_env
+    caplog.set_level(logging.INFO, logger="lead_load.glue.batch_steps")
+    post_planned_batch(settings, batches[1], 1)
+    callback_to_wait_for(settings, batches[1])
+
+    # The fixture's leads l0..l4 in batches of two: batch 1 holds l2 and l3.
+    line = f"Batch {batches[1]['batch_no']} of run {RUN}: 2 rows, leads l2 to l3"
+    assert [r.getMessage() for r in caplog.records].count(line) == 2
 
 
 def test_a_batch_never_posted_has_no_callback_to_wait_for(any_ledger_env, account):

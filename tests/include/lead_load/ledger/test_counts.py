@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lead_load.ledger import batch_lifecycle, staging
-from lead_load.ledger.counts import batch_counts, reject_reasons, status_counts
+from lead_load.ledger.counts import batch_counts, lead_id_range, reject_reasons, status_counts
 from tests.include.lead_load.samples import TASK, candidate
 
 
@@ -32,3 +32,15 @@ def test_counts_of_one_run_leave_other_runs_and_tasks_out(engine):
     assert reject_reasons(engine, "run-1") == {"not_a_phone": 2, "missing_phone": 1}
     assert batch_counts(engine, "run-1") == {"planned": 3}
     assert batch_counts(engine, "run-2") == {}
+
+
+def test_a_batchs_lead_id_range_names_its_first_and_last_lead(engine):
+    staging.add_candidates(
+        engine, "run-1", [candidate(f"l{i}", f"1390000000{i}") for i in range(5)]
+    )
+    staging.stage_candidates(engine, "run-1", TASK)
+    batch_lifecycle.plan(engine, "run-1", TASK, 2)
+
+    assert lead_id_range(engine, "run-1", 0) == ("l0", "l1", 2)
+    assert lead_id_range(engine, "run-1", 2) == ("l4", "l4", 1)
+    assert lead_id_range(engine, "run-1", 3) is None
