@@ -9,6 +9,7 @@ import socket
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
+from sqlalchemy import Engine
 
 from agent_api.exceptions import AgentApiError
 from agent_api.hooks.agent_api import AgentApiHook
@@ -24,11 +25,11 @@ from lead_load.steps.settle import apply_outcome
 log = logging.getLogger(__name__)
 
 
-def log_which_batch(run_id: str, batch_no: int) -> None:
+def log_which_batch(engine: Engine, run_id: str, batch_no: int) -> None:
     """Name the batch in the task's log by what a data engineer can look up: its number, its
     first and last lead id and its rows (Airflow shows a mapped task that runs in the
     triggerer by its bare map index)."""
-    found = counts.lead_id_range(shared_engine_for(ledger_conn_id()), run_id, batch_no)
+    found = counts.lead_id_range(engine, run_id, batch_no)
     if found is None:
         log.info("Batch %s of run %s: no ledger rows", batch_no, run_id)
         return
@@ -51,14 +52,15 @@ def post_planned_batch(
     The owner named in the batch's lease says which run, try and process posts it.
     """
     run_settings = RunSettings.from_dict(settings)
-    log_which_batch(run_settings.run_id, batch["batch_no"])
+    # One look-up of the ledger's connection per step: in the triggerer each is a round trip
+    # through its supervisor.
+    engine = shared_engine_for(ledger_conn_id())
+    log_which_batch(engine, run_settings.run_id, batch["batch_no"])
     owner = (
         f"run {run_settings.run_id} batch {batch['batch_no']} try {try_number} "
         f"on {socket.gethostname()}:{os.getpid()}"
     )
-    return post_batch(
-        run_settings, batch["batch_no"], shared_engine_for(ledger_conn_id()), AgentApiHook(), owner
-    )
+    return post_batch(run_settings, batch["batch_no"], engine, AgentApiHook(), owner)
 
 
 def callback_to_wait_for(settings: dict[str, Any], batch: dict[str, Any]) -> str | None:
@@ -70,10 +72,9 @@ def callback_to_wait_for(settings: dict[str, Any], batch: dict[str, Any]) -> str
     another run took the rows over. Fails when the batch was never posted.
     """
     run_settings = RunSettings.from_dict(settings)
-    log_which_batch(run_settings.run_id, batch["batch_no"])
-    state = batch_lifecycle.batch_state(
-        shared_engine_for(ledger_conn_id()), run_settings.run_id, batch["batch_no"]
-    )
+    engine = shared_engine_for(ledger_conn_id())
+    log_which_batch(engine, run_settings.run_id, batch["batch_no"])
+    state = batch_lifecycle.batch_state(engine, run_settings.run_id, batch["batch_no"])
     status, unique_id = state["status"], state["unique_id"]
     if status in (BatchStatus.SUBMITTED, BatchStatus.PROCESSED) and unique_id:
         return unique_id
