@@ -10,9 +10,10 @@ or Variable takes effect within that time.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -36,12 +37,27 @@ class TtlCache:
         self._values: dict[Hashable, tuple[float, Any]] = {}
 
     def get(self, key: Hashable, load: Callable[[], T]) -> T:
+        hit = self._fresh(key)
+        if hit is not None:
+            return hit[0]
+        return self._keep(key, load())
+
+    async def aget(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
+        """``get`` for an event loop: ``load`` is awaited (nothing blocks the loop)."""
+        hit = self._fresh(key)
+        if hit is not None:
+            return hit[0]
+        return self._keep(key, await load())
+
+    def _fresh(self, key: Hashable) -> tuple[Any] | None:
         now = self._clock()
         with self._lock:
             hit = self._values.get(key)
         if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
-        value = load()
+            return (hit[1],)
+        return None
+
+    def _keep(self, key: Hashable, value: T) -> T:
         with self._lock:
             self._values[key] = (self._clock(), value)
         return value
@@ -51,7 +67,54 @@ class TtlCache:
             self._values.clear()
 
 
+class ParsedExtraConnection:
+    """A looked-up connection whose extra was parsed, and its secrets registered for masking,
+    once: when it was looked up.
+
+    Airflow's ``Connection.extra_dejson`` parses the JSON and registers its secrets on every
+    access; in the triggerer each registration is a round trip through the supervisor, which
+    answers between loops of its own. ``HttpHook.get_conn`` reads it twice per session, the
+    hook's settings once more and ``get_uri()`` once: a profile of the triggerer showed the
+    posting threads queued behind those round trips. Everything else is the connection's own.
+    """
+
+    def __init__(self, connection: Any, extra: dict | None = None) -> None:
+        self._connection = connection
+        self._extra = connection.extra_dejson if extra is None else extra
+        self._uri: str | None = None
+
+    @property
+    def extra_dejson(self) -> dict:
+        return copy.deepcopy(self._extra)  # callers may change what they get
+
+    def get_uri(self) -> str:
+        if self._uri is None:  # two threads may both build it: the same string
+            self._uri = self._connection.get_uri()
+        return self._uri
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
 # One of each per process: connections by id (every hook of this package uses it) and
 # Variables by key.
 connections = TtlCache()
 variables = TtlCache()
+
+
+def connection(conn_id: str, look_up: Callable[[str], Any]) -> ParsedExtraConnection:
+    """Connection ``conn_id``, remembered with its extra parsed (``look_up(conn_id)`` when
+    it is not fresh); how every hook and engine of this project reads a connection."""
+    return connections.get(conn_id, lambda: ParsedExtraConnection(look_up(conn_id)))
+
+
+async def aconnection(
+    conn_id: str, look_up: Callable[[str], Awaitable[Any]]
+) -> ParsedExtraConnection:
+    """``connection`` for an event loop: the look-up and the parse are awaited."""
+
+    async def load() -> ParsedExtraConnection:
+        conn = await look_up(conn_id)
+        return ParsedExtraConnection(conn, await conn.aextra_dejson())
+
+    return await connections.aget(conn_id, load)

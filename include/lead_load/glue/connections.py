@@ -103,7 +103,7 @@ def shared_engine_for(conn_id: str) -> Engine:
     """
     from airflow.sdk import BaseHook
 
-    conn = lookup_cache.connections.get(conn_id, lambda: BaseHook.get_connection(conn_id))
+    conn = lookup_cache.connection(conn_id, BaseHook.get_connection)
     key = (conn_id, conn.get_uri())
     with _shared_engines_lock:
         if key not in _shared_engines:

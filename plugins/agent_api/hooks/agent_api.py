@@ -121,11 +121,10 @@ class AgentApiHook(HttpHook):
 
     @classmethod
     def get_connection(cls, conn_id: str):
-        # Remembered for a minute per process (see agent_api.lookup_cache): the triggerer
-        # runs hundreds of posts in one process, each otherwise a supervisor round trip.
-        return lookup_cache.connections.get(
-            conn_id, lambda: super(AgentApiHook, cls).get_connection(conn_id)
-        )
+        # Remembered for a minute per process with its extra parsed once (see
+        # agent_api.lookup_cache): the triggerer runs hundreds of posts in one process, and
+        # each look-up or parse of the extra there is a round trip through its supervisor.
+        return lookup_cache.connection(conn_id, super().get_connection)
 
     @cached_property
     def _connection(self):
@@ -548,6 +547,12 @@ class AgentApiAsyncHook(HttpAsyncHook):
         super().__init__(method="GET", http_conn_id=agent_api_conn_id, retry_limit=1)
         self.agent_api_conn_id = agent_api_conn_id
         self.settings: AgentApiSettings | None = None
+
+    @classmethod
+    async def aget_connection(cls, conn_id: str):
+        # Shared with the sync hook (see AgentApiHook.get_connection): a wait started in the
+        # triggerer then costs its supervisor no round trip for the connection.
+        return await lookup_cache.aconnection(conn_id, super().aget_connection)
 
     async def config(self) -> SessionConfig:
         if self._config is None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from agent_api.lookup_cache import TtlCache
+import json
+
+from agent_api import lookup_cache
+from agent_api.lookup_cache import ParsedExtraConnection, TtlCache
 
 
 class Clock:
@@ -54,3 +57,116 @@ def test_a_failed_look_up_is_not_remembered():
         else:
             raise AssertionError("the failure was remembered")
     assert cache.get("missing", lambda: "defined now") == "defined now"
+
+
+async def test_an_async_look_up_is_awaited_once_while_fresh():
+    clock = Clock()
+    cache = TtlCache(ttl=60, clock=clock)
+    loads = []
+
+    async def load():
+        loads.append(clock.now)
+        return f"value@{clock.now}"
+
+    assert await cache.aget("conn", load) == "value@100.0"
+    assert await cache.aget("conn", load) == "value@100.0"
+    assert cache.get("conn", lambda: "not used") == "value@100.0"  # one memory for both
+    clock.now += 61
+    assert await cache.aget("conn", load) == "value@161.0"
+    assert loads == [100.0, 161.0]
+
+
+class CountedParses:
+    """Counts Airflow's secret registrations: one per parse of a connection's extra."""
+
+    def __init__(self, monkeypatch) -> None:
+        import airflow.sdk.log
+
+        self.calls = 0
+        real = airflow.sdk.log.mask_secret
+
+        def counted(secret, name=None):
+            self.calls += 1
+            real(secret, name)
+
+        monkeypatch.setattr(airflow.sdk.log, "mask_secret", counted)
+
+
+def a_connection():
+    from airflow.sdk import Connection
+
+    return Connection(
+        conn_id="warehouse",
+        conn_type="postgres",
+        host="db.example",
+        login="loader",
+        password="s3cret-pw",
+        schema="leads",
+        extra=json.dumps({"sslmode": "require", "api_key": "k-123"}),
+    )
+
+
+def test_a_parsed_connection_parses_its_extra_once_and_hands_out_copies(monkeypatch):
+    parses = CountedParses(monkeypatch)
+    conn = ParsedExtraConnection(a_connection())
+    assert parses.calls == 1
+    first = conn.extra_dejson
+    first["sslmode"] = "changed by a caller"
+    assert conn.extra_dejson == {"sslmode": "require", "api_key": "k-123"}
+    assert conn.get_uri() == a_connection().get_uri()
+    calls_after_uri = parses.calls
+    assert conn.get_uri() == conn.get_uri()
+    assert parses.calls == calls_after_uri  # the URI is built once too
+    assert (conn.host, conn.login, conn.password, conn.schema) == (
+        "db.example",
+        "loader",
+        "s3cret-pw",
+        "leads",
+    )
+
+
+def test_connection_looks_up_and_parses_once_per_ttl(monkeypatch):
+    parses = CountedParses(monkeypatch)
+    lookups = []
+
+    def look_up(conn_id):
+        lookups.append(conn_id)
+        return a_connection()
+
+    lookup_cache.connections.clear()
+    try:
+        for _ in range(5):
+            conn = lookup_cache.connection("warehouse", look_up)
+            assert conn.extra_dejson["sslmode"] == "require"
+        assert lookups == ["warehouse"]
+        assert parses.calls == 1
+    finally:
+        lookup_cache.connections.clear()
+
+
+async def test_aconnection_parses_with_the_async_masking(monkeypatch):
+    import airflow.sdk.log
+
+    registered = []
+
+    async def amask(secret, name=None):
+        registered.append(secret)
+
+    monkeypatch.setattr(airflow.sdk.log, "amask_secret", amask)
+    parses = CountedParses(monkeypatch)
+    lookups = []
+
+    async def look_up(conn_id):
+        lookups.append(conn_id)
+        return a_connection()
+
+    lookup_cache.connections.clear()
+    try:
+        for _ in range(3):
+            conn = await lookup_cache.aconnection("warehouse", look_up)
+            assert conn.extra_dejson["api_key"] == "k-123"
+        assert lookups == ["warehouse"]
+        assert registered == [{"sslmode": "require", "api_key": "k-123"}]
+        assert parses.calls == 0  # the sync registration would block the event loop
+    finally:
+        lookup_cache.connections.clear()

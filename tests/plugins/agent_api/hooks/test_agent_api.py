@@ -58,6 +58,31 @@ def test_settings_extras_are_not_sent_as_headers(account):
     assert "max_attempts" not in session.headers
 
 
+def test_posts_through_many_hooks_parse_the_connection_extra_once(account, monkeypatch):
+    """In the triggerer each parse of a connection's extra is a supervisor round trip
+    (masking its secrets): hundreds of posts, each with a hook of its own, must share one."""
+    import airflow.sdk.log
+
+    parses = []
+    real = airflow.sdk.log.mask_secret
+    monkeypatch.setattr(
+        airflow.sdk.log, "mask_secret", lambda s, n=None: (parses.append(1), real(s, n))
+    )
+    AgentApiHook().import_batch(account.task_id, rows_for(new_phones(2)))
+    per_look_up = len(parses)  # the look-up registers the password, the parse the extra
+    assert per_look_up == 2
+    for phones in (new_phones(2), new_phones(2)):
+        AgentApiHook().import_batch(account.task_id, rows_for(phones))
+    assert len(parses) == per_look_up
+    assert len(account.posts()) == 3
+
+    async def poll() -> None:
+        await AgentApiAsyncHook().config()  # the wait's hook shares the parsed connection
+
+    asyncio.run(poll())
+    assert len(parses) == per_look_up
+
+
 def test_import_then_callback_then_download_reports_only_imported_numbers(account):
     good = new_phones(3)
     rows = [*rows_for(good), {"phone": "12345", "sort": 0}]
