@@ -215,7 +215,11 @@ class AgentApiHook(HttpHook):
         if not envelope:
             if response.status_code >= 400:
                 raise error_for_answer(
-                    response.status_code, body, path=path, conn_id=self.agent_api_conn_id
+                    response.status_code,
+                    body,
+                    path=path,
+                    retry_after=response.headers.get("Retry-After"),
+                    conn_id=self.agent_api_conn_id,
                 )
             if not isinstance(body, dict):
                 raise AgentApiTransientError("answer is not JSON", path=path)

@@ -98,6 +98,22 @@ def test_import_then_callback_then_download_reports_only_imported_numbers(accoun
     assert sorted(account.imported_phones()) == sorted(good)
 
 
+def test_a_download_refused_with_429_waits_at_least_its_retry_after(account, monkeypatch):
+    account.connect(monkeypatch, max_attempts=2, backoff_seconds=0.01, backoff_max_seconds=5)
+    hook = AgentApiHook()
+    receipt = hook.import_batch(account.task_id, rows_for(new_phones(2)))
+    account.sim.wait_until_processed()
+    url = hook.get_callback(receipt.unique_id)["data"]["url"]
+
+    account.sim.set_faults(rate_429=1.0, retry_after=2)
+    waits = []
+    monkeypatch.setattr("agent_api.retry.time.sleep", waits.append)
+    with pytest.raises(AgentApiRateLimitedError) as caught:
+        hook.download_numbers(url)
+    assert caught.value.retry_after == 2
+    assert waits == [2.0]  # the server's floor, not the 0.01 s backoff
+
+
 def test_callback_is_none_while_the_batch_is_processed(account):
     account.sim.set_faults(callback_never_rate=1.0)
     hook = AgentApiHook()
