@@ -6,10 +6,14 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import StartTriggerArgs
 
-from lead_load.glue.start_in_triggerer import StartsInTriggerer, batch_at_map_index, from_xcom
+from lead_load.glue.start_in_triggerer import (
+    StartsInTriggerer,
+    batch_at_map_index,
+    from_xcom,
+    raise_trigger_error,
+)
 
 # How long one batch may take in the triggerer, waits for the request rate included.
 POST_TIMEOUT = timedelta(hours=1)
@@ -64,7 +68,4 @@ class PostBatchOperator(StartsInTriggerer):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """The trigger ended without a receipt: fail here, where the task log shows why."""
-        message = f"{event.get('error', 'error')}: {event.get('message')}"
-        if event.get("retryable"):
-            raise AirflowException(message)
-        raise AirflowFailException(message)
+        raise_trigger_error(event)

@@ -13,7 +13,12 @@ from agent_api.sensors.callback import (
     AgentApiCallbackSensor,
     BatchOutcome,
 )
-from lead_load.glue.start_in_triggerer import StartsInTriggerer, batch_at_map_index, from_xcom
+from lead_load.glue.start_in_triggerer import (
+    StartsInTriggerer,
+    batch_at_map_index,
+    from_xcom,
+    raise_trigger_error,
+)
 
 
 def wait_in_triggerer(
@@ -58,6 +63,18 @@ class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
         if not self._read_unique_id():
             return self._no_callback()
         return super().execute(context)
+
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any
+    ) -> Any:
+        # ``soft_fail`` is for a callback that never came: the batch stays submitted and the
+        # next run re-checks it. Airflow's sensor would also skip on an error while waiting
+        # or recording (a download refused with 429, a ledger that went away), which left
+        # the batch unrecorded with no retry: such an error is raised here, past the skip.
+        event = (next_kwargs or {}).get("event")
+        if isinstance(event, dict) and event.get("status") == "error":
+            raise_trigger_error(event)
+        return super().resume_execution(next_method, next_kwargs, context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         # A deferred task resumes on a fresh copy of the operator: read the id again.

@@ -13,9 +13,10 @@ plan's numbers are consecutive, so map index ``i`` is batch ``first + i``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import StartTriggerArgs
 
 from lead_load.core.ledger_rules import first_batch_no
@@ -42,6 +43,16 @@ def publish_first_batch_no(ti: Any, batches: list[dict[str, Any]]) -> None:
     plan: no task is mapped over it)."""
     if batches:
         ti.xcom_push(key=FIRST_BATCH_KEY, value=first_batch_no([b["batch_no"] for b in batches]))
+
+
+def raise_trigger_error(event: dict[str, Any]) -> NoReturn:
+    """Raise, on the worker, the error a trigger ended with (``triggers.error_event``), so
+    the task log shows it and Airflow's retries apply: retried unless the event says no
+    retry can help."""
+    message = f"{event.get('error', 'error')}: {event.get('message')}"
+    if event.get("retryable", True):
+        raise AirflowException(message)
+    raise AirflowFailException(message)
 
 
 class StartsInTriggerer(BaseOperator):

@@ -90,13 +90,23 @@ class AgentApiCallbackTrigger(BaseTrigger):
             except AgentApiRetryableError as error:
                 failures += 1
                 if failures >= MAX_CONSECUTIVE_POLL_FAILURES:
-                    yield self._event("error", message=f"{failures} polls failed in a row: {error}")
+                    yield self._event(
+                        "error",
+                        error=type(error).__name__,
+                        message=f"{failures} polls failed in a row: {error}",
+                        retryable=True,
+                    )
                     return
                 if isinstance(error, AgentApiRateLimitedError) and error.retry_after:
                     wait = max(wait, error.retry_after)
                 self.log.warning("Poll %d of batch %s failed: %s", polls, self.unique_id, error)
             except AgentApiError as error:
-                yield self._event("error", message=str(error))
+                yield self._event(
+                    "error",
+                    error=type(error).__name__,
+                    message=str(error),
+                    retryable=error.retryable,
+                )
                 return
             else:
                 if payload is not None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from agent_api.hooks.agent_api import AgentApiHook
 from lead_load.glue.sensors import LedgerCallbackSensor, wait_in_triggerer
@@ -91,3 +91,36 @@ def test_the_triggerer_imports_the_wait_trigger_without_the_dags_folder(tmp_path
     args = wait_in_triggerer("resolve_settings", "plan_batches", timedelta(minutes=5), 2.0)
     module_file = Path(trigger_module_in_a_fresh_interpreter(args.trigger_cls, tmp_path))
     assert module_file == Path(__file__).resolve().parents[4] / "include/lead_load/glue/triggers.py"
+
+
+def test_an_error_while_waiting_is_retried_not_skipped_by_soft_fail(ledger_env, account):
+    """soft_fail skips a wait whose callback never came (the next run re-checks the batch);
+    a download refused with 429 once the batch was processed must leave Airflow's retries to
+    record it, not skip the task with the batch unrecorded."""
+    engine, settings, batches, _ = ledger_env
+    events_of(PostBatchTrigger(settings, batches[0]))
+    account.sim.wait_until_processed()
+    account.sim.set_faults(rate_429=1.0, retry_after=0)
+    trigger = LedgerCallbackTrigger(settings, batch=batches[0], poll_interval=0.01, timeout=30)
+    (event,) = events_of(trigger)
+    assert event.payload["status"] == "error"
+    sensor = LedgerCallbackSensor(
+        task_id="wait_for_callback", settings=settings, batch=batches[0], soft_fail=True
+    )
+
+    with pytest.raises(AirflowException) as raised:
+        sensor.resume_execution("execute_complete", {"event": event.payload}, {})
+
+    assert not isinstance(raised.value, AirflowSkipException | AirflowFailException)
+    assert "429" in str(raised.value)
+    assert ledger_status(engine, batches[0]["batch_no"]) == {"submitted"}  # for the retry
+
+
+def test_a_callback_that_never_came_is_skipped_by_soft_fail(ledger_env):
+    _, settings, batches, _ = ledger_env
+    sensor = LedgerCallbackSensor(
+        task_id="wait_for_callback", settings=settings, batch=batches[0], soft_fail=True
+    )
+    timeout = {"status": "timeout", "unique_id": "u-1", "message": "batch u-1 not processed"}
+    with pytest.raises(AirflowSkipException):
+        sensor.resume_execution("execute_complete", {"event": timeout}, {})
