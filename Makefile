@@ -16,12 +16,11 @@ export AIRFLOW__CORE__MAX_MAP_LENGTH := 10000
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install airflow-home demo test test-large lint bench lock clean up
+.PHONY: help install airflow-home demo test lint bench lock clean up
 
 help:
 	@echo "make demo   - set up everything and run the lead load on the embedded default"
 	@echo "make test   - set up everything, lint, and run the whole test suite"
-	@echo "make test-large - the 1,050-batch load through a real Airflow (up to 50 minutes)"
 	@echo "make bench  - run the benchmarks (not part of the tests)"
 	@echo "make up     - run Airflow locally (airflow standalone) on http://localhost:8080, user admin"
 	@echo "make lock   - re-resolve requirements.in into requirements.lock"
@@ -83,14 +82,11 @@ lint: $(STAMP)
 # alongside output follows when both have ended (`tail -f test-output/alongside.log` shows
 # it meanwhile).
 ALONGSIDE := tests/distributed tests/dags/test_overlapping_runs.py
-# The 1,050-batch load takes 25 to 50 minutes on a 2-core machine today (README, "How big a
-# window one load takes"): `make test-large` runs it on its own.
-LARGE := tests/distributed/test_large_window.py
 
 test: lint
 	@mkdir -p test-output
 	@LEAD_LOAD_TEST_AIRFLOW_HOME=$(AIRFLOW_HOME)/tests-alongside \
-	$(BIN)/pytest -p no:cacheprovider $(ALONGSIDE) --ignore=$(LARGE) > test-output/alongside.log 2>&1 & \
+	$(BIN)/pytest -p no:cacheprovider $(ALONGSIDE) > test-output/alongside.log 2>&1 & \
 	alongside=$$!; \
 	$(BIN)/pytest $(foreach path,$(ALONGSIDE),--ignore=$(path)); rest=$$?; \
 	wait $$alongside; other=$$?; \
@@ -98,9 +94,6 @@ test: lint
 	cat test-output/alongside.log; \
 	echo "alongside: exit $$other; the rest: exit $$rest"; \
 	test $$rest -eq 0 -a $$other -eq 0
-
-test-large: airflow-home
-	$(BIN)/pytest -p no:cacheprovider $(LARGE)
 
 # One after the other, full sizes (about 20 minutes); each prints a BENCH_JSON line.
 # extraction_memory.py needs PostgreSQL on 127.0.0.1:5432 (user postgres); end_to_end.py

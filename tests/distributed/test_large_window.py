@@ -48,9 +48,9 @@ def test_a_window_over_the_default_map_limit_loads_every_lead_exactly_once(airfl
             "api_task_id": task_id,
         }
     )
-    # Bounded by the triggerer's supervisor round trips (benchmarks/RESULTS.md): about one
-    # post a second on this 2-core machine while the rest of the suite runs beside it.
-    (run,) = stack.wait_for_runs([run_id], timeout=3000)
+    # About 5 minutes on this 2-core machine (benchmarks/RESULTS.md); the bound leaves room
+    # for the rest of the suite running beside it.
+    (run,) = stack.wait_for_runs([run_id], timeout=1500)
     assert run["state"] == "success", stack.explain(run_id)
 
     # One mapped post_batch and one wait_for_callback per batch, all green.
