@@ -10,7 +10,6 @@ No browser is downloaded: the test launches the machine's /usr/bin/chromium (ins
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from lead_load.ledger import browse
 from lead_load_devtools.synthetic import generate, write_leads
 from tests.distributed.conftest import OUTPUT
 from tests.distributed.stack import ADMIN_USER
+from tests.full_numbers import mobile_numbers_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
@@ -33,7 +33,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 WINDOW = (datetime(2026, 10, 20, tzinfo=UTC), datetime(2026, 10, 21, tzinfo=UTC))
 TIMEOUT_MS = 30_000
 ROWS_PER_PAGE = 50  # the Lead loads page's lists (lead_loads.app.PER_PAGE)
-FULL_NUMBER = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 
 
 def _dag_params() -> dict:
@@ -196,4 +195,4 @@ def _no_full_number(page) -> None:
     """No page of the Lead loads app (nor the UI around it) holds a full mobile number."""
     for frame in page.frames:
         html = frame.content()
-        assert not FULL_NUMBER.findall(html), frame.url
+        assert not mobile_numbers_in(html), frame.url

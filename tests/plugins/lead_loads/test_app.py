@@ -9,9 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from lead_load.ledger import schema
+from tests.full_numbers import full_numbers_in
 from tests.include.lead_load.browse_samples import PHONES
-
-FULL_NUMBER = re.compile(r"\d{11}")
 
 
 def cells(html: str, row_attr: str, value: str) -> list[str]:
@@ -26,7 +25,7 @@ def cells(html: str, row_attr: str, value: str) -> list[str]:
 
 def no_full_number(answer) -> str:
     assert answer.status_code == 200, answer.text[:500]
-    assert not FULL_NUMBER.findall(answer.text)
+    assert not full_numbers_in(answer.text)
     return answer.text
 
 

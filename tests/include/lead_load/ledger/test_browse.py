@@ -4,15 +4,13 @@ on every ledger database."""
 from __future__ import annotations
 
 import dataclasses
-import re
 
 import pytest
 from sqlalchemy import insert
 
 from lead_load.ledger import browse, schema
+from tests.full_numbers import full_numbers_in
 from tests.include.lead_load.browse_samples import PHONES, ledger_rows, load_two_runs
-
-FULL_NUMBER = re.compile(r"\d{11}")
 
 
 @pytest.fixture
@@ -135,7 +133,7 @@ def test_no_full_number_comes_out_of_any_query(engine, loaded):
     ]
     text = repr([dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in shown])
     assert "139****0001" in text
-    assert not FULL_NUMBER.findall(text)
+    assert not full_numbers_in(text)
 
 
 def test_live_counts_follow_the_rows(engine, loaded):
