@@ -24,8 +24,10 @@ DEFAULT_TTL_SECONDS = 60.0
 class TtlCache:
     """``get(key, load)``: the remembered value while it is fresh, else ``load()``'s.
 
-    Thread-safe; ``load`` runs outside the lock, so a slow look-up blocks nobody else (two
-    threads may then both load the same key, which is harmless here).
+    Thread-safe, one load per key at a time: threads that want a key being loaded wait for
+    that load and take its answer (16 posting threads starting together in the triggerer
+    used to make every look-up 16 times, each a round trip through its busy supervisor).
+    A failed load is not remembered; the next thread in line loads again.
     """
 
     def __init__(
@@ -35,15 +37,23 @@ class TtlCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._values: dict[Hashable, tuple[float, Any]] = {}
+        self._loading: dict[Hashable, threading.Lock] = {}
 
     def get(self, key: Hashable, load: Callable[[], T]) -> T:
         hit = self._fresh(key)
         if hit is not None:
             return hit[0]
-        return self._keep(key, load())
+        with self._lock:
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            hit = self._fresh(key)  # loaded by the thread this one waited for
+            if hit is not None:
+                return hit[0]
+            return self._keep(key, load())
 
     async def aget(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
-        """``get`` for an event loop: ``load`` is awaited (nothing blocks the loop)."""
+        """``get`` for an event loop: ``load`` is awaited (nothing blocks the loop, so two
+        coroutines may both load a key)."""
         hit = self._fresh(key)
         if hit is not None:
             return hit[0]

@@ -170,3 +170,27 @@ async def test_aconnection_parses_with_the_async_masking(monkeypatch):
         assert parses.calls == 0  # the sync registration would block the event loop
     finally:
         lookup_cache.connections.clear()
+
+
+def test_threads_that_want_a_key_being_loaded_wait_for_that_one_load():
+    import threading
+    import time
+
+    cache = TtlCache(ttl=60)
+    loads = []
+
+    def slow_load():
+        loads.append(threading.get_ident())
+        time.sleep(0.2)  # a round trip through a busy supervisor
+        return "conn"
+
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get("c", slow_load))) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["conn"] * 8
+    assert len(loads) == 1
