@@ -35,30 +35,40 @@ class RequestPacer:
         self._clock = clock
         self._lock = threading.Lock()
         self._next_slot: float | None = None  # earliest start of the next request
+        self._first_come_until: float | None = None  # start of the latest post's slot
 
-    def reserve(self) -> float:
-        """Claim the next free slot; return the seconds to wait before sending (>= 0)."""
+    def reserve(self, *, first_come: bool = False) -> float:
+        """Claim the next free slot; return the seconds to wait before sending (>= 0).
+
+        ``first_come``: a request that others yield to (a post): while one holds a slot
+        ahead, ``reserve_unless_first_come_queued`` refuses.
+        """
         with self._lock:
-            now = self._clock()
-            # An idle pacer does not save up slots: after a pause, the next request goes at
-            # once and the one after it waits a full interval.
-            slot = now if self._next_slot is None else max(now, self._next_slot)
-            self._next_slot = slot + self.interval
-            return slot - now
+            return self._reserve(self._clock(), first_come)
 
-    def reserve_if_idle(self) -> bool:
-        """Claim a slot that starts now, but only if no other request has one reserved ahead.
+    def reserve_unless_first_come_queued(self) -> float | None:
+        """Claim the next free slot unless a first-come request (a post) holds one ahead;
+        None: busy, nothing was reserved.
 
         For requests that can come later at no cost, such as a callback poll: with a rate
         limit, a poll sent while posts queue delays every one of them by a slot, so polls take
-        only the rate the other requests leave free. False: busy, nothing was reserved.
+        only the rate the posts leave free. Other requests (downloads, other polls) do not
+        hold a poll back: once posting is over, polls queue with them like any request.
         """
         with self._lock:
             now = self._clock()
-            if self._next_slot is not None and self._next_slot > now:
-                return False
-            self._next_slot = now + self.interval
-            return True
+            if self._first_come_until is not None and self._first_come_until > now:
+                return None
+            return self._reserve(now, first_come=False)
+
+    def _reserve(self, now: float, first_come: bool) -> float:
+        # An idle pacer does not save up slots: after a pause, the next request goes at once
+        # and the one after it waits a full interval.
+        slot = now if self._next_slot is None else max(now, self._next_slot)
+        self._next_slot = slot + self.interval
+        if first_come:
+            self._first_come_until = slot
+        return slot - now
 
 
 _pacers: dict[tuple[str, float], RequestPacer] = {}

@@ -179,7 +179,8 @@ class AgentApiHook(HttpHook):
         request = requests.Request(method, url, params=params, json=json)
         pacer = shared_pacer(self.base_url, self.settings.max_requests_per_second)
         if pacer is not None:
-            time.sleep(pacer.reserve())
+            # Posts go first: callback polls yield to them (reserve_unless_first_come_queued).
+            time.sleep(pacer.reserve(first_come=method == "POST"))
         if before_send is not None:
             before_send()
         started = time.monotonic()
@@ -583,9 +584,9 @@ class AgentApiAsyncHook(HttpAsyncHook):
     ) -> dict[str, Any] | None:
         """One poll: the callback payload, or None while the batch is being processed.
 
-        ``yield_to_others``: under ``max_requests_per_second``, poll only when no other
-        request of this process waits for a slot (posts go first); otherwise raise
-        ``PacerBusy`` without sending anything.
+        ``yield_to_others``: under ``max_requests_per_second``, poll only when no post of
+        this process waits for a slot (posts go first); otherwise raise ``PacerBusy``
+        without sending anything.
         """
         config = await self.config()
         assert self.settings is not None
@@ -595,8 +596,10 @@ class AgentApiAsyncHook(HttpAsyncHook):
         pacer = shared_pacer(config.base_url, self.settings.max_requests_per_second)
         if pacer is not None:
             if yield_to_others:
-                if not pacer.reserve_if_idle():
-                    raise PacerBusy(f"poll of batch {unique_id} yields to queued requests")
+                wait = pacer.reserve_unless_first_come_queued()
+                if wait is None:
+                    raise PacerBusy(f"poll of batch {unique_id} yields to queued posts")
+                await asyncio.sleep(wait)
             else:
                 await asyncio.sleep(pacer.reserve())
         try:

@@ -99,7 +99,7 @@ def test_polls_wait_while_posts_fill_the_rate_limit(account, monkeypatch):
     queued_until = time.monotonic() + 2.0
     pacer = shared_pacer(account.sim.base_url, 4)
     for _ in range(8):  # 2 s of posts queued by other threads of this process
-        pacer.reserve()
+        pacer.reserve(first_come=True)
 
     event = first_event(
         AgentApiCallbackTrigger(receipt.unique_id, deadline=time.time() + 20, poll_interval=0.1)
