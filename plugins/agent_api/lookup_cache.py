@@ -103,6 +103,9 @@ class ParsedExtraConnection:
         return self._uri
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_connection", "_extra", "_uri"):
+            # Not the connection's: copy and pickle probe a bare instance for these.
+            raise AttributeError(name)
         return getattr(self._connection, name)
 
 

@@ -194,3 +194,12 @@ def test_threads_that_want_a_key_being_loaded_wait_for_that_one_load():
         thread.join()
     assert results == ["conn"] * 8
     assert len(loads) == 1
+
+
+def test_a_parsed_connection_survives_copies():
+    import copy
+
+    conn = ParsedExtraConnection(a_connection())
+    for copied in (copy.copy(conn), copy.deepcopy(conn)):
+        assert copied.host == "db.example"
+        assert copied.extra_dejson == conn.extra_dejson
