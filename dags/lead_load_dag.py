@@ -53,7 +53,6 @@ from lead_load.glue.notifications import failure_notifiers
 from lead_load.glue.operators import PostBatchOperator, post_in_triggerer
 from lead_load.glue.sensors import LedgerCallbackSensor, wait_in_triggerer
 from lead_load.glue.settings import callback_timeout, dag_params, retry_delay
-from lead_load.glue.start_in_triggerer import publish_first_batch_no
 
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
 TIMEZONE = "Asia/Shanghai"
@@ -177,7 +176,6 @@ def lead_load():
                 batches = plan.plan(_run(settings), ledger_engine(), max_map_length())
             except ValueError as error:  # too many batches: retrying cannot help
                 raise AirflowFailException(str(error)) from None
-        publish_first_batch_no(get_current_context()["ti"], batches)
         return batches
 
     def planned_batches() -> list[dict] | None:
@@ -249,7 +247,7 @@ def lead_load():
             pool=AGENT_API_POOL,
             retries=3,
             start_from_trigger=True,
-            start_trigger_args=post_in_triggerer("resolve_settings", "plan_batches"),
+            start_trigger_args=post_in_triggerer(),
             map_index_template="batch {{ task.batch.batch_no }} ({{ task.batch.rows }} rows)",
         )
         waited = LedgerCallbackSensor(
@@ -258,9 +256,7 @@ def lead_load():
             batch=batch,
             deferrable=True,
             start_from_trigger=True,
-            start_trigger_args=wait_in_triggerer(
-                "resolve_settings", "plan_batches", CALLBACK_TIMEOUT, POLL_INTERVAL_SECONDS
-            ),
+            start_trigger_args=wait_in_triggerer(CALLBACK_TIMEOUT, POLL_INTERVAL_SECONDS),
             poll_interval=POLL_INTERVAL_SECONDS,
             timeout=CALLBACK_TIMEOUT.total_seconds(),
             soft_fail=True,

@@ -44,6 +44,23 @@ def log_which_batch(engine: Engine, run_id: str, batch_no: int) -> None:
     )
 
 
+def planned_batch_of(run_id: str, map_index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's settings and the batch at ``map_index`` of its plan, read from the ledger:
+    how a batch's task that starts in the triggerer finds its work. (Rendering XComs there
+    costs two requests to the triggerer's supervisor per task, which a profile found to be
+    a third of its time while 200 batches started.)"""
+    conn_id = ledger_conn_id()
+    context = batch_lifecycle.run_context(shared_engine_for(conn_id), run_id)
+    if context is None:
+        raise AirflowFailException(
+            f"run {run_id} has no settings or no plan in the ledger of connection "
+            f"{conn_id!r}: recheck_earlier_batches and plan_batches write them there; was the "
+            "Variable lead_load_ledger_conn_id changed during the run? Clear the run to "
+            "start it again"
+        )
+    return context.settings, {"batch_no": context.first_batch_no + map_index}
+
+
 def post_planned_batch(
     settings: dict[str, Any], batch: dict[str, Any], try_number: int | str
 ) -> dict[str, Any] | LeaseHeld:

@@ -8,25 +8,18 @@ from typing import Any
 
 from airflow.triggers.base import StartTriggerArgs
 
-from lead_load.glue.start_in_triggerer import (
-    StartsInTriggerer,
-    batch_at_map_index,
-    from_xcom,
-    raise_trigger_error,
-)
+from lead_load.glue.start_in_triggerer import StartsInTriggerer, raise_trigger_error
 
 # How long one batch may take in the triggerer, waits for the request rate included.
 POST_TIMEOUT = timedelta(hours=1)
 
 
-def post_in_triggerer(settings_task_id: str, plan_task_id: str) -> StartTriggerArgs:
-    """Start each mapped ``PostBatchOperator`` in the triggerer instead of on a worker."""
+def post_in_triggerer() -> StartTriggerArgs:
+    """Start each mapped ``PostBatchOperator`` in the triggerer instead of on a worker; the
+    trigger reads its settings and batch from the ledger (see ``start_in_triggerer``)."""
     return StartTriggerArgs(
         trigger_cls="lead_load.glue.triggers.PostBatchTrigger",
-        trigger_kwargs={
-            "settings": from_xcom(settings_task_id),
-            "batch": batch_at_map_index(plan_task_id),
-        },
+        trigger_kwargs={},
         next_method="execute_complete",
         timeout=POST_TIMEOUT,
     )

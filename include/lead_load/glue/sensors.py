@@ -13,28 +13,15 @@ from agent_api.sensors.callback import (
     AgentApiCallbackSensor,
     BatchOutcome,
 )
-from lead_load.glue.start_in_triggerer import (
-    StartsInTriggerer,
-    batch_at_map_index,
-    from_xcom,
-    raise_trigger_error,
-)
+from lead_load.glue.start_in_triggerer import StartsInTriggerer, raise_trigger_error
 
 
-def wait_in_triggerer(
-    settings_task_id: str, plan_task_id: str, timeout: timedelta, poll_interval: float
-) -> StartTriggerArgs:
-    """Start each mapped ``LedgerCallbackSensor`` in the triggerer (see ``start_in_triggerer``),
-    waiting for the batch of ``plan_task_id`` at its map index: the trigger reads the batch's
-    ``unique_id`` from the ledger."""
+def wait_in_triggerer(timeout: timedelta, poll_interval: float) -> StartTriggerArgs:
+    """Start each mapped ``LedgerCallbackSensor`` in the triggerer (see ``start_in_triggerer``):
+    the trigger reads its settings, its batch and the batch's ``unique_id`` from the ledger."""
     return StartTriggerArgs(
         trigger_cls="lead_load.glue.triggers.LedgerCallbackTrigger",
-        trigger_kwargs={
-            "settings": from_xcom(settings_task_id),
-            "batch": batch_at_map_index(plan_task_id),
-            "timeout": timeout.total_seconds(),
-            "poll_interval": poll_interval,
-        },
+        trigger_kwargs={"timeout": timeout.total_seconds(), "poll_interval": poll_interval},
         next_method="execute_complete",
         # The trigger reports its own timeout first; this only bounds a stuck trigger.
         timeout=timeout + DEFERRAL_TIMEOUT_MARGIN,

@@ -1,14 +1,16 @@
-"""Mapped tasks that start in the triggerer: the operator mix-in and the templates it needs.
+"""Mapped tasks that start in the triggerer: the operator mix-in, and how such a task ends
+on a worker when its trigger failed.
 
 The scheduler defers such a task before any worker sees it, so its arguments cannot come
-from the operator: the trigger's templates pull them from the upstream tasks' XComs,
-rendered by the triggerer for the task's own map index.
+from the operator. They come from the ledger instead: the run's first task records the
+run's settings there and ``plan_batches`` its first batch number; a plan's numbers are
+consecutive, so map index ``i`` is batch ``first + i`` (``batch_steps.planned_batch_of``).
 
-The triggerer can only fetch whole XComs (its supervisor serves no item of a list), so a
-template must never pull the plan to pick one batch out of it: every one of n triggers
-would fetch all n batches, and a 5,000-batch load spent its first half hour doing only
-that. The plan task publishes its first batch number instead (``FIRST_BATCH_KEY``); a
-plan's numbers are consecutive, so map index ``i`` is batch ``first + i``.
+Why not templates that pull the upstream XComs: the triggerer renders them through its
+supervisor, one request per XCom per task. Pulling the whole plan made n triggers fetch n
+batches each (a 5,000-batch load spent its first half hour on it); two small XComs per
+task still took a third of the supervisor's time while 200 batches started, queued ahead
+of every other request of the posts (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -18,31 +20,6 @@ from typing import Any, NoReturn
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import StartTriggerArgs
-
-from lead_load.core.ledger_rules import first_batch_no
-
-
-def from_xcom(task_id: str, pick: str = "", as_json: bool = True) -> str:
-    """A template the triggerer renders: the XCom of unmapped task ``task_id``, then ``pick``."""
-    pulled = f"ti.xcom_pull(task_ids='{task_id}', map_indexes=-1){pick}"
-    return "{{ " + pulled + (" | tojson" if as_json else "") + " }}"
-
-
-FIRST_BATCH_KEY = "first_batch_no"
-
-
-def batch_at_map_index(plan_task_id: str) -> str:
-    """A template the triggerer renders: ``{"batch_no": first + map_index}`` as JSON, from
-    the scalar XCom ``FIRST_BATCH_KEY`` of ``plan_task_id`` (one small fetch per trigger)."""
-    first = f"ti.xcom_pull(task_ids='{plan_task_id}', key='{FIRST_BATCH_KEY}', map_indexes=-1)"
-    return "{{ {'batch_no': " + first + " + ti.map_index} | tojson }}"
-
-
-def publish_first_batch_no(ti: Any, batches: list[dict[str, Any]]) -> None:
-    """Push the plan's first batch number for ``batch_at_map_index`` (nothing for an empty
-    plan: no task is mapped over it)."""
-    if batches:
-        ti.xcom_push(key=FIRST_BATCH_KEY, value=first_batch_no([b["batch_no"] for b in batches]))
 
 
 def raise_trigger_error(event: dict[str, Any]) -> NoReturn:

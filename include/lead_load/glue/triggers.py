@@ -30,6 +30,7 @@ from agent_api.triggers.callback import AgentApiCallbackTrigger
 from lead_load.glue.batch_steps import (
     callback_to_wait_for,
     no_callback_result,
+    planned_batch_of,
     post_planned_batch,
     record_callback,
 )
@@ -78,16 +79,31 @@ def parsed(value: str | dict | list) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+async def settings_and_batch(trigger: BaseTrigger, pool: str) -> tuple[dict, dict]:
+    """The trigger's settings and batch: its own kwargs when given, else, as the DAG starts
+    it, the ledger's record of its task instance's run and the batch at its map index."""
+    settings, batch = getattr(trigger, "settings", None), getattr(trigger, "batch", None)
+    if settings is not None and batch is not None:
+        return parsed(settings), parsed(batch)
+    ti = trigger.task_instance
+    return await run_in_thread(planned_batch_of, ti.run_id, ti.map_index, pool=pool)
+
+
 class PostBatchTrigger(BaseTrigger):
     """Post one planned batch through the ledger, then end the task with its receipt.
 
-    ``settings`` and ``batch`` are the run's settings and this map index's batch reference
-    (``{"batch_no"}``, see ``start_in_triggerer.batch_at_map_index``), as dicts or as JSON,
-    which is what the operator's templates render to in the triggerer. (The triggerer renders
-    the operator's template fields that are also trigger kwargs, hence the same names.)
+    ``settings`` and ``batch`` (``{"batch_no"}``), as dicts or JSON, say what to post. The
+    DAG gives neither: the trigger then reads them from the ledger for the task instance the
+    triggerer attached (its run and map index, see ``batch_steps.planned_batch_of``), which
+    costs the triggerer's supervisor no request.
     """
 
-    def __init__(self, settings: str | dict, batch: str | dict, try_number: str | int = 0) -> None:
+    def __init__(
+        self,
+        settings: str | dict | None = None,
+        batch: str | dict | None = None,
+        try_number: str | int = 0,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.batch = batch
@@ -107,7 +123,12 @@ class PostBatchTrigger(BaseTrigger):
         return getattr(ti, "try_number", None) or self.try_number
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        settings, batch = parsed(self.settings), parsed(self.batch)
+        try:
+            settings, batch = await settings_and_batch(self, pool="post")
+        except Exception as error:
+            self.log.warning("Finding the batch failed: %s", mask_phones_in(str(error)))
+            yield error_event(error)
+            return
         while True:
             try:
                 outcome = await run_in_thread(
@@ -136,7 +157,9 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
     """Wait for a batch's callback, record its outcome in the ledger, end the task.
 
     The batch is ``unique_id``, or, when that is empty, the planned ``batch`` whose
-    ``unique_id`` the ledger holds once its post was accepted (how the DAG starts it).
+    ``unique_id`` the ledger holds once its post was accepted. The DAG gives neither
+    ``settings`` nor ``batch``: both are then read from the ledger for the attached task
+    instance, as ``PostBatchTrigger`` does.
 
     The triggerer-started form of ``LedgerCallbackSensor``: polling, the download of the
     imported numbers and the ledger update all happen here, and the task ends with the same
@@ -146,7 +169,7 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
 
     def __init__(
         self,
-        settings: str | dict,
+        settings: str | dict | None = None,
         unique_id: str = "",
         timeout: float = 3600.0,
         batch: str | dict | None = None,
@@ -184,11 +207,17 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        settings = parsed(self.settings)
-        self.sub_user_id = settings.get("sub_user_id")
         self.deadline = time.time() + self.timeout
+        if self.settings is not None:
+            settings, batch = parsed(self.settings), parsed(self.batch or {})
+        else:
+            try:
+                settings, batch = await settings_and_batch(self, pool="record")
+            except Exception as error:
+                yield error_event(error)
+                return
+        self.sub_user_id = settings.get("sub_user_id")
         if not self.unique_id:
-            batch = parsed(self.batch or {})
             try:
                 unique_id = await run_in_thread(
                     callback_to_wait_for, settings, batch, pool="record"

@@ -89,8 +89,15 @@ def _expiry(seconds: float) -> datetime:
 # -- runs ---------------------------------------------------------------------------------
 
 
-def start_run(engine: Engine, run_id: str, api_task_id: str, window: tuple[str, str]) -> None:
-    """Mark the run live (or live again, for a retry or a cleared re-run)."""
+def start_run(
+    engine: Engine,
+    run_id: str,
+    api_task_id: str,
+    window: tuple[str, str],
+    settings: dict[str, Any] | None = None,
+) -> None:
+    """Mark the run live (or live again, for a retry or a cleared re-run), with its
+    settings when given (see ``run_context``)."""
     stamp = now()
     values = {
         "api_task_id": api_task_id,
@@ -99,6 +106,8 @@ def start_run(engine: Engine, run_id: str, api_task_id: str, window: tuple[str, 
         "state": RunState.RUNNING.value,
         "lease_expires_at": _expiry(RUN_LEASE_SECONDS),
     }
+    if settings is not None:
+        values["settings"] = json.dumps(settings, sort_keys=True)
     with engine.begin() as conn:
         if conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values)).rowcount:
             return
@@ -107,6 +116,27 @@ def start_run(engine: Engine, run_id: str, api_task_id: str, window: tuple[str, 
             conn.execute(insert(runs).values(run_id=run_id, started_at=stamp, **values))
     except IntegrityError:  # another copy of this step inserted it first: renew instead
         renew_run(engine, run_id)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a batch's task needs to find its batch: the run's settings and the first
+    batch number of its latest plan (map index ``i`` is batch ``first_batch_no + i``; a
+    plan's numbers are consecutive, and a cleared re-run's plan numbers on)."""
+
+    settings: dict[str, Any]
+    first_batch_no: int
+
+
+def run_context(engine: Engine, run_id: str) -> RunContext | None:
+    """The run's settings and plan, from its row; None while either is not written yet."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(runs.c.settings, runs.c.first_batch_no).where(runs.c.run_id == run_id)
+        ).first()
+    if row is None or row.settings is None or row.first_batch_no is None:
+        return None
+    return RunContext(json.loads(row.settings), int(row.first_batch_no))
 
 
 def renew_run(engine: Engine, run_id: str) -> None:
@@ -343,7 +373,7 @@ def plan(engine: Engine, run_id: str, api_task_id: str, batch_size: int) -> Plan
         conn.execute(
             update(runs)
             .where(runs.c.run_id == run_id, runs.c.state == RunState.RUNNING)
-            .values(lease_expires_at=_expiry(RUN_LEASE_SECONDS))
+            .values(lease_expires_at=_expiry(RUN_LEASE_SECONDS), first_batch_no=first)
         )
     return Plan([{"batch_no": r.batch_no, "rows": r.rows} for r in refs], carried)
 

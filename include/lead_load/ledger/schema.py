@@ -9,7 +9,8 @@ Works on any SQLAlchemy engine (SQLite, PostgreSQL and MariaDB are tested). Tabl
 - ``lead_load_candidates``: a run's valid leads before the cross-chunk de-duplication.
 - ``lead_load_batches``: one row per planned batch, its lease and its ``unique_id``.
 - ``lead_load_rejects``: every row a run did not send, with the reason.
-- ``lead_load_runs``: one row per run: its state, lease and summary.
+- ``lead_load_runs``: one row per run: its state, lease, settings, plan (first batch number)
+  and summary.
 - ``lead_load_task_locks``: one row per target task, the staging lock.
 
 Every reader and writer streams in slices of ``CHUNK`` rows, so memory stays bounded
@@ -171,6 +172,10 @@ runs = Table(
     Column("state", String(16)),  # ledger_rules.RunState
     Column("started_at", TIMESTAMP),
     Column("lease_expires_at", TIMESTAMP),
+    # What the run's batches start from in the triggerer without asking Airflow for XComs
+    # (batch_lifecycle.run_context): its settings (JSON) and its plan's first batch number.
+    Column("settings", Text),
+    Column("first_batch_no", Integer),
 )
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from lead_load.core.ledger_rules import (
     batch_count,
     check_map_limit,
+    first_batch_no,
 )
 from lead_load.core.settings import RunSettings
 from lead_load.ledger import batch_lifecycle
@@ -39,6 +40,9 @@ def plan(settings: RunSettings, ledger_engine: Engine, max_map_length: int) -> l
     planned = batch_lifecycle.plan(
         ledger_engine, settings.run_id, settings.api_task_id, settings.batch_size
     )
+    if planned.batches:
+        # The batches' tasks find theirs as first + map index (batch_lifecycle.run_context).
+        first_batch_no([b["batch_no"] for b in planned.batches])
     log.info(
         "Planned %d batches for %d staged rows (carried over from earlier runs: %s)",
         len(planned.batches),

@@ -58,6 +58,7 @@ def recheck_earlier_batches(
         settings.run_id,
         settings.api_task_id,
         (settings.window_start, settings.window_end),
+        settings=settings.to_dict(),
     )
     settled = still_pending = interrupted = 0
     for batch in batch_lifecycle.pending_batches(ledger_engine, settings.api_task_id):

@@ -12,7 +12,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from lead_load.glue.start_in_triggerer import publish_first_batch_no
 from lead_load.ledger import batch_lifecycle, schema, staging
 from tests.dags.conftest import postgres_warehouse, sqlite_warehouse
 from tests.include.lead_load.samples import candidate
@@ -29,7 +28,6 @@ def _planned_leads(warehouse, account, monkeypatch):
     phones = new_phones(5)
     staging.add_candidates(engine, RUN, [candidate(f"l{i}", p) for i, p in enumerate(phones)])
     staging.stage_candidates(engine, RUN, account.task_id)
-    batches = batch_lifecycle.plan(engine, RUN, account.task_id, 2).batches
     settings = {
         "run_id": RUN,
         "api_task_id": account.task_id,
@@ -37,6 +35,9 @@ def _planned_leads(warehouse, account, monkeypatch):
         "window_end": "2026-11-25T00:00:00+00:00",
         "batch_size": 2,
     }
+    window = (settings["window_start"], settings["window_end"])
+    batch_lifecycle.start_run(engine, RUN, account.task_id, window, settings=settings)
+    batches = batch_lifecycle.plan(engine, RUN, account.task_id, 2).batches
     return engine, settings, batches, phones
 
 
@@ -74,43 +75,17 @@ def ledger_status(engine, batch_no: int) -> set[str]:
         return {r.status for r in rows}
 
 
-class TriggererTI:
-    """The parts of the task instance that the triggerer's template rendering reads.
-
-    ``xcoms`` maps a task id (its return value) or a (task id, key) pair to the value;
-    ``pulled`` records what each render fetched, as the triggerer would over its supervisor.
-    """
-
-    def __init__(self, task, map_index: int, xcoms: dict[object, object]) -> None:
-        self.task = task
-        self.task_id = task.task_id
-        self.map_index = map_index
-        self._xcoms = xcoms
-        self.pulled: list[tuple[str, str]] = []
-
-    def xcom_pull(self, task_ids: str, key: str = "return_value", map_indexes: int = -1):
-        assert map_indexes == -1  # both upstream tasks are unmapped
-        self.pulled.append((task_ids, key))
-        return self._xcoms[task_ids if key == "return_value" else (task_ids, key)]
-
-
-def plan_xcoms(settings: dict, batches: list[dict]) -> dict[object, object]:
-    """The XComs resolve_settings and plan_batches leave for the mapped tasks."""
-    ti = TriggererTI(SimpleNamespace(task_id="plan_batches"), -1, {})
-    pushed: dict[object, object] = {}
-    ti.xcom_push = lambda key, value: pushed.__setitem__(("plan_batches", key), value)
-    publish_first_batch_no(ti, batches)
-    return {"resolve_settings": settings, "plan_batches": batches, **pushed}
-
-
-def render_as_the_triggerer(trigger, task, map_index: int, xcoms: dict[object, object]):
-    """Attach the task instance, which selects the fields to render (the operator's template
-    fields that are also trigger kwargs), then render them, as the triggerer does; returns
-    the task instance (its ``pulled`` lists the XComs fetched)."""
-    ti = TriggererTI(task, map_index, xcoms)
-    trigger.task_instance = ti
-    trigger.render_template_fields({"ti": ti})
-    return ti
+def as_the_triggerer_starts_it(trigger, map_index: int, try_number: int = 1):
+    """Attach the task instance the triggerer gives a trigger that starts a mapped task (the
+    run, the map index, the try); returns the trigger."""
+    trigger.task_instance = SimpleNamespace(
+        dag_id="lead_load",
+        task_id="batches.post_batch",
+        run_id=RUN,
+        map_index=map_index,
+        try_number=try_number,
+    )
+    return trigger
 
 
 def trigger_module_in_a_fresh_interpreter(classpath: str, tmp_path: Path) -> str:

@@ -8,19 +8,22 @@ import json
 import logging
 import os
 import socket
+from datetime import datetime
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from sqlalchemy import update
 
 from agent_api.exceptions import AgentApiError
 from agent_api.hooks.agent_api import AgentApiHook
 from lead_load.glue.batch_steps import (
     callback_to_wait_for,
     no_callback_result,
+    planned_batch_of,
     post_planned_batch,
     record_callback,
 )
-from lead_load.ledger import batch_lifecycle
+from lead_load.ledger import batch_lifecycle, schema
 from tests.include.lead_load.glue.conftest import RUN, ledger_status
 
 
@@ -86,7 +89,13 @@ def test_a_batch_whose_rows_were_in_the_task_already_needs_no_callback(any_ledge
 
 def test_a_batch_another_run_took_over_needs_no_callback(any_ledger_env, account):
     engine, settings, batches, _ = any_ledger_env
-    # The run never renewed a lease (it is dead to others): the next run plans its rows.
+    # The run's lease ran out (it is dead to others): the next run plans its rows.
+    with engine.begin() as conn:
+        conn.execute(
+            update(schema.runs)
+            .where(schema.runs.c.run_id == RUN)
+            .values(lease_expires_at=datetime(2026, 1, 1))
+        )
     batch_lifecycle.start_run(engine, "run-next", account.task_id, ("a", "b"))
     taken = batch_lifecycle.plan(engine, "run-next", account.task_id, 2)
     assert taken.carried_over == {RUN: 5}
@@ -114,3 +123,17 @@ def test_a_callback_without_a_download_url_is_an_error_and_records_nothing(any_l
     with pytest.raises(AgentApiError, match=f"callback of batch {unique_id} has no download URL"):
         record_callback(settings, unique_id, None, account.task_id)
     assert ledger_status(engine, batches[0]["batch_no"]) == {"submitted"}
+
+
+def test_a_batch_is_found_from_its_run_and_map_index_in_the_ledger(any_ledger_env):
+    _, settings, batches, _ = any_ledger_env
+    for map_index, batch in enumerate(batches):
+        assert planned_batch_of(RUN, map_index) == (
+            settings,
+            {"batch_no": batch["batch_no"]},
+        )
+
+
+def test_a_run_the_ledger_does_not_know_fails_saying_what_to_check(any_ledger_env):
+    with pytest.raises(AirflowFailException, match="lead_load_ledger_conn_id"):
+        planned_batch_of("run-elsewhere", 0)

@@ -3,7 +3,6 @@ its post on a worker against the simulator and a real ledger, and how it ends a 
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -17,9 +16,9 @@ from lead_load.glue.triggers import PostBatchTrigger
 from lead_load.ledger import batch_lifecycle
 from tests.include.lead_load.glue.conftest import (
     RUN,
+    as_the_triggerer_starts_it,
+    events_of,
     ledger_status,
-    plan_xcoms,
-    render_as_the_triggerer,
     trigger_module_in_a_fresh_interpreter,
 )
 
@@ -30,18 +29,23 @@ def _operator(**kwargs) -> PostBatchOperator:
     return PostBatchOperator(task_id="post_batch", settings={}, batch={}, **kwargs)
 
 
-def test_the_start_args_render_to_the_settings_and_this_map_index_batch(ledger_env):
-    _, settings, batches, _ = ledger_env
-    args = post_in_triggerer("resolve_settings", "plan_batches")
+def test_started_as_the_dag_starts_it_the_trigger_posts_the_batch_at_its_map_index(
+    ledger_env, account
+):
+    engine, _, batches, phones = ledger_env
+    args = post_in_triggerer()
     operator = _operator(start_from_trigger=True, start_trigger_args=args)
-    trigger = PostBatchTrigger(**args.trigger_kwargs)
+    # Nothing for the triggerer to render: no XCom request through its supervisor.
+    assert args.trigger_kwargs == {}
+    trigger = as_the_triggerer_starts_it(PostBatchTrigger(**args.trigger_kwargs), map_index=1)
 
-    ti = render_as_the_triggerer(trigger, operator, 1, plan_xcoms(settings, batches))
+    (event,) = events_of(trigger)
 
-    assert json.loads(trigger.settings) == settings
-    assert json.loads(trigger.batch) == {"batch_no": batches[1]["batch_no"]}
-    # Two small XComs per trigger, never the whole plan (n triggers x n batches).
-    assert ("plan_batches", "return_value") not in ti.pulled
+    receipt = event.xcoms["return_value"]
+    assert receipt["batch_no"] == batches[1]["batch_no"]
+    (post,) = account.posts()
+    assert [row["phone"] for row in post["body"]["data"]] == phones[2:4]
+    assert ledger_status(engine, batches[1]["batch_no"]) == {"submitted"}
     assert args.trigger_cls == f"{PostBatchTrigger.__module__}.{PostBatchTrigger.__qualname__}"
     assert args.next_method == "execute_complete"
     assert callable(getattr(operator, args.next_method))
@@ -49,7 +53,7 @@ def test_the_start_args_render_to_the_settings_and_this_map_index_batch(ledger_e
 
 
 def test_the_triggerer_imports_the_post_trigger_without_the_dags_folder(tmp_path):
-    classpath = post_in_triggerer("resolve_settings", "plan_batches").trigger_cls
+    classpath = post_in_triggerer().trigger_cls
     module_file = Path(trigger_module_in_a_fresh_interpreter(classpath, tmp_path))
     assert module_file == REPO / "include" / "lead_load" / "glue" / "triggers.py"
 

@@ -3,7 +3,6 @@ the simulator and a real ledger."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,10 +15,9 @@ from lead_load.glue.triggers import LedgerCallbackTrigger, PostBatchTrigger
 from lead_load.ledger import batch_lifecycle
 from tests.include.lead_load.glue.conftest import (
     RUN,
+    as_the_triggerer_starts_it,
     events_of,
     ledger_status,
-    plan_xcoms,
-    render_as_the_triggerer,
     trigger_module_in_a_fresh_interpreter,
 )
 
@@ -68,27 +66,26 @@ def test_a_wait_for_a_batch_that_was_never_posted_fails(ledger_env, account):
     assert account.posts() == []
 
 
-def test_the_wait_start_args_render_to_this_map_index_batch(ledger_env):
-    _, settings, batches, _ = ledger_env
-    args = wait_in_triggerer("resolve_settings", "plan_batches", timedelta(minutes=5), 2.0)
-    sensor = LedgerCallbackSensor(
-        task_id="wait_for_callback",
-        settings={},
-        batch={},
-        start_from_trigger=True,
-        start_trigger_args=args,
-    )
-    trigger = LedgerCallbackTrigger(**args.trigger_kwargs)
-    ti = render_as_the_triggerer(trigger, sensor, 2, plan_xcoms(settings, batches))
-    assert json.loads(trigger.batch) == {"batch_no": batches[2]["batch_no"]}
-    assert ("plan_batches", "return_value") not in ti.pulled  # never the whole plan
-    assert trigger.unique_id == ""  # read from the ledger when the wait starts
-    assert json.loads(trigger.settings) == settings
-    assert trigger.timeout == 300
+def test_started_as_the_dag_starts_it_the_wait_records_the_batch_at_its_map_index(
+    ledger_env, account
+):
+    engine, _, batches, phones = ledger_env
+    events_of(as_the_triggerer_starts_it(PostBatchTrigger(), map_index=2))
+    args = wait_in_triggerer(timedelta(minutes=5), 0.05)
+    # Nothing for the triggerer to render: no XCom request through its supervisor.
+    assert args.trigger_kwargs == {"timeout": 300.0, "poll_interval": 0.05}
+    trigger = as_the_triggerer_starts_it(LedgerCallbackTrigger(**args.trigger_kwargs), 2)
+
+    (event,) = events_of(trigger)
+
+    counts = event.xcoms["return_value"]
+    assert counts["imported"] == 1  # the last batch of five leads in twos
+    assert ledger_status(engine, batches[2]["batch_no"]) == {"imported"}
+    assert account.imported_phones() == phones[4:]
 
 
 def test_the_triggerer_imports_the_wait_trigger_without_the_dags_folder(tmp_path):
-    args = wait_in_triggerer("resolve_settings", "plan_batches", timedelta(minutes=5), 2.0)
+    args = wait_in_triggerer(timedelta(minutes=5), 2.0)
     module_file = Path(trigger_module_in_a_fresh_interpreter(args.trigger_cls, tmp_path))
     assert module_file == Path(__file__).resolve().parents[4] / "include/lead_load/glue/triggers.py"
 

@@ -261,3 +261,22 @@ def test_planning_a_large_run_for_a_task_the_statistics_never_saw_stays_set_base
     finally:
         for step in warehouse.cleanup:
             step()
+
+
+def test_the_run_context_is_its_settings_and_its_latest_plans_first_batch(engine):
+    settings = {"run_id": "run-1", "api_task_id": TASK, "sub_user_id": "子账号-1"}
+    lifecycle.start_run(engine, "run-1", TASK, WINDOW, settings=settings)
+    assert lifecycle.run_context(engine, "run-1") is None  # not planned yet
+    staging.add_candidates(engine, "run-1", [candidate(k, v) for k, v in five_leads().items()])
+    staging.stage_candidates(engine, "run-1", TASK)
+    first_plan = lifecycle.plan(engine, "run-1", TASK, 2).batches
+
+    context = lifecycle.run_context(engine, "run-1")
+
+    assert context == lifecycle.RunContext(settings, first_plan[0]["batch_no"])
+    # A cleared re-run plans on with new numbers: its tasks find the new plan.
+    staging.add_candidates(engine, "run-1", [candidate("l9", "13900000009")])
+    staging.stage_candidates(engine, "run-1", TASK)
+    (again,) = lifecycle.plan(engine, "run-1", TASK, 2).batches
+    assert lifecycle.run_context(engine, "run-1").first_batch_no == again["batch_no"] > 2
+    assert lifecycle.run_context(engine, "run-unknown") is None
