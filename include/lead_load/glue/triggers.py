@@ -79,12 +79,12 @@ def parsed(value: str | dict | list) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-async def settings_and_batch(trigger: BaseTrigger, pool: str) -> tuple[dict, dict]:
-    """The trigger's settings and batch: its own kwargs when given, else, as the DAG starts
-    it, the ledger's record of its task instance's run and the batch at its map index."""
-    settings, batch = getattr(trigger, "settings", None), getattr(trigger, "batch", None)
-    if settings is not None and batch is not None:
-        return parsed(settings), parsed(batch)
+async def settings_and_batch(trigger: Any, pool: str) -> tuple[dict, dict]:
+    """The trigger's ``settings`` and ``batch`` kwargs when it was given settings, else, as
+    the DAG starts it, the ledger's record of its task instance's run and the batch at its
+    map index."""
+    if trigger.settings is not None:
+        return parsed(trigger.settings), parsed(trigger.batch or {})
     ti = trigger.task_instance
     return await run_in_thread(planned_batch_of, ti.run_id, ti.map_index, pool=pool)
 
@@ -208,14 +208,11 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         self.deadline = time.time() + self.timeout
-        if self.settings is not None:
-            settings, batch = parsed(self.settings), parsed(self.batch or {})
-        else:
-            try:
-                settings, batch = await settings_and_batch(self, pool="record")
-            except Exception as error:
-                yield error_event(error)
-                return
+        try:
+            settings, batch = await settings_and_batch(self, pool="record")
+        except Exception as error:
+            yield error_event(error)
+            return
         self.sub_user_id = settings.get("sub_user_id")
         if not self.unique_id:
             try:
