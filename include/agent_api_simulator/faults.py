@@ -31,9 +31,12 @@ class FaultConfig:
     expired_token: bool = False  # every bearer-protected route answers 401
     omit_page_fields: bool = False  # number list: only `data`, no undocumented page fields
     ignore_page: bool = False  # number list: every page is the first one
+    max_per_page: int | None = None  # number list: per_page capped at this (said in per_page)
+    empty_page_at: int | None = None  # number list: this page answers no rows, though it has some
 
     RATES = ("error_rate", "rate_429", "lost_answer_rate", "callback_never_rate")
     SWITCHES = ("expired_token", "omit_page_fields", "ignore_page")
+    NULLABLE = ("rate_limit_rps", "callback_delay", "max_per_page", "empty_page_at")
 
     @classmethod
     def from_json(cls, payload, default_seed: int) -> "FaultConfig":
@@ -46,7 +49,7 @@ class FaultConfig:
             raise FaultConfigError(f"unknown fault settings: {sorted(unknown)}")
         config = cls(seed=default_seed)
         for name, value in payload.items():
-            if value is None and name in ("rate_limit_rps", "callback_delay"):
+            if value is None and name in cls.NULLABLE:
                 continue
             if name in cls.SWITCHES:
                 if type(value) is not bool:
@@ -54,6 +57,9 @@ class FaultConfig:
             elif name in ("seed", "retry_after"):
                 if type(value) is not int or value < 0:
                     raise FaultConfigError(f"{name} must be a non-negative integer")
+            elif name in ("max_per_page", "empty_page_at"):
+                if type(value) is not int or value < 1:
+                    raise FaultConfigError(f"{name} must be a positive integer (or null for none)")
             elif type(value) not in (int, float) or value < 0:
                 raise FaultConfigError(f"{name} must be a non-negative number")
             if name in cls.RATES and value > 1:

@@ -155,9 +155,14 @@ async def task_numbers(request: web.Request) -> web.Response:
     if not 1 <= per_page <= assumed.MAX_PER_PAGE:
         raise invalid(f"per_page must be between 1 and {assumed.MAX_PER_PAGE}")
     faults = request.app[SIMULATOR].faults.config
-    request["answer_faults"] = [
-        name for name in ("omit_page_fields", "ignore_page") if getattr(faults, name)
-    ]
+    answer_faults = [name for name in ("omit_page_fields", "ignore_page") if getattr(faults, name)]
+    request["answer_faults"] = answer_faults
+    if faults.max_per_page is not None and per_page > faults.max_per_page:
+        # A platform that caps per_page: a client must not take a page of the cap's size,
+        # shorter than it asked for, as the last one.
+        per_page = faults.max_per_page
+        answer_faults.append("max_per_page")
+    asked_page = page
     if faults.ignore_page:
         page = 1  # a platform that pages nothing: a client must not loop on it forever
     statuses = {parse_int("status[]", raw) for raw in query.getall("status[]", [])}
@@ -188,6 +193,10 @@ async def task_numbers(request: web.Request) -> web.Response:
         }
         for n in numbers[first : first + per_page]
     ]
+    if items and asked_page == faults.empty_page_at:
+        # A page that comes back empty although rows remain: not the end of the list.
+        items = []
+        answer_faults.append("empty_page_at")
     if faults.omit_page_fields:
         # Only the rows: the vendor's docs name no other field of this answer.
         return success({"data": items})

@@ -13,6 +13,7 @@ AgentApiNotFoundError       HTTP 404 or envelope code 404               never
 AgentApiTaskRunningError    envelope code 6007 (2.0 task running)       never (stop the task)
 AgentApiRateLimitedError    HTTP 429                                    yes, after Retry-After
 AgentApiTransientError      5xx, timeouts, connection errors            yes, with backoff
+AgentApiIncompleteRead      a task's number list read came in short     not here (read again)
 AgentApiError               any other error code                        never
 ==========================  ==========================================  ====================
 
@@ -110,6 +111,16 @@ class AgentApiLostAnswerUnresolved(AgentApiTransientError):
     may or may not be in the task. Not retried here; the caller reconciles it later."""
 
     retryable = False
+
+
+class AgentApiIncompleteRead(AgentApiTransientError):
+    """A task's number list was read to its end, but what came in disagrees with what the
+    answers said (an empty or short page before the reported total or last page, or a row
+    count other than the total). Numbers missing from such a read may well be in the task:
+    it proves nothing absent. Nothing was posted, so ``maybe_accepted`` is false."""
+
+    def __init__(self, message: str, *, maybe_accepted: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, maybe_accepted=maybe_accepted, **kwargs)
 
 
 def parse_retry_after(value: str | None) -> float | None:

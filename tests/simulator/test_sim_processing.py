@@ -290,3 +290,56 @@ def test_numbers_time_filter(sim_env):
     assert [n["phone"] for n in only_first["data"]] == ["13012121211"]
     both = number_page(sim_env, start_at=first["created_at"], end_at=second["created_at"])
     assert both["total"] == 2
+
+
+# --- number list faults: a capped per_page, an empty page in the middle ----------------------
+
+
+def test_max_per_page_caps_every_page_and_says_so(task_with_45_numbers):
+    env, phones = task_with_45_numbers
+    env.sim.set_faults(max_per_page=20)
+    pages = [number_page(env, page=page, per_page=1000) for page in (1, 2, 3)]
+    assert [len(page["data"]) for page in pages] == [20, 20, 5]
+    assert [n["phone"] for page in pages for n in page["data"]] == phones
+    fields = [(p["current_page"], p["per_page"], p["total"], p["last_page"]) for p in pages]
+    assert fields == [(1, 20, 45, 3), (2, 20, 45, 3), (3, 20, 45, 3)]
+    assert env.sim.journal()[-1]["fault"] == "max_per_page"
+    # Under the cap, per_page is honoured and the fault does not show.
+    small = number_page(env, page=2, per_page=7)
+    assert (small["per_page"], [n["phone"] for n in small["data"]]) == (7, phones[7:14])
+    assert env.sim.journal()[-1]["fault"] is None
+
+
+def test_max_per_page_without_page_fields_answers_only_the_capped_rows(task_with_45_numbers):
+    env, phones = task_with_45_numbers
+    env.sim.set_faults(max_per_page=20, omit_page_fields=True)
+    pages = [number_page(env, page=page, per_page=100) for page in (1, 2, 3, 4)]
+    assert all(set(page) == {"data"} for page in pages)
+    assert [len(page["data"]) for page in pages] == [20, 20, 5, 0]
+    assert [n["phone"] for page in pages for n in page["data"]] == phones
+    assert env.sim.journal()[-1]["fault"] == "omit_page_fields+max_per_page"
+
+
+def test_empty_page_at_answers_that_page_empty_although_it_holds_rows(task_with_45_numbers):
+    env, phones = task_with_45_numbers
+    env.sim.set_faults(empty_page_at=2)
+    first, second, third = (number_page(env, page=page, per_page=20) for page in (1, 2, 3))
+    assert second["data"] == []
+    assert (second["current_page"], second["total"], second["last_page"]) == (2, 45, 3)
+    assert [n["phone"] for n in first["data"] + third["data"]] == phones[:20] + phones[40:]
+    assert [e["fault"] for e in env.sim.journal()[-3:]] == [None, "empty_page_at", None]
+    # A page that is empty anyway is no fault.
+    env.sim.set_faults(empty_page_at=4)
+    assert number_page(env, page=4, per_page=20)["data"] == []
+    assert env.sim.journal()[-1]["fault"] is None
+
+
+def test_page_faults_are_off_by_default_and_take_positive_integers(sim_env):
+    defaults = sim_env.sim.faults()
+    assert (defaults["max_per_page"], defaults["empty_page_at"]) == (None, None)
+    config = sim_env.sim.set_faults(max_per_page=100, empty_page_at=None)
+    assert (config["max_per_page"], config["empty_page_at"]) == (100, None)
+    for bad in ({"max_per_page": 0}, {"max_per_page": 1.5}, {"empty_page_at": True}):
+        response = sim_env.request("PUT", "/_sim/faults", token=None, json=bad)
+        assert response.status_code == 400, bad
+        assert "positive integer" in response.json()["error"]

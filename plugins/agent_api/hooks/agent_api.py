@@ -49,6 +49,7 @@ from agent_api.exceptions import (
     error_for_answer,
 )
 from agent_api.masking import mask_phones_in
+from agent_api.number_pages import NumberListReading
 from agent_api.rate_limit import PacerBusy, shared_pacer
 from agent_api.retry import RetryPolicy
 from agent_api.settings import DEFAULT_CONN_ID, SETTING_KEYS, AgentApiSettings
@@ -433,17 +434,21 @@ class AgentApiHook(HttpHook):
         page: int = 1,
         per_page: int = TASK_NUMBERS_PAGE_SIZE,
         start_at: datetime | None = None,
+        end_at: datetime | None = None,
         sub_user_id: str | None = None,
     ) -> dict[str, Any]:
         """One page of a task's numbers: ``{"data": [...]}``, maybe with Laravel's page fields.
 
-        [doc] The query takes ``page`` and ``per_page``. [assumed] The rows are in ``data``;
-        ``current_page``, ``per_page``, ``total`` and ``last_page`` are not in the vendor's
-        docs, so they may be missing (see :meth:`iter_task_numbers`).
+        [doc] The query takes ``page``, ``per_page``, ``start_at`` and ``end_at``. [assumed]
+        The rows are in ``data``; ``current_page``, ``per_page``, ``total``, ``last_page`` and
+        ``next_page_url`` are not in the vendor's docs, so any of them may be missing, and the
+        platform may answer fewer rows than ``per_page`` asks (see :meth:`iter_task_numbers`).
         """
         params: dict[str, Any] = {"page": page, "per_page": per_page}
         if start_at is not None:
             params["start_at"] = _platform_time(start_at)
+        if end_at is not None:
+            params["end_at"] = _platform_time(end_at)
         if sub := self._sub_user(sub_user_id):
             params["sub_user_id"] = sub
         return (
@@ -456,51 +461,39 @@ class AgentApiHook(HttpHook):
         api_task_id: str,
         *,
         start_at: datetime | None = None,
+        end_at: datetime | None = None,
         sub_user_id: str | None = None,
         per_page: int = TASK_NUMBERS_PAGE_SIZE,
         max_pages: int = TASK_NUMBERS_MAX_PAGES,
     ) -> Iterator[dict[str, Any]]:
-        """Every number of the task, page after page, until a page comes back short or empty.
+        """Every number of the task (imported between ``start_at`` and ``end_at``, when
+        given), page after page, as far as the answers say the list goes.
 
-        [doc] Paging is by ``page`` and ``per_page``; no field of the answer says where it ends.
-        [assumed] The platform honours ``per_page`` (up to 1000), so only the last page is
-        short. Laravel's ``last_page`` and ``total``, when present, are hints that can make us
-        read on (a platform that caps ``per_page`` would say so there) but never stop us early:
-        a client that stopped where they were missing re-posted numbers the task already held.
+        [unknown] Which page fields an answer carries, and whether the platform caps
+        ``per_page``: the rules in :mod:`agent_api.number_pages` read each answer for what
+        it says. Rows are yielded as they come; a read that cannot be trusted to be whole
+        (an empty or short page before the reported total or last page, a row count other
+        than ``total``) raises :class:`~agent_api.exceptions.AgentApiIncompleteRead` after
+        the rows it did get, and a list that does not end within ``max_pages`` raises
+        :class:`~agent_api.exceptions.AgentApiTransientError`: a number it did not yield is
+        then unknown, never absent.
         """
         path = endpoints.task_numbers(self.user_id, api_task_id)
-        previous: list[dict[str, Any]] = []
-        seen = 0
+        reading = NumberListReading(per_page, path)
         for page in range(1, max_pages + 1):
             answer = self.list_task_numbers(
                 api_task_id,
                 page=page,
                 per_page=per_page,
                 start_at=start_at,
+                end_at=end_at,
                 sub_user_id=sub_user_id,
             )
-            rows = answer.get("data") or []
-            if not rows:
+            yield from reading.take(page, answer)
+            if not reading.read_on():
                 return
-            # A platform that ignores `page` would otherwise hand us page 1 forever.
-            if rows == previous:
-                raise AgentApiTransientError(
-                    f"page {page} of the task's numbers repeats page {page - 1}: "
-                    "the platform seems to ignore `page`",
-                    maybe_accepted=False,
-                    path=path,
-                )
-            yield from rows
-            seen += len(rows)
-            last_page, total = answer.get("last_page"), answer.get("total")
-            more_hinted = (type(last_page) is int and last_page > page) or (
-                type(total) is int and total > seen
-            )
-            if len(rows) < per_page and not more_hinted:
-                return
-            previous = rows
         raise AgentApiTransientError(
-            f"the task's numbers did not end within {max_pages} pages of {per_page}",
+            f"the task's numbers did not end within {max_pages} pages of {reading.page_size}",
             maybe_accepted=False,
             path=path,
         )
@@ -513,13 +506,22 @@ class AgentApiHook(HttpHook):
         since: datetime | None = None,
         sub_user_id: str | None = None,
         per_page: int = TASK_NUMBERS_PAGE_SIZE,
+        until: datetime | None = None,
     ) -> set[str]:
-        """Which of ``phones`` the task holds (added since ``since`` minus a day, when given)."""
+        """Which of ``phones`` the task holds (added since ``since`` minus a day and until
+        ``until`` plus a day, when given: the day of slack covers a platform that reads the
+        bounds in another time zone). Raises, never answers "absent", when the list could
+        not be read whole (see :meth:`iter_task_numbers`)."""
         wanted = set(phones)
         start_at = since - TASK_NUMBERS_LOOKBACK if since is not None else None
+        end_at = until + TASK_NUMBERS_LOOKBACK if until is not None else None
         found: set[str] = set()
         numbers = self.iter_task_numbers(
-            api_task_id, start_at=start_at, sub_user_id=sub_user_id, per_page=per_page
+            api_task_id,
+            start_at=start_at,
+            end_at=end_at,
+            sub_user_id=sub_user_id,
+            per_page=per_page,
         )
         for number in numbers:
             phone = str(number.get("phone", ""))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
+from datetime import datetime, timedelta
 
 import pytest
 
 from agent_api.exceptions import (
     AgentApiAuthError,
+    AgentApiIncompleteRead,
     AgentApiLostAnswerUnresolved,
     AgentApiNotFoundError,
     AgentApiRateLimitedError,
@@ -16,7 +19,7 @@ from agent_api.exceptions import (
     AgentApiTransientError,
     AgentApiValidationError,
 )
-from agent_api.hooks.agent_api import AgentApiAsyncHook, AgentApiHook
+from agent_api.hooks.agent_api import PLATFORM_TIMEZONE, AgentApiAsyncHook, AgentApiHook
 from agent_api.settings import AgentApiConnectionError
 from tests.plugins.agent_api.conftest import new_phones, rows_for
 
@@ -291,16 +294,19 @@ def test_numbers_on_later_pages_are_found_without_page_fields(account):
     assert hook.numbers_in_task(account.task_id, wanted, per_page=100) == set(wanted[:3])
 
 
-@pytest.mark.parametrize("omit_page_fields", [True, False])
-def test_an_exact_multiple_of_per_page_ends_on_the_empty_page(account, omit_page_fields):
+@pytest.mark.parametrize(
+    ("omit_page_fields", "pages"), [(True, ["1", "2", "3"]), (False, ["1", "2"])]
+)
+def test_an_exact_multiple_of_per_page_ends_where_the_answers_say(account, omit_page_fields, pages):
     phones = new_phones(200)
     fill_task(account, phones)
     account.sim.set_faults(omit_page_fields=omit_page_fields)
 
     listed = [n["phone"] for n in AgentApiHook().iter_task_numbers(account.task_id, per_page=100)]
     assert listed == phones
-    # last_page (when given) said 2: a hint only, so the empty third page is still asked for.
-    assert [e["query"]["page"] for e in page_requests(account)] == ["1", "2", "3"]
+    # Without page fields only the empty third page ends the list; with them, last_page 2
+    # and total 200 say the full second page is the last (and the row count agrees).
+    assert [e["query"]["page"] for e in page_requests(account)] == pages
 
 
 def test_a_platform_that_ignores_page_is_an_error_not_an_endless_loop(account):
@@ -316,6 +322,180 @@ def test_a_number_list_that_never_ends_is_cut_at_max_pages(account):
     account.sim.set_faults(omit_page_fields=True)
     with pytest.raises(AgentApiTransientError, match="not end within 2 pages"):
         list(AgentApiHook().iter_task_numbers(account.task_id, per_page=100, max_pages=2))
+
+
+# -- the number list when the platform caps per_page or its answers disagree ----------------
+
+
+def hook_answering(reshape) -> AgentApiHook:
+    """A hook whose number-list answers pass through ``reshape(page, answer)``: the
+    simulator's pages as a platform with other page fields would send them."""
+
+    class Reshaped(AgentApiHook):
+        def list_task_numbers(self, api_task_id, **kwargs):
+            return reshape(kwargs["page"], super().list_task_numbers(api_task_id, **kwargs))
+
+    return Reshaped()
+
+
+def only_per_page(page: int, answer: dict) -> dict:
+    return {"per_page": answer["per_page"], "data": answer["data"]}
+
+
+def only_next_page_url(page: int, answer: dict) -> dict:
+    """Laravel's simplePaginate: no total, no last_page, a next_page_url until the end."""
+    more = page < answer["last_page"]
+    return {"data": answer["data"], "next_page_url": f"/number?page={page + 1}" if more else None}
+
+
+def listed_until_error(numbers) -> tuple[list[str], BaseException | None]:
+    listed = []
+    try:
+        for number in numbers:
+            listed.append(number["phone"])
+    except AgentApiTransientError as error:
+        return listed, error
+    return listed, None
+
+
+def test_a_capped_per_page_is_read_to_the_end(account):
+    """100 rows come where 1000 were asked: the first page is not the last."""
+    phones = new_phones(250)
+    fill_task(account, phones)
+    account.sim.set_faults(max_per_page=100)
+    hook = AgentApiHook()
+
+    assert [n["phone"] for n in hook.iter_task_numbers(account.task_id)] == phones
+    requests = page_requests(account)
+    assert [(e["query"]["page"], e["query"]["per_page"]) for e in requests] == [
+        ("1", "1000"),
+        ("2", "1000"),
+        ("3", "1000"),
+    ]
+    assert hook.numbers_in_task(account.task_id, [phones[-1]]) == {phones[-1]}
+
+
+@pytest.mark.parametrize("count", [250, 200])
+def test_a_capped_per_page_without_last_page_or_total_is_read_to_the_end(account, count):
+    """The answer says per_page 100 and nothing else: a page shorter than that, or an
+    empty one, ends the list."""
+    phones = new_phones(count)
+    fill_task(account, phones)
+    account.sim.set_faults(max_per_page=100)
+    hook = hook_answering(only_per_page)
+
+    assert [n["phone"] for n in hook.iter_task_numbers(account.task_id)] == phones
+    assert len(page_requests(account)) == 3
+    assert hook.numbers_in_task(account.task_id, [phones[-1], "13800000000"]) == {phones[-1]}
+
+
+@pytest.mark.parametrize("count", [250, 200])
+def test_a_capped_per_page_without_any_page_field_is_read_to_the_end(account, count):
+    """Rows only, 100 a page where 1000 were asked: the list is read on until a page
+    shorter than the first, or an empty one."""
+    phones = new_phones(count)
+    fill_task(account, phones)
+    account.sim.set_faults(max_per_page=100, omit_page_fields=True)
+    hook = AgentApiHook()
+
+    assert [n["phone"] for n in hook.iter_task_numbers(account.task_id)] == phones
+    assert len(page_requests(account)) == 3
+    assert hook.numbers_in_task(account.task_id, [phones[-1], "13800000000"]) == {phones[-1]}
+
+
+@pytest.mark.parametrize("reshape", [None, only_next_page_url], ids=["laravel", "next_page_url"])
+def test_an_empty_page_in_the_middle_is_an_error_not_the_end(account, reshape):
+    """(With no page field at all an empty page is all there is to say the list ended.)"""
+    phones = new_phones(250)
+    fill_task(account, phones)
+    account.sim.set_faults(empty_page_at=2)
+    hook = AgentApiHook() if reshape is None else hook_answering(reshape)
+
+    listed, error = listed_until_error(hook.iter_task_numbers(account.task_id, per_page=100))
+    assert listed == phones[:100]
+    assert isinstance(error, AgentApiIncompleteRead)
+    assert "page 2 of the task's number list came back empty" in str(error)
+    assert error.retryable and not error.maybe_accepted
+    assert len(page_requests(account)) == 2
+    with pytest.raises(AgentApiIncompleteRead):
+        hook.numbers_in_task(account.task_id, [phones[-1]], per_page=100)
+
+
+def test_a_total_that_disagrees_with_the_rows_is_an_incomplete_read(account):
+    phones = new_phones(250)
+    fill_task(account, phones)
+    low = hook_answering(lambda page, answer: {**answer, "total": answer["total"] - 50})
+    listed, error = listed_until_error(low.iter_task_numbers(account.task_id, per_page=100))
+    assert listed == phones
+    assert isinstance(error, AgentApiIncompleteRead)
+    assert "said total 200 but 250 rows came in 3 pages" in str(error)
+
+    high = hook_answering(lambda page, answer: {**answer, "total": answer["total"] + 50})
+    with pytest.raises(AgentApiIncompleteRead, match="held 50 rows, fewer than the page size"):
+        list(high.iter_task_numbers(account.task_id, per_page=100))
+    with pytest.raises(AgentApiIncompleteRead, match="said total 300"):
+        high.numbers_in_task(account.task_id, ["13800000000"], per_page=100)
+
+    falling = hook_answering(lambda page, answer: {**answer, "total": answer["total"] - page})
+    with pytest.raises(AgentApiIncompleteRead, match="said total 249, then 248"):
+        list(falling.iter_task_numbers(account.task_id, per_page=100))
+
+
+def test_an_answer_for_another_page_is_an_error(account):
+    fill_task(account, new_phones(250))
+    account.sim.set_faults(ignore_page=True)
+    with pytest.raises(AgentApiTransientError, match="came back as page 1") as caught:
+        list(AgentApiHook().iter_task_numbers(account.task_id, per_page=100))
+    assert not isinstance(caught.value, AgentApiIncompleteRead)
+    assert len(page_requests(account)) == 2
+
+
+def test_next_page_url_is_honoured(account):
+    """A full page whose answer names no next page is the last; a short page whose answer
+    names one is not."""
+    phones = new_phones(300)
+    fill_task(account, phones)
+
+    hook = hook_answering(only_next_page_url)
+    assert [n["phone"] for n in hook.iter_task_numbers(account.task_id, per_page=100)] == phones
+    assert len(page_requests(account)) == 3, "no fourth page after a null next_page_url"
+
+    def short_second_page(page: int, answer: dict) -> dict:
+        shaped = only_next_page_url(page, answer)
+        if page == 2:
+            shaped["data"] = shaped["data"][:60]  # filtered by the platform, say
+        return shaped
+
+    hook = hook_answering(short_second_page)
+    listed = [n["phone"] for n in hook.iter_task_numbers(account.task_id, per_page=100)]
+    assert listed == phones[:160] + phones[200:]
+    assert len(page_requests(account)) == 3 + 3
+
+
+def test_end_at_bounds_the_read(account):
+    hook = AgentApiHook()
+    earlier, later = new_phones(2), new_phones(2)
+    fill_task(account, earlier)
+    time.sleep(1.05)  # the platform's times have one-second resolution
+    fill_task(account, later)
+    imported_at = {
+        n["phone"]: datetime.fromisoformat(n["imported_at"])
+        for n in account.sim.task_numbers(account.user_id, account.task_id)
+    }
+    until = imported_at[earlier[-1]]
+
+    assert [n["phone"] for n in hook.iter_task_numbers(account.task_id, end_at=until)] == earlier
+    end_at = until.astimezone(PLATFORM_TIMEZONE).strftime("%Y-%m-%d %H:%M:%S")
+    assert page_requests(account)[-1]["query"]["end_at"] == end_at
+    since = imported_at[later[0]]
+    assert [n["phone"] for n in hook.iter_task_numbers(account.task_id, start_at=since)] == later
+
+    # numbers_in_task widens the bound by a day, as it does `since` (time zones).
+    assert hook.numbers_in_task(account.task_id, earlier + later, until=until) == set(
+        earlier + later
+    )
+    wider = (until + timedelta(days=1)).astimezone(PLATFORM_TIMEZONE)
+    assert page_requests(account)[-1]["query"]["end_at"] == wider.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def test_lost_answers_repost_nothing_accepted_when_the_page_fields_are_absent(account, monkeypatch):
