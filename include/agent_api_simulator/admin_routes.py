@@ -70,7 +70,10 @@ async def health(request: web.Request) -> web.Response:
 
 @routes.post("/_sim/reset")
 async def reset(request: web.Request) -> web.Response:
-    request.app[SIMULATOR].reset()
+    sim = request.app[SIMULATOR]
+    hold = sim.faults.hold
+    sim.reset()
+    hold.release()  # answers the old config held go out: no later release could reach them
     return web.json_response({"ok": True})
 
 
@@ -202,8 +205,22 @@ async def get_faults(request: web.Request) -> web.Response:
 @routes.put("/_sim/faults")
 async def put_faults(request: web.Request) -> web.Response:
     payload = await json_body(request, {})
+    sim = request.app[SIMULATOR]
+    hold = sim.faults.hold
     try:
-        config = request.app[SIMULATOR].set_faults(payload)
+        config = sim.set_faults(payload)
     except FaultConfigError as error:
         raise admin_error(400, str(error)) from None
+    hold.release()  # answers the old config held go out: no later release could reach them
     return web.json_response(config.to_json())
+
+
+@routes.get("/_sim/held")
+async def held_answers(request: web.Request) -> web.Response:
+    hold = request.app[SIMULATOR].faults.hold
+    return web.json_response({"held": hold.held, "refusing": hold.refuses_imports()})
+
+
+@routes.post("/_sim/release")
+async def release_answers(request: web.Request) -> web.Response:
+    return web.json_response({"released": request.app[SIMULATOR].faults.hold.release()})

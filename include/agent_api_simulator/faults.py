@@ -5,6 +5,7 @@ fixed number of values, synchronously when it arrives, whatever the configuratio
 same seed and the same request sequence give the same faults, also across a reset.
 """
 
+import asyncio
 import math
 import random
 import time
@@ -33,6 +34,9 @@ class FaultConfig:
     ignore_page: bool = False  # number list: every page is the first one
     max_per_page: int | None = None  # number list: per_page capped at this (said in per_page)
     empty_page_at: int | None = None  # number list: this page answers no rows, though it has some
+    # async_number: hold the answers of the next N accepted imports until /_sim/release, and
+    # refuse every further import with 429 (retry_after) once N answers are held.
+    hold_accepted_answers: int = 0
 
     RATES = ("error_rate", "rate_429", "lost_answer_rate", "callback_never_rate")
     SWITCHES = ("expired_token", "omit_page_fields", "ignore_page")
@@ -54,7 +58,7 @@ class FaultConfig:
             if name in cls.SWITCHES:
                 if type(value) is not bool:
                     raise FaultConfigError(f"{name} must be a boolean")
-            elif name in ("seed", "retry_after"):
+            elif name in ("seed", "retry_after", "hold_accepted_answers"):
                 if type(value) is not int or value < 0:
                     raise FaultConfigError(f"{name} must be a non-negative integer")
             elif name in ("max_per_page", "empty_page_at"):
@@ -84,9 +88,47 @@ class FaultDecision:
     callback_never: bool = False
 
 
+class AnswerHold:
+    """The answers that ``hold_accepted_answers`` holds back, until ``release()``.
+
+    The imports themselves are accepted (and processed) as usual; only their HTTP answers
+    wait. Once the N answers are taken, every further import is refused until the release,
+    so nothing else is accepted in between. Not drawn from the random stream.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.left = count  # answers still to be held
+        self.holding = count > 0  # until the release
+        self.held = 0  # answers waiting right now
+        self.released = asyncio.Event()
+
+    def refuses_imports(self) -> bool:
+        return self.holding and self.left == 0
+
+    def take(self) -> bool:
+        """Hold the answer of an import accepted just now? (Counts it as held.)"""
+        if not (self.holding and self.left > 0):
+            return False
+        self.left -= 1
+        self.held += 1
+        return True
+
+    def answered(self) -> None:
+        """One held answer went out (or its client went away)."""
+        self.held -= 1
+
+    def release(self) -> int:
+        """Send every held answer and stop refusing imports; return how many were held."""
+        self.holding = False
+        self.left = 0
+        self.released.set()
+        return self.held
+
+
 class FaultInjector:
     def __init__(self, config: FaultConfig) -> None:
         self.config = config
+        self.hold = AnswerHold(config.hold_accepted_answers)
         self.rng = random.Random(config.seed)  # noqa: S311 - simulation, not security
         self.bucket_tokens = max(1.0, config.rate_limit_rps) if config.rate_limit_rps else 0.0
         self.bucket_time = time.monotonic()

@@ -210,6 +210,14 @@ class SimulatorProcess:
     def faults(self) -> dict:
         return self._admin("GET", "/faults")
 
+    def held(self) -> int:
+        """How many answers of accepted imports ``hold_accepted_answers`` holds right now."""
+        return self._admin("GET", "/held")["held"]
+
+    def release(self) -> int:
+        """Send the held answers and stop refusing imports; return how many were held."""
+        return self._admin("POST", "/release")["released"]
+
     def wait_until_processed(self, timeout: float = 10.0) -> list[dict]:
         """Poll until no batch is pending (ignoring "callback_never" ones, which never will).
 

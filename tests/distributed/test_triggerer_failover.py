@@ -3,11 +3,15 @@
 The mapped post_batch tasks start and end in the triggerer. With a second triggerer running,
 a frozen one stops heartbeating; after the health-check threshold (15 s in the stack) the other
 adopts its triggers and starts the same post steps again, while the frozen one still holds
-them half done. It is frozen at a moment when it has both kinds of unfinished post: one the
-platform has accepted and not answered yet (answers come 3 s late), and one the platform has
-not accepted yet (refused with a 429, waiting to try again). Then it wakes up (SIGCONT) and
-carries on. Two copies of a batch's post step have run at once, and still no phone may go to
-the platform twice; the run must succeed and the ledger must match the task.
+them half done. It is frozen when it has both kinds of unfinished post: one the platform has
+accepted and not answered yet, and one the platform has not accepted yet (refused with a 429,
+waiting to try again). The simulator makes that moment rather than the test waiting for it:
+it holds the answer of the first accepted post and refuses every later one with a 429 until
+released (``hold_accepted_answers``). Once the triggerer that sent the held post has a refused
+one too, it is frozen; then the held answer is released into its socket, where it finds it on
+waking up (SIGCONT), and the platform accepts posts again. Two copies of a batch's post step
+have run at once, and still no phone may go to the platform twice; the run must succeed and
+the ledger must match the task.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from lead_load_devtools.synthetic import generate, write_leads
 
@@ -32,6 +36,16 @@ BATCH_SIZE = 100
 # adopter may take over a post the frozen triggerer had claimed and not sent yet, which it
 # sends on waking up; no lease can prevent that.
 FROZEN_AT_LEAST, FROZEN_AT_MOST = 25, 40
+# The answer of the next accepted post is held, and every later post is refused with a 429 to
+# be tried again 2 s later (the stack's longest backoff): a refused post tries 5 times, over
+# about 8 s, before it gives up. A held answer keeps the client reading (see docs/simulator.md),
+# so it never counts as lost, however long it is held.
+HOLD = {"hold_accepted_answers": 1, "retry_after": 2}
+# How long the triggerer of a held post may take to have a refused one too. If it has none by
+# then (it runs no other post), the held answer goes out and the next accepted post (one of
+# the refused ones, trying again) is held instead, at most ROUNDS times: a refused post gives
+# up after its 5 attempts and its task is retried, so the refusals must not last long.
+REFUSED_WITHIN, ROUNDS = 4, 4
 
 
 def _alive_triggerers(stack) -> set[int]:
@@ -47,11 +61,25 @@ def _posts(stack, task_id: str, status: int | None = None) -> list[dict]:
     ]
 
 
-def _posting(stack, run_id: str, task_id: str) -> dict[int, tuple[int, bool]]:
-    """{map index: (triggerer job id, accepted)} of the post_batch tasks whose batch is being
-    posted; ``accepted``: the platform has taken the batch (and not answered yet)."""
+KINDS = ("held", "refused", "other")
+
+
+def _faults(entry: dict) -> list[str]:
+    return (entry["fault"] or "").split("+")
+
+
+def _posting(stack, run_id: str, task_id: str) -> dict[int, tuple[int, str]]:
+    """{map index: (triggerer job id, kind)} of the post_batch tasks whose batch is being
+    posted (``sending`` in the ledger), while the simulator holds an answer. ``kind``: "held",
+    the post the platform accepted and whose answer it holds; "refused", a post refused with a
+    429 since then (waiting to try again); "other": neither (claimed, not sent yet)."""
     engine = create_engine(stack.warehouse_url)
     try:
+        # The run creates the ledger's tables: before that, nothing is being sent.
+        if not all(
+            inspect(engine).has_table(table) for table in ("lead_load_ledger", "lead_load_batches")
+        ):
+            return {}
         with engine.connect() as conn:
             sending = conn.execute(
                 text(
@@ -63,31 +91,50 @@ def _posting(stack, run_id: str, task_id: str) -> dict[int, tuple[int, bool]]:
             ).all()
     finally:
         engine.dispose()
-    if not sending:
+    posts = _posts(stack, task_id)
+    held = [p for p in posts if "hold_answer" in _faults(p)]
+    if not sending or not held or stack.simulator.held() != 1:
         return {}
-    taken = {row["phone"] for p in _posts(stack, task_id, 200) for row in p["body"]["data"]}
-    accepted: dict[int, bool] = {}
-    for batch_no, phone in sending:
-        accepted[batch_no] = accepted.get(batch_no, False) or phone in taken
+    held_phones = {row["phone"] for row in held[-1]["body"]["data"]}
+    refused_phones = {
+        row["phone"]
+        for p in posts
+        if p["seq"] > held[-1]["seq"] and "hold_429" in _faults(p)
+        for row in p["body"]["data"]
+    }
+    kinds: dict[int, str] = {}
+    for batch_no, phone in sending:  # a batch is of the first kind any of its phones is
+        kind = "held" if phone in held_phones else "refused" if phone in refused_phones else "other"
+        kinds[batch_no] = min(kinds.get(batch_no, "other"), kind, key=KINDS.index)
     ti = f"/dags/lead_load/dagRuns/{run_id}/taskInstances/plan_batches"
     plan = stack.api("GET", f"{ti}/xcomEntries/return_value")["value"]
     plan = json.loads(plan) if isinstance(plan, str) else plan
     batch_of = {i: batch["batch_no"] for i, batch in enumerate(plan)}
     return {
-        ti["map_index"]: (ti["trigger"]["triggerer_id"], accepted[batch_of[ti["map_index"]]])
+        ti["map_index"]: (ti["trigger"]["triggerer_id"], kinds[batch_of[ti["map_index"]]])
         for ti in stack.task_instances(run_id)
         if ti["task_id"] == "batches.post_batch"
         and ti["trigger"]
-        and batch_of.get(ti["map_index"]) in accepted
+        and batch_of.get(ti["map_index"]) in kinds
     }
 
 
-def _half_done(posting: dict[int, tuple[int, bool]]) -> dict[int, set[int]]:
-    """{triggerer: map indexes} of the triggerers running an accepted and an unaccepted post."""
-    by_job: dict[int, dict[int, bool]] = {}
-    for index, (job, accepted) in posting.items():
-        by_job.setdefault(job, {})[index] = accepted
-    return {job: set(posts) for job, posts in by_job.items() if len(set(posts.values())) == 2}
+def _half_done(posting: dict[int, tuple[int, str]]) -> dict[int, set[int]]:
+    """{triggerer: map indexes of its posts} of the triggerers running the post whose answer
+    is held (accepted, not answered) and a refused one (not accepted)."""
+    by_job: dict[int, dict[int, str]] = {}
+    for index, (job, kind) in posting.items():
+        by_job.setdefault(job, {})[index] = kind
+    return {
+        job: set(posts)
+        for job, posts in by_job.items()
+        if {"held", "refused"} <= set(posts.values())
+    }
+
+
+def _hold_the_next(stack) -> None:
+    """Send the held answer, and hold the answer of the next accepted post instead."""
+    stack.simulator.set_faults(**HOLD)  # a new config sends the answers the old one held
 
 
 def test_a_frozen_triggerer_whose_posts_another_adopted_posts_no_phone_twice(airflow_stack):
@@ -112,11 +159,8 @@ def test_a_frozen_triggerer_whose_posts_another_adopted_posts_no_phone_twice(air
             time.sleep(1)
         names = {first.pop(): "triggerer", second.pop(): "triggerer-2"}
 
-        # Answers to posts come 3 s late (within the client's timeout), and a third of the
-        # requests are refused with a 429 (retried after 1 s).
-        stack.simulator.set_faults(
-            lost_answer_rate=1.0, lost_answer_delay=3, rate_429=0.3, retry_after=1
-        )
+        # The run's first accepted post has its answer held, and the posts after it are refused.
+        stack.simulator.set_faults(**HOLD)
         run_id = stack.trigger(
             {
                 "window_start": WINDOW[0].isoformat(),
@@ -126,22 +170,43 @@ def test_a_frozen_triggerer_whose_posts_another_adopted_posts_no_phone_twice(air
             }
         )
         deadline = time.monotonic() + 300
+        held_since = None
+        rounds = 1
         while frozen_name is None:
-            assert time.monotonic() < deadline, "never an accepted and an unaccepted post at once"
+            assert time.monotonic() < deadline, "no post was held"
+            assert rounds <= ROUNDS, f"{ROUNDS} held posts, none with a refused one beside it"
             stack.check_alive()
-            if not (candidates := _half_done(_posting(stack, run_id, task_id))):
+            if stack.simulator.held() != 1:
                 time.sleep(0.2)
                 continue
-            frozen = max(candidates, key=lambda job: len(candidates[job]))
+            held_since = held_since or time.monotonic()
+            # Only one answer is held, so only its triggerer can have both kinds.
+            if not (candidates := _half_done(_posting(stack, run_id, task_id))):
+                if time.monotonic() - held_since > REFUSED_WITHIN:
+                    _hold_the_next(stack)
+                    rounds += 1
+                    held_since = None
+                else:
+                    time.sleep(0.2)
+                continue
+            (frozen,) = candidates
             frozen_name = names[frozen]
             stack.signal_component(frozen_name, signal.SIGSTOP)
             stopped_at = time.monotonic()
-            # Still both kinds now that it is frozen? Otherwise wake it and wait for another.
+            # Frozen, it changes nothing any more. Still both kinds (a refused post may have
+            # given up just before)? Otherwise wake it up and hold another post.
             frozen_posts = _half_done(_posting(stack, run_id, task_id)).get(frozen)
             if not frozen_posts:
                 stack.signal_component(frozen_name, signal.SIGCONT)
                 frozen_name = None
+                _hold_the_next(stack)
+                rounds += 1
+                held_since = None
         posted_at_stop = len(_posts(stack, task_id, 200))
+        # The held answer goes into the frozen triggerer's socket now (it reads it on waking
+        # up), and the platform accepts posts again, so the other triggerer carries on.
+        assert stack.simulator.release() == 1
+        stack.simulator.set_faults()
 
         # Frozen past the health-check threshold, until the other triggerer has adopted them.
         adopter = next(job for job in names if job != frozen)
@@ -161,7 +226,6 @@ def test_a_frozen_triggerer_whose_posts_another_adopted_posts_no_phone_twice(air
             time.sleep(1)
         stack.signal_component(frozen_name, signal.SIGCONT)
         frozen_name = None
-        stack.simulator.set_faults()
 
         (run,) = stack.wait_for_runs([run_id], timeout=600)
     finally:

@@ -2,6 +2,7 @@
 
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pytest
@@ -26,6 +27,7 @@ def test_fault_config_round_trips_and_resets(sim_env):
     assert (config["seed"], config["error_rate"], config["retry_after"]) == (9, 0.25, 4)
     assert (config["lost_answer_delay"], config["expired_token"]) == (30.0, False)
     assert (config["omit_page_fields"], config["ignore_page"]) == (False, False)
+    assert config["hold_accepted_answers"] == 0
     sim_env.sim.reset()
     after = sim_env.sim.faults()
     assert (after["error_rate"], after["rate_429"], after["rate_limit_rps"]) == (0.0, 0.0, None)
@@ -40,6 +42,10 @@ def test_fault_config_round_trips_and_resets(sim_env):
         {"expired_token": 1},
         {"omit_page_fields": 1},
         {"ignore_page": "yes"},
+        {"hold_accepted_answers": -1},
+        {"hold_accepted_answers": 1.5},
+        {"hold_accepted_answers": True},
+        {"hold_accepted_answers": "1"},
         [1],
     ],
 )
@@ -128,6 +134,81 @@ def test_lost_answer_only_delays_accepted_imports(sim_env):
     assert sim_env.get("/agent-api/token", timeout=1).status_code == 200
     rejected = sim_env.post_numbers([{"phone": "13012121211"}], timeout=1)
     assert rejected.status_code == 422
+
+
+def wait_until_held(env, count, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while env.sim.held() != count:
+        assert time.monotonic() < deadline, f"{env.sim.held()} answers held, not {count}"
+        time.sleep(0.02)
+
+
+def test_a_held_answer_arrives_only_after_release_and_its_import_was_accepted(sim_env):
+    sim_env.sim.set_faults(hold_accepted_answers=1)
+    with ThreadPoolExecutor(1) as pool:
+        # A read timeout shorter than the hold: the held answer keeps the client reading.
+        answer = pool.submit(sim_env.post_numbers, sim_env.rows("13012121211"), timeout=1.5)
+        wait_until_held(sim_env, 1)
+        (batch,) = sim_env.sim.wait_until_processed(timeout=5)
+        assert (batch["status"], batch["imported"]) == ("processed", 1)
+        assert [n["phone"] for n in sim_env.sim.task_numbers(sim_env.user_id, sim_env.task_id)] == [
+            "13012121211"
+        ]
+        entry = last_import_entry(sim_env)
+        assert (entry["status"], entry["code"], entry["fault"]) == (200, 200, "hold_answer")
+        time.sleep(2)
+        assert not answer.done(), answer.exception()
+        assert sim_env.sim.release() == 1
+        response = answer.result(timeout=5)
+    assert response.status_code == 200
+    assert response.json()["data"]["unique_id"] == batch["unique_id"]
+    assert sim_env.sim.held() == 0
+
+
+def test_holding_answers_refuses_every_further_import_with_429_until_release(sim_env):
+    sim_env.sim.set_faults(hold_accepted_answers=2, retry_after=3)
+    with ThreadPoolExecutor(2) as pool:
+        answers = [
+            pool.submit(sim_env.post_numbers, sim_env.rows(phone))
+            for phone in ("13012121211", "13012121212")
+        ]
+        wait_until_held(sim_env, 2)
+        refused = sim_env.post_numbers(sim_env.rows("13012121213"))
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == "3"
+        assert last_import_entry(sim_env)["fault"] == "hold_429"
+        assert len(sim_env.sim.batches()) == 2
+        assert sim_env.get("/agent-api/token").status_code == 200  # imports only
+        assert sim_env.sim.release() == 2
+        assert [a.result(timeout=5).status_code for a in answers] == [200, 200]
+    # Released: imports are accepted and answered at once again.
+    sim_env.accepted_unique_id(sim_env.rows("13012121213"), timeout=2)
+    assert len(sim_env.sim.batches()) == 3
+    assert sim_env.sim.held() == 0
+
+
+def test_refused_imports_are_not_held(sim_env):
+    sim_env.sim.set_faults(hold_accepted_answers=1)
+    assert sim_env.post_numbers([{"phone": "13012121211"}], timeout=2).status_code == 422
+    assert sim_env.sim.held() == 0
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(sim_env.post_numbers, sim_env.rows("13012121211"))
+        wait_until_held(sim_env, 1)
+        sim_env.sim.release()
+        assert answer.result(timeout=5).json()["code"] == 200
+
+
+def test_a_new_fault_config_or_a_reset_sends_held_answers(sim_env):
+    for replace in (sim_env.sim.set_faults, sim_env.sim.reset):
+        sim_env.sim.set_faults(hold_accepted_answers=1)
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(sim_env.post_numbers, sim_env.rows("13012121211"))
+            wait_until_held(sim_env, 1)
+            replace()
+            assert answer.result(timeout=5).status_code == 200
+        assert sim_env.sim.held() == 0
+        sim_env.user_id = sim_env.sim.create_user()
+        sim_env.task_id = sim_env.sim.create_task(sim_env.user_id)
 
 
 def test_callback_never_keeps_the_batch_pending(sim_env):
