@@ -117,10 +117,13 @@ def lead_load():
         from agent_api.hooks.agent_api import AgentApiHook
         from lead_load.glue.connections import ledger_engine
         from lead_load.glue.failures import this_step
+        from lead_load.glue.settings import settle_period
         from lead_load.steps import settle
 
         with this_step("recheck_earlier_batches", settings):
-            return settle.recheck_earlier_batches(_run(settings), ledger_engine(), AgentApiHook())
+            return settle.recheck_earlier_batches(
+                _run(settings), ledger_engine(), AgentApiHook(), settle_period()
+            )
 
     @task(
         templates_exts=[".sql"],

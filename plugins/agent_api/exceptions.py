@@ -14,6 +14,7 @@ AgentApiTaskRunningError    envelope code 6007 (2.0 task running)       never (s
 AgentApiRateLimitedError    HTTP 429                                    yes, after Retry-After
 AgentApiTransientError      5xx, timeouts, connection errors            yes, with backoff
 AgentApiIncompleteRead      a task's number list read came in short     not here (read again)
+AgentApiAnswerLost          a post's answer lost (it may be accepted)   never (see the hook)
 AgentApiError               any other error code                        never
 ==========================  ==========================================  ====================
 
@@ -106,9 +107,12 @@ class AgentApiTransientError(AgentApiRetryableError):
         super().__init__(message, **kwargs)
 
 
-class AgentApiLostAnswerUnresolved(AgentApiTransientError):
-    """A post's answer was lost and the task could not be looked at afterwards: the batch
-    may or may not be in the task. Not retried here; the caller reconciles it later."""
+class AgentApiAnswerLost(AgentApiTransientError):
+    """A post reached the platform and its answer was lost or unusable (a timeout, a broken
+    connection, a 5xx, an undocumented error code): the platform may have accepted the batch.
+    Never retried: the post carries no idempotency key, so only the task's number list,
+    read once the platform has surely processed, can tell what landed (the caller keeps
+    the rows "maybe accepted" until then)."""
 
     retryable = False
 

@@ -5,9 +5,13 @@ number it was extracted with, and the old number's row keeps its status (the pla
 delete: a number imported once stays in the task). Statuses:
 
 - ``staged``: valid, chosen for sending, not sent yet.
-- ``sending``: a post of its batch is under way; if the worker dies here, the outcome is
-  unknown until the task's numbers are checked (never re-posted blindly).
-- ``submitted``: the platform accepted its batch (``unique_id`` known); waiting for the callback.
+- ``sending``: a post of its batch is under way; if the worker dies after a POST started,
+  the row becomes "maybe accepted" (``submitted`` with no ``unique_id``), never re-posted
+  blindly.
+- ``submitted``: the platform accepted its batch (``unique_id`` known; waiting for the
+  callback), or may have: with no ``unique_id``, the post's answer was lost ("maybe
+  accepted"), and only the task's number list settles the row (``imported`` when it shows
+  the phone; ``staged`` again once the settle period passed without it).
 - ``imported``: the platform's callback (or the task's number list) shows the number in the task.
 - ``not_imported``: the callback of its batch did not list it (duplicate in the task, invalid,
   blacklisted: the platform does not say which). Final: sending the same number again would
@@ -74,19 +78,16 @@ RUN_LEASE_SECONDS = 2 * 60 * 60
 LEASE_MARGIN_SECONDS = 30.0
 
 
-def batch_lease_seconds(
-    request_timeout: float, lost_answer_grace: float, backoff_max: float
-) -> float:
+def batch_lease_seconds(request_timeout: float, backoff_max: float) -> float:
     """How long a claim on a batch lasts before another process may reconcile it.
 
     The owner renews the lease right before every POST attempt, so the lease only has to
     outlive what can happen between a renewal and the owner's next write: one request (up to
-    ``request_timeout``), then the wait before a retry (a backoff or the lost-answer grace),
-    and the platform's own processing of a batch it accepted, which the grace stands for.
-    Twice that, plus a margin: a live owner is never taken for dead, and a dead one is
-    noticed within minutes (220 s with the connection's defaults).
+    ``request_timeout``), then the wait before a retry of a refused post (a backoff). Twice
+    that, plus a margin: a live owner is never taken for dead, and a dead one is noticed
+    within minutes (210 s with the connection's defaults).
     """
-    one_cycle = request_timeout + max(lost_answer_grace, 0.0) + max(backoff_max, 0.0)
+    one_cycle = request_timeout + max(backoff_max, 0.0)
     return 2 * one_cycle + LEASE_MARGIN_SECONDS
 
 

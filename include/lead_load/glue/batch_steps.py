@@ -20,7 +20,7 @@ from lead_load.core.settings import RunSettings
 from lead_load.glue.connections import ledger_conn_id, shared_engine_for
 from lead_load.ledger import batch_lifecycle, counts
 from lead_load.steps.post import LeaseHeld, post_batch
-from lead_load.steps.settle import apply_outcome
+from lead_load.steps.settle import apply_outcome, settle_batch_from_task
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,26 @@ def post_planned_batch(
     return post_batch(run_settings, batch["batch_no"], engine, AgentApiHook(), owner)
 
 
-def callback_to_wait_for(settings: dict[str, Any], batch: dict[str, Any]) -> str | None:
+class FromTaskList:
+    """The batch's post answer was lost: no ``unique_id``, so no callback to wait for; the
+    task's number list settles its rows (``settle_lost_answer``)."""
+
+    def __repr__(self) -> str:
+        return "FROM_TASK_LIST"
+
+
+FROM_TASK_LIST = FromTaskList()
+
+
+def callback_to_wait_for(
+    settings: dict[str, Any], batch: dict[str, Any]
+) -> str | FromTaskList | None:
     """The ``unique_id`` whose callback batch ``batch`` of ``plan_batches`` waits for, read
     from the ledger (which also knows what another copy of the post submitted).
 
+    ``FROM_TASK_LIST``: the post's answer was lost, the task's number list settles the batch.
     None: the batch needs no callback, because no post of its own was accepted and none is
-    due: every row was found in the task already (an interrupted post that had landed) or
-    another run took the rows over. Fails when the batch was never posted.
+    due (another run took the rows over). Fails when the batch was never posted.
     """
     run_settings = RunSettings.from_dict(settings)
     engine = shared_engine_for(ledger_conn_id())
@@ -95,8 +108,15 @@ def callback_to_wait_for(settings: dict[str, Any], batch: dict[str, Any]) -> str
     status, unique_id = state["status"], state["unique_id"]
     if status in (BatchStatus.SUBMITTED, BatchStatus.PROCESSED) and unique_id:
         return unique_id
+    if status == BatchStatus.SUBMITTED:
+        log.warning(
+            "Batch %s: its post's answer was lost, so the platform may have it; waiting for "
+            "its rows in the task's number list instead of a callback",
+            batch["batch_no"],
+        )
+        return FROM_TASK_LIST
     if status == BatchStatus.PROCESSED:
-        log.info("Batch %s needs no callback: its rows were in the task already", batch["batch_no"])
+        log.info("Batch %s needs no callback: its rows were settled already", batch["batch_no"])
         return None
     if status == BatchStatus.CARRIED_OVER:
         log.info(
@@ -109,6 +129,44 @@ def callback_to_wait_for(settings: dict[str, Any], batch: dict[str, Any]) -> str
         f"batch {batch['batch_no']} of run {run_settings.run_id} has no unique_id in the "
         f"ledger (it is {status}): its post did not succeed, so there is no callback to wait for"
     )
+
+
+def settle_lost_answer(settings: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any] | None:
+    """One look at the task's number list for a batch whose post's answer was lost: the rows
+    it shows become imported. Returns the wait's XCom once no row awaits, else None (look
+    again later). Absent rows are never sent again from here: only a later run does, once the
+    settle period has passed (``steps.settle.recheck_earlier_batches``)."""
+    run_settings = RunSettings.from_dict(settings)
+    engine = shared_engine_for(ledger_conn_id())
+    state = batch_lifecycle.batch_state(engine, run_settings.run_id, batch["batch_no"])
+    counts = settle_batch_from_task(run_settings, engine, AgentApiHook(), state)
+    if counts["awaiting"]:
+        log.info(
+            "Batch %s: %d of its rows are not in the task yet (found %d now)",
+            batch["batch_no"],
+            counts["awaiting"],
+            counts["imported"],
+        )
+        return None
+    state = batch_lifecycle.batch_state(engine, run_settings.run_id, batch["batch_no"])
+    log.info(
+        "Batch %s: every row found in the task's number list (%d imported)",
+        batch["batch_no"],
+        state["imported"] or 0,
+    )
+    return {
+        "batch_no": batch["batch_no"],
+        "unique_id": None,
+        "imported": state["imported"] or 0,
+        "waited": True,
+        "from_task_list": True,
+    }
+
+
+def lost_answer_grace() -> float:
+    """Seconds to let the platform process a batch whose answer was lost before the first
+    look in the task (the connection's ``lost_answer_grace_seconds``)."""
+    return AgentApiHook().settings.lost_answer_grace_seconds
 
 
 def no_callback_result(batch: dict[str, Any]) -> dict[str, Any]:

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 from airflow.triggers.base import StartTriggerArgs
 
 from agent_api.sensors.callback import (
@@ -47,6 +49,8 @@ class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
         self.batch = batch
 
     def execute(self, context: Any) -> Any:
+        if self._lost_answer():
+            return self._settle_from_task_list()
         if not self._read_unique_id():
             return self._no_callback()
         return super().execute(context)
@@ -64,17 +68,52 @@ class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
         return super().resume_execution(next_method, next_kwargs, context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        if self._lost_answer():  # the trigger's wait on the number list timed out
+            raise AirflowSensorTimeout(
+                f"{event.get('message')}; its rows stay maybe accepted, never sent again "
+                "before the settle period has passed (a later run settles them)"
+            )
         # A deferred task resumes on a fresh copy of the operator: read the id again.
         if not self._read_unique_id():
             return self._no_callback()
         return super().execute_complete(context, event)
 
-    def _read_unique_id(self) -> str | None:
-        if not self.unique_id:
-            from lead_load.glue.batch_steps import callback_to_wait_for  # not at parse time
+    def _lost_answer(self) -> bool:
+        """The batch's post's answer was lost (no unique_id): no callback to wait for."""
+        from lead_load.glue.batch_steps import FROM_TASK_LIST, callback_to_wait_for
 
-            self.unique_id = callback_to_wait_for(self.settings, self.batch) or ""
+        if self.unique_id:
+            return False
+        found = callback_to_wait_for(self.settings, self.batch)
+        if found is FROM_TASK_LIST:
+            return True
+        self.unique_id = found or ""
+        return False
+
+    def _read_unique_id(self) -> str | None:
         return self.unique_id or None
+
+    def _settle_from_task_list(self) -> dict[str, Any]:
+        """The worker's form of ``LedgerCallbackTrigger._settle_from_task_list``."""
+        from lead_load.glue.batch_steps import lost_answer_grace, settle_lost_answer
+
+        deadline = time.monotonic() + float(self.timeout)
+        delay = lost_answer_grace()
+        while True:
+            time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+            counts = settle_lost_answer(self.settings, self.batch)
+            if counts is not None:
+                return counts
+            if time.monotonic() >= deadline:
+                message = (
+                    f"batch {self.batch['batch_no']}: its post's answer was lost and not all "
+                    f"its rows showed in the task within {float(self.timeout):.0f}s; they stay "
+                    "maybe accepted, never sent again before the settle period has passed"
+                )
+                if self.soft_fail:  # as Airflow's sensors do for a timeout
+                    raise AirflowSkipException(message)
+                raise AirflowSensorTimeout(message)
+            delay = min(max(delay, self.poll_interval) * self.poll_backoff, self.max_poll_interval)
 
     def _no_callback(self) -> dict[str, Any]:
         from lead_load.glue.batch_steps import no_callback_result  # not at DAG parse time

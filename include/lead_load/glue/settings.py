@@ -179,7 +179,8 @@ SETTINGS: tuple[Setting, ...] = (
     _connection_setting("backoff_max_seconds", "Cap of one retry delay."),
     _connection_setting(
         "lost_answer_grace_seconds",
-        "Wait before looking in the task after an import whose answer was lost.",
+        "Wait before wait_for_callback first looks for a batch whose post's answer was lost "
+        "in the task's number list (nothing is ever posted again within the run).",
     ),
     _connection_setting(
         "max_requests_per_second",
@@ -191,6 +192,15 @@ SETTINGS: tuple[Setting, ...] = (
         30 * 60,
         "How long wait_for_callback waits for one batch's callback before it gives up "
         "(the next run re-checks the batch).",
+    ),
+    Setting(
+        "LEAD_LOAD_SETTLE_SECONDS",
+        ENVIRONMENT,
+        2 * 30 * 60,
+        "How long after a post the platform has surely processed it. Rows whose post's "
+        "answer was lost (or whose callback is gone) and that the task's number list does "
+        "not show by then are sent again by the next run; before then, never. Keep it no "
+        "shorter than LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS (docs/leases.md).",
     ),
     Setting(
         "LEAD_LOAD_RETRY_DELAY_SECONDS",
@@ -253,6 +263,12 @@ def _seconds_from_environment(name: str) -> timedelta:
 
 def callback_timeout() -> timedelta:
     return _seconds_from_environment("LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS")
+
+
+def settle_period() -> timedelta:
+    """Read when a run rechecks earlier batches; never shorter than the callback timeout (a
+    shorter one would re-send rows whose batch's wait may still see them land)."""
+    return max(_seconds_from_environment("LEAD_LOAD_SETTLE_SECONDS"), callback_timeout())
 
 
 def retry_delay() -> timedelta:

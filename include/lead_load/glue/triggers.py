@@ -28,11 +28,14 @@ from agent_api.hooks.agent_api import AgentApiAsyncHook
 from agent_api.masking import mask_phones_in
 from agent_api.triggers.callback import AgentApiCallbackTrigger
 from lead_load.glue.batch_steps import (
+    FROM_TASK_LIST,
     callback_to_wait_for,
+    lost_answer_grace,
     no_callback_result,
     planned_batch_of,
     post_planned_batch,
     record_callback,
+    settle_lost_answer,
 )
 from lead_load.steps.post import LeaseHeld
 
@@ -225,6 +228,10 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
             if unique_id is None:
                 yield TaskSuccessEvent(xcoms={"return_value": no_callback_result(batch)})
                 return
+            if unique_id is FROM_TASK_LIST:
+                async for event in self._settle_from_task_list(settings, batch):
+                    yield event
+                return
             self.unique_id = unique_id
         async for event in super().run():
             if event.payload.get("status") != "success":
@@ -247,3 +254,36 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
                 return
             yield TaskSuccessEvent(xcoms={"return_value": counts})
             return
+
+    async def _settle_from_task_list(
+        self, settings: dict, batch: dict
+    ) -> AsyncIterator[TriggerEvent]:
+        """A batch whose post's answer was lost: look for its rows in the task's number list
+        until all show (imported) or the wait's deadline passes (they stay maybe accepted;
+        a later run settles them after the settle period)."""
+        try:
+            delay = await run_in_thread(lost_answer_grace, pool="record")
+            while True:
+                await asyncio.sleep(max(0.0, min(delay, self.deadline - time.time())))
+                counts = await run_in_thread(settle_lost_answer, settings, batch, pool="record")
+                if counts is not None:
+                    yield TaskSuccessEvent(xcoms={"return_value": counts})
+                    return
+                if time.time() >= self.deadline:
+                    yield TriggerEvent(
+                        {
+                            "status": "timeout",
+                            "unique_id": None,
+                            "message": f"batch {batch['batch_no']}: its post's answer was lost "
+                            f"and not all its rows showed in the task within {self.timeout:.0f}s",
+                        }
+                    )
+                    return
+                delay = min(max(delay, self.poll_interval) * self.backoff, self.max_poll_interval)
+        except Exception as error:
+            self.log.warning(
+                "Settling batch %s from the task failed: %s",
+                batch.get("batch_no"),
+                mask_phones_in(str(error)),
+            )
+            yield error_event(error)

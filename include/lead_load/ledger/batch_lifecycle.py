@@ -22,13 +22,14 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, exists, func, insert, literal, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from lead_load.core.ledger_rules import (
     RUN_LEASE_SECONDS,
@@ -435,6 +436,7 @@ def claim(engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float
                 lease_token=token,
                 lease_expires_at=stamp + timedelta(seconds=seconds),
                 claims=batches.c.claims + 1,
+                sends=0,
                 posted_at=stamp,
                 error=None,
             )
@@ -461,24 +463,81 @@ def claim(engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float
 
 
 def renew(engine: Engine, lease: Lease) -> None:
-    """Extend the lease, or raise LeaseLost: the fence checked right before every POST."""
+    """Extend the lease and count the POST about to start, or raise LeaseLost: the fence
+    checked right before every POST. Once this committed, the platform may have the batch."""
     with engine.begin() as conn:
         kept = conn.execute(
-            update(batches).where(*_held(lease)).values(lease_expires_at=_expiry(lease.seconds))
+            update(batches)
+            .where(*_held(lease))
+            .values(
+                lease_expires_at=_expiry(lease.seconds),
+                sends=func.coalesce(batches.c.sends, 0) + 1,
+            )
         ).rowcount
     if kept != 1:
         raise LeaseLost(f"{lease.describe()} was taken over by another process; not posting")
 
 
-def give_up(engine: Engine, lease: Lease) -> None:
-    """The post's fate is unknown (its answer was lost) and this owner stops: expire the lease
-    now, so that the next try reconciles the batch at once instead of waiting it out."""
-    with engine.begin() as conn:
-        kept = conn.execute(
-            update(batches).where(*_held(lease)).values(lease_expires_at=now())
-        ).rowcount
-    if kept != 1:
-        log.warning("%s was taken over already; leaving it to its new owner", lease.describe())
+# A ledger row whose post may have been accepted: submitted with no unique_id.
+MAYBE_ACCEPTED_REASON = "post's answer lost: maybe accepted, settled from the task's numbers"
+
+
+def _retrying_write(write: Any, done: Any) -> Any:
+    """Run ``write()`` (one transaction); on a dropped database connection run it again,
+    unless ``done()`` shows the first attempt committed (its acknowledgement was lost)."""
+    for delay in (0.5, 1.0, 2.0, None):
+        try:
+            return write()
+        except OperationalError:
+            if delay is None:
+                raise
+            log.warning("The ledger's connection failed while recording a post; retrying")
+            time.sleep(delay)
+            if done():
+                return None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def answer_lost(engine: Engine, lease: Lease, error: str) -> None:
+    """sending -> submitted with no ``unique_id``: the post may have been accepted (its answer
+    was lost, or its owner died after a POST started). The rows stay active, so no post sends
+    them, until the task's number list settles them (``settle_from_task``). Raises LeaseLost
+    when another process owns the batch now."""
+
+    def write() -> None:
+        stamp = now()
+        with engine.begin() as conn:
+            won = conn.execute(
+                update(batches)
+                .where(*_held(lease))
+                .values(
+                    status=BatchStatus.SUBMITTED.value,
+                    unique_id=None,
+                    answer_lost=True,
+                    error=error,
+                    posted_at=stamp,
+                    lease_token=None,
+                    lease_expires_at=None,
+                )
+            ).rowcount
+            if won != 1:
+                raise LeaseLost(f"{lease.describe()} was taken over; leaving it to its new owner")
+            conn.execute(
+                update(ledger)
+                .where(*_rows_of(lease.run_id, lease.batch_no, Status.SENDING))
+                .values(
+                    status=Status.SUBMITTED.value,
+                    unique_id=None,
+                    reason=MAYBE_ACCEPTED_REASON,
+                    updated_at=stamp,
+                )
+            )
+
+    def done() -> bool:
+        state = batch_state(engine, lease.run_id, lease.batch_no)
+        return state["status"] == BatchStatus.SUBMITTED and state["unique_id"] is None
+
+    _retrying_write(write, done)
 
 
 def take_expired(
@@ -519,70 +578,47 @@ def sending_phones(engine: Engine, lease: Lease) -> list[str]:
         )
 
 
-def _rows_found(conn, lease: Lease, phones: Iterable[str], reason: str, stamp: datetime) -> int:
-    found = 0
-    for chunk in chunks(sorted(phones)):
-        found += conn.execute(
-            update(ledger)
-            .where(
-                *_rows_of(lease.run_id, lease.batch_no, Status.SENDING), ledger.c.phone.in_(chunk)
+def submitted(engine: Engine, lease: Lease, unique_id: str | None) -> None:
+    """sending -> submitted with the accepted post's ``unique_id`` (or processed when there was
+    nothing to post), its rows with it. Retried when the database connection drops: the
+    platform has the batch, and losing its unique_id would leave it to the settle period."""
+
+    def write() -> None:
+        stamp = now()
+        with engine.begin() as conn:
+            won = conn.execute(
+                update(batches)
+                .where(*_held(lease))
+                .values(
+                    status=(BatchStatus.SUBMITTED if unique_id else BatchStatus.PROCESSED).value,
+                    unique_id=unique_id,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    processed_at=None if unique_id else stamp,
+                )
+            ).rowcount
+            if won != 1:
+                raise LeaseLost(
+                    f"{lease.describe()} was taken over while its post was under way; the "
+                    f"platform's answer (unique_id {unique_id}) is not recorded by this process"
+                )
+            conn.execute(
+                update(ledger)
+                .where(*_rows_of(lease.run_id, lease.batch_no, Status.SENDING))
+                .values(status=Status.SUBMITTED.value, unique_id=unique_id, updated_at=stamp)
             )
-            .values(status=Status.IMPORTED.value, reason=reason, updated_at=stamp)
-        ).rowcount
-    return found
+
+    def done() -> bool:
+        state = batch_state(engine, lease.run_id, lease.batch_no)
+        return bool(unique_id) and state["unique_id"] == unique_id
+
+    _retrying_write(write, done)
 
 
-def submitted(
-    engine: Engine,
-    lease: Lease,
-    unique_id: str | None,
-    *,
-    answer_lost: bool,
-    found_in_task: Iterable[str] = (),
-    reason_found: str = "found in the task after a lost answer",
-) -> None:
-    """sending -> submitted (or processed when nothing was left to post). Rows the task
-    already held go to imported, the posted ones to submitted with ``unique_id``."""
-    stamp = now()
-    with engine.begin() as conn:
-        won = conn.execute(
-            update(batches)
-            .where(*_held(lease))
-            .values(
-                status=(BatchStatus.SUBMITTED if unique_id else BatchStatus.PROCESSED).value,
-                unique_id=unique_id,
-                answer_lost=or_(batches.c.answer_lost, literal(answer_lost)),
-                lease_token=None,
-                lease_expires_at=None,
-                processed_at=None if unique_id else stamp,
-            )
-        ).rowcount
-        if won != 1:
-            raise LeaseLost(
-                f"{lease.describe()} was taken over while its post was under way; the "
-                f"platform's answer (unique_id {unique_id}) is not recorded by this process"
-            )
-        _rows_found(conn, lease, found_in_task, reason_found, stamp)
-        conn.execute(
-            update(ledger)
-            .where(*_rows_of(lease.run_id, lease.batch_no, Status.SENDING))
-            .values(status=Status.SUBMITTED.value, unique_id=unique_id, updated_at=stamp)
-        )
-
-
-def back_to_staged(
-    engine: Engine,
-    lease: Lease,
-    *,
-    error: str | None = None,
-    found_in_task: Iterable[str] = (),
-    reason_found: str = "found in the task after an interrupted post",
-) -> int:
+def back_to_staged(engine: Engine, lease: Lease, *, error: str) -> None:
     """sending -> planned, releasing the lease: the platform certainly has none of the rows
-    that go back to staged (it refused the post, or the task's list shows them absent).
-    Rows the task does hold go to imported. Returns how many were found there."""
+    (it refused the post, or no POST of the batch ever started), so they go back to staged."""
     stamp = now()
-    found_in_task = set(found_in_task)
     with engine.begin() as conn:
         won = conn.execute(
             update(batches)
@@ -592,19 +628,15 @@ def back_to_staged(
                 lease_token=None,
                 lease_expires_at=None,
                 error=error,
-                # Once a post's fate was unknown, its callback is double-checked in the task.
-                answer_lost=or_(batches.c.answer_lost, literal(bool(found_in_task) or not error)),
             )
         ).rowcount
         if won != 1:
             raise LeaseLost(f"{lease.describe()} was taken over; leaving it to its new owner")
-        found = _rows_found(conn, lease, found_in_task, reason_found, stamp)
         conn.execute(
             update(ledger)
             .where(*_rows_of(lease.run_id, lease.batch_no, Status.SENDING))
             .values(status=Status.STAGED.value, updated_at=stamp)
         )
-    return found
 
 
 def expired_batches(engine: Engine, api_task_id: str) -> list[dict[str, Any]]:
@@ -645,17 +677,6 @@ def submitted_phones(engine: Engine, unique_id: str) -> list[str]:
                     ledger.c.unique_id == unique_id, ledger.c.status == Status.SUBMITTED
                 )
             ).scalars()
-        )
-
-
-def answer_was_lost(engine: Engine, unique_id: str) -> bool:
-    with engine.connect() as conn:
-        return bool(
-            conn.execute(
-                select(func.count()).where(
-                    batches.c.unique_id == unique_id, batches.c.answer_lost.is_(True)
-                )
-            ).scalar_one()
         )
 
 
@@ -738,6 +759,136 @@ def pending_batches(engine: Engine, api_task_id: str) -> list[dict[str, Any]]:
             )
         ).all()
     return [dict(r._mapping) for r in rows]
+
+
+def unsettled_batches(engine: Engine, api_task_id: str) -> list[dict[str, Any]]:
+    """Submitted batches of the task (any run) with their post's time: the platform accepted
+    them, or may have (no ``unique_id``: the answer was lost), and the ledger awaits their
+    outcome."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                batches.c.run_id, batches.c.batch_no, batches.c.unique_id, batches.c.posted_at
+            )
+            .where(
+                batches.c.api_task_id == api_task_id,
+                batches.c.status == BatchStatus.SUBMITTED,
+            )
+            .order_by(batches.c.posted_at)
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def maybe_accepted_rows(engine: Engine, run_id: str) -> int:
+    """Rows of the run whose post's answer was lost and that the task does not show yet."""
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).where(
+                ledger.c.run_id == run_id,
+                ledger.c.status == Status.SUBMITTED,
+                ledger.c.unique_id.is_(None),
+            )
+        ).scalar_one()
+
+
+def left_open_by_ended_runs(engine: Engine, api_task_id: str, run_id: str) -> list[dict[str, Any]]:
+    """Submitted batches of the task that runs other than ``run_id`` left behind when they
+    ended (finished, failed, or stopped renewing their lease): accepted, or maybe accepted,
+    leads that are neither confirmed in the task nor staged to be sent."""
+    live = select(runs.c.run_id).where(
+        runs.c.state == RunState.RUNNING,
+        runs.c.lease_expires_at > typed_value(now(), runs.c.lease_expires_at),
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(batches.c.run_id, batches.c.batch_no, batches.c.unique_id, batches.c.rows)
+            .where(
+                batches.c.api_task_id == api_task_id,
+                batches.c.status == BatchStatus.SUBMITTED,
+                batches.c.run_id != run_id,
+                batches.c.run_id.not_in(live),
+            )
+            .order_by(batches.c.run_id, batches.c.batch_no)
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def submitted_rows_of_batch(engine: Engine, run_id: str, batch_no: int) -> list[str]:
+    """Phones of a batch's rows that await its outcome."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(ledger.c.phone).where(*_rows_of(run_id, batch_no, Status.SUBMITTED))
+            ).scalars()
+        )
+
+
+def settle_from_task(
+    engine: Engine,
+    run_id: str,
+    batch_no: int,
+    in_task: Iterable[str],
+    *,
+    restage_posted_before: datetime | None = None,
+) -> dict[str, int]:
+    """Settle a submitted batch from the task's number list, where its callback cannot:
+    rows whose phone the list shows -> imported. With ``restage_posted_before``, and only
+    when the batch was posted before it (the platform has surely processed it by then), the
+    rows still absent -> staged: sent again by the next plan. The batch is processed once no
+    row awaits. Each write is conditional (another process may settle the same batch); the
+    counts are what this call changed."""
+    stamp = now()
+    found = restaged = 0
+    with engine.begin() as conn:
+        for chunk in chunks(sorted(set(in_task))):
+            found += conn.execute(
+                update(ledger)
+                .where(*_rows_of(run_id, batch_no, Status.SUBMITTED), ledger.c.phone.in_(chunk))
+                .values(
+                    status=Status.IMPORTED.value,
+                    reason="found in the task's number list",
+                    updated_at=stamp,
+                )
+            ).rowcount
+        left = conn.execute(
+            select(func.count()).where(*_rows_of(run_id, batch_no, Status.SUBMITTED))
+        ).scalar_one()
+        closing = [*_this_batch(run_id, batch_no), batches.c.status == BatchStatus.SUBMITTED]
+        if left and restage_posted_before is not None:
+            closing.append(
+                batches.c.posted_at < typed_value(restage_posted_before, batches.c.posted_at)
+            )
+        if left and restage_posted_before is None:
+            closed = 0
+        else:
+            closed = conn.execute(
+                update(batches)
+                .where(*closing)
+                .values(status=BatchStatus.PROCESSED.value, processed_at=stamp)
+            ).rowcount
+        if closed and left:
+            restaged = conn.execute(
+                update(ledger)
+                .where(*_rows_of(run_id, batch_no, Status.SUBMITTED))
+                .values(
+                    status=Status.STAGED.value,
+                    unique_id=None,
+                    reason="absent from the task after the settle period: sent again",
+                    updated_at=stamp,
+                )
+            ).rowcount
+        imported = conn.execute(
+            select(func.count()).where(*_rows_of(run_id, batch_no, Status.IMPORTED))
+        ).scalar_one()
+        conn.execute(
+            update(batches).where(*_this_batch(run_id, batch_no)).values(imported=imported)
+        )
+    return {
+        "imported": found,
+        "staged_again": restaged,
+        "awaiting": 0 if closed else left,
+        "closed": closed,
+    }
 
 
 def awaiting_callback(engine: Engine, run_id: str) -> list[str]:

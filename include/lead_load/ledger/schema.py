@@ -141,6 +141,10 @@ batches = Table(
     Column("lease_token", String(64)),
     Column("lease_expires_at", TIMESTAMP),
     Column("claims", Integer, nullable=False, default=0),
+    # POST attempts the owners of the batch started (counted by the fence before each one):
+    # 0 proves the platform never saw this batch. NULL (a ledger from before it was counted)
+    # proves nothing.
+    Column("sends", Integer),
     Column("carried_to", String(250)),
     Index("ix_lead_load_batches_unique_id", "unique_id"),
     Index("ix_lead_load_batches_task_status", "api_task_id", "status"),

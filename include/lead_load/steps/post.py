@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from agent_api.exceptions import (
+    AgentApiAnswerLost,
     AgentApiError,
     AgentApiTaskRunningError,
-    AgentApiTransientError,
 )
 from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.masking import mask_phones_in
@@ -41,56 +41,55 @@ LEASE_POLL_SECONDS = 5.0
 
 def lease_seconds(agent_api: AgentApiHook) -> float:
     s = agent_api.settings
-    return batch_lease_seconds(
-        s.request_timeout, s.lost_answer_grace_seconds, s.backoff_max_seconds
-    )
+    return batch_lease_seconds(s.request_timeout, s.backoff_max_seconds)
 
 
 def reconcile_interrupted(
-    settings: RunSettings,
-    ledger_engine: Engine,
-    agent_api: AgentApiHook,
-    run_id: str,
-    batch_no: int,
-    owner: str,
+    ledger_engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float
 ) -> bool:
-    """A batch left ``sending`` by an owner whose lease expired: take the lease over, look its
-    rows up in the task, mark what is there imported and re-stage the rest. Never re-posts
-    blindly. False: another process took it first, or its owner renewed in time."""
-    lease = batch_lifecycle.take_expired(
-        ledger_engine, run_id, batch_no, owner, lease_seconds(agent_api)
-    )
+    """A batch left ``sending`` by an owner whose lease expired: take the lease over. If no
+    POST of it ever started, its rows go back to staged; otherwise the platform may have it,
+    and its rows become "maybe accepted" (settled from the task's numbers, never re-posted
+    blindly). False: another process took it first, or its owner renewed in time."""
+    lease = batch_lifecycle.take_expired(ledger_engine, run_id, batch_no, owner, seconds)
     if lease is None:
         log.info(
             "Batch %d of run %s is being reconciled or posted by another process", batch_no, run_id
         )
         return False
-    phones = batch_lifecycle.sending_phones(ledger_engine, lease)
-    state = batch_lifecycle.batch_state(ledger_engine, run_id, batch_no)
-    present = (
-        agent_api.numbers_in_task(
-            settings.api_task_id,
-            phones,
-            since=state.get("posted_at"),
-            sub_user_id=settings.sub_user_id,
+    sends = batch_lifecycle.batch_state(ledger_engine, run_id, batch_no).get("sends")
+    if sends == 0:
+        log.warning(
+            "Batch %d of run %s was interrupted before any post of it started (its owner's "
+            "lease expired): its rows go back to staged",
+            batch_no,
+            run_id,
         )
-        if phones
-        else set()
-    )
+        batch_lifecycle.back_to_staged(
+            ledger_engine, lease, error="its owner stopped before posting it"
+        )
+        return True
     log.warning(
-        "Batch %d of run %s was interrupted while posting (its owner's lease expired): %d of "
-        "its %d numbers are in the task; the rest go back to staged",
+        "Batch %d of run %s was interrupted while posting (its owner's lease expired after a "
+        "post started): the platform may have it, so its rows wait for the task's numbers",
         batch_no,
         run_id,
-        len(present),
-        len(phones),
     )
-    batch_lifecycle.back_to_staged(ledger_engine, lease, found_in_task=present)
+    batch_lifecycle.answer_lost(
+        ledger_engine, lease, "its owner stopped after a post started: maybe accepted"
+    )
     return True
 
 
-def _receipt(batch_no: int, unique_id: str | None, rows: int) -> dict[str, Any]:
-    return {"batch_no": batch_no, "unique_id": unique_id, "rows": rows}
+def _receipt(
+    batch_no: int, unique_id: str | None, rows: int, maybe_accepted: bool = False
+) -> dict[str, Any]:
+    return {
+        "batch_no": batch_no,
+        "unique_id": unique_id,
+        "rows": rows,
+        "maybe_accepted": maybe_accepted,
+    }
 
 
 def post_batch(
@@ -114,9 +113,11 @@ def post_batch(
             log.info(
                 "Batch %d was posted already (unique_id %s); nothing to do",
                 batch_no,
-                state["unique_id"],
+                state["unique_id"] or "unknown: its answer was lost",
             )
-            return _receipt(batch_no, state["unique_id"], state["rows"])
+            return _receipt(
+                batch_no, state["unique_id"], state["rows"], bool(state["answer_lost"])
+            )
         if status == BatchStatus.CARRIED_OVER:
             log.warning(
                 "Batch %d was taken over by run %s after this run stopped renewing its lease; "
@@ -128,7 +129,9 @@ def post_batch(
         if status == BatchStatus.SENDING:
             if batch_lifecycle.lease_is_live(state):
                 return LeaseHeld(LEASE_POLL_SECONDS, state["lease_owner"] or "another process")
-            reconcile_interrupted(settings, ledger_engine, agent_api, run_id, batch_no, owner)
+            reconcile_interrupted(
+                ledger_engine, run_id, batch_no, owner, lease_seconds(agent_api)
+            )
             continue
         claim = batch_lifecycle.claim(
             ledger_engine, run_id, batch_no, owner, lease_seconds(agent_api)
@@ -144,8 +147,8 @@ def _post_claimed(
     settings: RunSettings, ledger_engine: Engine, agent_api: AgentApiHook, claim: Claim
 ) -> dict[str, Any] | LeaseHeld:
     lease = claim.lease
-    if not claim.rows:  # its rows went elsewhere (found in the task, taken over)
-        batch_lifecycle.submitted(ledger_engine, lease, None, answer_lost=False)
+    if not claim.rows:  # its rows went elsewhere (taken over by another run)
+        batch_lifecycle.submitted(ledger_engine, lease, None)
         return _receipt(lease.batch_no, None, 0)
     try:
         receipt = _import(
@@ -157,42 +160,44 @@ def _post_claimed(
     except LeaseLost as lost:
         log.warning("%s", lost)
         return LeaseHeld(LEASE_POLL_SECONDS, "another process")
-    except AgentApiTransientError as error:
-        if error.maybe_accepted:
-            # Unknown whether the platform took it: the rows stay "sending", and the lease is
-            # given up so that the next try reconciles at once (looks in the task first).
-            batch_lifecycle.give_up(ledger_engine, lease)
-            raise
-        batch_lifecycle.back_to_staged(
-            ledger_engine, lease, error=mask_phones_in(str(error))[:2000]
+    except AgentApiAnswerLost as error:
+        # The platform may have the batch: its rows stay held from every post until the
+        # task's number list shows them (the batch's wait) or the settle period has passed.
+        message = mask_phones_in(str(error))[:2000]
+        try:
+            batch_lifecycle.answer_lost(ledger_engine, lease, message)
+        except LeaseLost as lost:
+            log.error("%s", lost)
+            return LeaseHeld(LEASE_POLL_SECONDS, "another process")
+        log.warning(
+            "Batch %d: %s. Its %d rows are kept as maybe accepted: wait_for_callback looks "
+            "for them in the task's number list",
+            lease.batch_no,
+            message,
+            len(claim.rows),
         )
-        raise
+        return _receipt(lease.batch_no, None, len(claim.rows), maybe_accepted=True)
     except AgentApiError as error:
+        # A certain refusal: the platform has none of the rows.
         batch_lifecycle.back_to_staged(
             ledger_engine, lease, error=mask_phones_in(str(error))[:2000]
         )
         raise
 
     try:
-        batch_lifecycle.submitted(
-            ledger_engine,
-            lease,
-            receipt.unique_id,
-            answer_lost=receipt.answer_lost,
-            found_in_task=receipt.already_in_task,
-        )
+        batch_lifecycle.submitted(ledger_engine, lease, receipt.unique_id)
     except LeaseLost as lost:
-        # Only a process paused for longer than the lease gets here; the new owner found the
-        # batch in the task or re-posted it, which the platform refuses as duplicates.
+        # Only a process paused for longer than the lease gets here; the new owner took the
+        # batch as maybe accepted (a POST had started), so nothing is sent again.
         log.error("%s", lost)
         return LeaseHeld(LEASE_POLL_SECONDS, "another process")
     log.info(
-        "Batch %d: %d rows posted, unique_id %s (%d attempts%s)",
+        "Batch %d: %d rows posted, unique_id %s (%d %s)",
         lease.batch_no,
         receipt.posted,
         receipt.unique_id,
         receipt.attempts,
-        ", answer lost once" if receipt.answer_lost else "",
+        "attempt" if receipt.attempts == 1 else "attempts",
     )
     return _receipt(lease.batch_no, receipt.unique_id, receipt.posted)
 

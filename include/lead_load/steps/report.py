@@ -79,7 +79,8 @@ def report(
     details = run_summary.breakdown(
         counts.reject_reasons(ledger_engine, settings.run_id), carried, batches, landing
     )
-    problems = _problems(summary, settings, landing, planned)
+    left_open = _left_open(ledger_engine, settings, summary)
+    problems = _problems(summary, settings, landing, planned) + left_open
     if not planned:
         summary["failed_at"] = "plan_batches"
         recorded = _step_failure(ledger_engine, settings, ("plan_batches",))
@@ -99,6 +100,31 @@ def report(
     if problems:
         raise RunFailed("; ".join(problems), result.note)
     return result
+
+
+def _left_open(
+    ledger_engine: Engine, settings: RunSettings, summary: dict[str, Any]
+) -> list[str]:
+    """Batches that ended runs left accepted, or maybe accepted, and unsettled: leads that are
+    neither in the task nor staged. Every run reports them until they settle."""
+    summary["maybe_accepted"] = batch_lifecycle.maybe_accepted_rows(
+        ledger_engine, settings.run_id
+    )
+    left = batch_lifecycle.left_open_by_ended_runs(
+        ledger_engine, settings.api_task_id, settings.run_id
+    )
+    summary["left_open_by_earlier_runs"] = sum(b["rows"] or 0 for b in left)
+    if not left:
+        return []
+    named = ", ".join(f"batch {b['batch_no']} of run {b['run_id']}" for b in left[:5])
+    more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+    log.warning("Earlier runs left %d batches unsettled: %s%s", len(left), named, more)
+    return [
+        f"{summary['left_open_by_earlier_runs']} rows of {len(left)} batches of earlier runs "
+        f"({named}{more}) were accepted, or maybe accepted, and are not settled: the "
+        "platform has not reported them and the task's number list does not show them; a "
+        "later run settles them from the list once LEAD_LOAD_SETTLE_SECONDS has passed"
+    ]
 
 
 def _step_failure(
@@ -162,7 +188,14 @@ def _problems(
             f"{summary['not_sent']} staged rows were not sent (see the failed post_batch "
             "tasks); clear them or run again: nothing already sent will be sent twice"
         )
-    if summary["awaiting_callback"]:
+    if summary.get("maybe_accepted"):
+        problems.append(
+            f"{summary['maybe_accepted']} rows were posted but the answer was lost, and the "
+            "task's number list does not show them yet: they are never sent again before "
+            "LEAD_LOAD_SETTLE_SECONDS has passed since their post; a run after that settles "
+            "them (absent ones are sent then)"
+        )
+    elif summary["awaiting_callback"]:
         problems.append(
             f"{summary['awaiting_callback']} rows still await the platform's callback; the "
             "next run re-checks their batches by unique_id first"

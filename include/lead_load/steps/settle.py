@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
+from agent_api.exceptions import AgentApiError
 from agent_api.hooks.agent_api import AgentApiHook
+from agent_api.masking import mask_phones_in
 from lead_load.core.settings import RunSettings
 from lead_load.ledger import batch_lifecycle, schema
-from lead_load.steps.post import reconcile_interrupted
+from lead_load.steps.post import lease_seconds, reconcile_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -21,20 +26,10 @@ def apply_outcome(
     unique_id: str,
     imported: set[str],
 ) -> dict[str, int]:
-    """Record a processed batch. After a lost answer, absent numbers are looked up in the task:
-    the lost copy of the batch may have imported them."""
-    found: set[str] = set()
-    if batch_lifecycle.answer_was_lost(ledger_engine, unique_id):
-        absent = [
-            p
-            for p in batch_lifecycle.submitted_phones(ledger_engine, unique_id)
-            if p not in imported
-        ]
-        if absent:
-            found = agent_api.numbers_in_task(
-                settings.api_task_id, absent, sub_user_id=settings.sub_user_id
-            )
-    counts = batch_lifecycle.settle(ledger_engine, unique_id, imported, found)
+    """Record a processed batch: its rows -> imported or not_imported, as its callback says
+    (``settings`` and ``agent_api`` are the run's, for callers' symmetry with the other
+    settle steps)."""
+    counts = batch_lifecycle.settle(ledger_engine, unique_id, imported)
     if counts is None:
         counts = batch_lifecycle.settled_counts(ledger_engine, unique_id)
         log.info("Batch %s was settled by another process already: %s", unique_id, counts)
@@ -48,10 +43,68 @@ def apply_outcome(
     return counts
 
 
-def recheck_earlier_batches(
-    settings: RunSettings, ledger_engine: Engine, agent_api: AgentApiHook
+def settle_batch_from_task(
+    settings: RunSettings,
+    ledger_engine: Engine,
+    agent_api: AgentApiHook,
+    batch: dict[str, Any],
+    *,
+    restage_posted_before: datetime | None = None,
 ) -> dict[str, int]:
-    """Before sending anything new: settle batches that earlier runs left open."""
+    """One read of the task's number list, from shortly before the batch's post, for the rows
+    of a submitted batch that await their outcome (see ``batch_lifecycle.settle_from_task``).
+    An incomplete read raises: an absence is only trusted from a complete list."""
+    run_id, batch_no = batch["run_id"], batch["batch_no"]
+    phones = batch_lifecycle.submitted_rows_of_batch(ledger_engine, run_id, batch_no)
+    posted_at = batch.get("posted_at")
+    if posted_at is not None and posted_at.tzinfo is None:  # SQLite hands back naive UTC
+        posted_at = posted_at.replace(tzinfo=UTC)
+    present = (
+        agent_api.numbers_in_task(
+            settings.api_task_id, phones, since=posted_at, sub_user_id=settings.sub_user_id
+        )
+        if phones
+        else set()
+    )
+    return batch_lifecycle.settle_from_task(
+        ledger_engine, run_id, batch_no, present, restage_posted_before=restage_posted_before
+    )
+
+
+class CallbackUnavailable(str):
+    """Why a batch's callback can no longer be read (the number list settles it instead)."""
+
+
+def _callback_numbers(
+    settings: RunSettings, agent_api: AgentApiHook, unique_id: str
+) -> set[str] | CallbackUnavailable | None:
+    """What a batch imported, None while the platform processes it, or CallbackUnavailable
+    when the platform no longer answers for it (unknown unique_id, expired download link)."""
+    try:
+        payload = agent_api.get_callback(unique_id, sub_user_id=settings.sub_user_id)
+        if payload is None:
+            return None
+        return set(agent_api.download_numbers(payload["data"]["url"]))
+    except AgentApiError as error:
+        if error.retryable:
+            raise
+        return CallbackUnavailable(mask_phones_in(str(error)))
+
+
+def recheck_earlier_batches(
+    settings: RunSettings,
+    ledger_engine: Engine,
+    agent_api: AgentApiHook,
+    settle_period: timedelta,
+) -> dict[str, int]:
+    """Before sending anything new: settle the batches that earlier runs left open.
+
+    A batch with a callback is settled by it. One whose callback is gone (unknown
+    ``unique_id``, expired link) or whose answer was lost is settled from the task's number
+    list: found phones -> imported, and, once ``settle_period`` has passed since its post
+    (the platform has surely processed it), absent ones -> staged, sent by this run. A batch
+    that fails to settle is counted and reported, never stops the run.
+    """
     schema.create_tables(ledger_engine)
     batch_lifecycle.start_run(
         ledger_engine,
@@ -60,30 +113,82 @@ def recheck_earlier_batches(
         (settings.window_start, settings.window_end),
         settings=settings.to_dict(),
     )
-    settled = still_pending = interrupted = 0
-    for batch in batch_lifecycle.pending_batches(ledger_engine, settings.api_task_id):
-        payload = agent_api.get_callback(batch["unique_id"], sub_user_id=settings.sub_user_id)
-        if payload is None:
-            still_pending += 1
-            continue
-        numbers = set(agent_api.download_numbers(payload["data"]["url"]))
-        apply_outcome(settings, ledger_engine, agent_api, batch["unique_id"], numbers)
-        settled += 1
+    found = Counter()
+    cutoff = schema.now() - settle_period
     owner = f"run {settings.run_id} (recheck_earlier_batches)"
     for batch in batch_lifecycle.expired_batches(ledger_engine, settings.api_task_id):
-        interrupted += reconcile_interrupted(
-            settings, ledger_engine, agent_api, batch["run_id"], batch["batch_no"], owner
+        found["interrupted"] += reconcile_interrupted(
+            ledger_engine,
+            batch["run_id"],
+            batch["batch_no"],
+            owner,
+            lease_seconds(agent_api),
         )
+    for batch in batch_lifecycle.unsettled_batches(ledger_engine, settings.api_task_id):
+        name = f"batch {batch['batch_no']} of run {batch['run_id']}"
+        try:
+            numbers = (
+                _callback_numbers(settings, agent_api, batch["unique_id"])
+                if batch["unique_id"]
+                else CallbackUnavailable("its post's answer was lost")
+            )
+            if isinstance(numbers, set):
+                apply_outcome(settings, ledger_engine, agent_api, batch["unique_id"], numbers)
+                found["settled"] += 1
+                continue
+            if numbers is not None:
+                log.warning("%s: %s; settling it from the task's numbers", name, numbers)
+            elif not _posted_before(batch, cutoff):
+                found["still_pending"] += 1
+                continue
+            counts = settle_batch_from_task(
+                settings, ledger_engine, agent_api, batch, restage_posted_before=cutoff
+            )
+        except AgentApiError as error:
+            log.warning("%s could not be settled now: %s", name, mask_phones_in(str(error)))
+            found["unsettled"] += 1
+            continue
+        found["found_in_task"] += counts["imported"]
+        found["staged_again"] += counts["staged_again"]
+        if counts["awaiting"]:
+            found["unsettled"] += 1
+            log.warning(
+                "%s: %d rows may have been accepted and are not in the task yet; they are "
+                "sent again only after the settle period (posted at %s)",
+                name,
+                counts["awaiting"],
+                batch["posted_at"],
+            )
+        else:
+            found["settled"] += 1
     in_flight = batch_lifecycle.live_sending_batches(ledger_engine, settings.api_task_id)
     if in_flight:
         log.info(
             "%d batches are being posted by other live runs right now; left to them", in_flight
         )
     counts = {
-        "settled": settled,
-        "still_pending": still_pending,
-        "interrupted": interrupted,
-        "posting_elsewhere": in_flight,
+        key: found[key]
+        for key in (
+            "settled",
+            "still_pending",
+            "unsettled",
+            "interrupted",
+            "found_in_task",
+            "staged_again",
+        )
     }
-    log.info("Batches left open by earlier runs: %s", counts)
+    counts["posting_elsewhere"] = in_flight
+    log.info(
+        "Batches left open by earlier runs: %s",
+        ", ".join(f"{key} {value}" for key, value in counts.items()),
+    )
     return counts
+
+
+def _posted_before(batch: dict[str, Any], cutoff: datetime) -> bool:
+    posted_at = batch.get("posted_at")
+    if posted_at is None:
+        return True
+    if posted_at.tzinfo is None:
+        posted_at = posted_at.replace(tzinfo=UTC)
+    return posted_at < cutoff

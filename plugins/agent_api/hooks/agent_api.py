@@ -2,24 +2,19 @@
 
 Importing a batch safely
 ------------------------
-``async_number`` is not idempotent and its answer can be lost after the platform accepted
-the batch (a timeout, a dropped connection, a 5xx from a proxy in front of it). Posting the
-batch again blindly could then send every number twice. :meth:`AgentApiHook.import_batch`
-therefore treats its errors in two kinds:
+``async_number`` is not idempotent, its import is asynchronous, and its answer can be lost
+after the platform accepted the batch (a timeout, a dropped connection, a 5xx from a proxy
+in front of it, an error code the docs do not name). :meth:`AgentApiHook.import_batch`
+therefore treats a failed post in two kinds:
 
-* **not accepted** (HTTP 429, connection refused before anything was sent): the platform
-  has certainly not taken the batch, so it is posted again after the backoff.
-* **maybe accepted** (timeouts, broken connections, 5xx): before posting again, the hook
-  waits ``lost_answer_grace_seconds`` (the batch, if accepted, is being processed
-  asynchronously), lists the task's numbers added since shortly before the first attempt,
-  and re-posts only the rows whose phone is **not** in the task. Phones found there are
-  returned as ``already_in_task`` so the caller can record them as imported.
-
-A lost batch that the platform processes only after that check is still harmless: the
-platform never imports a number that is already in the task (its duplicate rule), so the
-re-posted copy of such a number is simply not imported. The receipt says
-``answer_lost=True`` so the caller re-checks the task for numbers that the callback of the
-re-posted batch reports as not imported (see ``numbers_in_task``).
+* **refused** (HTTP 429, a connection refused before anything was sent, and the documented
+  refusals: 6007, 401/403, 400/422, 404): the platform has certainly not taken the batch.
+  429 and connection errors are posted again after the backoff; the rest are raised.
+* **maybe accepted** (everything else): :class:`AgentApiAnswerLost` is raised at once and
+  nothing is posted again, by this call or any retry of it. A number absent from the task's
+  list may still be in the platform's queue, so only the caller, once the platform has
+  surely processed, may decide from that list what landed (the project's ledger keeps such
+  rows "maybe accepted": docs/leases.md).
 """
 
 from __future__ import annotations
@@ -28,8 +23,8 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,8 +38,10 @@ from urllib3.exceptions import NewConnectionError
 
 from agent_api import endpoints, lookup_cache
 from agent_api.exceptions import (
+    AgentApiAnswerLost,
     AgentApiError,
-    AgentApiLostAnswerUnresolved,
+    AgentApiPermanentError,
+    AgentApiRateLimitedError,
     AgentApiTransientError,
     error_for_answer,
 )
@@ -65,18 +62,11 @@ TASK_NUMBERS_MAX_PAGES = 10_000
 
 @dataclass(frozen=True)
 class ImportReceipt:
-    """What :meth:`AgentApiHook.import_batch` did with one batch.
+    """An accepted import: its ``unique_id``, the rows it carried and the attempts it took."""
 
-    ``unique_id`` is None when nothing was left to post (every phone was found in the task
-    after a lost answer). ``already_in_task`` are phones of the batch found in the task
-    before the final post; ``posted`` is how many rows the final, answered post carried.
-    """
-
-    unique_id: str | None
+    unique_id: str
     posted: int
-    already_in_task: frozenset[str] = field(default_factory=frozenset)
     attempts: int = 1
-    answer_lost: bool = False
 
 
 def _unwrap_envelope(
@@ -315,86 +305,38 @@ class AgentApiHook(HttpHook):
         encryption: bool | None = None,
         before_send: Callable[[], None] | None = None,
     ) -> ImportReceipt:
-        """Import a batch so that no retry can send a number that the task already holds.
+        """Import a batch: post it until it is accepted or refused, never after an attempt
+        that may have been accepted (see the module docstring).
 
-        See the module docstring for the rules. ``before_send`` runs before every POST
-        attempt (see ``_send_once``); whatever it raises ends the import unposted.
+        ``before_send`` runs before every POST attempt (see ``_send_once``); whatever it
+        raises ends the import unposted. Raises :class:`AgentApiAnswerLost` when the batch
+        may have been accepted, any other :class:`AgentApiError` when it was not.
         """
-        first_sent = datetime.now(UTC)
-        pending = list(rows)
-        already: set[str] = set()
-        answer_lost = False
-        lost_last_time = False
-        grace = self.settings.lost_answer_grace_seconds
-
-        def maybe_accepted(error: BaseException) -> bool:
-            return isinstance(error, AgentApiTransientError) and error.maybe_accepted
-
-        retrying = self._retrying(
-            f"batch of {len(pending)} rows: ",
-            # After a lost answer, give the platform time to record the batch before looking.
-            min_delay=lambda error: grace if maybe_accepted(error) else 0.0,
-        )
+        retrying = self._retrying(f"batch of {len(rows)} rows: ")
         for attempt in retrying:
             with attempt:
-                if lost_last_time:
-                    pending = self._drop_numbers_in_task(
-                        api_task_id, pending, first_sent, sub_user_id
-                    )
-                    already |= {row["phone"] for row in rows} - {row["phone"] for row in pending}
-                    if not pending:
-                        return ImportReceipt(
-                            None, 0, frozenset(already), attempt.retry_state.attempt_number, True
-                        )
                 try:
                     unique_id = self.post_async_number(
                         api_task_id,
-                        pending,
+                        rows,
                         sub_user_id=sub_user_id,
                         ignore_crm=ignore_crm,
                         encryption=encryption,
                         before_send=before_send,
                     )
                 except AgentApiError as error:
-                    lost_last_time = maybe_accepted(error)
-                    answer_lost = answer_lost or lost_last_time
+                    if maybe_accepted(error):
+                        raise AgentApiAnswerLost(
+                            f"the answer to the post of {len(rows)} rows was lost or unusable, "
+                            f"so the platform may have accepted them ({error}); not posted "
+                            "again",
+                            http_status=error.http_status,
+                            code=error.code,
+                            path=error.path,
+                        ) from error
                     raise
-                return ImportReceipt(
-                    unique_id,
-                    len(pending),
-                    frozenset(already),
-                    attempt.retry_state.attempt_number,
-                    answer_lost,
-                )
+                return ImportReceipt(unique_id, len(rows), attempt.retry_state.attempt_number)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
-
-    def _drop_numbers_in_task(
-        self,
-        api_task_id: str,
-        pending: list[dict[str, Any]],
-        since: datetime,
-        sub_user_id: str | None,
-    ) -> list[dict[str, Any]]:
-        """The rows of ``pending`` whose numbers the task does not hold yet (after a lost
-        answer, the lost copy of the batch may have imported some or all of them)."""
-        try:
-            present = self.numbers_in_task(
-                api_task_id, [row["phone"] for row in pending], since=since, sub_user_id=sub_user_id
-            )
-        except AgentApiError as error:
-            # Unknown what the lost post imported: stop here, flagged as maybe accepted, so
-            # the caller keeps the rows out of reach until the task is looked at again.
-            raise AgentApiLostAnswerUnresolved(
-                f"the answer to a post was lost, and looking its numbers up in the task "
-                f"failed: {error}"
-            ) from error
-        self.log.warning(
-            "The answer may have been lost after the platform accepted the batch: "
-            "%d of its numbers are already in the task; re-posting the other %d.",
-            len(present),
-            len(pending) - len(present),
-        )
-        return [row for row in pending if row["phone"] not in present]
 
     def get_callback(
         self, unique_id: str, *, sub_user_id: str | None = None
@@ -530,6 +472,16 @@ class AgentApiHook(HttpHook):
                 if found == wanted:
                     break
         return found
+
+
+def maybe_accepted(error: AgentApiError) -> bool:
+    """Whether a failed ``async_number`` post may have been applied: anything but a
+    certain refusal. [assumed] The docs name no error codes but 6007; an error envelope of
+    any other code (HTTP 200 or not) is taken as "maybe accepted", never as a refusal."""
+    if isinstance(error, AgentApiTransientError):
+        return error.maybe_accepted
+    # 401/403, 400/422, 404, 6007, 429: documented refusals
+    return not isinstance(error, AgentApiPermanentError | AgentApiRateLimitedError)
 
 
 def callback_payload_or_none(data: Any) -> dict[str, Any] | None:

@@ -7,9 +7,9 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from agent_api.exceptions import (
+    AgentApiAnswerLost,
     AgentApiAuthError,
     AgentApiError,
-    AgentApiLostAnswerUnresolved,
     AgentApiNotFoundError,
     AgentApiRateLimitedError,
     AgentApiTaskRunningError,
@@ -100,9 +100,9 @@ def test_a_retryable_error_leaves_airflows_retries_to_apply(cls):
     assert error.retryable is True
 
 
-def test_a_lost_answer_left_unresolved_is_transient_but_not_retried_here():
-    """Retrying could post the batch twice: the caller reconciles it with the task instead."""
-    error = AgentApiLostAnswerUnresolved("task could not be read")
+def test_a_lost_answer_is_maybe_accepted_and_never_retried_here():
+    """Retrying could post the batch twice: the caller settles it from the task instead."""
+    error = AgentApiAnswerLost("no answer within 30s")
     assert isinstance(error, AgentApiTransientError) and error.maybe_accepted
     assert error.retryable is False
 

@@ -17,11 +17,13 @@ from sqlalchemy import update
 from agent_api.exceptions import AgentApiError
 from agent_api.hooks.agent_api import AgentApiHook
 from lead_load.glue.batch_steps import (
+    FROM_TASK_LIST,
     callback_to_wait_for,
     no_callback_result,
     planned_batch_of,
     post_planned_batch,
     record_callback,
+    settle_lost_answer,
 )
 from lead_load.ledger import batch_lifecycle, schema
 from tests.include.lead_load.glue.conftest import RUN, ledger_status
@@ -37,7 +39,16 @@ def test_a_batch_is_posted_once_under_an_owner_that_names_run_try_and_process(
     again = post_planned_batch(settings, batches[2], "3")  # a retry after the post went out
 
     (accepted,) = account.sim.batches()
-    assert receipt == again == {"batch_no": batch_no, "unique_id": accepted["unique_id"], "rows": 1}
+    assert (
+        receipt
+        == again
+        == {
+            "batch_no": batch_no,
+            "unique_id": accepted["unique_id"],
+            "rows": 1,
+            "maybe_accepted": False,
+        }
+    )
     assert [row["phone"] for row in account.posts()[0]["body"]["data"]] == phones[4:]
     assert ledger_status(engine, batch_no) == {"submitted"}
     owner = batch_lifecycle.batch_state(engine, RUN, batch_no)["lease_owner"]
@@ -71,14 +82,27 @@ def test_a_batch_never_posted_has_no_callback_to_wait_for(any_ledger_env, accoun
         callback_to_wait_for(settings, batches[1])
 
 
-def test_a_batch_whose_rows_were_in_the_task_already_needs_no_callback(any_ledger_env, account):
+def test_a_batch_whose_interrupted_post_landed_is_settled_from_the_task_list(
+    any_ledger_env, account
+):
     engine, settings, batches, _ = any_ledger_env
     frozen = batch_lifecycle.claim(engine, RUN, batches[0]["batch_no"], "frozen", seconds=-1)
+    batch_lifecycle.renew(engine, frozen.lease)  # the fence before its POST
     AgentApiHook().import_batch(account.task_id, frozen.rows)  # landed; its owner froze
-    account.sim.wait_until_processed()
-    assert post_planned_batch(settings, batches[0], 2)["unique_id"] is None  # found, not sent
+    receipt = post_planned_batch(settings, batches[0], 2)
+    assert (receipt["unique_id"], receipt["maybe_accepted"]) == (None, True)  # not sent again
+    assert len(account.posts()) == 1
 
-    assert callback_to_wait_for(settings, batches[0]) is None
+    assert callback_to_wait_for(settings, batches[0]) is FROM_TASK_LIST
+    account.sim.wait_until_processed()
+    assert settle_lost_answer(settings, batches[0]) == {
+        "batch_no": batches[0]["batch_no"],
+        "unique_id": None,
+        "imported": 2,
+        "waited": True,
+        "from_task_list": True,
+    }
+    assert callback_to_wait_for(settings, batches[0]) is None  # settled: nothing to wait for
     assert no_callback_result(batches[0]) == {
         "batch_no": batches[0]["batch_no"],
         "unique_id": None,

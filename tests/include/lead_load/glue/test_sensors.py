@@ -45,18 +45,28 @@ def test_the_sensor_waits_for_the_posted_batch_and_records_its_outcome(ledger_en
     assert sorted(account.imported_phones()) == sorted(phones[:2])
 
 
-def test_a_batch_found_in_the_task_ends_the_wait_without_a_callback(ledger_env, account):
-    engine, settings, batches, _ = ledger_env
+def test_a_maybe_accepted_batch_is_waited_for_in_the_task_list_without_a_callback(
+    ledger_env, account
+):
+    engine, settings, batches, phones = ledger_env
     batch_no = batches[1]["batch_no"]
     frozen = batch_lifecycle.claim(engine, RUN, batch_no, "frozen worker", seconds=-1)
+    batch_lifecycle.renew(engine, frozen.lease)  # the fence before its POST
     AgentApiHook().import_batch(account.task_id, frozen.rows)
-    account.sim.wait_until_processed()
-    events_of(PostBatchTrigger(settings, batches[1]))  # reconciles: all found, posts nothing
+    events_of(PostBatchTrigger(settings, batches[1]))  # maybe accepted: posts nothing
 
     result = _sensor(settings, batches[1]).execute({})
 
-    assert result == {"batch_no": batch_no, "unique_id": None, "imported": 0, "waited": False}
+    assert result == {
+        "batch_no": batch_no,
+        "unique_id": None,
+        "imported": 2,
+        "waited": True,
+        "from_task_list": True,
+    }
     assert len(account.posts()) == 1
+    assert ledger_status(engine, batch_no) == {"imported"}
+    assert sorted(account.imported_phones()) == sorted(phones[2:4])
 
 
 def test_a_wait_for_a_batch_that_was_never_posted_fails(ledger_env, account):

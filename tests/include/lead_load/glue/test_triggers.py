@@ -12,7 +12,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 from airflow.triggers.base import TaskSuccessEvent
 
 from lead_load.glue.operators import PostBatchOperator
@@ -54,30 +54,34 @@ def test_a_running_task_fails_without_retry_and_marks_nothing_sent(ledger_env, a
         PostBatchOperator(task_id="t", settings={}, batch={}).execute_complete({}, event.payload)
 
 
-def test_a_platform_outage_is_retried_by_airflow_and_the_retry_posts_once(
+def test_a_5xx_leaves_the_batch_maybe_accepted_and_nothing_is_posted_again(
     ledger_env, account, monkeypatch
 ):
-    engine, settings, batches, phones = ledger_env
-    account.connect(monkeypatch, max_attempts=1)
+    engine, settings, batches, _ = ledger_env
+    account.connect(monkeypatch, max_attempts=3)
     account.sim.set_faults(error_rate=1.0)
     try:
         (event,) = events_of(PostBatchTrigger(settings, batches[0]))
+        # A retry of the task (or a second copy of the trigger) posts nothing either.
+        (again,) = events_of(PostBatchTrigger(settings, batches[0]))
     finally:
         account.sim.set_faults()
 
-    assert event.payload["retryable"] is True
-    # A 5xx may come after the platform took the batch: the outcome is unknown, not "sent".
-    assert ledger_status(engine, batches[0]["batch_no"]) == {"sending"}
-    with pytest.raises(AirflowException) as raised:
-        PostBatchOperator(task_id="t", settings={}, batch={}).execute_complete({}, event.payload)
-    assert not isinstance(raised.value, AirflowFailException)  # Airflow's retries apply
-
-    # Airflow's retry starts the trigger again: it looks in the task first, then posts once.
-    (retried,) = events_of(PostBatchTrigger(settings, batches[0]))
-    assert isinstance(retried, TaskSuccessEvent)
-    accepted = [p for p in account.posts() if p["status"] == 200]
-    assert [[r["phone"] for r in p["body"]["data"]] for p in accepted] == [phones[:2]]
+    # A 5xx may come after the platform took the batch: the outcome is unknown, not "sent",
+    # and not "refused" either. The post step ends; only the task's numbers can settle it.
+    assert isinstance(event, TaskSuccessEvent)
+    receipt = event.xcoms["return_value"]
+    assert (receipt["unique_id"], receipt["maybe_accepted"]) == (None, True)
+    assert again.xcoms["return_value"] == receipt
+    assert len(account.posts()) == 1
     assert ledger_status(engine, batches[0]["batch_no"]) == {"submitted"}
+
+    # Its wait finds nothing in the task (the platform had refused it after all) and times
+    # out: the rows stay held, never posted again within the settle period.
+    (waited,) = events_of(LedgerCallbackTrigger(settings, timeout=1, batch=batches[0]))
+    assert waited.payload["status"] == "timeout"
+    assert ledger_status(engine, batches[0]["batch_no"]) == {"submitted"}
+    assert len(account.posts()) == 1
 
 
 def test_a_trigger_run_again_after_success_does_not_post_twice(ledger_env, account):
@@ -151,31 +155,35 @@ def test_a_wait_for_a_batch_that_was_never_posted_fails_without_retries(ledger_e
     assert account.posts() == []
 
 
-def test_a_batch_whose_interrupted_post_had_landed_needs_no_callback(ledger_env, account):
-    """A post whose owner froze past its lease after the platform took the batch: the next
-    copy finds every number in the task and posts nothing, so the batch has no unique_id of
-    its own. Its wait ends at once, green, instead of failing the run."""
+def test_a_batch_whose_interrupted_post_had_landed_is_settled_from_the_task_list(
+    ledger_env, account
+):
+    """A post whose owner froze past its lease after a POST started: the next copy takes
+    the batch as maybe accepted and posts nothing; its wait finds the rows in the task's
+    number list and ends green, with no callback to wait for."""
     from agent_api.hooks.agent_api import AgentApiHook
 
     engine, settings, batches, phones = ledger_env
     batch_no = batches[1]["batch_no"]
     frozen = batch_lifecycle.claim(engine, RUN, batch_no, "frozen triggerer", seconds=-1)
+    batch_lifecycle.renew(engine, frozen.lease)  # the fence before its POST
     AgentApiHook().import_batch(account.task_id, frozen.rows)  # accepted; its owner froze
-    account.sim.wait_until_processed()
 
     (posted,) = events_of(PostBatchTrigger(settings, batches[1]))
-    assert posted.xcoms["return_value"]["unique_id"] is None
-    assert len(account.posts()) == 1  # the adopter looked in the task and sent nothing
-    assert ledger_status(engine, batch_no) == {"imported"}
+    assert posted.xcoms["return_value"]["maybe_accepted"] is True
+    assert len(account.posts()) == 1  # the adopter sent nothing
+    assert ledger_status(engine, batch_no) == {"submitted"}
 
     (waited,) = events_of(LedgerCallbackTrigger(settings, timeout=30, batch=batches[1]))
     assert isinstance(waited, TaskSuccessEvent)
     assert waited.xcoms["return_value"] == {
         "batch_no": batch_no,
         "unique_id": None,
-        "imported": 0,
-        "waited": False,
+        "imported": 2,
+        "waited": True,
+        "from_task_list": True,
     }
+    assert ledger_status(engine, batch_no) == {"imported"}
     assert sorted(account.imported_phones()) == sorted(phones[2:4])
 
 

@@ -3,6 +3,8 @@ open settled before a new run sends anything. On every ledger engine, against th
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -14,6 +16,7 @@ from tests.include.lead_load.samples import candidate, run_settings
 from tests.plugins.agent_api.conftest import account, new_phones, rows_for  # noqa: F401
 
 EARLIER, LATER = "run-earlier", "run-later"
+SETTLE = timedelta(hours=1)
 WINDOW = ("2026-11-24T00:00:00+00:00", "2026-11-25T00:00:00+00:00")
 
 
@@ -107,33 +110,41 @@ def test_a_batch_settled_already_reports_what_the_ledger_holds(engine, account, 
     assert ledger_rows(engine)[phones[1]][0] == "not_imported"  # the first outcome stands
 
 
-@pytest.mark.parametrize("answer_lost", [True, False])
-def test_after_a_lost_answer_numbers_absent_from_the_callback_are_looked_up_in_the_task(
-    engine, account, earlier_run, answer_lost
+def test_a_lost_answers_batch_is_settled_from_the_task_and_absent_rows_wait_for_the_period(
+    engine, account, earlier_run
 ):
     batch_nos, phones = earlier_run
-    claim = batch_lifecycle.claim(engine, EARLIER, batch_nos[0], "poster", seconds=60)
-    hook = AgentApiHook()
-    # The first copy lands but its answer never arrives; the copy posted again imports
-    # nothing, since the platform skips numbers the task holds.
-    hook.import_batch(account.task_id, claim.rows)
-    account.sim.wait_until_processed()
-    unique_id = hook.post_async_number(account.task_id, claim.rows)
-    batch_lifecycle.submitted(engine, claim.lease, unique_id, answer_lost=answer_lost)
-    imported = callback_numbers(account, unique_id)
-    assert imported == set()
+    # The platform takes the batch and answers after the client's timeout (2 s).
+    account.sim.set_faults(lost_answer_rate=1.0, lost_answer_delay=3, callback_delay=60)
+    try:
+        receipt = post_batch(settings_for(account), batch_nos[0], engine, AgentApiHook(), "poster")
+    finally:
+        account.sim.set_faults()
+    assert receipt == {
+        "batch_no": batch_nos[0],
+        "unique_id": None,
+        "rows": 2,
+        "maybe_accepted": True,
+    }
+    assert len(account.posts()) == 1  # never posted again
+    state = batch_lifecycle.batch_state(engine, EARLIER, batch_nos[0])
+    assert (state["status"], state["unique_id"], state["answer_lost"]) == ("submitted", None, True)
 
-    counts = settle.apply_outcome(settings_for(account), engine, hook, unique_id, imported)
+    # Not processed yet (slow platform): nothing shows, nothing is re-staged, even by a
+    # later run whose settle period has not passed.
+    counts = settle.recheck_earlier_batches(
+        settings_for(account, LATER), engine, AgentApiHook(), SETTLE
+    )
+    assert counts["unsettled"] == 1 and counts["staged_again"] == 0
+    assert {ledger_rows(engine)[p][0] for p in phones[:2]} == {"submitted"}
 
-    rows = ledger_rows(engine)
-    if answer_lost:
-        assert counts == {"imported": 2, "not_imported": 0}
-        assert {rows[p][0] for p in phones[:2]} == {"imported"}
-        assert task_lookups(account) == 1
-    else:
-        assert counts == {"imported": 0, "not_imported": 2}
-        assert {rows[p][0] for p in phones[:2]} == {"not_imported"}
-        assert task_lookups(account) == 0
+    account.sim.process()
+    counts = settle.settle_batch_from_task(settings_for(account), engine, AgentApiHook(), state)
+    assert counts == {"imported": 2, "staged_again": 0, "awaiting": 0, "closed": 1}
+    assert {ledger_rows(engine)[p] for p in phones[:2]} == {
+        ("imported", "found in the task's number list")
+    }
+    assert sorted(account.imported_phones()) == sorted(phones[:2])
 
 
 # -- recheck_earlier_batches --------------------------------------------------------------------
@@ -151,22 +162,30 @@ def test_a_new_run_settles_the_callbacks_an_earlier_run_left_waiting(engine, acc
 
     # Batches of another calling task are none of this run's business.
     elsewhere = run_settings(run_id=LATER, api_task_id="another-task")
-    assert settle.recheck_earlier_batches(elsewhere, engine, AgentApiHook()) == {
-        "settled": 0,
-        "still_pending": 0,
-        "interrupted": 0,
-        "posting_elsewhere": 0,
-    }
+    assert set(
+        settle.recheck_earlier_batches(elsewhere, engine, AgentApiHook(), SETTLE).values()
+    ) == {0}
     assert batch_lifecycle.batch_state(engine, EARLIER, batch_nos[0])["status"] == "submitted"
 
-    counts = settle.recheck_earlier_batches(settings_for(account, LATER), engine, AgentApiHook())
+    counts = settle.recheck_earlier_batches(
+        settings_for(account, LATER), engine, AgentApiHook(), SETTLE
+    )
 
-    assert counts == {"settled": 1, "still_pending": 1, "interrupted": 0, "posting_elsewhere": 0}
+    assert (counts["settled"], counts["still_pending"], counts["staged_again"]) == (1, 1, 0)
     rows = ledger_rows(engine)
     assert {rows[p][0] for p in phones[:2]} == {"imported"}
     assert {rows[p][0] for p in phones[2:4]} == {"submitted"}  # still waited for
     assert {rows[p][0] for p in phones[4:]} == {"staged"}  # never posted: not a settle's job
     assert batch_lifecycle.awaiting_callback(engine, EARLIER) == [never]
+
+    # Once the settle period has passed, the batch the platform never processed is settled
+    # from the task's list: its absent rows are staged to be sent again.
+    counts = settle.recheck_earlier_batches(
+        settings_for(account, LATER), engine, AgentApiHook(), timedelta(0)
+    )
+    assert (counts["settled"], counts["staged_again"]) == (1, 2)
+    assert {ledger_rows(engine)[p][0] for p in phones[2:4]} == {"staged"}
+    assert batch_lifecycle.awaiting_callback(engine, EARLIER) == []
     with engine.connect() as conn:
         later = conn.execute(schema.runs.select().where(schema.runs.c.run_id == LATER)).one()
     assert (later.state, later.api_task_id) == ("running", account.task_id)
@@ -179,6 +198,7 @@ def test_a_new_run_reconciles_posts_whose_owner_died_and_leaves_live_ones(
     hook = AgentApiHook()
     # Batch 0: its owner posted it and died before recording the answer (lease expired).
     landed = batch_lifecycle.claim(engine, EARLIER, batch_nos[0], "died after", seconds=-1)
+    batch_lifecycle.renew(engine, landed.lease)  # the fence before its POST
     hook.import_batch(account.task_id, landed.rows)
     account.sim.wait_until_processed()
     # Batch 1: its owner died before the request went out.
@@ -186,13 +206,21 @@ def test_a_new_run_reconciles_posts_whose_owner_died_and_leaves_live_ones(
     # Batch 2: its owner is alive and posting right now.
     batch_lifecycle.claim(engine, EARLIER, batch_nos[2], "alive", seconds=60)
 
-    counts = settle.recheck_earlier_batches(settings_for(account, LATER), engine, AgentApiHook())
+    counts = settle.recheck_earlier_batches(
+        settings_for(account, LATER), engine, AgentApiHook(), SETTLE
+    )
 
-    assert counts == {"settled": 0, "still_pending": 0, "interrupted": 2, "posting_elsewhere": 1}
-    rows = ledger_rows(engine)
-    assert {rows[p] for p in phones[:2]} == {
-        ("imported", "found in the task after an interrupted post")
+    assert counts == {
+        "settled": 1,
+        "still_pending": 0,
+        "unsettled": 0,
+        "interrupted": 2,
+        "found_in_task": 2,
+        "staged_again": 0,
+        "posting_elsewhere": 1,
     }
+    rows = ledger_rows(engine)
+    assert {rows[p] for p in phones[:2]} == {("imported", "found in the task's number list")}
     assert {rows[p][0] for p in phones[2:4]} == {"staged"}  # for a later post to send
     assert batch_lifecycle.batch_state(engine, EARLIER, batch_nos[1])["status"] == "planned"
     assert {rows[p][0] for p in phones[4:]} == {"sending"}  # left to its live owner

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from datetime import datetime, timedelta
 
 import pytest
 
 from agent_api.exceptions import (
+    AgentApiAnswerLost,
     AgentApiAuthError,
     AgentApiIncompleteRead,
-    AgentApiLostAnswerUnresolved,
     AgentApiNotFoundError,
     AgentApiRateLimitedError,
     AgentApiTaskRunningError,
     AgentApiTransientError,
     AgentApiValidationError,
+    error_for_answer,
 )
-from agent_api.hooks.agent_api import PLATFORM_TIMEZONE, AgentApiAsyncHook, AgentApiHook
+from agent_api.hooks.agent_api import (
+    PLATFORM_TIMEZONE,
+    AgentApiAsyncHook,
+    AgentApiHook,
+    maybe_accepted,
+)
 from agent_api.settings import AgentApiConnectionError
 from tests.plugins.agent_api.conftest import new_phones, rows_for
 
@@ -91,7 +96,7 @@ def test_import_then_callback_then_download_reports_only_imported_numbers(accoun
     rows = [*rows_for(good), {"phone": "12345", "sort": 0}]
     hook = AgentApiHook()
     receipt = hook.import_batch(account.task_id, rows)
-    assert receipt.unique_id and receipt.posted == 4 and not receipt.answer_lost
+    assert receipt.unique_id and receipt.posted == 4 and receipt.attempts == 1
 
     account.sim.wait_until_processed()
     payload = hook.get_callback(receipt.unique_id)
@@ -189,49 +194,56 @@ def test_unreachable_platform_is_transient_and_never_sent(account, monkeypatch):
     assert caught.value.maybe_accepted is False
 
 
-def test_lost_answer_after_acceptance_imports_nothing_twice(account, monkeypatch):
-    """The batch is accepted but its answer never arrives in time; the hook must not re-post
-    numbers that the platform already imported."""
+def test_a_lost_answer_after_acceptance_is_never_posted_again(account, monkeypatch):
+    """The batch is accepted but its answer never arrives in time: the hook raises "maybe
+    accepted" at once and posts nothing again, even with attempts left."""
     account.connect(monkeypatch, request_timeout=0.5)
     account.sim.set_faults(lost_answer_rate=1.0, lost_answer_delay=1.5)
     phones = new_phones(5)
-    receipt = AgentApiHook().import_batch(account.task_id, rows_for(phones))
-
-    assert receipt.answer_lost
-    assert receipt.unique_id is None
-    assert receipt.already_in_task == frozenset(phones)
+    with pytest.raises(AgentApiAnswerLost, match="may have accepted") as lost:
+        AgentApiHook().import_batch(account.task_id, rows_for(phones))
+    assert lost.value.maybe_accepted and not lost.value.retryable
     assert len(account.posts()) == 1, "nothing may be posted again"
+    account.sim.wait_until_processed()
     assert sorted(account.imported_phones()) == sorted(phones)
 
 
-def test_lost_answer_reposts_only_numbers_missing_from_the_task(account, monkeypatch):
-    """Some numbers of the lost batch are in the task already (an earlier batch), the rest
-    are not: only the missing ones are posted again, after the task was checked."""
-    earlier = new_phones(2)
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"error_rate": 1.0},  # a 5xx: the platform may have applied the post
+        {"lost_answer_rate": 1.0, "lost_answer_delay": 1.5},  # a timeout
+    ],
+    ids=["5xx", "timeout"],
+)
+def test_no_retry_follows_an_answer_that_may_have_been_accepted(account, monkeypatch, faults):
+    """429s first (certainly refused, retried), then an answer that may mean "accepted":
+    the 429s cost retries, the maybe-accepted answer ends the import, whatever follows."""
+    account.connect(monkeypatch, request_timeout=0.5, max_attempts=6)
     hook = AgentApiHook()
-    hook.import_batch(account.task_id, rows_for(earlier))
-    account.sim.wait_until_processed()
+    # Two refusals, then the fault under test on the third attempt.
+    account.sim.set_faults(rate_429=1.0, retry_after=0)
+    refused = []
 
-    # The lost batch is never processed, so its new numbers stay missing.
-    account.connect(monkeypatch, request_timeout=0.5, lost_answer_grace_seconds=0.2)
-    account.sim.set_faults(lost_answer_rate=1.0, lost_answer_delay=1.5, callback_never_rate=1.0)
-    fresh = new_phones(3)
-    with pytest.raises(AgentApiTransientError):
-        AgentApiHook().import_batch(account.task_id, rows_for(earlier + fresh))
+    def before_send() -> None:
+        refused.append(len(account.posts()))
+        if len(refused) == 3:
+            account.sim.set_faults(**faults)
 
-    posts = account.posts()
-    assert len(posts) == 1 + 4  # the earlier batch, then max_attempts tries of the lost one
-    first, *reposts = [[row["phone"] for row in p["body"]["data"]] for p in posts[1:]]
-    assert sorted(first) == sorted(earlier + fresh)
-    for phones in reposts:
-        assert sorted(phones) == sorted(fresh), "numbers already in the task were re-posted"
-    # Every re-post came after a look at the task's numbers.
-    journal = account.sim.journal()
-    post_seqs = [e["seq"] for e in journal if e["path"].endswith("/async_number")]
-    check_seqs = [e["seq"] for e in journal if e["path"].endswith("/number")]
-    for before, after in itertools.pairwise(post_seqs[1:]):
-        assert any(before < seq < after for seq in check_seqs)
-    assert sorted(account.imported_phones()) == sorted(earlier)
+    with pytest.raises(AgentApiAnswerLost):
+        hook.import_batch(account.task_id, rows_for(new_phones(3)), before_send=before_send)
+    account.sim.set_faults()
+    statuses = [p["status"] for p in account.posts()]
+    assert statuses[:2] == [429, 429] and len(statuses) == 3
+
+
+def test_an_undocumented_error_code_on_a_post_counts_as_maybe_accepted(account, monkeypatch):
+    """[assumed] Only 6007 and the HTTP-like codes are documented refusals: any other error
+    envelope may come from a platform that took the batch, so it is never posted again."""
+    assert maybe_accepted(error_for_answer(200, {"code": 5001, "message": "?"}, path="/p"))
+    assert not maybe_accepted(error_for_answer(200, {"code": 6007, "message": "?"}, path="/p"))
+    assert not maybe_accepted(error_for_answer(429, {"code": 429, "message": "?"}, path="/p"))
+    assert not maybe_accepted(error_for_answer(404, {"code": 404, "message": "?"}, path="/p"))
 
 
 def test_iter_task_numbers_walks_every_page(account):
@@ -496,55 +508,3 @@ def test_end_at_bounds_the_read(account):
     )
     wider = (until + timedelta(days=1)).astimezone(PLATFORM_TIMEZONE)
     assert page_requests(account)[-1]["query"]["end_at"] == wider.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def test_lost_answers_repost_nothing_accepted_when_the_page_fields_are_absent(account, monkeypatch):
-    """30% of import answers lost after acceptance, and a number list without the fields the
-    vendor does not document: the check after each lost answer must read the whole task, so
-    no phone of an accepted post is ever posted again."""
-    # Answers come 1 s late, after a 0.3 s timeout; batches are imported 0.2 s after they
-    # arrive, well within the 0.5 s grace before the check.
-    account.connect(monkeypatch, request_timeout=0.3)
-    earlier = new_phones(2000)  # two full pages (of 1000) before any new number
-    fill_task(account, earlier)
-    account.sim.set_faults(
-        seed=1, omit_page_fields=True, lost_answer_rate=0.3, lost_answer_delay=1.0
-    )
-    phones = new_phones(3000)
-    hook = AgentApiHook()
-    receipts = [
-        hook.import_batch(account.task_id, rows_for(phones[start : start + 200]))
-        for start in range(0, len(phones), 200)
-    ]
-    account.sim.wait_until_processed()
-    assert any(r.answer_lost for r in receipts), "the seed should lose some answers"
-
-    posted: set[str] = set()
-    accepted: set[str] = set()
-    reposted: set[str] = set()
-    for post in account.posts():
-        sent = {row["phone"] for row in post["body"]["data"]}
-        reposted |= sent & accepted
-        posted |= sent
-        if post["code"] == 200:  # a lost answer was accepted too (its journal code is 200)
-            accepted |= sent
-    assert len(reposted) == 0, f"{len(reposted)} phones of accepted posts were posted again"
-    in_task = account.imported_phones()
-    assert set(in_task) <= posted
-    assert sorted(in_task) == sorted(earlier + phones), "every phone exactly once"
-
-
-def test_a_lost_answer_whose_task_cannot_be_read_stops_flagged_maybe_accepted(account, monkeypatch):
-    """After a lost answer the task is looked at before any re-post; when that look fails,
-    nothing is posted again and the error says the batch may be in the task."""
-
-    class TaskUnreadable(AgentApiHook):
-        def numbers_in_task(self, *args, **kwargs):
-            raise AgentApiTransientError("listing the task failed", maybe_accepted=False)
-
-    account.connect(monkeypatch, request_timeout=0.5, lost_answer_grace_seconds=0.2)
-    account.sim.set_faults(lost_answer_rate=1.0, lost_answer_delay=1.5, callback_never_rate=1.0)
-    with pytest.raises(AgentApiLostAnswerUnresolved, match="listing the task failed") as error:
-        TaskUnreadable().import_batch(account.task_id, rows_for(new_phones(3)))
-    assert error.value.maybe_accepted and not error.value.retryable
-    assert len(account.posts()) == 1  # the lost post only: no blind re-post
