@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections import Counter, defaultdict
-from datetime import datetime
-from itertools import pairwise
+from collections import Counter
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
@@ -91,29 +89,26 @@ def assert_clean_output(result, env, leads) -> None:
 
 # --- 1. faults of the platform -------------------------------------------------------------------
 
-# With seed 1 this run's request sequence meets two lost answers (the first on the third
-# batch) and several 5xx and 429 answers; the asserts below check that faults happened rather
-# than rely on the seed.
-FAULTS = {
+# The platform processes each batch 30 s after accepting it (slower than any grace), and
+# answers 30% of imports only after the client's timeout (5 s): those posts are accepted,
+# but the client cannot know. A load must post every phone in exactly one accepted import,
+# end green, and record imported exactly what the task holds. The second set adds 429s.
+SLOW_AND_FORGETFUL = {
     "seed": 1,
-    "error_rate": 0.05,
-    "rate_429": 0.05,
-    "retry_after": 1,
-    "lost_answer_rate": 0.02,
-    # Longer than the connection's request_timeout (5 s): the client gives up on the answer.
+    "lost_answer_rate": 0.3,
     "lost_answer_delay": 6,
-    # Slow callbacks, slower than timeout + grace: when the client looks in the task after a
-    # lost answer, the accepted copy is not imported yet, so its rows are posted again.
-    "callback_delay": 8,
+    "callback_delay": 30,
 }
+WITH_429S = {**SLOW_AND_FORGETFUL, "seed": 2, "rate_429": 0.3, "retry_after": 1}
 
 
-def test_faults_of_the_platform_cost_retries_but_no_lead_and_no_double_post(
-    sqlite_lead_load_env,
+@pytest.mark.parametrize("faults", [SLOW_AND_FORGETFUL, WITH_429S], ids=["lost", "lost+429"])
+def test_lost_answers_on_a_slow_platform_post_no_phone_twice_and_end_green(
+    sqlite_lead_load_env, faults
 ):
     env = sqlite_lead_load_env
-    leads = seeded(env, 2000)
-    env.sim.set_faults(**FAULTS)
+    leads = seeded(env, 500)
+    env.sim.set_faults(**faults)
 
     result = env.run_dag(batch_size=50)
     assert result.returncode == 0, tail(result)
@@ -122,62 +117,34 @@ def test_faults_of_the_platform_cost_retries_but_no_lead_and_no_double_post(
     numbers = env.sim.task_numbers(env.user_id, env.task_id)
     phones = [n["phone"] for n in numbers]
     assert len(phones) == len(set(phones))
-    assert set(phones) == set(leads.valid_phones)
     assert {n["phone"]: n["extra"] for n in numbers} == leads.valid_phones
 
-    # The ledger accounts for every extracted row, and all of them are settled.
+    # The ledger's imported rows are exactly the task's numbers; every row is settled.
     counts = env.ledger_counts()
     assert counts == {
         "imported": len(leads.valid_phones),
         "rejected": len(leads.invalid_leads) + len(leads.duplicate_leads),
     }
-    assert sum(counts.values()) == len(leads.frame)
-    summary = json.loads(env.warehouse.scalar("SELECT summary FROM lead_load_runs"))
-    assert summary["extracted"] == len(leads.frame)
-    assert summary["imported"] == len(leads.valid_phones)
+    imported = {
+        row["phone"]
+        for row in env.warehouse.rows(
+            "SELECT phone FROM lead_load_ledger WHERE status = 'imported'"
+        )
+    }
+    assert imported == set(phones)
 
     journal = env.sim.journal()
-    # The faults really happened, so this test cannot pass by luck.
-    faults = Counter(name for e in journal for name in (e["fault"] or "").split("+") if name)
-    assert faults["error_rate"] >= 1, faults
-    assert faults["rate_429"] >= 1, faults
-    assert faults["lost_answer"] >= 1, faults
-    assert any(e["status"] >= 500 for e in journal)
-    assert any(e["status"] == 429 for e in journal)
+    faults_seen = Counter(n for e in journal for n in (e["fault"] or "").split("+") if n)
+    assert faults_seen["lost_answer"] >= 2, faults_seen  # the faults really happened
+    if faults.get("rate_429"):
+        assert faults_seen["rate_429"] >= 1, faults_seen
+    # Each phone went to the platform in exactly one accepted import (a lost answer's post
+    # was accepted too: its journal code is 200), and nothing was posted after a lost answer.
     posts = [e for e in journal if e["path"].endswith(f"/task/{env.task_id}/async_number")]
-    assert len(posts) > -(-len(leads.valid_phones) // 50)  # retries on top of one per batch
-
-    # No phone was accepted twice, except after a lost answer, and then only once the client
-    # had listed the task's numbers and the phone was not among them yet.
-    accepted = [e for e in posts if e["status"] == 200 and e["code"] == 200]
-    listings = [
-        e
-        for e in journal
-        if e["path"].endswith(f"/task/{env.task_id}/number") and e["status"] == 200
-    ]
-    imported_at = {
-        n["phone"]: datetime.fromisoformat(n["imported_at"]).timestamp() for n in numbers
-    }
-    sent: dict[str, list[dict]] = defaultdict(list)
-    for post in accepted:
-        for row in post["body"]["data"]:
-            sent[row["phone"]].append(post)
-    reposted = 0
-    for phone, phone_posts in sent.items():
-        for first, again in pairwise(phone_posts):
-            masked = f"{phone[:3]}****{phone[-4:]}"
-            assert "lost_answer" in (first["fault"] or ""), (
-                f"{masked} posted again (seq {again['seq']}) though the answer of seq "
-                f"{first['seq']} was not lost"
-            )
-            looked = [e for e in listings if first["seq"] < e["seq"] < again["seq"]]
-            assert looked, f"{masked} posted again without looking in the task first"
-            # The listing came before the phone was imported, so it could not show it.
-            assert imported_at[phone] + 0.001 > looked[-1]["time"], (
-                f"{masked} posted again though the task listed it"
-            )
-            reposted += 1
-    assert reposted <= faults["lost_answer"] * 50
+    accepted = Counter(row["phone"] for e in posts if e["code"] == 200 for row in e["body"]["data"])
+    twice = [f"{p[:3]}****{p[-4:]}" for p, n in accepted.items() if n > 1]
+    assert not twice, f"{len(twice)} phones were accepted twice: {twice[:5]}"
+    assert set(accepted) == set(leads.valid_phones)
 
 
 # --- 2. clear errors, nothing marked sent -----------------------------------------------------
