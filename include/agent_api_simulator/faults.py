@@ -32,6 +32,8 @@ class FaultConfig:
     expired_token: bool = False  # every bearer-protected route answers 401
     omit_page_fields: bool = False  # number list: only `data`, no undocumented page fields
     ignore_page: bool = False  # number list: every page is the first one
+    forget_callbacks: bool = False  # callback data: every unique_id answers "not found"
+    expire_download_links: bool = False  # every download link answers "not found"
     max_per_page: int | None = None  # number list: per_page capped at this (said in per_page)
     empty_page_at: int | None = None  # number list: this page answers no rows, though it has some
     # async_number: hold the answers of the next N accepted imports until /_sim/release, and
@@ -39,7 +41,13 @@ class FaultConfig:
     hold_accepted_answers: int = 0
 
     RATES = ("error_rate", "rate_429", "lost_answer_rate", "callback_never_rate")
-    SWITCHES = ("expired_token", "omit_page_fields", "ignore_page")
+    SWITCHES = (
+        "expired_token",
+        "omit_page_fields",
+        "ignore_page",
+        "forget_callbacks",
+        "expire_download_links",
+    )
     NULLABLE = ("rate_limit_rps", "callback_delay", "max_per_page", "empty_page_at")
 
     @classmethod

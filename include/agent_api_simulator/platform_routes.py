@@ -109,7 +109,11 @@ async def async_number(request: web.Request) -> web.Response:
 async def callback_data(request: web.Request) -> web.Response:
     sub_user_id = query_sub_user(request)
     user = find_user(request, sub_user_id)
-    batch = request.app[SIMULATOR].state.batches.get(request.match_info["unique_id"])
+    sim = request.app[SIMULATOR]
+    batch = sim.state.batches.get(request.match_info["unique_id"])
+    if sim.faults.config.forget_callbacks:  # the platform no longer keeps this batch's data
+        request["answer_faults"] = ["forget_callbacks"]
+        batch = None
     if batch is None or batch.user_id != user.user_id or batch.sub_user_id != sub_user_id:
         raise not_found("unique_id")
     if batch.pending:
@@ -130,7 +134,11 @@ async def callback_data(request: web.Request) -> web.Response:
 
 @routes.get(DOWNLOAD_PATH)
 async def download_numbers(request: web.Request) -> web.Response:
-    batch = request.app[SIMULATOR].state.downloads.get(request.query.get("key", ""))
+    sim = request.app[SIMULATOR]
+    batch = sim.state.downloads.get(request.query.get("key", ""))
+    if sim.faults.config.expire_download_links:  # [assumed] a link's key can expire
+        request["answer_faults"] = ["expire_download_links"]
+        batch = None
     if batch is None:
         raise not_found("download key")
     # [doc] plain JSON, no envelope.

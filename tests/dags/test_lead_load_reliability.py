@@ -147,6 +147,72 @@ def test_lost_answers_on_a_slow_platform_post_no_phone_twice_and_end_green(
     assert set(accepted) == set(leads.valid_phones)
 
 
+def _accepted_once_each(env, leads) -> None:
+    """The task holds every valid lead once, and the ledger's imported rows are exactly it."""
+    numbers = env.sim.task_numbers(env.user_id, env.task_id)
+    phones = [n["phone"] for n in numbers]
+    assert len(phones) == len(set(phones))
+    assert {n["phone"]: n["extra"] for n in numbers} == leads.valid_phones
+    assert env.ledger_counts() == {
+        "imported": len(leads.valid_phones),
+        "rejected": len(leads.invalid_leads) + len(leads.duplicate_leads),
+    }
+
+
+def test_callbacks_that_outlived_their_download_links_are_settled_by_the_next_run(
+    sqlite_lead_load_env,
+):
+    env = sqlite_lead_load_env
+    leads = seeded(env, 300)
+    # The platform is slower than the run's wait (callback timeout 5 s): the run ends with
+    # its batches awaiting their callbacks, and is not green.
+    env.env["LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS"] = "5"
+    env.sim.set_faults(callback_delay=30)
+    first = env.run_dag(batch_size=50)
+    assert first.returncode != 0
+    assert "still await the platform's callback" in output(first)
+    posts_after_first = len(env.posts())
+
+    # By the next run the platform has processed them, but their download links expired.
+    env.sim.process()
+    env.sim.set_faults(expire_download_links=True)
+    second = env.run_dag(batch_size=50)
+    assert second.returncode == 0, tail(second)
+    assert "settling it from the task's numbers" in output(second)
+    assert len(env.posts()) == posts_after_first  # nothing posted again
+    _accepted_once_each(env, leads)
+
+
+def test_batches_the_platform_never_processes_fail_every_run_until_the_settle_period_then_land(
+    sqlite_lead_load_env,
+):
+    env = sqlite_lead_load_env
+    leads = seeded(env, 300)
+    env.env["LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS"] = "5"
+    # Batches accepted and never processed: their rows are neither in the task nor staged.
+    env.sim.set_faults(seed=3, callback_never_rate=0.4)
+    first = env.run_dag(batch_size=50)
+    assert first.returncode != 0
+    never = [b for b in env.sim.batches() if b["callback_never"]]
+    assert never, "the seed should leave some batches unprocessed"
+    missing = set(leads.valid_phones) - set(env.task_phones())
+    assert missing
+
+    # A run within the settle period (1 hour here) sends nothing again and is not green.
+    env.env["LEAD_LOAD_SETTLE_SECONDS"] = "3600"
+    env.sim.set_faults()
+    second = env.run_dag(batch_size=50)
+    assert second.returncode != 0
+    assert "batches of earlier runs" in output(second)
+    assert set(leads.valid_phones) - set(env.task_phones()) == missing
+
+    # After the settle period, the next run sends the absent rows once more, and they land.
+    env.env["LEAD_LOAD_SETTLE_SECONDS"] = "5"
+    third = env.run_dag(batch_size=50)
+    assert third.returncode == 0, tail(third)
+    _accepted_once_each(env, leads)
+
+
 # --- 2. clear errors, nothing marked sent -----------------------------------------------------
 
 

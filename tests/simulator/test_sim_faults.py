@@ -42,6 +42,8 @@ def test_fault_config_round_trips_and_resets(sim_env):
         {"expired_token": 1},
         {"omit_page_fields": 1},
         {"ignore_page": "yes"},
+        {"forget_callbacks": 1},
+        {"expire_download_links": "true"},
         {"hold_accepted_answers": -1},
         {"hold_accepted_answers": 1.5},
         {"hold_accepted_answers": True},
@@ -230,6 +232,29 @@ def test_callback_never_does_not_block_later_batches(sim_env):
     sim_env.accepted_unique_id(sim_env.rows("13012121212"))
     statuses = [b["status"] for b in sim_env.sim.wait_until_processed(timeout=5)]
     assert statuses == ["pending", "processed"]
+
+
+def test_forgotten_callbacks_answer_not_found_for_a_processed_batch(sim_env):
+    unique_id = sim_env.accepted_unique_id(sim_env.rows("13012121211"))
+    sim_env.sim.wait_until_processed(timeout=5)
+    sim_env.sim.set_faults(forget_callbacks=True)
+    answer = sim_env.callback(unique_id).json()
+    assert answer["code"] == 404 and answer["status"] == "error"
+    entry = [e for e in sim_env.sim.journal() if "/identification/" in e["path"]][-1]
+    assert entry["fault"] == "forget_callbacks"
+    sim_env.sim.set_faults()
+    assert sim_env.callback(unique_id).json()["data"]["unique_id"] == unique_id
+
+
+def test_expired_download_links_answer_not_found(sim_env):
+    unique_id = sim_env.accepted_unique_id(sim_env.rows("13012121211"))
+    sim_env.sim.wait_until_processed(timeout=5)
+    url = sim_env.callback(unique_id).json()["data"]["data"]["url"]
+    sim_env.sim.set_faults(expire_download_links=True)
+    expired = requests.get(url, timeout=5)
+    assert expired.status_code == 404 and "numbers" not in expired.json()
+    sim_env.sim.set_faults()
+    assert requests.get(url, timeout=5).json() == {"numbers": ["13012121211"]}
 
 
 def test_slow_callbacks(sim_env):
