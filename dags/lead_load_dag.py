@@ -67,6 +67,14 @@ RETRY_DELAY = retry_delay()
 POLL_INTERVAL_SECONDS = 2.0
 
 
+def _airflow_run_state(ti, dag_id: str, run_id: str) -> str | None:
+    """A run's state as Airflow has it; None when it is not a run of this DAG."""
+    try:
+        return str(ti.get_dagrun_state(dag_id=dag_id, run_id=run_id))
+    except Exception:  # not found: another DAG's run, or one deleted since
+        return None
+
+
 def _run(settings: dict):
     from lead_load.core.settings import RunSettings
 
@@ -113,7 +121,7 @@ def lead_load():
             return resolve(params, run_id, *interval, run_type=dag_run.run_type).to_dict()
 
     @task
-    def recheck_earlier_batches(settings: dict) -> dict:
+    def recheck_earlier_batches(settings: dict, dag_run=None, ti=None) -> dict:
         from agent_api.hooks.agent_api import AgentApiHook
         from lead_load.glue.connections import ledger_engine
         from lead_load.glue.failures import this_step
@@ -122,7 +130,11 @@ def lead_load():
 
         with this_step("recheck_earlier_batches", settings):
             return settle.recheck_earlier_batches(
-                _run(settings), ledger_engine(), AgentApiHook(), settle_period()
+                _run(settings),
+                ledger_engine(),
+                AgentApiHook(),
+                settle_period(),
+                airflow_run_state=lambda run_id: _airflow_run_state(ti, dag_run.dag_id, run_id),
             )
 
     @task(

@@ -140,6 +140,23 @@ def run_context(engine: Engine, run_id: str) -> RunContext | None:
     return RunContext(json.loads(row.settings), int(row.first_batch_no))
 
 
+def latest_plan(engine: Engine, run_id: str) -> list[dict[str, Any]]:
+    """The batches of the run's latest plan (from its first batch number on), in order, with
+    their status; empty when the run has planned nothing yet."""
+    with engine.connect() as conn:
+        first = conn.execute(
+            select(runs.c.first_batch_no).where(runs.c.run_id == run_id)
+        ).scalar_one_or_none()
+        if first is None:
+            return []
+        rows = conn.execute(
+            select(batches.c.batch_no, batches.c.rows, batches.c.status)
+            .where(batches.c.run_id == run_id, batches.c.batch_no >= first)
+            .order_by(batches.c.batch_no)
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
 def renew_run(engine: Engine, run_id: str) -> None:
     with engine.begin() as conn:
         conn.execute(
@@ -177,6 +194,36 @@ def finish_run(
     except IntegrityError:  # a concurrent copy inserted it: write ours over it
         with engine.begin() as conn:
             conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
+
+
+def live_runs(engine: Engine, api_task_id: str, run_id: str) -> list[str]:
+    """Other runs of the task the ledger holds for live (running, lease not expired)."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(runs.c.run_id).where(
+                    runs.c.api_task_id == api_task_id,
+                    runs.c.run_id != run_id,
+                    runs.c.state == RunState.RUNNING,
+                    runs.c.lease_expires_at > typed_value(now(), runs.c.lease_expires_at),
+                )
+            ).scalars()
+        )
+
+
+def end_run(engine: Engine, run_id: str) -> bool:
+    """running -> failed for a run that Airflow says has ended (marked failed or success in
+    the UI while its batches were in flight): its staged rows are free for the next plan at
+    once, instead of after its run lease. False: it was not running any more."""
+    with engine.begin() as conn:
+        return (
+            conn.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id, runs.c.state == RunState.RUNNING)
+                .values(state=RunState.FAILED.value, lease_expires_at=now())
+            ).rowcount
+            == 1
+        )
 
 
 def _dead_runs(conn, api_task_id: str, run_id: str) -> list[str]:
@@ -374,7 +421,11 @@ def plan(engine: Engine, run_id: str, api_task_id: str, batch_size: int) -> Plan
         conn.execute(
             update(runs)
             .where(runs.c.run_id == run_id, runs.c.state == RunState.RUNNING)
-            .values(lease_expires_at=_expiry(RUN_LEASE_SECONDS), first_batch_no=first)
+            # An empty plan keeps the latest one's first number (see steps.plan).
+            .values(
+                lease_expires_at=_expiry(RUN_LEASE_SECONDS),
+                **({"first_batch_no": first} if refs else {}),
+            )
         )
     return Plan([{"batch_no": r.batch_no, "rows": r.rows} for r in refs], carried)
 
@@ -767,9 +818,7 @@ def unsettled_batches(engine: Engine, api_task_id: str) -> list[dict[str, Any]]:
     outcome."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(
-                batches.c.run_id, batches.c.batch_no, batches.c.unique_id, batches.c.posted_at
-            )
+            select(batches.c.run_id, batches.c.batch_no, batches.c.unique_id, batches.c.posted_at)
             .where(
                 batches.c.api_task_id == api_task_id,
                 batches.c.status == BatchStatus.SUBMITTED,

@@ -7,6 +7,7 @@ import logging
 from sqlalchemy import Engine
 
 from lead_load.core.ledger_rules import (
+    BatchStatus,
     batch_count,
     check_map_limit,
     first_batch_no,
@@ -40,6 +41,8 @@ def plan(settings: RunSettings, ledger_engine: Engine, max_map_length: int) -> l
     planned = batch_lifecycle.plan(
         ledger_engine, settings.run_id, settings.api_task_id, settings.batch_size
     )
+    if not planned.batches and (unposted := _plan_still_to_post(ledger_engine, settings)):
+        return unposted
     if planned.batches:
         # The batches' tasks find theirs as first + map index (batch_lifecycle.run_context).
         first_batch_no([b["batch_no"] for b in planned.batches])
@@ -50,3 +53,23 @@ def plan(settings: RunSettings, ledger_engine: Engine, max_map_length: int) -> l
         planned.carried_over or "none",
     )
     return planned.batches
+
+
+def _plan_still_to_post(ledger_engine: Engine, settings: RunSettings) -> list[dict]:
+    """The run's latest plan when some of its batches were never posted: what a retry of
+    this step must return after its first try's plan committed (the first try failed later,
+    say while handing its result to Airflow). Returning nothing would leave those batches
+    planned with no task to post them. Every batch of the plan is returned, posted ones too,
+    so that map index ``i`` is still batch ``first + i``; their tasks find them posted."""
+    latest = batch_lifecycle.latest_plan(ledger_engine, settings.run_id)
+    if not any(b["status"] == BatchStatus.PLANNED for b in latest):
+        return []
+    log.warning(
+        "Nothing new to plan, but the run's plan of %d batches (batches %d to %d) still has "
+        "unposted batches: returning that plan (a retry of plan_batches after its plan was "
+        "written)",
+        len(latest),
+        latest[0]["batch_no"],
+        latest[-1]["batch_no"],
+    )
+    return [{"batch_no": b["batch_no"], "rows": b["rows"]} for b in latest]

@@ -115,9 +115,7 @@ def post_batch(
                 batch_no,
                 state["unique_id"] or "unknown: its answer was lost",
             )
-            return _receipt(
-                batch_no, state["unique_id"], state["rows"], bool(state["answer_lost"])
-            )
+            return _receipt(batch_no, state["unique_id"], state["rows"], bool(state["answer_lost"]))
         if status == BatchStatus.CARRIED_OVER:
             log.warning(
                 "Batch %d was taken over by run %s after this run stopped renewing its lease; "
@@ -129,9 +127,7 @@ def post_batch(
         if status == BatchStatus.SENDING:
             if batch_lifecycle.lease_is_live(state):
                 return LeaseHeld(LEASE_POLL_SECONDS, state["lease_owner"] or "another process")
-            reconcile_interrupted(
-                ledger_engine, run_id, batch_no, owner, lease_seconds(agent_api)
-            )
+            reconcile_interrupted(ledger_engine, run_id, batch_no, owner, lease_seconds(agent_api))
             continue
         claim = batch_lifecycle.claim(
             ledger_engine, run_id, batch_no, owner, lease_seconds(agent_api)

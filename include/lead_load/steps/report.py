@@ -102,14 +102,10 @@ def report(
     return result
 
 
-def _left_open(
-    ledger_engine: Engine, settings: RunSettings, summary: dict[str, Any]
-) -> list[str]:
+def _left_open(ledger_engine: Engine, settings: RunSettings, summary: dict[str, Any]) -> list[str]:
     """Batches that ended runs left accepted, or maybe accepted, and unsettled: leads that are
     neither in the task nor staged. Every run reports them until they settle."""
-    summary["maybe_accepted"] = batch_lifecycle.maybe_accepted_rows(
-        ledger_engine, settings.run_id
-    )
+    summary["maybe_accepted"] = batch_lifecycle.maybe_accepted_rows(ledger_engine, settings.run_id)
     left = batch_lifecycle.left_open_by_ended_runs(
         ledger_engine, settings.api_task_id, settings.run_id
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,11 +92,35 @@ def _callback_numbers(
         return CallbackUnavailable(mask_phones_in(str(error)))
 
 
+def release_runs_ended_in_airflow(
+    settings: RunSettings,
+    ledger_engine: Engine,
+    airflow_run_state: Callable[[str], str | None],
+) -> int:
+    """Runs the ledger holds for live but that Airflow has ended (a user marked them failed
+    or success while their batches were in flight) are ended in the ledger too, so this run
+    sends their unsent rows instead of counting them in flight. ``airflow_run_state`` gives
+    a run's state in Airflow, None when Airflow does not know it (another DAG's run)."""
+    released = 0
+    for run_id in batch_lifecycle.live_runs(ledger_engine, settings.api_task_id, settings.run_id):
+        state = airflow_run_state(run_id)
+        if state in ("failed", "success") and batch_lifecycle.end_run(ledger_engine, run_id):
+            log.warning(
+                "Run %s is %s in Airflow but was still live in the ledger: its unsent rows "
+                "are taken over by this run",
+                run_id,
+                state,
+            )
+            released += 1
+    return released
+
+
 def recheck_earlier_batches(
     settings: RunSettings,
     ledger_engine: Engine,
     agent_api: AgentApiHook,
     settle_period: timedelta,
+    airflow_run_state: Callable[[str], str | None] | None = None,
 ) -> dict[str, int]:
     """Before sending anything new: settle the batches that earlier runs left open.
 
@@ -114,6 +139,10 @@ def recheck_earlier_batches(
         settings=settings.to_dict(),
     )
     found = Counter()
+    if airflow_run_state is not None:
+        found["runs_ended_in_airflow"] = release_runs_ended_in_airflow(
+            settings, ledger_engine, airflow_run_state
+        )
     cutoff = schema.now() - settle_period
     owner = f"run {settings.run_id} (recheck_earlier_batches)"
     for batch in batch_lifecycle.expired_batches(ledger_engine, settings.api_task_id):
@@ -178,6 +207,7 @@ def recheck_earlier_batches(
         )
     }
     counts["posting_elsewhere"] = in_flight
+    counts["runs_ended_in_airflow"] = found["runs_ended_in_airflow"]
     log.info(
         "Batches left open by earlier runs: %s",
         ", ".join(f"{key} {value}" for key, value in counts.items()),

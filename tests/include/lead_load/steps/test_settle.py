@@ -218,6 +218,7 @@ def test_a_new_run_reconciles_posts_whose_owner_died_and_leaves_live_ones(
         "found_in_task": 2,
         "staged_again": 0,
         "posting_elsewhere": 1,
+        "runs_ended_in_airflow": 0,
     }
     rows = ledger_rows(engine)
     assert {rows[p] for p in phones[:2]} == {("imported", "found in the task's number list")}
@@ -225,3 +226,42 @@ def test_a_new_run_reconciles_posts_whose_owner_died_and_leaves_live_ones(
     assert batch_lifecycle.batch_state(engine, EARLIER, batch_nos[1])["status"] == "planned"
     assert {rows[p][0] for p in phones[4:]} == {"sending"}  # left to its live owner
     assert len(account.posts()) == 1  # the recheck looked in the task and posted nothing
+
+
+def test_a_run_ended_in_airflow_while_live_in_the_ledger_gives_its_unsent_rows_up_at_once(
+    engine, account, earlier_run
+):
+    """A user marked the earlier run failed in the UI while its batches were planned: the
+    next run hears so from Airflow and sends those rows, instead of counting them in flight
+    for the two hours of the earlier run's lease."""
+    asked: list[str] = []
+
+    def airflow_run_state(run_id: str) -> str | None:
+        asked.append(run_id)
+        return "failed" if run_id == EARLIER else None
+
+    later = settings_for(account, LATER)
+    counts = settle.recheck_earlier_batches(
+        later, engine, AgentApiHook(), SETTLE, airflow_run_state=airflow_run_state
+    )
+    assert counts["runs_ended_in_airflow"] == 1 and asked == [EARLIER]
+    planned = batch_lifecycle.plan(engine, LATER, account.task_id, 2)
+    assert planned.carried_over == {EARLIER: 6}
+    assert sum(b["rows"] for b in planned.batches) == 6
+    # Asked again, the run is no longer live in the ledger: nothing to release.
+    again = settle.recheck_earlier_batches(
+        later, engine, AgentApiHook(), SETTLE, airflow_run_state=airflow_run_state
+    )
+    assert again["runs_ended_in_airflow"] == 0 and asked == [EARLIER]
+
+
+def test_a_run_airflow_still_runs_keeps_its_rows(engine, account, earlier_run):
+    counts = settle.recheck_earlier_batches(
+        settings_for(account, LATER),
+        engine,
+        AgentApiHook(),
+        SETTLE,
+        airflow_run_state=lambda run_id: "running",
+    )
+    assert counts["runs_ended_in_airflow"] == 0
+    assert batch_lifecycle.plan(engine, LATER, account.task_id, 2).batches == []
