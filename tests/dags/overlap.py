@@ -137,6 +137,6 @@ def run_summaries(env: LeadLoadEnv) -> dict[str, dict]:
 
 def ledger_rows(env: LeadLoadEnv) -> list[dict]:
     return env.warehouse.rows(
-        "SELECT lead_id, phone, status FROM lead_load_ledger WHERE api_task_id = :t",
+        "SELECT lead_id, phone, status, run_id FROM lead_load_ledger WHERE api_task_id = :t",
         t=env.task_id,
     )
