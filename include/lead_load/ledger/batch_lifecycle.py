@@ -862,14 +862,16 @@ def left_open_by_ended_runs(engine: Engine, api_task_id: str, run_id: str) -> li
     return [dict(r._mapping) for r in rows]
 
 
-def submitted_rows_of_batch(engine: Engine, run_id: str, batch_no: int) -> list[str]:
-    """Phones of a batch's rows that await its outcome."""
+def submitted_rows_of_batch(engine: Engine, run_id: str, batch_no: int) -> dict[str, str]:
+    """phone -> lead id of a batch's rows that await their outcome (the lead id is the
+    ``extra`` the post carried)."""
     with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(ledger.c.phone).where(*_rows_of(run_id, batch_no, Status.SUBMITTED))
-            ).scalars()
-        )
+        rows = conn.execute(
+            select(ledger.c.phone, ledger.c.lead_id).where(
+                *_rows_of(run_id, batch_no, Status.SUBMITTED)
+            )
+        ).all()
+    return {phone: lead_id for phone, lead_id in rows}
 
 
 def settle_from_task(

@@ -62,7 +62,11 @@ def settle_batch_from_task(
         posted_at = posted_at.replace(tzinfo=UTC)
     present = (
         agent_api.numbers_in_task(
-            settings.api_task_id, phones, since=posted_at, sub_user_id=settings.sub_user_id
+            settings.api_task_id,
+            phones,
+            since=posted_at,
+            sub_user_id=settings.sub_user_id,
+            extras=phones,
         )
         if phones
         else set()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -449,12 +449,17 @@ class AgentApiHook(HttpHook):
         sub_user_id: str | None = None,
         per_page: int = TASK_NUMBERS_PAGE_SIZE,
         until: datetime | None = None,
+        extras: Mapping[str, str] | None = None,
     ) -> set[str]:
         """Which of ``phones`` the task holds (added since ``since`` minus a day and until
         ``until`` plus a day, when given: the day of slack covers a platform that reads the
         bounds in another time zone). Raises, never answers "absent", when the list could
-        not be read whole (see :meth:`iter_task_numbers`)."""
+        not be read whole (see :meth:`iter_task_numbers`).
+
+        ``extras`` (phone -> the ``extra`` we sent with it, our lead id): a listed number
+        whose ``extra`` is given and differs is someone else's copy, not ours landing."""
         wanted = set(phones)
+        extras = extras or {}
         start_at = since - TASK_NUMBERS_LOOKBACK if since is not None else None
         end_at = until + TASK_NUMBERS_LOOKBACK if until is not None else None
         found: set[str] = set()
@@ -467,10 +472,15 @@ class AgentApiHook(HttpHook):
         )
         for number in numbers:
             phone = str(number.get("phone", ""))
-            if phone in wanted:
-                found.add(phone)
-                if found == wanted:
-                    break
+            if phone not in wanted:
+                continue
+            listed_extra = number.get("extra")
+            theirs = listed_extra not in (None, "") and str(listed_extra) != extras.get(phone)
+            if phone in extras and theirs:
+                continue
+            found.add(phone)
+            if found == wanted:
+                break
         return found
 
 

@@ -508,3 +508,15 @@ def test_end_at_bounds_the_read(account):
     )
     wider = (until + timedelta(days=1)).astimezone(PLATFORM_TIMEZONE)
     assert page_requests(account)[-1]["query"]["end_at"] == wider.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_a_number_listed_under_another_lead_id_is_not_taken_for_ours(account):
+    """The list echoes each number's ``extra`` (our lead id): a copy of the number that
+    someone else put in the task under another lead id does not prove that ours landed."""
+    phones = new_phones(2)
+    hook = AgentApiHook()
+    hook.import_batch(account.task_id, rows_for(phones))  # extras lead-0, lead-1
+    account.sim.wait_until_processed()
+    ours = {phones[0]: "lead-0", phones[1]: "someone-else"}
+    assert hook.numbers_in_task(account.task_id, phones, extras=ours) == {phones[0]}
+    assert hook.numbers_in_task(account.task_id, phones) == set(phones)
