@@ -25,10 +25,10 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, insert, literal, or_, select, update
+from sqlalchemy import Engine, and_, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from lead_load.core.ledger_rules import (
@@ -38,7 +38,14 @@ from lead_load.core.ledger_rules import (
     Status,
     outcome_statuses,
 )
-from lead_load.ledger.schema import batches, chunks, ledger, now, runs, typed_value
+from lead_load.ledger.schema import (
+    batches,
+    chunks,
+    database_now,
+    ledger,
+    now,
+    runs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +90,9 @@ def _rows_of(run_id: str, batch_no: int, status: Status) -> tuple:
     return (ledger.c.run_id == run_id, ledger.c.batch_no == batch_no, ledger.c.status == status)
 
 
-def _expiry(seconds: float) -> datetime:
-    return now() + timedelta(seconds=seconds)
+def _expiry(engine: Engine, seconds: float) -> Any:
+    """When a lease taken now expires, by the database's clock."""
+    return database_now(engine, seconds)
 
 
 # -- runs ---------------------------------------------------------------------------------
@@ -105,7 +113,7 @@ def start_run(
         "window_start": window[0],
         "window_end": window[1],
         "state": RunState.RUNNING.value,
-        "lease_expires_at": _expiry(RUN_LEASE_SECONDS),
+        "lease_expires_at": _expiry(engine, RUN_LEASE_SECONDS),
     }
     if settings is not None:
         values["settings"] = json.dumps(settings, sort_keys=True)
@@ -162,7 +170,7 @@ def renew_run(engine: Engine, run_id: str) -> None:
         conn.execute(
             update(runs)
             .where(runs.c.run_id == run_id, runs.c.state == RunState.RUNNING)
-            .values(lease_expires_at=_expiry(RUN_LEASE_SECONDS))
+            .values(lease_expires_at=_expiry(engine, RUN_LEASE_SECONDS))
         )
 
 
@@ -205,7 +213,7 @@ def live_runs(engine: Engine, api_task_id: str, run_id: str) -> list[str]:
                     runs.c.api_task_id == api_task_id,
                     runs.c.run_id != run_id,
                     runs.c.state == RunState.RUNNING,
-                    runs.c.lease_expires_at > typed_value(now(), runs.c.lease_expires_at),
+                    runs.c.lease_expires_at > database_now(engine),
                 )
             ).scalars()
         )
@@ -220,7 +228,7 @@ def end_run(engine: Engine, run_id: str) -> bool:
             conn.execute(
                 update(runs)
                 .where(runs.c.run_id == run_id, runs.c.state == RunState.RUNNING)
-                .values(state=RunState.FAILED.value, lease_expires_at=now())
+                .values(state=RunState.FAILED.value, lease_expires_at=database_now(engine))
             ).rowcount
             == 1
         )
@@ -249,7 +257,7 @@ def _dead_runs(conn, api_task_id: str, run_id: str) -> list[str]:
             select(runs.c.run_id).where(
                 runs.c.run_id.in_(holders),
                 runs.c.state == RunState.RUNNING,
-                runs.c.lease_expires_at > typed_value(now(), runs.c.lease_expires_at),
+                runs.c.lease_expires_at > database_now(conn.engine),
             )
         ).scalars()
     )
@@ -423,7 +431,7 @@ def plan(engine: Engine, run_id: str, api_task_id: str, batch_size: int) -> Plan
             .where(runs.c.run_id == run_id, runs.c.state == RunState.RUNNING)
             # An empty plan keeps the latest one's first number (see steps.plan).
             .values(
-                lease_expires_at=_expiry(RUN_LEASE_SECONDS),
+                lease_expires_at=_expiry(engine, RUN_LEASE_SECONDS),
                 **({"first_batch_no": first} if refs else {}),
             )
         )
@@ -456,20 +464,27 @@ def carried_over(engine: Engine, run_id: str) -> dict[str, int]:
 
 
 def batch_state(engine: Engine, run_id: str, batch_no: int) -> dict[str, Any]:
+    """The batch's row, and ``lease_live``: whether its lease runs yet, by the database's
+    clock."""
+    live = and_(
+        batches.c.status == BatchStatus.SENDING,
+        batches.c.lease_expires_at.is_not(None),
+        batches.c.lease_expires_at > database_now(engine),
+    )
     with engine.connect() as conn:
-        row = conn.execute(select(batches).where(*_this_batch(run_id, batch_no))).one_or_none()
+        row = conn.execute(
+            select(batches, case((live, True), else_=False).label("lease_live")).where(
+                *_this_batch(run_id, batch_no)
+            )
+        ).one_or_none()
     if row is None:
         raise LookupError(f"run {run_id} has no batch {batch_no} (was the run cleared?)")
     return dict(row._mapping)
 
 
 def lease_is_live(state: dict[str, Any]) -> bool:
-    expires = state.get("lease_expires_at")
-    if state.get("status") != BatchStatus.SENDING or expires is None:
-        return False
-    if expires.tzinfo is None:  # SQLite hands back naive UTC
-        expires = expires.replace(tzinfo=now().tzinfo)
-    return expires > now()
+    """A sending batch whose lease had not expired when ``batch_state`` read it."""
+    return bool(state.get("lease_live"))
 
 
 def claim(engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float) -> Claim | None:
@@ -485,10 +500,10 @@ def claim(engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float
                 status=BatchStatus.SENDING.value,
                 lease_owner=owner[:400],
                 lease_token=token,
-                lease_expires_at=stamp + timedelta(seconds=seconds),
+                lease_expires_at=_expiry(engine, seconds),
                 claims=batches.c.claims + 1,
                 sends=0,
-                posted_at=stamp,
+                posted_at=database_now(engine),
                 error=None,
             )
         ).rowcount
@@ -508,7 +523,7 @@ def claim(engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float
         conn.execute(
             update(runs)
             .where(runs.c.run_id == run_id, runs.c.state == RunState.RUNNING)
-            .values(lease_expires_at=_expiry(RUN_LEASE_SECONDS))
+            .values(lease_expires_at=_expiry(engine, RUN_LEASE_SECONDS))
         )
     return Claim(Lease(run_id, batch_no, token, owner, seconds), rows)
 
@@ -521,7 +536,7 @@ def renew(engine: Engine, lease: Lease) -> None:
             update(batches)
             .where(*_held(lease))
             .values(
-                lease_expires_at=_expiry(lease.seconds),
+                lease_expires_at=_expiry(engine, lease.seconds),
                 sends=func.coalesce(batches.c.sends, 0) + 1,
             )
         ).rowcount
@@ -566,7 +581,7 @@ def answer_lost(engine: Engine, lease: Lease, error: str) -> None:
                     unique_id=None,
                     answer_lost=True,
                     error=error,
-                    posted_at=stamp,
+                    posted_at=database_now(engine),
                     lease_token=None,
                     lease_expires_at=None,
                 )
@@ -597,7 +612,6 @@ def take_expired(
     """A sending batch whose lease expired (its owner died or hung) gets a new owner, who must
     look its rows up in the task before anything else. None: still live, or taken already."""
     token = secrets.token_hex(16)
-    stamp = now()
     with engine.begin() as conn:
         won = conn.execute(
             update(batches)
@@ -606,13 +620,13 @@ def take_expired(
                 batches.c.status == BatchStatus.SENDING,
                 or_(
                     batches.c.lease_expires_at.is_(None),
-                    batches.c.lease_expires_at < typed_value(stamp, batches.c.lease_expires_at),
+                    batches.c.lease_expires_at < database_now(engine),
                 ),
             )
             .values(
                 lease_owner=owner[:400],
                 lease_token=token,
-                lease_expires_at=stamp + timedelta(seconds=seconds),
+                lease_expires_at=_expiry(engine, seconds),
             )
         ).rowcount
     return Lease(run_id, batch_no, token, owner, seconds) if won == 1 else None
@@ -699,7 +713,7 @@ def expired_batches(engine: Engine, api_task_id: str) -> list[dict[str, Any]]:
                 batches.c.status == BatchStatus.SENDING,
                 or_(
                     batches.c.lease_expires_at.is_(None),
-                    batches.c.lease_expires_at < typed_value(now(), batches.c.lease_expires_at),
+                    batches.c.lease_expires_at < database_now(engine),
                 ),
             )
         ).all()
@@ -712,7 +726,7 @@ def live_sending_batches(engine: Engine, api_task_id: str) -> int:
             select(func.count()).where(
                 batches.c.api_task_id == api_task_id,
                 batches.c.status == BatchStatus.SENDING,
-                batches.c.lease_expires_at >= typed_value(now(), batches.c.lease_expires_at),
+                batches.c.lease_expires_at >= database_now(engine),
             )
         ).scalar_one()
 
@@ -812,13 +826,25 @@ def pending_batches(engine: Engine, api_task_id: str) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def unsettled_batches(engine: Engine, api_task_id: str) -> list[dict[str, Any]]:
+def unsettled_batches(
+    engine: Engine, api_task_id: str, settle_seconds: float = 0.0
+) -> list[dict[str, Any]]:
     """Submitted batches of the task (any run) with their post's time: the platform accepted
     them, or may have (no ``unique_id``: the answer was lost), and the ledger awaits their
-    outcome."""
+    outcome. ``settle_due``: posted longer than ``settle_seconds`` ago, by the database's
+    clock (or at a time unknown)."""
+    due = or_(
+        batches.c.posted_at.is_(None), batches.c.posted_at < database_now(engine, -settle_seconds)
+    )
     with engine.connect() as conn:
         rows = conn.execute(
-            select(batches.c.run_id, batches.c.batch_no, batches.c.unique_id, batches.c.posted_at)
+            select(
+                batches.c.run_id,
+                batches.c.batch_no,
+                batches.c.unique_id,
+                batches.c.posted_at,
+                case((due, True), else_=False).label("settle_due"),
+            )
             .where(
                 batches.c.api_task_id == api_task_id,
                 batches.c.status == BatchStatus.SUBMITTED,
@@ -846,7 +872,7 @@ def left_open_by_ended_runs(engine: Engine, api_task_id: str, run_id: str) -> li
     leads that are neither confirmed in the task nor staged to be sent."""
     live = select(runs.c.run_id).where(
         runs.c.state == RunState.RUNNING,
-        runs.c.lease_expires_at > typed_value(now(), runs.c.lease_expires_at),
+        runs.c.lease_expires_at > database_now(engine),
     )
     with engine.connect() as conn:
         rows = conn.execute(
@@ -880,14 +906,14 @@ def settle_from_task(
     batch_no: int,
     in_task: Iterable[str],
     *,
-    restage_posted_before: datetime | None = None,
+    settle_seconds: float | None = None,
 ) -> dict[str, int]:
     """Settle a submitted batch from the task's number list, where its callback cannot:
-    rows whose phone the list shows -> imported. With ``restage_posted_before``, and only
-    when the batch was posted before it (the platform has surely processed it by then), the
-    rows still absent -> staged: sent again by the next plan. The batch is processed once no
-    row awaits. Each write is conditional (another process may settle the same batch); the
-    counts are what this call changed."""
+    rows whose phone the list shows -> imported. With ``settle_seconds``, and only when the
+    batch was posted longer ago than that by the database's clock (the platform has surely
+    processed it by then), the rows still absent -> staged: sent again by the next plan.
+    The batch is processed once no row awaits. Each write is conditional (another process
+    may settle the same batch); the counts are what this call changed."""
     stamp = now()
     found = restaged = 0
     with engine.begin() as conn:
@@ -905,11 +931,9 @@ def settle_from_task(
             select(func.count()).where(*_rows_of(run_id, batch_no, Status.SUBMITTED))
         ).scalar_one()
         closing = [*_this_batch(run_id, batch_no), batches.c.status == BatchStatus.SUBMITTED]
-        if left and restage_posted_before is not None:
-            closing.append(
-                batches.c.posted_at < typed_value(restage_posted_before, batches.c.posted_at)
-            )
-        if left and restage_posted_before is None:
+        if left and settle_seconds is not None:
+            closing.append(batches.c.posted_at < database_now(engine, -settle_seconds))
+        if left and settle_seconds is None:
             closed = 0
         else:
             closed = conn.execute(

@@ -39,7 +39,9 @@ from sqlalchemy import (
     bindparam,
     event,
     inspect,
+    func,
     literal,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects import mysql
@@ -357,6 +359,21 @@ def slices(rows: Iterable[Any]) -> Iterator[list[Any]]:
     rows = iter(rows)
     while slice_ := list(islice(rows, CHUNK)):
         yield slice_
+
+
+def database_now(engine: Engine, seconds: float = 0.0) -> Any:
+    """The database's clock in UTC, plus ``seconds``, as an SQL expression: leases and every
+    "how old is this" comparison use it, so hosts whose clocks disagree still agree on when
+    a lease expired (each database in the format its timestamp columns hold)."""
+    name = engine.dialect.name
+    if name == "postgresql":
+        return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, literal(float(seconds)))
+    if name in ("mysql", "mariadb"):
+        return func.timestampadd(
+            literal_column("MICROSECOND"), int(seconds * 1_000_000), func.utc_timestamp(6)
+        )
+    # SQLite: text in SQLAlchemy's layout; its milliseconds sort with the stored microseconds.
+    return func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{float(seconds):+.3f} seconds")
 
 
 def typed_value(value: Any, column: Column) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -50,7 +50,7 @@ def settle_batch_from_task(
     agent_api: AgentApiHook,
     batch: dict[str, Any],
     *,
-    restage_posted_before: datetime | None = None,
+    settle_seconds: float | None = None,
 ) -> dict[str, int]:
     """One read of the task's number list, from shortly before the batch's post, for the rows
     of a submitted batch that await their outcome (see ``batch_lifecycle.settle_from_task``).
@@ -72,7 +72,7 @@ def settle_batch_from_task(
         else set()
     )
     return batch_lifecycle.settle_from_task(
-        ledger_engine, run_id, batch_no, present, restage_posted_before=restage_posted_before
+        ledger_engine, run_id, batch_no, present, settle_seconds=settle_seconds
     )
 
 
@@ -147,7 +147,7 @@ def recheck_earlier_batches(
         found["runs_ended_in_airflow"] = release_runs_ended_in_airflow(
             settings, ledger_engine, airflow_run_state
         )
-    cutoff = schema.now() - settle_period
+    settle_seconds = settle_period.total_seconds()
     owner = f"run {settings.run_id} (recheck_earlier_batches)"
     for batch in batch_lifecycle.expired_batches(ledger_engine, settings.api_task_id):
         found["interrupted"] += reconcile_interrupted(
@@ -157,7 +157,9 @@ def recheck_earlier_batches(
             owner,
             lease_seconds(agent_api),
         )
-    for batch in batch_lifecycle.unsettled_batches(ledger_engine, settings.api_task_id):
+    for batch in batch_lifecycle.unsettled_batches(
+        ledger_engine, settings.api_task_id, settle_seconds
+    ):
         name = f"batch {batch['batch_no']} of run {batch['run_id']}"
         try:
             numbers = (
@@ -171,11 +173,11 @@ def recheck_earlier_batches(
                 continue
             if numbers is not None:
                 log.warning("%s: %s; settling it from the task's numbers", name, numbers)
-            elif not _posted_before(batch, cutoff):
+            elif not batch["settle_due"]:
                 found["still_pending"] += 1
                 continue
             counts = settle_batch_from_task(
-                settings, ledger_engine, agent_api, batch, restage_posted_before=cutoff
+                settings, ledger_engine, agent_api, batch, settle_seconds=settle_seconds
             )
         except AgentApiError as error:
             log.warning("%s could not be settled now: %s", name, mask_phones_in(str(error)))
@@ -217,12 +219,3 @@ def recheck_earlier_batches(
         ", ".join(f"{key} {value}" for key, value in counts.items()),
     )
     return counts
-
-
-def _posted_before(batch: dict[str, Any], cutoff: datetime) -> bool:
-    posted_at = batch.get("posted_at")
-    if posted_at is None:
-        return True
-    if posted_at.tzinfo is None:
-        posted_at = posted_at.replace(tzinfo=UTC)
-    return posted_at < cutoff

@@ -138,33 +138,22 @@ def test_settling_from_the_task_imports_what_shows_and_restages_only_after_the_p
     lifecycle.plan(engine, "run-1", TASK, batch_size=5)
     claim = lifecycle.claim(engine, "run-1", 0, "a", seconds=60)
     lifecycle.answer_lost(engine, claim.lease, "no answer")
-    posted_at = lifecycle.batch_state(engine, "run-1", 0)["posted_at"]
-    if posted_at.tzinfo is None:
-        posted_at = posted_at.replace(tzinfo=schema.now().tzinfo)
 
     # Within the settle period: found rows imported, absent ones stay maybe accepted.
-    counts = lifecycle.settle_from_task(
-        engine,
-        "run-1",
-        0,
-        {"13900000001"},
-        restage_posted_before=posted_at - timedelta(seconds=1),
-    )
+    counts = lifecycle.settle_from_task(engine, "run-1", 0, {"13900000001"}, settle_seconds=3600)
     assert counts == {"imported": 1, "staged_again": 0, "awaiting": 4, "closed": 0}
     assert statuses(engine)["l1"] == "imported"
     assert batch_status(engine, "run-1", 0) == BatchStatus.SUBMITTED
+    assert [b["settle_due"] for b in lifecycle.unsettled_batches(engine, TASK, 3600)] == [False]
 
     # A second copy finds nothing more to do.
     assert lifecycle.settle_from_task(engine, "run-1", 0, {"13900000001"})["imported"] == 0
 
-    # After the period: the absent rows go back to staged, the batch is processed.
-    counts = lifecycle.settle_from_task(
-        engine,
-        "run-1",
-        0,
-        {"13900000002"},
-        restage_posted_before=posted_at + timedelta(seconds=1),
-    )
+    # After the period (by the database's clock): the absent rows go back to staged, the
+    # batch is processed.
+    time.sleep(0.05)
+    assert [b["settle_due"] for b in lifecycle.unsettled_batches(engine, TASK, 0.01)] == [True]
+    counts = lifecycle.settle_from_task(engine, "run-1", 0, {"13900000002"}, settle_seconds=0.01)
     assert counts == {"imported": 1, "staged_again": 3, "awaiting": 0, "closed": 1}
     assert statuses(engine) == {
         "l0": "staged",
