@@ -161,6 +161,8 @@ def run_note(summary: Mapping[str, Any], invalid_by_reason: Mapping[str, int]) -
         ("in_flight", "in flight in another run"),
         ("not_sent", "not sent"),
         ("awaiting_callback", "awaiting callback"),
+        ("maybe_accepted", "of them maybe accepted (answer lost)"),
+        ("left_open_by_earlier_runs", "unsettled of earlier runs"),
     ):
         if summary.get(optional):
             parts.append(f"{words} {summary[optional]}")

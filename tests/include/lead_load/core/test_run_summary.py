@@ -133,3 +133,17 @@ def test_the_asset_extra_carries_the_counts_and_the_calling_task():
     assert extra["api_task_id"] == "task-1"
     assert (extra["imported"], extra["extracted"], extra["invalid"]) == (2540, 3000, 155)
     assert "landing_check" not in extra
+
+
+def test_the_run_note_names_maybe_accepted_rows_and_what_earlier_runs_left_open():
+    summary = {
+        **demo_summary(),
+        "awaiting_callback": 50,
+        "maybe_accepted": 50,
+        "left_open_by_earlier_runs": 200,
+    }
+    note = run_summary.run_note(summary, {})
+    assert (
+        "awaiting callback 50; of them maybe accepted (answer lost) 50; "
+        "unsettled of earlier runs 200 |"
+    ) in note
