@@ -8,7 +8,9 @@ It reads the ledger and the platform through the same Airflow connections as the
 (``lead_warehouse`` or the connection the Variable ``lead_load_ledger_conn_id`` names, and
 ``agent_api_default``), so run it where Airflow's tasks run; ``--ledger-url`` points at a
 ledger database directly. Exit code: 0 nothing left to repair, 1 disagreements left,
-2 the check could not run (the reason on one line).
+2 the check could not run (the reason on one line), nothing changed: among those reasons, a
+number list that could not be read whole, or whose read misses too many imported rows to be
+trusted.
 """
 
 from __future__ import annotations
@@ -127,10 +129,15 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
 
 def _print_text(report: Any, limit: int, out: TextIO) -> None:
     counts = report.counts()
+    not_checked = (
+        f", not checked {counts['not_checked']} (absent, imported outside the list read's bounds)"
+        if counts["not_checked"]
+        else ""
+    )
     lines = [
         f"Landing check of {'; '.join(report.scope) or 'nothing'}",
         f"  checked {counts['checked']}, in the task {counts['in_task']}, "
-        f"agree {counts['agree']}; repaired {_kinds(counts['repaired'])}; "
+        f"agree {counts['agree']}{not_checked}; repaired {_kinds(counts['repaired'])}; "
         f"left {_kinds(counts['unrepaired'])}",
         *(f"  repaired  {line}" for line in report.repaired_lines(limit)),
         *(f"  left      {line}" for line in report.unrepaired_lines(limit)),

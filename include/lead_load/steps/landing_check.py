@@ -1,13 +1,21 @@
 """The landing check: the ledger against the calling task's number list on the platform.
 
 The rules are in ``landing_rules``; this module reads the ledger, reads the task's number
-list (once per task) and applies the repairs that list proves:
+list (once per scope) and applies the repairs that list proves:
 
-1. the number list is read first, and the moment its reading began is kept;
-2. then the ledger rows. A status may be newer than the list; that matters only for an
-   ``imported`` row missing from it (it may have landed after the list was read), so such a
-   row stamped after that moment is left for the next check (``landing_rules.judge``);
-3. each repair is one conditional UPDATE that repeats the status, phone and updated_at the
+1. the read is bounded by time (``start_at``/``end_at``, SPEC section 4) around the posts of
+   the scope's batches (``lead_load_batches.posted_at``) and the rows' last changes, widened
+   by the hook's day of slack: a task that collects numbers for years is not read whole on
+   every run. A scope with no known post (old rows without a batch) is read unbounded;
+2. the number list is read first, to its end, and the moment its reading began is kept (on
+   the database's clock, the one every writer of the ledger is compared with). A read that
+   comes in incomplete raises ``ListReadFailed``: nothing is changed;
+3. then the ledger rows. An ``imported`` row missing from the list is judged only if the
+   read could include it (its batch was posted within the bounds; else it is counted as
+   ``not_checked``) and only if it was imported ``IMPORT_MARGIN`` before the read began;
+   if more than a small share of the covered imported rows look absent, the read is not
+   to be trusted and ``ListNotTrusted`` is raised, before any repair of any scope;
+4. each repair is one conditional UPDATE that repeats the status, phone and updated_at the
    check read: a row changed in between is left alone and reported, never overwritten.
 """
 
@@ -20,14 +28,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, and_, or_, select
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from sqlalchemy import Engine, and_, func, or_, select, text
 
+from agent_api.exceptions import AgentApiTransientError
+from agent_api.masking import mask_phones_in
 from lead_load.core.landing_rules import (
     ACTIVE,
     COMPARED,
     LandingReport,
+    ListRead,
     Row,
-    compare,
+    Tally,
     judge,
 )
 from lead_load.core.ledger_rules import Status
@@ -45,6 +57,16 @@ _table = schema.ledger
 
 class ScopeError(ValueError):
     """What to check cannot be worked out from the arguments and the ledger."""
+
+
+class ListReadFailed(AirflowException):
+    """The task's number list could not be read whole (an incomplete read, no end, the
+    platform unreachable): nothing was changed. Airflow may retry: a later read may do."""
+
+
+class ListNotTrusted(AirflowFailException):
+    """The read came in whole, but misses too many of the imported rows it covers to be
+    believed (``landing_rules.untrusted``): nothing was changed, and no retry is made."""
 
 
 @dataclass(frozen=True)
@@ -144,26 +166,118 @@ def _moment(value: str | datetime, what: str) -> datetime:
 def inspect_scope(
     engine: Engine, hook: AgentApiHook, scope: Scope, sub_user_id: str | None = None
 ) -> LandingReport:
-    """Compare the scope's ledger rows with the task's number list; change nothing."""
-    list_read_at = schema.now()
-    task_phones = {
-        str(number.get("phone", ""))
-        for number in hook.iter_task_numbers(scope.api_task_id, sub_user_id=sub_user_id)
-    }
-    report = LandingReport(scope=[scope.label()])
+    """Compare the scope's ledger rows with the task's number list; change nothing.
+
+    Raises ``ListReadFailed`` when the list could not be read whole and ``ListNotTrusted``
+    when too many of the imported rows it covers look absent from it."""
+    read, task_phones = _read_list(engine, hook, scope, sub_user_id)
+    tally = Tally()
     suspects = []
     for chunk in _rows(engine, scope):
-        report.checked += len(chunk)
-        report.in_task += sum(1 for row in chunk if row.phone in task_phones)
-        suspects += compare(chunk, task_phones)
+        suspects += tally.add(chunk, task_phones, read)
+    del task_phones
+    reason = tally.untrusted()
+    if reason is not None:
+        raise ListNotTrusted(
+            f"the number list read of {scope.label()} is not to be trusted: {reason}; "
+            "nothing was changed (compare the task on the platform with the ledger)"
+        )
+    report = LandingReport(
+        scope=[scope.label()],
+        checked=tally.checked,
+        in_task=tally.in_task,
+        not_checked=tally.not_checked,
+    )
+    if tally.not_checked:
+        log.warning(
+            "%d imported rows of %s are absent from a read bounded from %s: their batch's post "
+            "is not known or earlier, so the read could not include them; not checked",
+            tally.not_checked,
+            scope.label(),
+            read.start_at,
+        )
     others = _rows_sharing_phones(engine, scope.api_task_id, {row.phone for row, _ in suspects})
     for row, kind in suspects:
         same_phone = [o for o in others.get(row.phone, []) if o.lead_id != row.lead_id]
-        finding = judge(row, kind, same_phone, list_read_at)
+        finding = judge(row, kind, same_phone, read)
         if finding is None:
             continue
         (report.pending if finding.repair else report.unrepairable).append(finding)
     return report
+
+
+def _read_list(
+    engine: Engine, hook: AgentApiHook, scope: Scope, sub_user_id: str | None
+) -> tuple[ListRead, set[str]]:
+    """The task's phones within the scope's bounds, read to the end, and that read."""
+    from agent_api.hooks.agent_api import TASK_NUMBERS_LOOKBACK
+
+    start_at, end_at = read_bounds(engine, scope)
+    read = ListRead(_database_now(engine), start_at, end_at)
+    try:
+        phones = {
+            str(number.get("phone", ""))
+            for number in hook.iter_task_numbers(
+                scope.api_task_id,
+                start_at=start_at - TASK_NUMBERS_LOOKBACK if start_at else None,
+                end_at=end_at + TASK_NUMBERS_LOOKBACK if end_at else None,
+                sub_user_id=sub_user_id,
+            )
+        }
+    except AgentApiTransientError as error:  # AgentApiIncompleteRead among them
+        raise ListReadFailed(
+            f"the number list of {scope.label()} could not be read whole, so nothing was "
+            f"changed: {mask_phones_in(str(error))}"
+        ) from error
+    return read, phones
+
+
+def read_bounds(engine: Engine, scope: Scope) -> tuple[datetime | None, datetime | None]:
+    """The time bounds of the scope's read (before the hook's day of slack): from the
+    earliest post of the scope's batches to the latest post or the latest change of its rows
+    (a number is imported after its post and before its row says imported). (None, None)
+    when no post is known: the read is unbounded, as for old rows without a batch."""
+    batches = schema.batches
+    conditions = [batches.c.api_task_id == scope.api_task_id, batches.c.posted_at.is_not(None)]
+    if scope.run_ids is not None:
+        conditions.append(batches.c.run_id.in_(scope.run_ids))
+    rows = [_table.c.api_task_id == scope.api_task_id]
+    if scope.run_ids is not None:
+        rows.append(_table.c.run_id.in_(scope.run_ids))
+    with engine.connect() as conn:
+        first, last = conn.execute(
+            select(func.min(batches.c.posted_at), func.max(batches.c.posted_at)).where(*conditions)
+        ).one()
+        if first is None:
+            return None, None
+        changed = conn.execute(select(func.max(_table.c.updated_at)).where(*rows)).scalar()
+    ends = [_utc(last)] + ([_utc(changed)] if changed is not None else [])
+    return _utc(first), max(ends)
+
+
+_NOW_SQL = {
+    "postgresql": "SELECT clock_timestamp()",
+    "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
+    "mysql": "SELECT UTC_TIMESTAMP(6)",
+    "mariadb": "SELECT UTC_TIMESTAMP(6)",
+}
+
+
+def _database_now(engine: Engine) -> datetime:
+    """Now on the database's clock (UTC), the one the margin is measured on."""
+    query = _NOW_SQL.get(engine.dialect.name)
+    if query is None:
+        return schema.now()
+    with engine.connect() as conn:
+        moment = conn.execute(text(query)).scalar_one()
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return _utc(moment)
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite and MySQL give back naive datetimes; the ledger writes them in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def apply_repairs(engine: Engine, report: LandingReport) -> LandingReport:
@@ -193,11 +307,14 @@ def check(
     *,
     repair: bool = False,
 ) -> LandingReport:
-    """Inspect every scope (and repair what is proven, if ``repair``); one report for all."""
+    """Inspect every scope (and repair what is proven, if ``repair``); one report for all.
+
+    Every scope is inspected before anything is repaired: a read that fails or is not to be
+    trusted (``ListReadFailed``, ``ListNotTrusted``) raises with nothing changed."""
+    found = [inspect_scope(engine, hook, scope, sub_user_id) for scope in scopes]
     report = LandingReport()
-    for scope in scopes:
-        found = inspect_scope(engine, hook, scope, sub_user_id)
-        report = report.merge(apply_repairs(engine, found) if repair else found)
+    for scope_report in found:
+        report = report.merge(apply_repairs(engine, scope_report) if repair else scope_report)
     return report
 
 
@@ -210,7 +327,9 @@ def verify_run(
     *,
     repair: bool = True,
 ) -> LandingReport:
-    """The DAG's end-of-run check: the run's rows in ``api_task_id``, repaired by default."""
+    """The DAG's end-of-run check: the run's rows in ``api_task_id``, repaired by default.
+    Raises (``ListReadFailed``, ``ListNotTrusted``) with nothing changed when the task's
+    number list cannot be read whole or is not to be trusted: the run fails with why."""
     report = check(ledger_engine, hook, [Scope(api_task_id, (run_id,))], sub_user_id, repair=repair)
     log.info("Landing check of %s: %s", report.scope[0], report.counts())
     for line in report.repaired_lines():
@@ -225,21 +344,43 @@ def verify_run(
 
 def _rows(engine: Engine, scope: Scope) -> Iterator[list[Row]]:
     """The scope's compared rows, a chunk at a time in (lead_id, phone) order (keyset paging
-    on the primary key, so memory stays bounded and no transaction stays open)."""
+    on the primary key, so memory stays bounded and no transaction stays open), each with
+    its batch's post time."""
     conditions = [
         _table.c.api_task_id == scope.api_task_id,
         _table.c.status.in_([s.value for s in COMPARED]),
     ]
     if scope.run_ids is not None:
         conditions.append(_table.c.run_id.in_(scope.run_ids))
+    batches = schema.batches
+    joined = _table.outerjoin(
+        batches, and_(batches.c.run_id == _table.c.run_id, batches.c.batch_no == _table.c.batch_no)
+    )
+    columns = (
+        _table.c.lead_id,
+        _table.c.phone,
+        _table.c.status,
+        _table.c.updated_at,
+        _table.c.unique_id,
+        batches.c.posted_at,
+    )
     after = ("", "")
     while True:
         lead, phone = after
         with engine.connect() as conn:
             chunk = [
-                Row(scope.api_task_id, r.lead_id, r.phone, r.status, r.updated_at)
+                Row(
+                    scope.api_task_id,
+                    r.lead_id,
+                    r.phone,
+                    r.status,
+                    r.updated_at,
+                    r.unique_id,
+                    r.posted_at,
+                )
                 for r in conn.execute(
-                    select(_table.c.lead_id, _table.c.phone, _table.c.status, _table.c.updated_at)
+                    select(*columns)
+                    .select_from(joined)
                     .where(
                         *conditions,
                         or_(

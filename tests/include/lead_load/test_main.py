@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 
 from agent_api import lookup_cache
 from lead_load.__main__ import main
 from lead_load.core.ledger_rules import Status
+from lead_load.ledger import schema
 from tests.dags.conftest import REPO
 from tests.include.lead_load.landing_samples import (
     RUN,
@@ -21,6 +23,8 @@ from tests.include.lead_load.landing_samples import (
     rows,
     set_row,
 )
+
+HOUR_AGO = timedelta(hours=1)  # imported well before the list read: beyond its margin
 
 # -- the command ----------------------------------------------------------------------------
 # It looks the Variable lead_load_ledger_conn_id up as any Airflow process does, so the tests
@@ -45,6 +49,7 @@ def test_command_reports_with_masked_phones_and_exit_1(sqlite_engine, platform, 
     engine = sqlite_engine.engine
     ph = clean_ledger(engine, platform)
     corrupt(engine)
+    set_row(engine, "f", updated_at=schema.now() - HOUR_AGO)
     before = rows(engine)
 
     found = run_cli(
@@ -74,7 +79,7 @@ def test_command_repairs_then_finds_nothing_and_exits_0(sqlite_engine, platform,
     engine = sqlite_engine.engine
     ph = clean_ledger(engine, platform)
     set_row(engine, "b", status=Status.NOT_IMPORTED.value)
-    set_row(engine, "f", status=Status.IMPORTED.value)
+    set_row(engine, "f", status=Status.IMPORTED.value, updated_at=schema.now() - HOUR_AGO)
     window = ["--window-start", "2026-11-24", "--window-end", "2026-11-25"]
     args = ["verify", *window, "--ledger-url", sqlite_engine.conn_uri]
 
@@ -89,6 +94,53 @@ def test_command_repairs_then_finds_nothing_and_exits_0(sqlite_engine, platform,
     again = io.StringIO()
     assert main(args, again) == 0
     assert "repaired none; left none" in again.getvalue()
+
+
+def test_command_exits_2_and_changes_nothing_when_the_list_read_is_incomplete(
+    sqlite_engine, platform, capsys
+):
+    engine = sqlite_engine.engine
+    clean_ledger(engine, platform)
+    corrupt(engine)
+    set_row(engine, "f", updated_at=schema.now() - HOUR_AGO)
+    before = rows(engine)
+    platform.sim.set_faults(max_per_page=2, empty_page_at=2)
+
+    out = io.StringIO()
+    args = ["verify", "--run-id", RUN, "--repair", "--ledger-url", sqlite_engine.conn_uri]
+    assert main(args, out) == 2
+
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("python -m lead_load verify: error: the number list of run run-1")
+    assert "could not be read whole, so nothing was changed" in line
+    assert "incomplete read" in line
+    assert out.getvalue() == ""
+    assert rows(engine) == before
+
+
+def test_command_exits_2_and_changes_nothing_when_the_list_read_is_not_trusted(
+    sqlite_engine, platform, capsys
+):
+    """The task was recreated empty: every imported row of the run looks absent."""
+    engine = sqlite_engine.engine
+    ph = clean_ledger(engine, platform)
+    set_row(engine, "b", status=Status.NOT_IMPORTED.value)
+    for lead in "acd":
+        set_row(engine, lead, updated_at=schema.now() - HOUR_AGO)
+    platform.sim.reset()
+    platform.sim.create_user(platform.user_id)
+    platform.sim.create_task(platform.user_id, task_id=platform.task_id)
+    platform.land([ph["b"]])
+    before = rows(engine)
+
+    args = ["verify", "--run-id", RUN, "--repair", "--ledger-url", sqlite_engine.conn_uri]
+    assert main(args, io.StringIO()) == 2
+
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "the number list read of run run-1" in line and "is not to be trusted" in line
+    assert "nothing was changed" in line
+    assert not [phone for phone in ph.values() if phone in line]
+    assert rows(engine) == before
 
 
 def test_command_fails_on_one_line_when_the_ledger_is_unreachable(platform, capsys):
