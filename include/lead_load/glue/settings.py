@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,21 @@ CONNECTION = "connection agent_api_default, extra"
 ENVIRONMENT = "environment"
 AIRFLOW_CONFIG = "Airflow config"
 
+# A calling task's id: a UUID, as the platform gives them. Empty: the Variable.
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# A window bound: a date, or an ISO date-time (``T`` or a space, minutes at least, an
+# optional fraction and offset or Z), as ``lead_load.core.window`` reads them. JSON schema's
+# ``format: date-time`` is not used: Airflow checks no date-time format without the
+# rfc3339-validator package, and it would refuse a bare date.
+WINDOW_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"
+)
+
+
+def _or_empty(pattern: str) -> str:
+    return f"^$|{pattern}"
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -50,6 +66,8 @@ class Setting:
     type: str | list[str] = "string"
     minimum: float | None = None
     maximum: float | None = None
+    # A regular expression a string Param must match (null passes: the type allows it).
+    pattern: str | None = None
 
 
 def _field_default(cls: type, name: str) -> Any:
@@ -68,9 +86,11 @@ SETTINGS: tuple[Setting, ...] = (
         PARAM,
         None,
         f"The calling task (campaign) UUID that receives the numbers. Empty: the Variable "
-        f"{API_TASK_VARIABLE}.",
+        f"{API_TASK_VARIABLE}. The run first checks that the platform has it for this user "
+        "(and sub-account).",
         title="Target calling task",
         type=["null", "string"],
+        pattern=_or_empty(UUID_PATTERN),
     ),
     Setting(
         "window_start",
@@ -81,18 +101,20 @@ SETTINGS: tuple[Setting, ...] = (
         "2026-11-24 or 2026-11-24T02:00:00+08:00. Set both or neither. Neither: scheduled and "
         "backfill runs load their data interval, a manual run the one Airflow infers from its "
         "logical date (the last whole day before it, 02:00 to 02:00 Asia/Shanghai), as its log "
-        "and run note say.",
+        "and run note say. Refused on scheduled and backfill runs.",
         title="Window start",
         type=["null", "string"],
+        pattern=_or_empty(WINDOW_PATTERN),
     ),
     Setting(
         "window_end",
         PARAM,
         None,
         "Load leads with updated_at < this, in UTC (date or ISO date-time; add +08:00 for "
-        "Asia/Shanghai time).",
+        "Asia/Shanghai time); after window_start.",
         title="Window end",
         type=["null", "string"],
+        pattern=_or_empty(WINDOW_PATTERN),
     ),
     Setting(
         "sub_user_id",
@@ -249,7 +271,9 @@ def dag_params() -> dict[str, Param]:
     params = {}
     for s in param_settings():
         bounds = {
-            k: v for k, v in (("minimum", s.minimum), ("maximum", s.maximum)) if v is not None
+            k: v
+            for k, v in (("minimum", s.minimum), ("maximum", s.maximum), ("pattern", s.pattern))
+            if v is not None
         }
         params[s.name] = Param(
             s.default, type=s.type, title=s.title, description=s.description, **bounds
@@ -292,10 +316,20 @@ def resolve(
     data_interval_start: datetime | None,
     data_interval_end: datetime | None,
     run_type: object = None,
+    agent_api: Any = None,
 ) -> RunSettings:
-    """The run's settings, or an ``AirflowFailException`` that says what to fix (a
-    configuration error: retrying cannot help). Logs the window in UTC and Asia/Shanghai,
-    with a warning when it is an interval Airflow inferred for a manual run."""
+    """The run's settings, or an ``AirflowFailException`` that says in one line what to fix
+    (a configuration error: retrying cannot help). Logs the window in UTC and Asia/Shanghai,
+    with a warning when it is an interval Airflow inferred for a manual run.
+
+    Refused: no target task, or one that is not a UUID (the Variable's; the trigger form
+    refuses the param's); one window bound without the other, a malformed one, a start not
+    before the end; window params on a scheduled or backfill run (``run_type``: text or
+    Airflow's enum), which would make every run load the same window; and a calling task the
+    platform does not list for this user (``agent_api``: an ``AgentApiHook``, by default one
+    that asks once, without retries). A platform that cannot be reached does not fail the
+    run here: the posts retry.
+    """
     from airflow.sdk import Variable
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -307,32 +341,99 @@ def resolve(
         window_source,
     )
 
-    api_task_id = (params.get("api_task_id") or "").strip() or Variable.get(
-        API_TASK_VARIABLE, default=""
-    )
+    param_task = (params.get("api_task_id") or "").strip()
+    api_task_id = param_task or (Variable.get(API_TASK_VARIABLE, default="") or "").strip()
     if not api_task_id:
         raise AirflowFailException(
             f"no target task: set the api_task_id param or the Variable {API_TASK_VARIABLE}"
         )
+    if not re.fullmatch(UUID_PATTERN, api_task_id):
+        where = "the api_task_id param" if param_task else f"the Variable {API_TASK_VARIABLE}"
+        raise AirflowFailException(
+            f"api_task_id {api_task_id!r} (from {where}) is not a calling task id: the "
+            "platform's task ids are UUIDs, e.g. 123e4567-e89b-12d3-a456-426614174000"
+        )
+    window_start, window_end = params.get("window_start"), params.get("window_end")
+    kind = getattr(run_type, "value", run_type)
+    if (window_start or window_end) and kind in ("scheduled", "backfill"):
+        raise AirflowFailException(
+            f"window_start/window_end are set on a {kind} run: every {kind} run would load "
+            "that same window instead of its own data interval; remove them from the run's "
+            "conf (or the DAG's param defaults), or trigger a manual run to load a chosen window"
+        )
     try:
         start, end = resolve_window(
-            params.get("window_start"),
-            params.get("window_end"),
-            data_interval_start,
-            data_interval_end,
+            window_start, window_end, data_interval_start, data_interval_end
         )
     except WindowError as error:
         raise AirflowFailException(str(error)) from None
-    source = window_source(params.get("window_start"), params.get("window_end"), run_type)
+    source = window_source(window_start, window_end, run_type)
     log.info("Window: %s, from the %s", describe_window(start, end), source)
     if is_inferred(source):
         log.warning(
             "No window_start/window_end: this %s run loads the data interval Airflow inferred "
             "from its logical date, %s. Trigger it with window_start and window_end (UTC) to "
             "load another window.",
-            getattr(run_type, "value", run_type) or "manual",
+            kind or "manual",
             describe_window(start, end),
         )
-    return RunSettings.from_params(
+    run = RunSettings.from_params(
         params, run_id, api_task_id, (start.isoformat(), end.isoformat()), source
     )
+    check_calling_task(agent_api, run.api_task_id, run.sub_user_id)
+    return run
+
+
+def _ask_once() -> Any:
+    """A hook on the ``agent_api_default`` connection that sends one request, no retries."""
+    from agent_api.hooks.agent_api import AgentApiHook
+    from agent_api.retry import RetryPolicy
+
+    return AgentApiHook(retry_policy=RetryPolicy(max_attempts=1))
+
+
+def check_calling_task(agent_api: Any, api_task_id: str, sub_user_id: str | None) -> None:
+    """Ask the platform once whether the user (or its sub-account) has the calling task,
+    before anything is extracted or staged. Fails (``AirflowFailException``) when it does not,
+    when the token is refused, or when the user or sub-account is unknown; a platform that
+    cannot be reached, or an answer of an unknown shape, only logs a warning."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from agent_api.exceptions import AgentApiAuthError, AgentApiError, AgentApiNotFoundError
+
+    hook = agent_api if agent_api is not None else _ask_once()
+    try:
+        sub_user = sub_user_id or hook.settings.sub_user_id
+        owner = f"user {hook.user_id}" + (f" (sub-account {sub_user})" if sub_user else "")
+        tasks = hook.all_tasks(sub_user_id=sub_user_id)
+    except AgentApiAuthError as error:
+        raise AirflowFailException(
+            f"cannot check calling task {api_task_id}: {error.platform_message}"
+        ) from None
+    except AgentApiNotFoundError as error:
+        raise AirflowFailException(
+            f"cannot check calling task {api_task_id}: the platform does not know {owner} "
+            f"({error.platform_message}); check extra.user_id of the connection "
+            f"{hook.agent_api_conn_id!r} and the sub_user_id param or extra.sub_user_id"
+        ) from None
+    except AgentApiError as error:
+        log.warning(
+            "Could not check that calling task %s exists (%s); going on: the posts retry",
+            api_task_id,
+            error,
+        )
+        return
+    ids = {str(t.get("id", t.get("task_id"))) for t in tasks if isinstance(t, dict)} - {"None"}
+    if tasks and not ids:
+        log.warning(
+            "The platform's task list has no task ids (an unknown answer shape); calling task "
+            "%s is not checked",
+            api_task_id,
+        )
+        return
+    if api_task_id.lower() not in {i.lower() for i in ids}:
+        raise AirflowFailException(
+            f"calling task {api_task_id} not found for {owner} ({len(tasks)} tasks there); "
+            f"check the api_task_id param or the Variable {API_TASK_VARIABLE} (and sub_user_id)"
+        )
+    log.info("Calling task %s is one of the %d tasks of %s", api_task_id, len(tasks), owner)

@@ -366,8 +366,11 @@ class AgentApiHook(HttpHook):
         params = {"sub_user_id": sub} if (sub := self._sub_user(sub_user_id)) else None
         self._call("PUT", endpoints.task_stop(self.user_id, api_task_id), params=params)
 
-    def all_tasks(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", endpoints.all_tasks(self.user_id)) or [])
+    def all_tasks(self, *, sub_user_id: str | None = None) -> list[dict[str, Any]]:
+        """The calling tasks of the user, or of its sub-account (``sub_user_id``, else the
+        connection's): ``[{"id", "name", "status", "version"}, ...]``."""
+        params = {"sub_user_id": sub} if (sub := self._sub_user(sub_user_id)) else None
+        return list(self._call("GET", endpoints.all_tasks(self.user_id), params=params) or [])
 
     def list_task_numbers(
         self,
