@@ -20,7 +20,10 @@ nested counts (reasons, batches by status, ...) go into ``breakdown``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
+
+from lead_load.core.window import SCHEDULE_ZONE
 
 # Reject kinds that are not "invalid": the run's own duplicates, and phones another lead holds
 # in the task (counted in already_loaded).
@@ -166,13 +169,63 @@ def run_note(summary: Mapping[str, Any], invalid_by_reason: Mapping[str, int]) -
     ):
         if summary.get(optional):
             parts.append(f"{words} {summary[optional]}")
-    window = f"window {summary.get('window_start')} to {summary.get('window_end')} (UTC)"
+    window = note_window(summary.get("window_start"), summary.get("window_end"))
     if summary.get("window_source"):
         window += f", {summary['window_source']}"
     note = "; ".join(parts) + f" | {window}"
     if summary.get("problems"):
         note = f"Failed: {summary['problems'][0]} | {note}"
     return _at_most(note, NOTE_MAX_CHARS)
+
+
+def note_window(start: object, end: object) -> str:
+    """The window for the run note, in UTC and in the schedule's zone by its offset (never an
+    abbreviation such as CST, which names three zones): ``window 2026-11-24 00:00 to
+    2026-11-25 00:00 UTC (08:00 to 08:00 +08:00)``. A local time carries its date when that
+    differs from the UTC one. Values that are no ISO date-time are shown as they are."""
+    moments = [_moment(start), _moment(end)]
+    if None in moments:
+        return f"window {start} to {end} UTC"
+    utc = [moment.astimezone(UTC) for moment in moments]
+    local = [moment.astimezone(SCHEDULE_ZONE) for moment in moments]
+    local_text = [
+        _clock(there) if there.date() == here.date() else f"{there:%Y-%m-%d} {_clock(there)}"
+        for here, there in zip(utc, local, strict=True)
+    ]
+    offsets = [_offset(moment) for moment in local]
+    if offsets[0] == offsets[1]:
+        local_part = f"{local_text[0]} to {local_text[1]} {offsets[0]}"
+    else:
+        local_part = f"{local_text[0]} {offsets[0]} to {local_text[1]} {offsets[1]}"
+    return (
+        f"window {utc[0]:%Y-%m-%d} {_clock(utc[0])} to {utc[1]:%Y-%m-%d} {_clock(utc[1])} UTC "
+        f"({local_part})"
+    )
+
+
+def _moment(value: object) -> datetime | None:
+    """An aware date-time from the summary's ISO text (naive: UTC), else None."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _clock(moment: datetime) -> str:
+    """HH:MM, with seconds (and their fraction) only when the moment has them."""
+    if moment.second == 0 and moment.microsecond == 0:
+        return f"{moment:%H:%M}"
+    return moment.time().isoformat()
+
+
+def _offset(moment: datetime) -> str:
+    """The UTC offset as +HH:MM."""
+    text = f"{moment:%z}"
+    return f"{text[:3]}:{text[3:5]}"
 
 
 def failure_note(failed_at: str, problems: list[str]) -> str:

@@ -112,10 +112,35 @@ def test_the_run_note_is_one_line_with_the_counts_and_the_window():
     assert note == (
         "imported 2540 of 3000 extracted; invalid 155 (not_a_phone 100, missing_phone 55); "
         "duplicates 285; already loaded 7; not imported 20; carried over 10; "
-        "in flight in another run 3 | window 2026-11-24T00:00:00+00:00 to "
-        "2026-11-25T00:00:00+00:00 (UTC), window_start/window_end params"
+        "in flight in another run 3 | window 2026-11-24 00:00 to 2026-11-25 00:00 UTC "
+        "(08:00 to 08:00 +08:00), window_start/window_end params"
     )
     assert "\n" not in note
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "words"),
+    [
+        # The schedule's own day, 02:00 to 02:00 in Shanghai: the local dates differ.
+        (
+            "2026-11-23T18:00:00+00:00",
+            "2026-11-24T18:00:00+00:00",
+            "window 2026-11-23 18:00 to 2026-11-24 18:00 UTC "
+            "(2026-11-24 02:00 to 2026-11-25 02:00 +08:00)",
+        ),
+        # Params given with an offset or naive (read as UTC); seconds are kept when set.
+        (
+            "2026-11-24T08:00:00+08:00",
+            "2026-11-24 10:30:15",
+            "window 2026-11-24 00:00 to 2026-11-24 10:30:15 UTC (08:00 to 18:30:15 +08:00)",
+        ),
+        # Not a date-time (an older summary): shown as it is.
+        (None, None, "window None to None UTC"),
+    ],
+)
+def test_the_note_gives_the_window_in_utc_and_by_the_schedule_zone_offset(start, end, words):
+    assert run_summary.note_window(start, end) == words
+    assert "CST" not in words
 
 
 def test_a_failed_or_dry_run_says_so_first_and_the_note_fits_the_api_server():
