@@ -2,6 +2,10 @@
 dag-processor and triggerer on the repo's SQLite home), wired to the demo's warehouse and a
 simulator of the platform, so a newcomer can trigger lead_load from the UI at once.
 
+The report task writes the run note through the api-server (docs/run-note.md): `make up`
+defines the ``airflow_api`` connection for it, as the simple auth manager's user ``lead_load``
+(role ``user``: may edit DAG runs), whose password it keeps beside the admin's.
+
 The DAG starts unpaused, so the scheduler at once starts one scheduled run of the latest whole
 interval by itself (catchup is off); `make up` prints that window at start-up. The simulator
 and the seeded warehouse live as long as this command; Ctrl-C stops all.
@@ -12,7 +16,9 @@ connections defined (see the README).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -28,6 +34,11 @@ URL = f"http://localhost:{PORT}"
 # The DAG's schedule: every day at 02:00 in this zone (dags/lead_load_dag.py).
 SCHEDULE_ZONE = ZoneInfo("Asia/Shanghai")
 SCHEDULE_HOUR = 2
+# The simple auth manager's users: the admin a newcomer logs in as, and the user the report
+# task writes run notes as (the airflow_api connection).
+ADMIN_USER = "admin"
+NOTE_USER = "lead_load"
+USERS = f"{ADMIN_USER}:admin,{NOTE_USER}:user"
 
 
 def latest_interval(now: datetime) -> tuple[datetime, datetime]:
@@ -60,6 +71,38 @@ def scheduled_run_notice(now: datetime) -> str:
     )
 
 
+def ensure_passwords(path: Path, users: tuple[str, ...]) -> dict[str, str]:
+    """The simple auth manager's passwords file with a password for each of ``users``: kept
+    when the file has one, generated otherwise (as Airflow does). Returns the users whose
+    password was generated now, with it."""
+    try:
+        passwords = json.loads(path.read_text() or "{}")
+    except FileNotFoundError:
+        passwords = {}
+    made = {user: secrets.token_urlsafe(12) for user in users if user not in passwords}
+    if made:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(json.dumps({**passwords, **made}) + "\n")
+    return made
+
+
+def note_connection_env(passwords_file: Path) -> dict[str, str]:
+    """The ``airflow_api`` connection: this api-server, as the note's user."""
+    password = json.loads(passwords_file.read_text())[NOTE_USER]
+    return {
+        "AIRFLOW_CONN_AIRFLOW_API": json.dumps(
+            {
+                "conn_type": "http",
+                "host": f"http://localhost:{PORT}",
+                "login": NOTE_USER,
+                "password": password,
+            }
+        )
+    }
+
+
 def _interrupt(*_) -> None:
     raise KeyboardInterrupt
 
@@ -67,6 +110,11 @@ def _interrupt(*_) -> None:
 def main() -> int:
     airflow_home = Path(os.environ.get("AIRFLOW_HOME", ".airflow"))
     db, _, _ = seed_demo_warehouse(airflow_home / "up")
+    passwords_file = Path(
+        os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
+        or airflow_home / "simple_auth_manager_passwords.json.generated"
+    ).absolute()
+    made = ensure_passwords(passwords_file, (ADMIN_USER, NOTE_USER))
     with SimulatorProcess() as sim:
         user_id = sim.create_user()
         task_id = sim.create_task(user_id)
@@ -78,15 +126,24 @@ def main() -> int:
             # Task processes find the execution API through the base URL, which otherwise
             # assumes port 8080 whatever AIRFLOW__API__PORT says.
             "AIRFLOW__API__BASE_URL": f"http://localhost:{PORT}",
+            # The admin, and the user the report task sets run notes as (airflow_api).
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": USERS,
+            **note_connection_env(passwords_file),
             **os.environ,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
             **connection_env(sim, db, user_id, task_id),
             # standalone starts its components as `airflow ...`: the venv's must come first.
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         }
+        password = (
+            f"password {made[ADMIN_USER]} (new), kept in"
+            if ADMIN_USER in made
+            else "password kept in"
+        )
         print(
             f"\nSimulator on {sim.base_url} (task {task_id}).\n"
-            f"Airflow UI: {URL}  user admin, password printed below by Airflow and kept in "
-            f"{airflow_home / 'simple_auth_manager_passwords.json.generated'}.\n"
+            f"Airflow UI: {URL}  user {ADMIN_USER}, {password} {passwords_file}.\n"
+            f"Run notes are written through the connection airflow_api as user {NOTE_USER}.\n"
             f"{scheduled_run_notice(datetime.now(UTC))}\n"
             f"Trigger lead_load with window_start {WINDOW[0].date()} and window_end "
             f"{WINDOW[1].date()} to load the seeded leads. Ctrl-C stops everything.\n",

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 
-from lead_load_devtools.local_airflow import SCHEDULE_ZONE, latest_interval, scheduled_run_notice
+from lead_load_devtools.local_airflow import (
+    ADMIN_USER,
+    NOTE_USER,
+    PORT,
+    SCHEDULE_ZONE,
+    USERS,
+    ensure_passwords,
+    latest_interval,
+    note_connection_env,
+    scheduled_run_notice,
+)
 
 
 @pytest.mark.parametrize(
@@ -34,3 +45,26 @@ def test_the_notice_names_the_window_in_both_zones_and_how_to_start_paused():
     ) in notice
     assert "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True" in notice
     assert "airflow dags unpause lead_load" in notice
+
+
+def test_the_passwords_file_keeps_known_passwords_and_makes_the_missing_ones(tmp_path):
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({ADMIN_USER: "kept"}))
+    made = ensure_passwords(passwords, (ADMIN_USER, NOTE_USER))
+    assert list(made) == [NOTE_USER]
+    assert json.loads(passwords.read_text()) == {ADMIN_USER: "kept", NOTE_USER: made[NOTE_USER]}
+    assert ensure_passwords(passwords, (ADMIN_USER, NOTE_USER)) == {}
+    fresh = tmp_path / "home" / "fresh.json"
+    assert set(ensure_passwords(fresh, (ADMIN_USER,))) == {ADMIN_USER}
+    assert fresh.stat().st_mode & 0o077 == 0  # readable by its owner only
+
+
+def test_the_note_connection_logs_in_as_a_user_who_may_edit_dag_runs(tmp_path):
+    passwords = tmp_path / "passwords.json"
+    ensure_passwords(passwords, (ADMIN_USER, NOTE_USER))
+    conn = json.loads(note_connection_env(passwords)["AIRFLOW_CONN_AIRFLOW_API"])
+    assert conn["login"] == NOTE_USER
+    assert conn["password"] == json.loads(passwords.read_text())[NOTE_USER]
+    assert conn["host"] == f"http://localhost:{PORT}"
+    # The simple auth manager's role "user" may edit DAG runs (docs/run-note.md).
+    assert f"{NOTE_USER}:user" in USERS.split(",")
