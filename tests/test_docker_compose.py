@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +133,27 @@ def test_every_airflow_service_maps_as_many_batches_as_make_does():
     for name in ("airflow-scheduler", "airflow-triggerer", "airflow-apiserver"):
         assert env_of(name)["AIRFLOW__CORE__MAX_MAP_LENGTH"] == made
     assert int(made) * 200 >= 1_000_000  # a million-lead window in one load
+
+
+def test_the_run_note_connection_logs_in_as_a_user_whose_password_init_writes(tmp_path):
+    """airflow_api (docs/run-note.md): the api-server, as a user of role user (may edit DAG
+    runs), whose password airflow-init writes into the passwords file the api-server reads,
+    keeping the admin's."""
+    env = env_of("airflow-worker")
+    conn = urlparse(re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", env["AIRFLOW_CONN_AIRFLOW_API"]))
+    assert (conn.hostname, conn.port) == ("airflow-apiserver", 8080)
+    assert "8080:8080" in SERVICES["airflow-apiserver"]["ports"]
+    assert f"{conn.username}:user" in env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(",")
+    passwords_file = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    assert passwords_file.startswith("/opt/airflow/logs/")  # a mount init and api-server share
+
+    # Run init's line here, on a file that already holds the admin's password.
+    script = "\n".join(SERVICES["airflow-init"]["command"]).replace("\\\n", " ")
+    (line,) = [line for line in script.splitlines() if line.strip().startswith("python -c")]
+    local = tmp_path / "passwords.json"
+    local.write_text(json.dumps({"admin": "generated"}))
+    line = line.replace("$${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE}", str(local))
+    args = shlex.split(re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", line))
+    subprocess.run([sys.executable, *args[1:]], check=True, timeout=30)
+    assert json.loads(local.read_text()) == {"admin": "generated", conn.username: conn.password}
+    assert script.index("python -c") < script.index("chown -R")  # owned by the airflow user
