@@ -203,7 +203,7 @@ def lead_load():
         from lead_load.glue.connections import ledger_engine
         from lead_load.steps import landing_check
 
-        if planned_batches() is None:
+        if settings is None or planned_batches() is None:
             # An earlier step failed and said why; there is nothing of this run to check.
             return {"skipped": "nothing was planned: an earlier step failed"}
         return landing_check.verify_landing(_run(settings), ledger_engine(), AgentApiHook())
@@ -216,10 +216,24 @@ def lead_load():
         status, ...), written on the run as its note; fails the run when it went wrong."""
         from airflow.sdk.exceptions import AirflowFailException
 
+        from lead_load.core.run_summary import failure_note
         from lead_load.glue.connections import ledger_engine
+        from lead_load.glue.failures import settings_failure
         from lead_load.glue.run_note import set_run_note
         from lead_load.steps import report as report_step
 
+        if settings is None:
+            # resolve_settings refused the run (and recorded why): end it now, in its words,
+            # with no retry; nothing was extracted, staged or sent.
+            params = get_current_context()["params"]
+            failed_at, problems = settings_failure(
+                ti.run_id,
+                params.get("api_task_id"),
+                (params.get("window_start"), params.get("window_end")),
+                ledger_engine,
+            )
+            set_run_note(ti.dag_id, ti.run_id, failure_note(failed_at, problems))
+            raise AirflowFailException("; ".join(problems))
         try:
             result = report_step.report(
                 _run(settings),

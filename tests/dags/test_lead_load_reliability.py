@@ -310,9 +310,10 @@ def test_a_rejected_token_fails_saying_to_update_the_connection(sqlite_lead_load
     assert "put a valid partner token in the password of the Airflow connection " in out
     assert "'agent_api_default'" in out
     assert wrong_token not in out
-    # Refused before anything was imported: the leads wait, staged, for the next run.
+    # Refused by resolve_settings' look-up of the calling task, before anything was staged.
+    assert "cannot check calling task" in out
     assert_nothing_sent(env)
-    assert env.ledger_counts()["staged"] == len(leads.valid_phones)
+    assert env.ledger_counts() == {}
     assert_clean_output(result, env, leads)
 
 
@@ -381,14 +382,17 @@ def assert_tables_intact(env, leads) -> None:
 
 
 def test_sql_in_a_window_param_is_refused_clearly(sqlite_lead_load_env):
-    """window_end goes through the same parser (tests/include/lead_load/test_window.py)."""
+    """The trigger form's schema refuses it before the run starts; window_end has the same
+    schema, and resolve_settings' parser refuses it too (tests/include/lead_load/test_window.py)."""
     env = sqlite_lead_load_env
     leads = seeded(env, 50)
     schema.create_tables(env.warehouse.engine)
 
     result = env.run_dag(window_start=INJECTION)
     assert result.returncode != 0
-    assert f'window_start="{INJECTION}" is not a date or an ISO date-time' in output(result)
+    out = output(result)
+    assert "Invalid input for param window_start" in out
+    assert INJECTION in out and "does not match" in out
     assert env.posts() == []
     assert_tables_intact(env, leads)
     assert env.ledger_counts() == {}
@@ -399,23 +403,24 @@ def test_sql_in_the_task_and_sub_user_params_is_bound_as_a_value(lead_load_env):
     leads = seeded(env, 50)
     task = "x'; DROP TABLE leads; --"
     sub_user = "y'); DELETE FROM lead_load_ledger; --"
+    schema.create_tables(env.warehouse.engine)
 
-    result = env.run_dag(api_task_id=task, sub_user_id=sub_user)
+    # The trigger form refuses a calling task that is not a UUID.
+    result = env.run_dag(api_task_id=task)
+    assert result.returncode != 0
+    assert "Invalid input for param api_task_id" in output(result)
+    assert_tables_intact(env, leads)
+
+    # A sub-account is free text: resolve_settings asks the platform for its tasks with it,
+    # as a value, and the platform knows no such sub-account.
+    result = env.run_dag(sub_user_id=sub_user)
     out = output(result)
     assert result.returncode != 0
-    assert re.search(r"(task|sub user) not found", out)  # the platform has neither
+    assert f"(sub-account {sub_user})" in out and "sub user not found" in out
     assert_tables_intact(env, leads)
-    # Stored and sent verbatim, as values: nothing was executed.
-    staged = env.warehouse.rows(
-        "SELECT status, COUNT(*) AS n FROM lead_load_ledger WHERE api_task_id = :t GROUP BY status",
-        t=task,
-    )
-    assert {r["status"]: r["n"] for r in staged} == {
-        "staged": len(leads.valid_phones),
-        "rejected": len(leads.invalid_leads) + len(leads.duplicate_leads),
-    }
-    posts = env.posts()
-    assert posts
-    assert {p["path"].rsplit("/", 2)[-2] for p in posts} == {task}
-    assert {p["body"]["sub_user_id"] for p in posts} == {sub_user}
+    asked = [e for e in env.sim.journal() if e["path"].endswith("/all_task")]
+    assert [e["query"].get("sub_user_id") for e in asked] == [sub_user]
+    # Refused before anything was staged or sent: nothing was executed.
+    assert env.ledger_counts() == {}
+    assert env.posts() == []
     assert env.task_phones() == []

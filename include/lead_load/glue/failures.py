@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from agent_api.masking import mask_phones_in
-from lead_load.ledger import batch_lifecycle, schema
+from lead_load.ledger import batch_lifecycle, counts, schema
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,30 @@ def record(
         log.warning(
             "Could not record the failure of run %s in the ledger: %s", run_id, masked_text(error)
         )
+
+
+def settings_failure(
+    run_id: str,
+    api_task_id: str | None,
+    window: tuple[str | None, str | None],
+    ledger_engine: Callable[[], Engine],
+) -> tuple[str, list[str]]:
+    """Why ``resolve_settings`` failed, for a later task of the run (``report``) that ends the
+    run at once instead of reporting on settings it never got: ``(failed_at, problems)``, in
+    the words resolve_settings recorded on the run's row. When it recorded nothing (it could
+    not reach the ledger, or died without a Python error), a line pointing at its log is
+    recorded now. Never raises: the run fails either way."""
+    stage = "resolve_settings"
+    try:
+        recorded = counts.recorded_summary(ledger_engine(), run_id)
+    except Exception as error:
+        log.warning("Could not read run %s's record: %s", run_id, masked_text(error))
+        recorded = {}
+    if recorded.get("failed_at") == stage and recorded.get("problems"):
+        return stage, list(recorded["problems"])
+    message = "it ended without settings; see its log"
+    record(stage, run_id, api_task_id, window, message, ledger_engine)
+    return stage, [f"{stage} failed: {message}"]
 
 
 def this_step(stage: str, settings: dict[str, Any]) -> Any:

@@ -100,3 +100,40 @@ def test_an_unreachable_ledger_is_logged_and_the_steps_own_error_raised(caplog):
         raise RuntimeError("the step's own error")
     assert "Could not record the failure of run run-1" in caplog.text
     assert PHONE not in caplog.text
+
+
+def test_a_later_task_ends_a_refused_run_in_resolve_settings_words(engine):
+    from lead_load.glue.failures import settings_failure
+
+    with (
+        pytest.raises(AirflowFailException),
+        recorded_failure("resolve_settings", "run-1", None, WINDOW, lambda: engine),
+    ):
+        raise AirflowFailException("set both window_start and window_end, or neither")
+    assert settings_failure("run-1", None, WINDOW, lambda: engine) == (
+        "resolve_settings",
+        ["resolve_settings failed: set both window_start and window_end, or neither"],
+    )
+
+
+def test_a_refusal_nobody_recorded_is_recorded_by_the_later_task(engine):
+    from lead_load.glue.failures import settings_failure
+
+    failed_at, problems = settings_failure("run-2", TASK, WINDOW, lambda: engine)
+    assert (failed_at, problems) == (
+        "resolve_settings",
+        ["resolve_settings failed: it ended without settings; see its log"],
+    )
+    run = _run_row(engine)
+    assert (run.state, run.api_task_id) == ("failed", TASK)
+    assert json.loads(run.summary)["problems"] == problems
+
+
+def test_an_unreachable_ledger_still_gives_a_reason(caplog):
+    from lead_load.glue.failures import settings_failure
+
+    def broken():
+        raise RuntimeError("ledger down")
+
+    assert settings_failure("run-3", None, (None, None), broken)[0] == "resolve_settings"
+    assert "Could not read run run-3's record" in caplog.text
