@@ -49,14 +49,18 @@ class BatchStatus(StrEnum):
 
     ``planned -> sending -> submitted -> processed``; a failed post goes ``sending ->
     planned``; a post whose owner's lease expired is reconciled ``sending -> planned`` after
-    its numbers were looked up in the task. ``carried_over``: a later run took the rows of
-    this planned batch over because this run had finished or died (final).
+    its numbers were looked up in the task. ``failed``: the platform refused the post in a
+    way no retry of it can change (the calling task or user unknown, the token rejected), its
+    rows back to staged and the refusal in ``error``; a cleared post claims it again.
+    ``carried_over``: a later run took the rows of this planned batch over because this run
+    had finished or died (final).
     """
 
     PLANNED = "planned"
     SENDING = "sending"
     SUBMITTED = "submitted"
     PROCESSED = "processed"
+    FAILED = "failed"
     CARRIED_OVER = "carried_over"
 
 

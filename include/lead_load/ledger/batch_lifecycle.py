@@ -488,14 +488,18 @@ def lease_is_live(state: dict[str, Any]) -> bool:
 
 
 def claim(engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float) -> Claim | None:
-    """planned -> sending under a new lease; its staged rows -> sending. None: lost the race
-    (the batch was not planned any more when this statement ran)."""
+    """planned (or failed: a cleared post tries again) -> sending under a new lease; its
+    staged rows -> sending. None: lost the race (the batch was neither planned nor failed any
+    more when this statement ran)."""
     token = secrets.token_hex(16)
     stamp = now()
     with engine.begin() as conn:
         won = conn.execute(
             update(batches)
-            .where(*_this_batch(run_id, batch_no), batches.c.status == BatchStatus.PLANNED)
+            .where(
+                *_this_batch(run_id, batch_no),
+                batches.c.status.in_([BatchStatus.PLANNED.value, BatchStatus.FAILED.value]),
+            )
             .values(
                 status=BatchStatus.SENDING.value,
                 lease_owner=owner[:400],
@@ -680,16 +684,17 @@ def submitted(engine: Engine, lease: Lease, unique_id: str | None) -> None:
     _retrying_write(write, done)
 
 
-def back_to_staged(engine: Engine, lease: Lease, *, error: str) -> None:
+def back_to_staged(engine: Engine, lease: Lease, *, error: str, final: bool = False) -> None:
     """sending -> planned, releasing the lease: the platform certainly has none of the rows
-    (it refused the post, or no POST of the batch ever started), so they go back to staged."""
+    (it refused the post, or no POST of the batch ever started), so they go back to staged.
+    ``final``: the refusal is one no retry can change, the batch ends ``failed``."""
     stamp = now()
     with engine.begin() as conn:
         won = conn.execute(
             update(batches)
             .where(*_held(lease))
             .values(
-                status=BatchStatus.PLANNED.value,
+                status=(BatchStatus.FAILED if final else BatchStatus.PLANNED).value,
                 lease_token=None,
                 lease_expires_at=None,
                 error=error,

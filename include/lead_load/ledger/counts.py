@@ -11,6 +11,7 @@ from sqlalchemy import (
     select,
 )
 
+from lead_load.core.ledger_rules import BatchStatus
 from lead_load.ledger.schema import batches, ledger, rejects, runs
 
 
@@ -42,6 +43,17 @@ def reject_reasons(engine: Engine, run_id: str) -> dict[str, int]:
 
 def batch_counts(engine: Engine, run_id: str) -> dict[str, int]:
     return _count_by(engine, batches.c.status, batches.c.run_id == run_id)
+
+
+def refused_batches(engine: Engine, run_id: str) -> list[dict[str, Any]]:
+    """The run's batches the platform refused for good (``failed``): batch_no, rows, error."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(batches.c.batch_no, batches.c.rows, batches.c.error)
+            .where(batches.c.run_id == run_id, batches.c.status == BatchStatus.FAILED)
+            .order_by(batches.c.batch_no)
+        ).all()
+    return [dict(r._mapping) for r in rows]
 
 
 def lead_id_range(engine: Engine, run_id: str, batch_no: int) -> tuple[str, str, int] | None:

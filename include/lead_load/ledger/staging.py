@@ -817,9 +817,11 @@ def clear_run(engine: Engine, run_id: str) -> None:
     with engine.begin() as conn:
         conn.execute(delete(candidates).where(candidates.c.run_id == run_id))
         conn.execute(delete(rejects).where(rejects.c.run_id == run_id))
-        # Its batches that nobody claimed: the re-run plans afresh.
+        # Its batches that nobody claimed, or that the platform refused: the re-run plans
+        # afresh.
         conn.execute(
             delete(batches).where(
-                batches.c.run_id == run_id, batches.c.status == BatchStatus.PLANNED
+                batches.c.run_id == run_id,
+                batches.c.status.in_([BatchStatus.PLANNED.value, BatchStatus.FAILED.value]),
             )
         )

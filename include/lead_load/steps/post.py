@@ -11,7 +11,9 @@ from sqlalchemy import Engine
 
 from agent_api.exceptions import (
     AgentApiAnswerLost,
+    AgentApiAuthError,
     AgentApiError,
+    AgentApiNotFoundError,
     AgentApiTaskRunningError,
 )
 from agent_api.hooks.agent_api import AgentApiHook
@@ -174,9 +176,14 @@ def _post_claimed(
         )
         return _receipt(lease.batch_no, None, len(claim.rows), maybe_accepted=True)
     except AgentApiError as error:
-        # A certain refusal: the platform has none of the rows.
+        # A certain refusal: the platform has none of the rows. One that no retry can change
+        # (the calling task or user unknown, the token rejected) ends the batch failed.
+        final = isinstance(error, AgentApiAuthError | AgentApiNotFoundError)
         batch_lifecycle.back_to_staged(
-            ledger_engine, lease, error=mask_phones_in(str(error))[:2000]
+            ledger_engine,
+            lease,
+            error=refusal_text(error, settings) if final else mask_phones_in(str(error))[:2000],
+            final=final,
         )
         raise
 
@@ -196,6 +203,21 @@ def _post_claimed(
         "attempt" if receipt.attempts == 1 else "attempts",
     )
     return _receipt(lease.batch_no, receipt.unique_id, receipt.posted)
+
+
+def refusal_text(error: AgentApiError, settings: RunSettings) -> str:
+    """A refusal no retry can change, as the batch keeps it and the report shows it: the
+    platform's answer and what to fix (phones masked)."""
+    text = mask_phones_in(str(error))
+    if isinstance(error, AgentApiNotFoundError):
+        sub = f", sub-account {settings.sub_user_id}" if settings.sub_user_id else ""
+        text += (
+            f" - the platform does not know calling task {settings.api_task_id} (or its user"
+            f"{sub}): check the api_task_id param or the Variable lead_load_api_task_id, the "
+            "connection's extra.user_id and the sub-account, then run again with the right "
+            "task (its leads are staged again under it)"
+        )
+    return text[:2000]
 
 
 def _import(

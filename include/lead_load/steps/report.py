@@ -80,7 +80,8 @@ def report(
         counts.reject_reasons(ledger_engine, settings.run_id), carried, batches, landing
     )
     left_open = _left_open(ledger_engine, settings, summary)
-    problems = _problems(summary, settings, landing, planned) + left_open
+    refused = counts.refused_batches(ledger_engine, settings.run_id)
+    problems = _problems(summary, settings, landing, planned, refused) + left_open
     if not planned:
         summary["failed_at"] = "plan_batches"
         recorded = _step_failure(ledger_engine, settings, ("plan_batches",))
@@ -171,17 +172,35 @@ def _problems(
     settings: RunSettings,
     landing: dict[str, Any] | None,
     planned: bool,
+    refused: list[dict[str, Any]] | None = None,
 ) -> list[str]:
-    """What makes the run fail, each with what to do; phones masked."""
+    """What makes the run fail, each with what to do; phones masked. ``refused``: the
+    run's batches the platform refused for good (``counts.refused_batches``), each distinct
+    refusal said once with what to fix instead of "clear them or run again"."""
     problems = []
     if not planned:
         problems.append(
             "plan_batches did not finish, so nothing of this run was planned or sent; see its "
             "log for why"
         )
-    if summary["not_sent"] and not settings.dry_run:
+    not_sent = summary["not_sent"]
+    if not_sent and not settings.dry_run:
+        by_error: dict[str, list[dict[str, Any]]] = {}
+        for batch in refused or []:
+            by_error.setdefault(batch["error"] or "no error recorded", []).append(batch)
+        for error, group in by_error.items():
+            rows = sum(b["rows"] or 0 for b in group)
+            not_sent -= rows
+            named = ", ".join(str(b["batch_no"]) for b in group[:5])
+            more = f" and {len(group) - 5} more" if len(group) > 5 else ""
+            problems.append(
+                f"{rows} staged rows of {len(group)} "
+                f"{'batch' if len(group) == 1 else 'batches'} ({named}{more}) were refused by "
+                f"the platform, which no retry changes, and none was sent: {error}"
+            )
+    if not_sent > 0 and not settings.dry_run:
         problems.append(
-            f"{summary['not_sent']} staged rows were not sent (see the failed post_batch "
+            f"{not_sent} staged rows were not sent (see the failed post_batch "
             "tasks); clear them or run again: nothing already sent will be sent twice"
         )
     if summary.get("maybe_accepted"):

@@ -231,3 +231,62 @@ def test_an_owner_paused_past_its_lease_after_the_answer_cannot_record_over_the_
     assert len(account.posts()) == 1
     settle_and_compare(engine, account, settings, phones)
     assert batch_lifecycle.batch_state(engine, RUN, batch_no)["status"] == "processed"
+
+
+def _batch_row(engine, batch_no: int):
+    with engine.connect() as conn:
+        return conn.execute(
+            select(schema.batches).where(
+                schema.batches.c.run_id == RUN, schema.batches.c.batch_no == batch_no
+            )
+        ).one()
+
+
+def _row_statuses(engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(
+            conn.execute(select(schema.ledger.c.status).where(schema.ledger.c.run_id == RUN))
+            .scalars()
+            .all()
+        )
+
+
+def test_a_rejected_token_ends_the_batch_failed_and_a_cleared_post_sends_it(engine, account, batch):
+    from agent_api.exceptions import AgentApiAuthError
+    from lead_load.steps.post import post_batch
+
+    settings, batch_no, _phones = batch
+    account.sim.set_faults(expired_token=True)
+    with pytest.raises(AgentApiAuthError):
+        post_batch(RunSettings.from_dict(settings), batch_no, engine, AgentApiHook(), "first")
+    failed = _batch_row(engine, batch_no)
+    assert failed.status == "failed"
+    assert "put a valid partner token in the password" in failed.error
+    assert _row_statuses(engine) == {"staged"}  # the platform has none of them
+
+    account.sim.set_faults(expired_token=False)  # the token fixed, the post task cleared
+    receipt = post_batch(RunSettings.from_dict(settings), batch_no, engine, AgentApiHook(), "2")
+    assert receipt["rows"] == ROWS and receipt["unique_id"]
+    assert _batch_row(engine, batch_no).status == "submitted"
+
+
+def test_an_unknown_calling_task_ends_the_batch_failed_saying_what_to_check(engine, account, batch):
+    from agent_api.exceptions import AgentApiNotFoundError
+    from lead_load.steps.post import post_batch
+
+    settings, batch_no, _phones = batch
+    unknown = "123e4567-e89b-12d3-a456-426614174000"
+    with pytest.raises(AgentApiNotFoundError):
+        post_batch(
+            RunSettings.from_dict({**settings, "api_task_id": unknown}),
+            batch_no,
+            engine,
+            AgentApiHook(),
+            "first",
+        )
+    failed = _batch_row(engine, batch_no)
+    assert failed.status == "failed"
+    assert f"the platform does not know calling task {unknown}" in failed.error
+    assert "check the api_task_id param or the Variable lead_load_api_task_id" in failed.error
+    assert _row_statuses(engine) == {"staged"}
+    assert account.imported_phones() == []

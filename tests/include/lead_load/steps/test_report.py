@@ -142,3 +142,26 @@ def test_a_step_that_recorded_its_failure_keeps_its_words_in_the_report(staged_l
     with pytest.raises(report.RunFailed) as error:
         report.report(settings, staged_ledger, extract_counts(), planned=False)
     assert str(error.value).startswith("plan_batches failed: ValueError: 2000 batches; ")
+
+
+def _summary(not_sent: int) -> dict:
+    return {"not_sent": not_sent, "awaiting_callback": 0, "reject_ratio": 0.0}
+
+
+def test_batches_refused_for_good_are_reported_once_with_their_cause_not_run_again():
+    refusal = "agent-api error (HTTP 404): task not found - check the api_task_id param"
+    refused = [{"batch_no": n, "rows": 200, "error": refusal} for n in range(1, 14)]
+    problems = report._problems(_summary(2600), run_settings(), {}, True, refused)
+    assert problems == [
+        "2600 staged rows of 13 batches (1, 2, 3, 4, 5 and 8 more) were refused by the "
+        f"platform, which no retry changes, and none was sent: {refusal}"
+    ]
+    assert "clear them or run again" not in problems[0]
+
+
+def test_rows_not_sent_for_another_reason_keep_the_advice_to_run_again():
+    refused = [{"batch_no": 3, "rows": 10, "error": "HTTP 401 - put a valid partner token"}]
+    problems = report._problems(_summary(25), run_settings(), {}, True, refused)
+    assert problems[0].startswith("10 staged rows of 1 batch (3) were refused")
+    assert problems[1].startswith("15 staged rows were not sent")
+    assert "clear them or run again" in problems[1]
