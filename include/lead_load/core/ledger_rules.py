@@ -47,9 +47,11 @@ ACTIVE_STATUSES = (Status.STAGED, Status.SENDING, Status.SUBMITTED, Status.IMPOR
 class BatchStatus(StrEnum):
     """A batch of one run (``lead_load_batches``); ``batch_lifecycle`` is its only writer.
 
-    ``planned -> sending -> submitted -> processed``; a failed post goes ``sending ->
-    planned``; a post whose owner's lease expired is reconciled ``sending -> planned`` after
-    its numbers were looked up in the task. ``failed``: the platform refused the post in a
+    ``planned -> sending -> submitted -> processed``; a post the platform certainly refused
+    goes ``sending -> planned``; one whose answer was lost, or whose owner died after a POST
+    started, goes ``sending -> submitted`` with no ``unique_id`` (maybe accepted, settled
+    from the task's number list); one whose owner died before any POST goes back to
+    ``planned``. ``failed``: the platform refused the post in a
     way no retry of it can change (the calling task or user unknown, the token rejected), its
     rows back to staged and the refusal in ``error``; a cleared post claims it again.
     ``carried_over``: a later run took the rows of this planned batch over because this run
