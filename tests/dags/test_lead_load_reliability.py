@@ -112,7 +112,9 @@ def test_lost_answers_on_a_slow_platform_post_no_phone_twice_and_end_green(
     sqlite_lead_load_env, faults
 ):
     env = sqlite_lead_load_env
-    leads = seeded(env, 500)
+    # About 19 batches: the chance that a 30% fault meets none of them is under 0.1% (the
+    # draws follow the request sequence, whose polls vary with timing).
+    leads = seeded(env, 1000)
     env.sim.set_faults(**faults)
 
     result = env.run_dag(batch_size=50)
@@ -192,7 +194,8 @@ def test_batches_the_platform_never_processes_fail_every_run_until_the_settle_pe
     sqlite_lead_load_env,
 ):
     env = sqlite_lead_load_env
-    leads = seeded(env, 300)
+    # About 12 batches: the chance that a 40% fault meets none of them is under 0.3%.
+    leads = seeded(env, 600)
     env.env["LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS"] = "5"
     # Batches accepted and never processed: their rows are neither in the task nor staged.
     env.sim.set_faults(seed=3, callback_never_rate=0.4)
