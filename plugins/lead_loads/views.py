@@ -6,26 +6,13 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from lead_load.core.window import parse_time
+
 DAG_ID = "lead_load"
 # The mapped tasks of one batch: both carry the batch's position in the plan as map index.
 BATCH_TASK_IDS = ("batches.post_batch", "batches.wait_for_callback")
 # The zone the business reads its windows in (the DAG's schedule runs in it).
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
-
-
-def parse_time(value: str | datetime | None) -> datetime | None:
-    """A window bound or timestamp as an aware datetime (naive values are UTC, as the load
-    reads them); None when missing or unreadable."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def in_zones(value: str | datetime | None) -> tuple[str, str]:

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from lead_load.core.window import SCHEDULE_ZONE
+from lead_load.core.window import SCHEDULE_ZONE, parse_time
 
 # Reject kinds that are not "invalid": the run's own duplicates, and phones another lead holds
 # in the task (counted in already_loaded).
@@ -183,7 +183,7 @@ def note_window(start: object, end: object) -> str:
     abbreviation such as CST, which names three zones): ``window 2026-11-24 00:00 to
     2026-11-25 00:00 UTC (08:00 to 08:00 +08:00)``. A local time carries its date when that
     differs from the UTC one. Values that are no ISO date-time are shown as they are."""
-    moments = [_moment(start), _moment(end)]
+    moments = [parse_time(start), parse_time(end)]
     if None in moments:
         return f"window {start} to {end} UTC"
     utc = [moment.astimezone(UTC) for moment in moments]
@@ -201,18 +201,6 @@ def note_window(start: object, end: object) -> str:
         f"window {utc[0]:%Y-%m-%d} {_clock(utc[0])} to {utc[1]:%Y-%m-%d} {_clock(utc[1])} UTC "
         f"({local_part})"
     )
-
-
-def _moment(value: object) -> datetime | None:
-    """An aware date-time from the summary's ISO text (naive: UTC), else None."""
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _clock(moment: datetime) -> str:

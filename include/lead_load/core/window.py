@@ -114,3 +114,18 @@ def _utc_text(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.isoformat(sep=" ", timespec="auto")
+
+
+def parse_time(value: str | datetime | None) -> datetime | None:
+    """A window bound or timestamp as an aware datetime (naive values are UTC, as the load
+    reads them); None when missing or unreadable."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
