@@ -50,9 +50,10 @@ def test_airflow_services_share_the_project_image_and_mounts():
 
 def test_image_is_the_official_airflow_image_of_the_locked_version():
     dockerfile = (REPO / "Dockerfile").read_text()
-    locked = re.search(r"^apache-airflow==(\S+)$", (REPO / "requirements.lock").read_text(), re.M)
+    runtime_lock = (REPO / "requirements" / "runtime.lock").read_text()
+    locked = re.search(r"^apache-airflow==(\S+)$", runtime_lock, re.M)
     assert f"FROM apache/airflow:{locked.group(1)}-python3.11" in dockerfile
-    assert "requirements.lock" in dockerfile
+    assert "requirements/runtime.lock" in dockerfile
 
 
 def test_dependencies_name_existing_services():
