@@ -46,9 +46,11 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-MISSING_PHONE = "missing_phone"
-NOT_A_PHONE = "not_a_phone"
-NOT_MOBILE = "not_mobile"
+from lead_load.core.reject_reasons import RejectKind
+
+MISSING_PHONE = RejectKind.MISSING_PHONE.value
+NOT_A_PHONE = RejectKind.NOT_A_PHONE.value
+NOT_MOBILE = RejectKind.NOT_MOBILE.value
 PHONE_REASONS = (MISSING_PHONE, NOT_A_PHONE, NOT_MOBILE)
 
 MOBILE_LENGTH = 11

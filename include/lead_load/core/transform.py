@@ -40,26 +40,20 @@ import numpy as np
 import pandas as pd
 
 from lead_load.core.mapping import INT_FIELDS, TEXT_FIELDS, FieldMapping
-from lead_load.core.phones import MISSING_PHONE, NOT_A_PHONE, NOT_MOBILE, normalise_phones
+from lead_load.core.phones import normalise_phones
+from lead_load.core.reject_reasons import INVALID_KINDS, RejectKind
 
-MISSING_LEAD_ID = "missing_lead_id"
-DUPLICATE_LEAD_ID = "duplicate_lead_id"
-INVALID_FIELD = "invalid_field"
+MISSING_LEAD_ID = RejectKind.MISSING_LEAD_ID.value
+DUPLICATE_LEAD_ID = RejectKind.DUPLICATE_LEAD_ID.value
+INVALID_FIELD = RejectKind.INVALID_FIELD.value
 # The ledger keys rows by lead id in a column of this many characters (lead_load.ledger.schema;
 # a test keeps the two equal). A longer id would fail the insert on PostgreSQL and MySQL.
 MAX_LEAD_ID_CHARS = 128
 LEAD_ID_TOO_LONG = f"{INVALID_FIELD}: lead_id is longer than {MAX_LEAD_ID_CHARS} characters"
 LEAD_ID_CONTROL = f"{INVALID_FIELD}: lead_id contains a control character"
-COMPONENT_INVALID = "component_invalid"
-REJECT_REASONS = (
-    MISSING_LEAD_ID,
-    DUPLICATE_LEAD_ID,
-    MISSING_PHONE,
-    NOT_A_PHONE,
-    NOT_MOBILE,
-    INVALID_FIELD,
-    COMPONENT_INVALID,
-)
+COMPONENT_INVALID = RejectKind.COMPONENT_INVALID.value
+# The kinds the transform writes (staging adds duplicate_in_run and phone_already_loaded).
+REJECT_REASONS = tuple(kind.value for kind in INVALID_KINDS)
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import (
-    Engine,
-    func,
-    select,
-)
+from sqlalchemy import Connection, Engine, func, or_, select
 
 from lead_load.core.ledger_rules import BatchStatus
+from lead_load.core.reject_reasons import NO_REASON, by_kind
 from lead_load.ledger.schema import batches, ledger, rejects, runs
 
 
@@ -33,12 +30,45 @@ def status_counts(engine: Engine, api_task_id: str, run_id: str) -> dict[str, in
 
 
 def reject_reasons(engine: Engine, run_id: str) -> dict[str, int]:
-    """This run's rejects by kind: "duplicate_in_run (kept lead 7)" counts as duplicate_in_run."""
-    counts: dict[str, int] = {}
-    for reason, count in _count_by(engine, rejects.c.reason, rejects.c.run_id == run_id).items():
-        kind = str(reason).split(" ", 1)[0]
-        counts[kind] = counts.get(kind, 0) + count
-    return counts
+    """This run's rejects by kind (``reject_reasons.kind_of``), most frequent first."""
+    with engine.connect() as conn:
+        return reject_reasons_by_run(conn, [run_id])[run_id]
+
+
+def reject_reasons_by_run(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, int]]:
+    """The rejects of each of ``run_ids`` by kind, most frequent first: grouped in SQL by
+    the reason's first word, then by kind (``invalid_field:`` and ``invalid_field`` are one)."""
+    word = reason_first_word(conn.dialect.name)
+    found: dict[str, dict[str | None, int]] = {run_id: {} for run_id in run_ids}
+    for run_id, token, count in conn.execute(
+        select(rejects.c.run_id, word, func.count())
+        .where(rejects.c.run_id.in_(run_ids))
+        .group_by(rejects.c.run_id, word)
+    ):
+        found[run_id][token] = found[run_id].get(token, 0) + count
+    return {run_id: by_kind(tokens) for run_id, tokens in found.items()}
+
+
+def reason_first_word(dialect: str) -> Any:
+    """SQL for a reject reason's first word (the part before its first space), which holds
+    its kind: ``kind_of`` reads the kind out of it."""
+    reason = rejects.c.reason
+    if dialect == "postgresql":
+        return func.split_part(reason, " ", 1).label("kind")
+    if dialect in ("mysql", "mariadb"):
+        return func.substring_index(reason, " ", 1).label("kind")
+    return func.substr(reason, 1, func.instr(reason.concat(" "), " ") - 1).label("kind")
+
+
+def of_kind(kind: str) -> Any:
+    """SQL: the reject's reason is of ``kind`` (its kind alone, or followed by a detail)."""
+    reason = rejects.c.reason
+    if kind == NO_REASON:
+        return func.trim(reason) == ""
+    return or_(
+        reason == kind,
+        *(reason.startswith(f"{kind}{mark}", autoescape=True) for mark in (" ", ":", "(")),
+    )
 
 
 def batch_counts(engine: Engine, run_id: str) -> dict[str, int]:

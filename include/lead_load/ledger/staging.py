@@ -48,6 +48,10 @@ from lead_load.core.ledger_rules import (
     Status,
     decide_staging,
 )
+from lead_load.core.reject_reasons import (
+    DUPLICATE_IN_RUN_TEMPLATE,
+    PHONE_ALREADY_LOADED_TEMPLATE,
+)
 from lead_load.ledger import schema
 from lead_load.ledger.schema import (
     batches,
@@ -63,8 +67,8 @@ from lead_load.ledger.schema import (
 )
 
 # The reasons staging writes itself ("{}": the other lead).
-DUPLICATE_IN_RUN = "duplicate_in_run (kept lead {})"
-PHONE_ALREADY_LOADED = "phone_already_loaded (by lead {})"
+DUPLICATE_IN_RUN = DUPLICATE_IN_RUN_TEMPLATE
+PHONE_ALREADY_LOADED = PHONE_ALREADY_LOADED_TEMPLATE
 
 
 def _as_base_type(value: Any) -> Any:

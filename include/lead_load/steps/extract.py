@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.masking import mask_phones_in
 from lead_load.core.mapping import FieldMapping
+from lead_load.core.reject_reasons import RejectReason
 from lead_load.core.settings import RunSettings
 from lead_load.core.transform import (
     DUPLICATE_LEAD_ID,
@@ -423,6 +424,11 @@ def extract_and_stage(
     if missing_updated_at_sql:
         counts.update(updated_at_gaps(warehouse, missing_updated_at_sql))
     log.info("Extract and staging done: %s", counts)
+    if not batch_lifecycle.record_extract(ledger_engine, settings.run_id, counts):
+        log.warning(
+            "Run %s has ended in the ledger meanwhile: its counts are not kept there",
+            settings.run_id,
+        )
     if not counts["extracted"]:
         log.warning(
             "0 rows extracted: no lead has updated_at in [%s, %s) (UTC). Check the window "
@@ -540,7 +546,7 @@ def _store(
             {
                 "lead_id": row.lead_id,
                 "raw_phone": row.phone,
-                "reason": f"duplicate_in_run (kept lead {row.kept_lead_id})",
+                "reason": str(RejectReason.duplicate_in_run(row.kept_lead_id)),
             }
             for row in result.duplicates.itertuples(index=False)
         ),
