@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agent_api.masking import mask_phones_in
 from lead_load.ledger import browse
-from lead_loads import views
+from lead_loads import charts, views
 from lead_loads.access import read_dag, read_runs, read_task_instances
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,11 @@ POLL_SECONDS = 5
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters["q"] = lambda value: quote(str(value), safe="")
 templates.env.globals.update(
-    in_zones=views.in_zones, duration=views.duration, poll_seconds=POLL_SECONDS
+    in_zones=views.in_zones,
+    duration=views.duration,
+    poll_seconds=POLL_SECONDS,
+    views=views,
+    charts=charts,
 )
 
 
@@ -106,7 +110,6 @@ def create_app() -> FastAPI:
             "kind": kind,
             "rejects": browse.rejects_of(engine, run_id, kind, page=page, per_page=PER_PAGE),
             "carried": browse.carried_into(engine, run_id, carried_page, PER_PAGE),
-            "live": browse.live_counts(engine, run_id),
         }
         return _page(request, "load.html", context)
 
@@ -231,7 +234,7 @@ def _page(
     return templates.TemplateResponse(
         request,
         template,
-        {**context, **links, "views": views},
+        {**context, **links},
         status_code=status_code,
         headers={"Cache-Control": "no-store"},
     )

@@ -18,24 +18,11 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from lead_load.core import run_summary
 from lead_load.core.ledger_rules import BatchStatus
 
-# The page's words for the figures of a run's summary (``lead_load.core.run_summary``).
-FIGURE_WORDS: dict[str, str] = {
-    "extracted": "extracted",
-    "invalid": "invalid",
-    "duplicates_in_run": "duplicates",
-    "already_loaded": "already loaded",
-    "in_flight": "in flight in another run",
-    "staged": "staged",
-    "carried_over": "carried over",
-    "submitted": "submitted",
-    "imported": "imported",
-    "not_imported": "not imported",
-    "awaiting_callback": "awaiting callback",
-    "not_sent": "not sent",
-    "rejected": "rejected",
-}
+# The words of the figures: the report's, the run note's and every page's.
+FIGURE_WORDS = run_summary.FIGURE_WORDS
 
 # Where the extracted rows went, and what became of the rows the run owned.
 EXTRACTED_PARTS = ("invalid", "duplicates_in_run", "already_loaded", "in_flight", "staged")

@@ -3,28 +3,62 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from lead_load.core import reject_reasons, run_summary
+from lead_load.core.ledger_rules import BatchStatus
+from lead_load.core.settings import RunSettings
 from lead_load.core.window import parse_time
 
 DAG_ID = "lead_load"
 # The mapped tasks of one batch: both carry the batch's position in the plan as map index.
 BATCH_TASK_IDS = ("batches.post_batch", "batches.wait_for_callback")
+# The figures of each run on the list of loads (the run's tab shows every one).
+LIST_FIGURES = (
+    "extracted",
+    "imported",
+    "invalid",
+    "duplicates_in_run",
+    "already_loaded",
+    "not_imported",
+    "not_sent",
+    "carried_over",
+)
+# The words of the figures and how they add up: one definition, the report's.
+FIGURE_WORDS = run_summary.FIGURE_WORDS
+IDENTITIES = run_summary.IDENTITIES
+figure_of = reject_reasons.figure_of
 # The zone the business reads its windows in (the DAG's schedule runs in it).
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def in_zones(value: str | datetime | None) -> tuple[str, str]:
-    """(UTC, Asia/Shanghai) renderings of a moment, e.g. ("2026-11-23 18:00 UTC",
-    "2026-11-24 02:00 CST"); the raw text twice when it cannot be read."""
+    """(UTC, Asia/Shanghai) renderings of a moment, the local one by its offset (never an
+    abbreviation such as CST, which names three zones), e.g. ("2026-11-23 18:00:00 UTC",
+    "2026-11-24 02:00:00 +08:00"); the raw text twice when it cannot be read."""
     moment = parse_time(value)
     if moment is None:
         return (str(value or "-"), str(value or "-"))
+    local = moment.astimezone(LOCAL_ZONE)
+    offset = f"{local:%z}"
     return (
         moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        moment.astimezone(LOCAL_ZONE).strftime("%Y-%m-%d %H:%M:%S CST"),
+        f"{local:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]}",
     )
+
+
+def window_problem(start: str | datetime | None, end: str | datetime | None) -> str | None:
+    """What is wrong with a run's window as stored, for the page to say beside it."""
+    first, last = parse_time(start), parse_time(end)
+    if first is None or last is None:
+        return None
+    if first > last:
+        return "reversed: its start is after its end, so it held no row"
+    if first == last:
+        return "empty: its start is its end, so it held no row"
+    return None
 
 
 def duration(start: datetime | None, end: datetime | None, now: datetime | None = None) -> str:
@@ -64,3 +98,31 @@ def dag_run_href(root: str, run_id: str, dag_id: str = DAG_ID) -> str:
 
 def task_instance_href(root: str, run_id: str, task_id: str, map_index: int) -> str:
     return f"{dag_run_href(root, run_id)}/tasks/{quote(task_id, safe='')}/mapped/{map_index}"
+
+
+# The line of the loads' history: the DAG's default max_reject_ratio (a run may set its own).
+MAX_REJECT_RATIO = RunSettings.__dataclass_fields__["max_reject_ratio"].default
+
+
+def history_of(loads: list[Any]) -> list[dict[str, Any]]:
+    """The list's loads as the history picture reads them (newest first, as listed)."""
+    return [
+        {
+            "run_id": load.run_id,
+            "imported": load.figures.get("imported") or 0,
+            "rejected": load.figures.get("rejected") or 0,
+            "reject_ratio": load.figures.get("reject_ratio"),
+        }
+        for load in loads
+    ]
+
+
+def strip_statuses(batches: list[Any]) -> list[str]:
+    """The batches' statuses for the status strip, in plan order; a batch posted whose answer
+    was lost (submitted, no unique_id) shows as maybe accepted."""
+    return [
+        "maybe_accepted"
+        if batch.status == BatchStatus.SUBMITTED and not batch.unique_id
+        else str(batch.status)
+        for batch in batches
+    ]

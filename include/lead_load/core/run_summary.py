@@ -49,6 +49,27 @@ _EXTRACT_KEYS = (
 )
 IDENTITY_TEXT = "; ".join(f"{total} = {' + '.join(parts)}" for total, parts in IDENTITIES)
 
+# The figures people read about a run, in reading order, with the words every page, the run
+# note and the report use for them (the summary's keys stay what they are: the report's XCom
+# and the asset events carry them).
+FIGURE_WORDS: dict[str, str] = {
+    "extracted": "extracted",
+    "imported": "imported",
+    "invalid": "invalid",
+    "duplicates_in_run": "duplicates",
+    "already_loaded": "already loaded",
+    "in_flight": "in flight in another run",
+    "staged": "staged",
+    "carried_over": "carried over",
+    "submitted": "submitted",
+    "not_imported": "not imported",
+    "awaiting_callback": "awaiting callback",
+    "not_sent": "not sent",
+    "rejected": "rejected",
+}
+# Figures the extract step counts: unknown ("-") on a page until it has finished.
+EXTRACT_FIGURES = ("extracted", "invalid", "duplicates_in_run", "already_loaded", "in_flight")
+
 
 def flat_summary(
     identity: Mapping[str, Any],
@@ -95,6 +116,23 @@ def flat_summary(
     failed = summary["invalid"] + summary["not_imported"]
     extracted = summary["extracted"]
     summary["reject_ratio"] = round(failed / extracted, 4) if extracted else 0.0
+    return summary
+
+
+def live_summary(
+    extract_counts: Mapping[str, Any] | None,
+    statuses: Mapping[str, int],
+    carried_over: Mapping[str, int],
+    batches: Mapping[str, int],
+) -> dict[str, Any]:
+    """The figures of a run that has not reported (it is going, or it died before its
+    report), by the same rules as its report: the extract step's counts (None until it
+    finished: its figures are then None) with the ledger's rows as they are now."""
+    summary = flat_summary({}, extract_counts or {}, statuses, carried_over, batches, None)
+    if extract_counts is None:
+        for key in (*EXTRACT_FIGURES, "staged", "rejected", "reject_ratio"):
+            summary[key] = None
+    del summary["landing_check"]
     return summary
 
 
@@ -151,24 +189,25 @@ def run_note(summary: Mapping[str, Any], invalid_by_reason: Mapping[str, int]) -
         f"{kind} {count}"
         for kind, count in sorted(invalid_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
     )
+    words = FIGURE_WORDS
     parts = [
-        f"{'Dry run: ' if summary.get('dry_run') else ''}imported {summary['imported']} "
-        f"of {summary['extracted']} extracted",
-        f"invalid {summary['invalid']}" + (f" ({reasons})" if reasons else ""),
-        f"duplicates {summary['duplicates_in_run']}",
-        f"already loaded {summary['already_loaded']}",
-        f"not imported {summary['not_imported']}",
-        f"carried over {summary['carried_over']}",
+        f"{'Dry run: ' if summary.get('dry_run') else ''}{words['imported']} "
+        f"{summary['imported']} of {summary['extracted']} {words['extracted']}",
+        f"{words['invalid']} {summary['invalid']}" + (f" ({reasons})" if reasons else ""),
+        *(
+            f"{words[key]} {summary[key]}"
+            for key in ("duplicates_in_run", "already_loaded", "not_imported", "carried_over")
+        ),
     ]
-    for optional, words in (
-        ("in_flight", "in flight in another run"),
-        ("not_sent", "not sent"),
-        ("awaiting_callback", "awaiting callback"),
+    for optional, said in (
+        ("in_flight", words["in_flight"]),
+        ("not_sent", words["not_sent"]),
+        ("awaiting_callback", words["awaiting_callback"]),
         ("maybe_accepted", "of them maybe accepted (answer lost)"),
         ("left_open_by_earlier_runs", "unsettled of earlier runs"),
     ):
         if summary.get(optional):
-            parts.append(f"{words} {summary[optional]}")
+            parts.append(f"{said} {summary[optional]}")
     window = note_window(summary.get("window_start"), summary.get("window_end"))
     if summary.get("window_source"):
         window += f", {summary['window_source']}"

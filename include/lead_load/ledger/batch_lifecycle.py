@@ -174,6 +174,19 @@ def renew_run(engine: Engine, run_id: str) -> None:
         )
 
 
+def record_extract(engine: Engine, run_id: str, extract_counts: dict[str, Any]) -> bool:
+    """Keep the extract step's counts on the run's row while the run goes, so that the Lead
+    loads page counts the run as its report will (the report's summary replaces them). Only
+    a live run's row is written: False when the run has ended meanwhile."""
+    with engine.begin() as conn:
+        written = conn.execute(
+            update(runs)
+            .where(runs.c.run_id == run_id, runs.c.state == RunState.RUNNING)
+            .values(summary=json.dumps({"extract_counts": extract_counts}, sort_keys=True))
+        ).rowcount
+    return written == 1
+
+
 def finish_run(
     engine: Engine,
     run_id: str,

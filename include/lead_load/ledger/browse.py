@@ -17,13 +17,12 @@ from typing import Any
 from sqlalchemy import Engine, func, or_, select
 
 from agent_api.masking import mask_phone, mask_phones_in
+from lead_load.core import run_summary
 from lead_load.core.ledger_rules import RunState, Status
 from lead_load.core.phones import normalise_phone
+from lead_load.core.reject_reasons import invalid_by_kind
+from lead_load.ledger.counts import of_kind, reject_reasons_by_run
 from lead_load.ledger.schema import batches, ledger, rejects, runs
-
-# Reject kinds that are not bad data: the row's phone is sent (or was) for another lead.
-DUPLICATE_KINDS = ("duplicate_in_run",)
-ALREADY_LOADED_KINDS = ("phone_already_loaded",)
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,14 @@ class Page:
 
 @dataclass(frozen=True)
 class Load:
-    """One run of the DAG as the ledger knows it. ``extracted`` is None until the run's
-    report stored it; the other counts are read from the ledger's rows."""
+    """One run of the DAG as the ledger knows it.
+
+    ``figures``: the run's summary (``lead_load.core.run_summary``: the same keys, rules
+    and words as its report, XCom and note). Once the run reported, they are its stored
+    report (``reported``); before that, or when it died without one, they are counted live
+    by the same rules from the extract step's counts and the ledger's rows, and a figure
+    the extract step has not counted yet is None.
+    """
 
     run_id: str
     api_task_id: str
@@ -52,19 +57,24 @@ class Load:
     state: str | None
     started_at: datetime | None
     finished_at: datetime | None
-    extracted: int | None
-    imported: int = 0
-    not_imported: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    already_loaded: int = 0
-    carried_over: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)
+    figures: dict[str, Any]
+    reported: bool
+    invalid_by_reason: dict[str, int] = field(default_factory=dict)
+    batches_by_status: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    failed_at: str | None = None
 
     @property
     def running(self) -> bool:
         return self.state == RunState.RUNNING
+
+    @property
+    def extracted(self) -> int | None:
+        return self.figures.get("extracted")
+
+    @property
+    def imported(self) -> int | None:
+        return self.figures.get("imported")
 
 
 @dataclass(frozen=True)
@@ -143,81 +153,111 @@ def get_load(engine: Engine, run_id: str) -> Load | None:
 
 
 def live_counts(engine: Engine, run_id: str) -> dict[str, Any]:
-    """What changes while a run goes: its state, its rows by status, its batches by status."""
-    with engine.connect() as conn:
-        state = conn.execute(select(runs.c.state).where(runs.c.run_id == run_id)).scalar()
-        rows = dict(
-            conn.execute(
-                select(ledger.c.status, func.count())
-                .where(ledger.c.run_id == run_id)
-                .group_by(ledger.c.status)
-            ).all()
-        )
-        by_batch = dict(
-            conn.execute(
-                select(batches.c.status, func.count())
-                .where(batches.c.run_id == run_id)
-                .group_by(batches.c.status)
-            ).all()
-        )
-        rejected = conn.execute(
-            select(func.count()).select_from(rejects).where(rejects.c.run_id == run_id)
-        ).scalar_one()
-    return {"state": state, "rows": rows, "batches": by_batch, "rejects": rejected}
+    """What a running load's page refreshes: the run's state and figures (``Load``), its
+    batches by status."""
+    found = get_load(engine, run_id)
+    if found is None:
+        return {"state": None, "reported": False, "figures": {}, "batches": {}}
+    return {
+        "state": found.state,
+        "reported": found.reported,
+        "figures": found.figures,
+        "batches": found.batches_by_status,
+    }
 
 
 def _with_counts(conn, run_rows: list) -> list[Load]:
-    """Loads for ``run_rows``, counted with one grouped query per table for all of them."""
-    ids = [r.run_id for r in run_rows]
-    statuses: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
-    for run_id, status, count in conn.execute(
-        select(ledger.c.run_id, ledger.c.status, func.count())
-        .where(ledger.c.run_id.in_(ids))
-        .group_by(ledger.c.run_id, ledger.c.status)
-    ):
-        statuses[run_id][status] = count
-    kinds: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
-    kind = reason_kind(conn.dialect.name)
-    for run_id, token, count in conn.execute(
-        select(rejects.c.run_id, kind, func.count())
-        .where(rejects.c.run_id.in_(ids))
-        .group_by(rejects.c.run_id, kind)
-    ):
-        name = _kind_name(token)
-        kinds[run_id][name] = kinds[run_id].get(name, 0) + count
-    carried = dict(
-        conn.execute(
-            select(ledger.c.run_id, func.count())
+    """Loads for ``run_rows``. A reported run's figures are its stored summary; the others
+    are counted with one grouped query per table for all of them."""
+    loads = {r.run_id: _stored_load(r) for r in run_rows}
+    live = [r for r in run_rows if loads[r.run_id] is None]
+    ids = [r.run_id for r in live]
+    if ids:
+        statuses = _grouped(conn, ledger.c.run_id, ledger.c.status, ids)
+        by_batch = _grouped(conn, batches.c.run_id, batches.c.status, ids)
+        kinds = reject_reasons_by_run(conn, ids)
+        carried: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
+        for run_id, source, count in conn.execute(
+            select(ledger.c.run_id, ledger.c.carried_from, func.count())
             .where(ledger.c.run_id.in_(ids), ledger.c.carried_from.is_not(None))
-            .group_by(ledger.c.run_id)
-        ).all()
-    )
-    return [
-        _load(r, statuses[r.run_id], kinds[r.run_id], carried.get(r.run_id, 0)) for r in run_rows
-    ]
+            .group_by(ledger.c.run_id, ledger.c.carried_from)
+        ):
+            carried[run_id][source] = count
+        for r in live:
+            loads[r.run_id] = _live_load(
+                r, statuses[r.run_id], kinds[r.run_id], carried[r.run_id], by_batch[r.run_id]
+            )
+    return [loads[r.run_id] for r in run_rows]
 
 
-def _load(row, statuses: dict[str, int], kinds: dict[str, int], carried: int) -> Load:
+def _grouped(conn, run_column, column, ids: list[str]) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
+    for run_id, value, count in conn.execute(
+        select(run_column, column, func.count())
+        .where(run_column.in_(ids))
+        .group_by(run_column, column)
+    ):
+        found[run_id][value] = count
+    return found
+
+
+def _identity(row) -> dict[str, Any]:
+    return {
+        "run_id": row.run_id,
+        "api_task_id": row.api_task_id,
+        "window_start": row.window_start,
+        "window_end": row.window_end,
+        "state": row.state,
+        "started_at": _utc(row.started_at),
+        "finished_at": _utc(row.finished_at),
+    }
+
+
+def _stored_load(row) -> Load | None:
+    """The load as its report stored it; None when it has not reported (or runs again)."""
     summary = _summary(row.summary)
-    special = DUPLICATE_KINDS + ALREADY_LOADED_KINDS
+    if row.state == RunState.RUNNING or not isinstance(summary.get("extracted"), int):
+        return None
     return Load(
-        run_id=row.run_id,
-        api_task_id=row.api_task_id,
-        window_start=row.window_start,
-        window_end=row.window_end,
-        state=row.state,
-        started_at=_utc(row.started_at),
-        finished_at=_utc(row.finished_at),
-        extracted=summary.get("extracted") if isinstance(summary.get("extracted"), int) else None,
-        imported=statuses.get(Status.IMPORTED, 0),
-        not_imported=statuses.get(Status.NOT_IMPORTED, 0),
-        rejected=sum(n for k, n in kinds.items() if k not in special),
-        duplicates=sum(kinds.get(k, 0) for k in DUPLICATE_KINDS),
-        already_loaded=sum(kinds.get(k, 0) for k in ALREADY_LOADED_KINDS),
-        carried_over=carried,
-        statuses=statuses,
+        **_identity(row),
+        figures={key: summary.get(key) for key in _FIGURE_KEYS},
+        reported=True,
+        invalid_by_reason=dict(summary.get("invalid_by_reason") or {}),
+        batches_by_status=dict(summary.get("batches_by_status") or {}),
         problems=[mask_phones_in(str(p)) for p in summary.get("problems") or []],
+        failed_at=summary.get("failed_at"),
     )
+
+
+def _live_load(
+    row,
+    statuses: dict[str, int],
+    kinds: dict[str, int],
+    carried: dict[str, int],
+    by_batch: dict[str, int],
+) -> Load:
+    """The load counted from the ledger by the report's rules: while it runs, or when it
+    ended without a report (its failure record, if any, says why)."""
+    stored = _summary(row.summary)
+    # The extract step's counts: kept on the row while the run goes; a run that stored a
+    # report before and runs again without extracting again still has them in that report.
+    extract = stored.get("extract_counts")
+    if extract is None and isinstance(stored.get("extracted"), int):
+        extract = stored
+    figures = run_summary.live_summary(extract, statuses, carried, by_batch)
+    return Load(
+        **_identity(row),
+        figures={key: figures.get(key) for key in _FIGURE_KEYS},
+        reported=False,
+        invalid_by_reason=invalid_by_kind(kinds),
+        batches_by_status=dict(sorted(by_batch.items())),
+        problems=[mask_phones_in(str(p)) for p in stored.get("problems") or []],
+        failed_at=stored.get("failed_at"),
+    )
+
+
+# What a Load carries of the summary: the figures and the reject ratio.
+_FIGURE_KEYS = (*run_summary.FIGURE_WORDS, "reject_ratio")
 
 
 def _summary(stored: str | None) -> dict[str, Any]:
@@ -306,14 +346,7 @@ def reject_kinds(engine: Engine, run_id: str) -> dict[str, int]:
     """The run's rejects by kind ("duplicate_in_run (kept lead 7)" is duplicate_in_run,
     "invalid_field: name ..." is invalid_field), most frequent first."""
     with engine.connect() as conn:
-        kind = reason_kind(conn.dialect.name)
-        rows = conn.execute(
-            select(kind, func.count()).where(rejects.c.run_id == run_id).group_by(kind)
-        ).all()
-    counts: dict[str, int] = {}
-    for token, count in rows:
-        counts[_kind_name(token)] = counts.get(_kind_name(token), 0) + count
-    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+        return reject_reasons_by_run(conn, [run_id])[run_id]
 
 
 def rejects_of(
@@ -323,7 +356,7 @@ def rejects_of(
     page, per_page = _paging(page, per_page)
     where = [rejects.c.run_id == run_id]
     if kind:
-        where.append(_of_kind(kind))
+        where.append(of_kind(kind))
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(rejects).where(*where)).scalar_one()
         rows = conn.execute(
@@ -350,29 +383,6 @@ def carried_into(engine: Engine, run_id: str, page: int = 1, per_page: int = 50)
             .offset((page - 1) * per_page)
         ).all()
     return Page([_ledger_row(r) for r in rows], total, page, per_page)
-
-
-def reason_kind(dialect: str) -> Any:
-    """SQL for a reject reason's first word, the part before its first space."""
-    reason = rejects.c.reason
-    if dialect == "postgresql":
-        return func.split_part(reason, " ", 1).label("kind")
-    if dialect in ("mysql", "mariadb"):
-        return func.substring_index(reason, " ", 1).label("kind")
-    return func.substr(reason, 1, func.instr(reason.concat(" "), " ") - 1).label("kind")
-
-
-def _kind_name(token: str | None) -> str:
-    return (token or "").rstrip(":") or "(no reason)"
-
-
-def _of_kind(kind: str) -> Any:
-    reason = rejects.c.reason
-    return or_(
-        reason == kind,
-        reason.startswith(f"{kind} ", autoescape=True),
-        reason.startswith(f"{kind}:", autoescape=True),
-    )
 
 
 def _reject(row) -> Reject:

@@ -231,13 +231,19 @@ def _problems(
     return [mask_phones_in(problem) for problem in problems]
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """The summary as an aligned two-column table for the task log."""
+def format_summary(summary: dict[str, Any], indent: int = 0) -> str:
+    """The summary as an aligned two-column table for the task log; a nested count is
+    indented under its key, a list item per line, an empty one reads "none"."""
     lines = []
+    width = 28 - indent
     for key, value in summary.items():
-        if isinstance(value, dict):
-            lines.append(f"{key:<28} {'-' if not value else ''}")
-            lines += [f"  {sub:<26} {count}" for sub, count in sorted(value.items())]
+        if isinstance(value, dict) and value:
+            lines.append(" " * indent + str(key))
+            lines.append(format_summary(dict(sorted(value.items())), indent + 2))
+        elif isinstance(value, list) and value:
+            lines.append(" " * indent + str(key))
+            lines += [f"{' ' * (indent + 2)}- {item}" for item in value]
         else:
-            lines.append(f"{key:<28} {value}")
+            shown = "none" if isinstance(value, dict | list) and not value else value
+            lines.append(f"{' ' * indent}{key:<{width}} {shown}")
     return "\n".join(lines)

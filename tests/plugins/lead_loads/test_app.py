@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from lead_loads import views
 from sqlalchemy import select
 
-from lead_load.ledger import schema
+from lead_load.core import run_summary
+from lead_load.ledger import counts, schema
 from tests.full_numbers import full_numbers_in
 from tests.include.lead_load.browse_samples import PHONES
 
@@ -29,15 +31,50 @@ def no_full_number(answer) -> str:
     return answer.text
 
 
-def test_the_list_shows_each_load_with_the_ledgers_counts(reader, ledger):
+def figures(html: str, scope: str) -> dict[str, str]:
+    """The figures (``data-figure`` cells) in the first element marked ``scope``."""
+    end = "</tr>" if scope.startswith("<tr") else "</table>"  # a list row, or a table
+    found = re.search(rf"{scope}(.*?){end}", html, re.S)
+    assert found, f"no {scope}"
+    return dict(re.findall(r'data-figure="([a-z_]+)"[^>]*>([^<]*)<', found[1]))
+
+
+def test_the_list_shows_each_load_with_its_reports_figures(reader, ledger):
     html = no_full_number(reader.get("/lead-loads/"))
     run1 = cells(html, "run", "run-1")
-    # window, task, extracted 9, imported 6, rejected 3, duplicates 1, not imported 1, carried 2
-    assert "2026-11-24 00:00:00 UTC" in run1[1] and "2026-11-24 08:00:00 CST" in run1[1]
-    assert run1[3:10] == ["9", "6", "3", "1", "1", "2", "finished"]
-    assert cells(html, "run", "run-0")[3:10] == ["-", "0", "0", "0", "0", "0", "failed"]
-    assert html.index('data-run="run-1"') < html.index('data-run="run-0"')  # newest first
+    assert "2026-11-24 00:00:00 UTC" in run1[1] and "2026-11-24 08:00:00 +08:00" in run1[1]
+    report = counts.recorded_summary(ledger.engine, "run-1")
+    shown = figures(html, '<tr data-run="run-1"')
+    assert list(shown) == list(views.LIST_FIGURES)
+    assert shown == {key: str(report[key]) for key in views.LIST_FIGURES}
+    # 9 rows: a-e sent (e refused: already in the task), f g i invalid, h a's duplicate,
+    # y z taken over from run-0
+    assert [shown[k] for k in ("extracted", "imported", "invalid", "duplicates_in_run")] == [
+        "9",
+        "6",
+        "3",
+        "1",
+    ]
+    assert [shown[k] for k in ("not_imported", "carried_over")] == ["1", "2"]
+    # run-0 died before its report: the extract's figures are unknown, its rows went to run-1
+    run0 = figures(html, '<tr data-run="run-0"')
+    assert run0["extracted"] == "-" and run0["imported"] == "0" and run0["not_sent"] == "0"
+    assert "no report" in cells(html, "run", "run-0")[0]
+    assert html.index('<tr data-run="run-1"') < html.index('<tr data-run="run-0"')  # newest first
     assert 'href="/dags/lead_load/runs/run-1"' in html
+
+
+def test_the_run_tab_shows_every_figure_of_the_report_and_how_they_add_up(reader, ledger):
+    html = no_full_number(reader.get("/lead-loads/runs/run-1"))
+    report = counts.recorded_summary(ledger.engine, "run-1")
+    shown = figures(html, 'id="summary"')
+    assert shown == {key: str(report[key]) for key in run_summary.FIGURE_WORDS}
+    assert 'data-source="report"' in html
+    identities = re.search(r'id="identities"(.*?)</ul>', html, re.S)[1]
+    assert identities.count("<li>") == len(run_summary.IDENTITIES)
+    assert "already loaded" in identities and "already_loaded" not in re.sub(
+        r"<[^>]+>", "", identities
+    )
 
 
 def test_the_list_is_paged(reader, ledger, monkeypatch):
@@ -61,8 +98,8 @@ def test_a_loads_page_shows_batches_rejects_and_carried_rows(reader, ledger):
         row = cells(html, "batch", str(batch_no))
         assert row[1:4] == [batch.status, str(batch.rows), batch.unique_id]
     assert sum(int(cells(html, "batch", str(n))[5]) for n in stored) == 1  # e, already in task
-    assert cells(html, "kind", "not_mobile") == ["not_mobile", "2"]
-    assert cells(html, "kind", "duplicate_in_run") == ["duplicate_in_run", "1"]
+    assert cells(html, "kind", "not_mobile") == ["not_mobile", "2", "invalid"]
+    assert cells(html, "kind", "duplicate_in_run") == ["duplicate_in_run", "1", "duplicates"]
     assert cells(html, "lead", "g")[:2] == ["g", "021-****-*2345"]
     assert cells(html, "lead", "y")[:2] == ["y", "139****0098"]  # carried over from run-0
     assert "<script>" not in html  # the run is over: nothing to poll
@@ -72,13 +109,11 @@ def test_a_loads_page_shows_batches_rejects_and_carried_rows(reader, ledger):
 
 
 def test_live_counts_are_json(reader, ledger):
-    answer = reader.get("/lead-loads/runs/run-1/live")
-    assert answer.json() == {
-        "state": "finished",
-        "rows": {"imported": 6, "not_imported": 1, "rejected": 4},
-        "batches": {"processed": 4},
-        "rejects": 4,
-    }
+    answer = reader.get("/lead-loads/runs/run-1/live").json()
+    report = counts.recorded_summary(ledger.engine, "run-1")
+    assert answer["state"] == "finished" and answer["reported"] is True
+    assert answer["batches"] == {"processed": 4}
+    assert answer["figures"]["imported"] == report["imported"] == 6
 
 
 def test_a_running_load_polls_its_live_counts(reader, ledger):
@@ -88,6 +123,11 @@ def test_a_running_load_polls_its_live_counts(reader, ledger):
         )
     html = no_full_number(reader.get("/lead-loads/runs/run-1"))
     assert '"/lead-loads/runs/run-1/live"' in html and "setInterval" in html
+    # Running again, the run is counted live by the report's rules, and says so.
+    report = counts.recorded_summary(ledger.engine, "run-1")
+    assert 'data-source="live"' in html
+    assert figures(html, 'id="summary"')["imported"] == str(report["imported"])
+    assert figures(html, 'id="summary"')["extracted"] == str(report["extracted"])
 
 
 def test_a_batch_page_lists_its_rows_and_outcome(reader, ledger):

@@ -11,12 +11,21 @@ from lead_loads import views
 def test_a_window_bound_is_shown_in_utc_and_in_shanghai():
     assert views.in_zones("2026-11-23T18:00:00+00:00") == (
         "2026-11-23 18:00:00 UTC",
-        "2026-11-24 02:00:00 CST",
+        "2026-11-24 02:00:00 +08:00",
     )
     assert views.in_zones("2026-11-24 02:00:00+08:00")[0] == "2026-11-23 18:00:00 UTC"
-    assert views.in_zones("2026-11-24T00:00:00")[1] == "2026-11-24 08:00:00 CST"  # naive: UTC
+    assert views.in_zones("2026-11-24T00:00:00")[1] == "2026-11-24 08:00:00 +08:00"  # naive: UTC
     assert views.in_zones("not a time") == ("not a time", "not a time")
     assert views.in_zones(None) == ("-", "-")
+
+
+def test_a_reversed_or_empty_window_is_said_so():
+    assert views.window_problem("2026-11-25T00:00:00Z", "2026-11-24T00:00:00Z").startswith(
+        "reversed"
+    )
+    assert views.window_problem("2026-11-24T00:00:00Z", "2026-11-24T00:00:00Z").startswith("empty")
+    assert views.window_problem("2026-11-24T00:00:00Z", "2026-11-25T00:00:00Z") is None
+    assert views.window_problem(None, "2026-11-25T00:00:00Z") is None
 
 
 def test_durations_run_to_now_while_a_load_goes():

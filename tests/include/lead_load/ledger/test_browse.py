@@ -4,11 +4,14 @@ on every ledger database."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import insert
 
-from lead_load.ledger import browse, schema
+from lead_load.core.reject_reasons import NO_REASON, RejectKind, RejectReason, parse
+from lead_load.ledger import browse, counts, schema
 from tests.full_numbers import full_numbers_in
 from tests.include.lead_load.browse_samples import PHONES, ledger_rows, load_two_runs
 
@@ -18,19 +21,24 @@ def loaded(engine, platform):
     return load_two_runs(engine, platform)
 
 
-def test_loads_come_newest_first_with_their_counts_from_the_ledger(engine, loaded):
+def test_loads_come_newest_first_with_their_reports_figures(engine, loaded):
     page = browse.list_loads(engine)
     assert [load.run_id for load in page.items] == ["run-1", "run-0"]
     run1, run0 = page.items
     # 9 rows extracted: a-e sent (e refused: already in the task), f g i invalid, h a's duplicate
-    assert (run1.extracted, run1.imported, run1.not_imported) == (9, 6, 1)
-    assert (run1.rejected, run1.duplicates, run1.carried_over) == (3, 1, 2)
+    assert run1.reported
+    assert (run1.extracted, run1.imported, run1.figures["not_imported"]) == (9, 6, 1)
+    figures = run1.figures
+    assert (figures["invalid"], figures["duplicates_in_run"], figures["carried_over"]) == (3, 1, 2)
+    report = counts.recorded_summary(engine, "run-1")
+    assert figures == {key: report[key] for key in figures}
     assert run1.state == "finished" and not run1.running
     assert run1.api_task_id == loaded.task_id
     assert run1.window_start == "2026-11-24T00:00:00+00:00"
     assert run1.started_at <= run1.finished_at and run1.started_at.utcoffset().total_seconds() == 0
     # run-0 died before its report: no extract count, its rows went to run-1
     assert (run0.state, run0.extracted, run0.imported) == ("failed", None, 0)
+    assert not run0.reported
     assert browse.get_load(engine, "run-1") == run1
     assert browse.get_load(engine, "no-such-run") is None
 
@@ -136,14 +144,69 @@ def test_no_full_number_comes_out_of_any_query(engine, loaded):
     assert not full_numbers_in(text)
 
 
-def test_live_counts_follow_the_rows(engine, loaded):
+def test_a_run_that_has_not_reported_is_counted_by_its_reports_rules(engine, loaded):
+    report = counts.recorded_summary(engine, "run-1")
+    with engine.begin() as conn:  # run-1 runs again, its extract's counts kept on its row
+        conn.execute(
+            schema.runs.update()
+            .where(schema.runs.c.run_id == "run-1")
+            .values(state="running", summary=json.dumps({"extract_counts": loaded.counts}))
+        )
     live = browse.live_counts(engine, "run-1")
-    assert live == {
-        "state": "finished",
-        "rows": {"imported": 6, "not_imported": 1, "rejected": 4},
-        "batches": {"processed": 4},
-        "rejects": 4,
-    }
+    assert live["state"] == "running" and live["reported"] is False
+    assert live["figures"] == {key: report[key] for key in live["figures"]}
+    assert live["batches"] == {"processed": 4}
+    with engine.begin() as conn:  # before its extract has counted: those figures are unknown
+        conn.execute(
+            schema.runs.update().where(schema.runs.c.run_id == "run-1").values(summary=None)
+        )
+    figures = browse.get_load(engine, "run-1").figures
+    assert figures["extracted"] is None and figures["invalid"] is None
+    assert figures["imported"] == report["imported"]
+
+
+def test_every_reason_kind_is_grouped_alike_by_the_report_and_the_page(engine, loaded):
+    """The summary (counts), the run note (its invalid_by_reason) and the Lead loads page
+    (browse) group every kind the same way, details or not."""
+    stamp = datetime(2026, 11, 25, tzinfo=UTC)
+    reasons = [
+        *(str(RejectReason(kind)) for kind in RejectKind),
+        str(RejectReason.invalid_field("name contains a control character (U+0007)")),
+        str(RejectReason.duplicate_in_run("x")),
+        str(RejectReason.phone_already_loaded("y")),
+        "component_invalid: 数字 must be an integer",
+        "",
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(schema.rejects),
+            [
+                {
+                    "run_id": "run-k",
+                    "lead_id": f"k{i}",
+                    "api_task_id": loaded.task_id,
+                    "raw_phone": None,
+                    "reason": reason,
+                    "rejected_at": stamp,
+                }
+                for i, reason in enumerate(reasons)
+            ],
+        )
+    expected = {kind.value: 1 for kind in RejectKind} | {NO_REASON: 1}
+    expected |= {"invalid_field": 2, "duplicate_in_run": 2, "phone_already_loaded": 2}
+    expected |= {"component_invalid": 2}
+    assert counts.reject_reasons(engine, "run-k") == expected
+    assert browse.reject_kinds(engine, "run-k") == expected
+    for kind, n in expected.items():
+        assert browse.rejects_of(engine, "run-k", kind=kind).total == n, kind
+    assert [parse(reason).kind for reason in reasons[:-1]] == [
+        *(kind.value for kind in RejectKind),
+        "invalid_field",
+        "duplicate_in_run",
+        "phone_already_loaded",
+        "component_invalid",
+    ]
+    assert all(str(parse(reason)) == reason for reason in reasons[:-1])
 
 
 @pytest.mark.parametrize(
