@@ -197,10 +197,17 @@ def check_warehouse_contract(
         "row stands for the lead.",
         len(verdict.checked),
         mask_phones_in(", ".join(verdict.checked)),
-        verdict.updated_at.value if verdict.updated_at else "unknown",
+        _type_words(verdict.updated_at),
         DUPLICATE_LEAD_ID,
     )
     return verdict
+
+
+def _type_words(category: TypeCategory | None) -> str:
+    """updated_at's type for the log: "a timestamp column", or what the driver did not say."""
+    if category is None or category == TypeCategory.UNKNOWN:
+        return "of a type the database driver does not report"
+    return f"a {category.value} column"
 
 
 def _type_of(dialect: Any, code: Any) -> tuple[TypeCategory, str | None]:
