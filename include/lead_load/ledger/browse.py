@@ -9,7 +9,7 @@ one page.
 from __future__ import annotations
 
 import json
-import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, or_, select
 from agent_api.masking import mask_phone, mask_phones_in
 from lead_load.core import run_summary
 from lead_load.core.ledger_rules import RunState, Status
-from lead_load.core.phones import normalise_phone
+from lead_load.core.phones import classify_phone, normalise_phone
 from lead_load.core.reject_reasons import invalid_by_kind
 from lead_load.ledger.counts import of_kind, reject_reasons_by_run
 from lead_load.ledger.schema import batches, ledger, rejects, runs
@@ -466,21 +466,25 @@ def _ledger_row(row) -> LedgerRow:
 
 # -- helpers -------------------------------------------------------------------------------
 
-_DIGIT = re.compile(r"\d")
 
-
-def mask_raw(value: str | None) -> str:
-    """A raw phone value as the warehouse held it, masked whatever its spelling: with eight
-    digits or more (``+86 139 0000 0001``, ``139-0000-0001``), every digit but the first
-    three and the last four becomes ``*``; a shorter value is no phone and shows as it is."""
+def mask_raw(value: object) -> str:
+    """A raw phone value as the warehouse held it, masked in the one style of every phone
+    the page shows (first three and last four digits, a star for each digit between, no
+    separators): a value that normalises to a mobile number shows as that number masked
+    (``+86 139 0000 0001`` is ``139****0001``); any other value with eight digits or more
+    shows its digits only, masked alike (``021-5555-12345`` is ``021*****2345``); a value
+    with fewer digits is no phone and shows as it is (``12345``)."""
     if value is None:
         return ""
     text = str(value)
-    digits = [m.start() for m in _DIGIT.finditer(text)]
+    number, _reason = classify_phone(text)
+    if number:
+        return mask_phone(number)
+    # Every decimal digit counts, whatever its script (NFKC leaves some alone), as ASCII.
+    digits = "".join(str(unicodedata.decimal(ch)) for ch in text if ch.isdecimal())
     if len(digits) < 8:
         return text
-    hidden = set(digits[3:-4])
-    return "".join("*" if i in hidden else ch for i, ch in enumerate(text))
+    return mask_phone(digits)
 
 
 def _paging(page: int, per_page: int) -> tuple[int, int]:

@@ -79,7 +79,7 @@ def test_rejects_are_grouped_by_kind_and_paged(engine, loaded):
     not_mobile = browse.rejects_of(engine, "run-1", kind="not_mobile")
     assert [(r.lead_id, r.raw_phone) for r in not_mobile.items] == [
         ("f", "12345"),  # too short to be anyone's number
-        ("g", "021-****-*2345"),
+        ("g", "021*****2345"),  # its digits, masked like any phone
     ]
     duplicate = browse.rejects_of(engine, "run-1", kind="duplicate_in_run").items
     assert [(r.lead_id, r.raw_phone, r.reason) for r in duplicate] == [
@@ -213,14 +213,27 @@ def test_every_reason_kind_is_grouped_alike_by_the_report_and_the_page(engine, l
     ("raw", "shown"),
     [
         ("13900000001", "139****0001"),
-        ("+86 139 0000 0001", "+86 1** **** 0001"),
+        # A raw value that normalises to a mobile number shows as that number, masked.
+        ("+86 139 0000 0001", "139****0001"),
+        ("139-0000-0001", "139****0001"),
+        ("１３９０００００００１", "139****0001"),  # full-width
+        ("13900000001.0", "139****0001"),
+        # Any other value with 8 digits or more: its digits only, masked alike.
+        ("021-5555-12345", "021*****2345"),
+        ("+1 (415) 555-0132", "141****0132"),
+        ("tel 139 0000 0001 ext 5", "139*****0015"),
+        ("٠١٢٣٤٥٦٧٨٩", "012***6789"),  # Arabic-Indic digits are digits too
+        # Fewer than 8 digits: no phone, shown as it is.
         ("１３９", "１３９"),
         ("1234567", "1234567"),
+        ("12345", "12345"),
+        ("", ""),
         (None, ""),
     ],
 )
-def test_raw_values_are_masked_whatever_their_spelling(raw, shown):
+def test_raw_values_are_masked_in_the_one_style_of_every_phone(raw, shown):
     assert browse.mask_raw(raw) == shown
+    assert not full_numbers_in(browse.mask_raw(raw))
 
 
 def _reject(lead: str, reason: str) -> dict:
