@@ -392,7 +392,11 @@ def history(loads: Sequence[Mapping], max_reject_ratio: float | None, *, width: 
         tip = f"{run_id}: imported {imported}, rejected {rejected}"
         if ratio is not None:
             tip += f", reject ratio {_pct(ratio)}"
-        body.append(f'<g class="run" data-run="{_esc(run_id)}"><title>{_esc(tip)}</title>')
+        # The run's figures on its group too: a zero draws no bar but is still read.
+        body.append(
+            f'<g class="run" data-run="{_esc(run_id)}" data-imported="{imported}" '
+            f'data-rejected="{rejected}"><title>{_esc(tip)}</title>'
+        )
         if imported:
             data = f'data-figure="imported" data-value="{imported}"'
             body.append(_rect("fig-imported", x, bottom - imported_px, bar, imported_px, data))

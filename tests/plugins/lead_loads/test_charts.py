@@ -279,3 +279,15 @@ def test_the_palette_covers_every_class_in_both_schemes():
     assert {"fig-imported", "st-failed", "st-maybe_accepted", "st-other"} <= used
     for cls in used | {"fig-rejected"}:
         assert f".{cls} {{" in light and f".{cls} {{" in dark, cls
+
+
+def test_a_run_with_nothing_imported_still_carries_its_figures():
+    loads = [
+        {"run_id": "zero", "imported": 0, "rejected": 7, "reject_ratio": 0.5},
+        {"run_id": "full", "imported": 10, "rejected": 0, "reject_ratio": 0.0},
+    ]
+    root = parse(charts.history(loads, 0.2))
+    groups = {g.get("data-run"): g for g in root.iter(f"{SVG}g") if g.get("data-run")}
+    assert (groups["zero"].get("data-imported"), groups["zero"].get("data-rejected")) == ("0", "7")
+    assert (groups["full"].get("data-imported"), groups["full"].get("data-rejected")) == ("10", "0")
+    assert not [r for r in groups["zero"].iter(f"{SVG}rect") if r.get("data-figure") == "imported"]
