@@ -78,9 +78,31 @@ def create_app() -> FastAPI:
         )
 
     @app.get("/", response_class=HTMLResponse, dependencies=[read_runs])
-    def loads(request: Request, engine: LedgerDep, page: int = 1) -> HTMLResponse:
-        found = browse.list_loads(engine, page=page, per_page=LOADS_PER_PAGE)
-        return _page(request, "loads.html", {"title": "Lead loads", "loads": found})
+    def loads(
+        request: Request,
+        engine: LedgerDep,
+        page: int = 1,
+        state: str = "",
+        api_task_id: str = "",
+        window_from: str = "",
+        window_to: str = "",
+    ) -> HTMLResponse:
+        filters = views.LoadFilters.of(
+            state=state, api_task_id=api_task_id, window_from=window_from, window_to=window_to
+        )
+        context = {
+            "title": "Lead loads",
+            "filters": filters,
+            "problems": filters.problems(),
+            "calling_tasks": browse.calling_tasks(engine),
+            "loads": None,
+        }
+        if context["problems"]:
+            return _page(request, "loads.html", context, status_code=400)
+        context["loads"] = browse.list_loads(
+            engine, page=page, per_page=LOADS_PER_PAGE, **filters.arguments()
+        )
+        return _page(request, "loads.html", context)
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse, dependencies=[read_runs])
     def load(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
+from agent_api.masking import mask_phones_in
 from lead_load.core import reject_reasons, run_summary
-from lead_load.core.ledger_rules import BatchStatus
+from lead_load.core.ledger_rules import BatchStatus, RunState
 from lead_load.core.settings import RunSettings
 from lead_load.core.window import parse_time
 
@@ -74,6 +77,11 @@ def duration(start: datetime | None, end: datetime | None, now: datetime | None 
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 attempt``, ``2 attempts``, ``0 attempts``: a count with its noun agreeing."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
 def batch_no_at(plan: object, map_index: int) -> int | None:
     """The batch number behind a map index of the ``batches`` task group: the index is the
     batch's position in plan_batches' return value (a list of ``{"batch_no", "rows"}``). A
@@ -126,3 +134,83 @@ def strip_statuses(batches: list[Any]) -> list[str]:
         else str(batch.status)
         for batch in batches
     ]
+
+
+# -- the list's filters --------------------------------------------------------------------
+
+RUN_STATES: tuple[str, ...] = tuple(state.value for state in RunState)
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+@dataclass(frozen=True)
+class LoadFilters:
+    """The filters of the list of loads, as the form sent them (text: the form shows them
+    back as typed). ``problems`` says what cannot be read; ``arguments`` are the keyword
+    arguments of ``browse.list_loads`` once there is none."""
+
+    state: str = ""
+    api_task_id: str = ""
+    window_from: str = ""
+    window_to: str = ""
+
+    @classmethod
+    def of(cls, **values: str | None) -> LoadFilters:
+        return cls(**{name: (value or "").strip() for name, value in values.items()})
+
+    @property
+    def any(self) -> bool:
+        return any(self.query().values())
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.state and self.state not in RUN_STATES:
+            found.append(
+                f"State {_shown(self.state)!r} is none of {', '.join(RUN_STATES)}: choose one, "
+                "or all."
+            )
+        for name in ("window_from", "window_to"):
+            value = getattr(self, name)
+            if value and _day(value) is None:
+                found.append(
+                    f"{name} {_shown(value)!r} is not a day written YYYY-MM-DD (e.g. 2026-11-24)."
+                )
+        first, last = _day(self.window_from), _day(self.window_to)
+        if first and last and first > last:
+            found.append(
+                f"window_from ({first}) is after window_to ({last}): no window lies between."
+            )
+        return found
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "state": self.state or None,
+            "api_task_id": self.api_task_id or None,
+            "window_from": _day(self.window_from),
+            "window_to": _day(self.window_to),
+        }
+
+    def query(self) -> dict[str, str]:
+        """The filters that are set, for links that keep them (paging)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+
+    def pager_href(self, base: str) -> str:
+        """The list's address with these filters, up to the page number the pager adds."""
+        query = urlencode(self.query())
+        return f"{base}/?{query}&page=" if query else f"{base}/?page="
+
+    def shown(self, name: str) -> str:
+        """A filter's value as the form shows it back: a phone typed by mistake, masked."""
+        return _shown(getattr(self, name))
+
+
+def _day(value: str) -> date | None:
+    if not _DAY.fullmatch(value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _shown(value: str) -> str:
+    return mask_phones_in(value)[:200]

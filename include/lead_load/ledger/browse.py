@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, or_, select
@@ -129,21 +129,78 @@ class LeadHistory:
 # -- loads ---------------------------------------------------------------------------------
 
 
-def list_loads(engine: Engine, page: int = 1, per_page: int = 20) -> Page:
+def list_loads(
+    engine: Engine,
+    page: int = 1,
+    per_page: int = 20,
+    *,
+    state: str | None = None,
+    api_task_id: str | None = None,
+    window_from: date | None = None,
+    window_to: date | None = None,
+) -> Page:
     """Loads newest first (by start, else by end for a run whose first steps never reached
-    the ledger)."""
+    the ledger), paged; filtered in SQL when asked: by ``state``, by calling task (exact),
+    and to the runs whose window overlaps the days ``window_from`` to ``window_to`` (UTC,
+    both included; either may be left open)."""
     page, per_page = _paging(page, per_page)
+    where = []
+    if state:
+        where.append(runs.c.state == state)
+    if api_task_id:
+        where.append(runs.c.api_task_id == api_task_id)
+    where += _window_overlaps(window_from, window_to)
     newest = func.coalesce(runs.c.started_at, runs.c.finished_at)
     with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(runs)).scalar_one()
+        total = conn.execute(select(func.count()).select_from(runs).where(*where)).scalar_one()
         rows = conn.execute(
             select(runs)
+            .where(*where)
             .order_by(newest.desc(), runs.c.run_id.desc())
             .limit(per_page)
             .offset((page - 1) * per_page)
         ).all()
         loads = _with_counts(conn, rows)
     return Page(loads, total, page, per_page)
+
+
+# A stored window bound up to its seconds: YYYY-MM-DDTHH:MM:SS.
+_TO_SECONDS = 19
+
+
+def _window_overlaps(first_day: date | None, last_day: date | None) -> list[Any]:
+    """SQL: the run's window [start, end) overlaps [first_day 00:00, last_day + 1 day 00:00)
+    UTC, i.e. start < the upper bound and end > the lower one.
+
+    It compares the stored text, and assumes what the project writes there
+    (``batch_lifecycle.start_run`` from ``glue.settings``): ``datetime.isoformat()`` of a
+    moment in UTC, ``2026-11-24T00:00:00+00:00``, with ``.ffffff`` before the offset when
+    it has microseconds. The first 19 characters of such texts have one width, one zone and
+    their separators in the same places, so they sort as their moments in any collation
+    (PostgreSQL's and MariaDB's may weigh ``.`` and ``+`` otherwise than ASCII, but those
+    come later). The bounds are whole seconds, so ``start < upper`` holds exactly when
+    ``start[:19] < upper[:19]``, and ``end > lower`` when ``end[:19] >= lower[:19]`` and
+    ``end`` is not ``lower`` itself (a fraction past ``lower``'s second is later than it).
+    A window written in another zone, or with a ``Z``, would be compared wrongly; a run
+    without a window matches no window filter.
+    """
+    conditions = []
+    start, end = runs.c.window_start, runs.c.window_end
+    if last_day is not None:
+        upper = datetime.combine(last_day + timedelta(days=1), time(), UTC).isoformat()
+        conditions.append(func.substr(start, 1, _TO_SECONDS) < upper[:_TO_SECONDS])
+    if first_day is not None:
+        lower = datetime.combine(first_day, time(), UTC).isoformat()
+        conditions.append(func.substr(end, 1, _TO_SECONDS) >= lower[:_TO_SECONDS])
+        conditions.append(end != lower)
+    return conditions
+
+
+def calling_tasks(engine: Engine) -> list[str]:
+    """The calling tasks the ledger's runs loaded into, for the list's filter."""
+    with engine.connect() as conn:
+        found = conn.execute(select(runs.c.api_task_id).distinct()).scalars()
+        return sorted(task for task in found if task)
 
 
 def get_load(engine: Engine, run_id: str) -> Load | None:

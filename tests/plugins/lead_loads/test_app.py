@@ -64,6 +64,75 @@ def test_the_list_shows_each_load_with_its_reports_figures(reader, ledger):
     assert 'href="/dags/lead_load/runs/run-1"' in html
 
 
+def test_the_list_is_filtered_and_the_form_keeps_what_was_chosen(reader, ledger):
+    html = no_full_number(reader.get("/lead-loads/", params={"state": "failed"}))
+    assert 'data-run="run-0"' in html and 'data-run="run-1"' not in html
+    form = re.search(r'<form id="filters" method="get"[^>]*>(.*?)</form>', html, re.S)[1]
+    assert '<option value="failed" selected>' in form and '<option value="" selected>' not in form
+    assert all(
+        f'name="{name}"' in form for name in ("state", "api_task_id", "window_from", "window_to")
+    )
+    assert '<button type="submit">Filter</button>' in form
+    assert f'<option value="{ledger_task(ledger)}">' in html  # the calling tasks it knows
+
+    by_window = no_full_number(
+        reader.get("/lead-loads/", params={"window_from": "2026-11-24", "window_to": "2026-11-24"})
+    )
+    assert 'data-run="run-1"' in by_window and 'data-run="run-0"' not in by_window
+    assert 'name="window_from" value="2026-11-24"' in by_window
+    by_task = no_full_number(
+        reader.get("/lead-loads/", params={"api_task_id": ledger_task(ledger)})
+    )
+    assert 'data-run="run-1"' in by_task and 'data-run="run-0"' in by_task
+
+
+def test_filters_that_hide_every_run_say_so(reader, ledger):
+    html = no_full_number(reader.get("/lead-loads/", params={"api_task_id": "no-such-task"}))
+    assert "No load matches these filters" in html and "reached the ledger yet" not in html
+    assert 'value="no-such-task"' in html
+
+
+@pytest.mark.parametrize(
+    ("params", "said"),
+    [
+        ({"state": "lost"}, "State 'lost' is none of running, finished, failed"),
+        ({"window_from": "2026-13-01"}, "window_from '2026-13-01' is not a day written YYYY-MM-DD"),
+        ({"window_to": "24/11/2026"}, "window_to '24/11/2026' is not a day written YYYY-MM-DD"),
+        (
+            {"window_from": "2026-11-25", "window_to": "2026-11-24"},
+            "window_from (2026-11-25) is after window_to (2026-11-24)",
+        ),
+        ({"api_task_id": "x", "state": "13900000001"}, "State '139****0001' is none of"),
+    ],
+)
+def test_a_filter_that_cannot_be_read_is_said_beside_the_form(reader, ledger, params, said):
+    answer = reader.get("/lead-loads/", params=params)
+    assert answer.status_code == 400 and answer.headers["content-type"].startswith("text/html")
+    assert not full_numbers_in(answer.text)
+    notice = re.search(
+        r'<div class="notice" id="filter-notice"[^>]*>(.*?)</div>', answer.text, re.S
+    )
+    assert said in notice[1].replace("&#39;", "'")
+    assert answer.text.index('id="filters"') < answer.text.index('id="filter-notice"')
+    assert "data-run=" not in answer.text and "Traceback" not in answer.text
+
+
+def test_paging_keeps_the_filters(reader, ledger, monkeypatch):
+    from lead_loads import app
+
+    monkeypatch.setattr(app, "LOADS_PER_PAGE", 1)
+    html = no_full_number(reader.get("/lead-loads/", params={"window_from": "2026-11-23"}))
+    assert "page 1 of 2" in html
+    assert 'href="/lead-loads/?window_from=2026-11-23&amp;page=2"' in html
+    second = no_full_number(
+        reader.get("/lead-loads/", params={"window_from": "2026-11-23", "page": 2})
+    )
+    assert (
+        'data-run="run-0"' in second
+        and 'href="/lead-loads/?window_from=2026-11-23&amp;page=1"' in second
+    )
+
+
 def test_the_run_tab_shows_every_figure_of_the_report_and_how_they_add_up(reader, ledger):
     html = no_full_number(reader.get("/lead-loads/runs/run-1"))
     report = counts.recorded_summary(ledger.engine, "run-1")

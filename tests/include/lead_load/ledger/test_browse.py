@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert
@@ -49,6 +49,73 @@ def test_loads_are_paged(engine, loaded):
     assert (first.total, first.pages) == (2, 2)
     assert [first.items[0].run_id, second.items[0].run_id] == ["run-1", "run-0"]
     assert browse.list_loads(engine, page=3, per_page=1).items == []
+
+
+def test_loads_are_filtered_in_sql_by_state_calling_task_and_window(engine, loaded):
+    def ids(**filters) -> list[str]:
+        return [load.run_id for load in browse.list_loads(engine, **filters).items]
+
+    assert ids(state="failed") == ["run-0"]
+    assert ids(state="finished") == ["run-1"]
+    assert ids(state="running") == []
+    assert ids(api_task_id=loaded.task_id) == ["run-1", "run-0"]
+    assert ids(api_task_id=loaded.task_id[:-1]) == []  # exact, not a prefix
+    # run-0 loaded [11-23, 11-24), run-1 [11-24, 11-25): a window touching a day's bound
+    # only at its end does not overlap it.
+    day = date.fromisoformat
+    assert ids(window_from=day("2026-11-24")) == ["run-1"]
+    assert ids(window_to=day("2026-11-23")) == ["run-0"]
+    assert ids(window_from=day("2026-11-23"), window_to=day("2026-11-23")) == ["run-0"]
+    assert ids(window_from=day("2026-11-23"), window_to=day("2026-11-24")) == ["run-1", "run-0"]
+    assert ids(window_from=day("2026-11-25")) == []
+    assert ids(window_to=day("2026-11-22")) == []
+    assert ids(state="finished", window_to=day("2026-11-23")) == []
+    paged = browse.list_loads(engine, page=2, per_page=1, window_from=day("2026-11-23"))
+    assert (paged.total, paged.pages, [load.run_id for load in paged.items]) == (2, 2, ["run-0"])
+    assert browse.calling_tasks(engine) == [loaded.task_id]
+
+
+def test_a_window_filter_compares_what_the_project_writes_to_the_microsecond(engine, loaded):
+    """Windows are stored as ``datetime.isoformat()`` in UTC, with ``.ffffff`` when they have
+    microseconds: half a second past a day's start is inside that day."""
+    half = timedelta(milliseconds=500)
+    windows = {
+        # ends half a second into 11-28: overlaps 11-28
+        "run-a": (
+            datetime(2026, 11, 27, 12, tzinfo=UTC),
+            datetime(2026, 11, 28, tzinfo=UTC) + half,
+        ),
+        # starts half a second before 11-30: overlaps 11-29; ends at 11-30 00:00: not 11-30
+        "run-b": (datetime(2026, 11, 30, tzinfo=UTC) - half, datetime(2026, 11, 30, tzinfo=UTC)),
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            insert(schema.runs),
+            [
+                {
+                    "run_id": run_id,
+                    "api_task_id": loaded.task_id,
+                    "window_start": start.isoformat(),
+                    "window_end": end.isoformat(),
+                    "state": "finished",
+                    "started_at": end,
+                }
+                for run_id, (start, end) in windows.items()
+            ],
+        )
+
+    def ids(first: str | None, last: str | None) -> list[str]:
+        days = {"window_from": first, "window_to": last}
+        found = browse.list_loads(
+            engine, **{key: date.fromisoformat(v) if v else None for key, v in days.items()}
+        )
+        return sorted(load.run_id for load in found.items if load.run_id in windows)
+
+    assert ids("2026-11-28", "2026-11-28") == ["run-a"]
+    assert ids("2026-11-27", None) == ["run-a", "run-b"]
+    assert ids(None, "2026-11-27") == ["run-a"]
+    assert ids("2026-11-29", "2026-11-29") == ["run-b"]
+    assert ids("2026-11-30", None) == []
 
 
 def test_batches_count_their_rows_outcomes(engine, loaded):
