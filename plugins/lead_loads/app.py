@@ -8,7 +8,9 @@ access logs keep) and is never rendered back.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -17,14 +19,14 @@ from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.exceptions import AirflowException
 from airflow.models.xcom import XComModel
 from fastapi import Depends, FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent_api.masking import mask_phones_in
 from lead_load.ledger import browse
-from lead_loads import charts, views
+from lead_loads import charts, export, views
 from lead_loads.access import read_dag, read_runs, read_task_instances
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ PER_PAGE = 50
 LOADS_PER_PAGE = 25
 # How often a running load's page asks for fresh counts.
 POLL_SECONDS = 5
+# Rows per query of a CSV export (keyset paging: a page costs the same wherever it falls).
+EXPORT_ROWS_PER_QUERY = 5000
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters["q"] = lambda value: quote(str(value), safe="")
@@ -118,12 +122,7 @@ def create_app() -> FastAPI:
             return _not_ours(request, f"DAG {dag_id} loads no leads.")
         found = browse.get_load(engine, run_id)
         if found is None:
-            return _page(
-                request,
-                "note.html",
-                {"title": f"Load {run_id}", "note": "The ledger has no row of this run yet."},
-                status_code=404,
-            )
+            return _unknown_run(request, run_id)
         context = {
             "title": f"Load {run_id}",
             "load": found,
@@ -134,6 +133,25 @@ def create_app() -> FastAPI:
             "carried": browse.carried_into(engine, run_id, carried_page, PER_PAGE),
         }
         return _page(request, "load.html", context)
+
+    @app.get("/runs/{run_id}/rejects.csv", dependencies=[read_runs])
+    def rejects_csv(
+        request: Request, run_id: str, engine: LedgerDep, kind: str | None = None
+    ) -> Response:
+        if not browse.has_run(engine, run_id):
+            return _unknown_run(request, run_id)
+        pages = browse.reject_pages(engine, run_id, kind or None, size=EXPORT_ROWS_PER_QUERY)
+        # The first page is read before the answer starts: a ledger that cannot be read
+        # gets the page's own answer (503), not a file cut short.
+        first = next(pages, [])
+        return StreamingResponse(
+            _streamed(run_id, export.lines(itertools.chain([first], pages))),
+            media_type=export.MEDIA_TYPE,
+            headers={
+                "Content-Disposition": export.content_disposition(run_id),
+                "Cache-Control": "no-store",
+            },
+        )
 
     @app.get("/runs/{run_id}/live", dependencies=[read_runs])
     def live(run_id: str, engine: LedgerDep) -> JSONResponse:
@@ -225,6 +243,20 @@ def create_app() -> FastAPI:
     return app
 
 
+def _streamed(run_id: str, lines: Iterator[str]) -> Iterator[str]:
+    """The export's lines; a ledger that fails half-way is logged (masked) and the download
+    breaks off, so the browser reports it failed rather than keeping a short file."""
+    try:
+        yield from lines
+    except SQLAlchemyError as error:
+        log.warning(
+            "Lead loads: the rejects of %s could not be read to the end: %s",
+            run_id,
+            mask_phones_in(str(error)),
+        )
+        raise
+
+
 def _plan(session: Any, run_id: str) -> object:
     """plan_batches' return value for the run, from Airflow's metadata DB (None if gone)."""
     query = XComModel.get_many(
@@ -242,6 +274,14 @@ def _plan(session: Any, run_id: str) -> object:
 def _lead_page(request: Request, history: Any, searched: str | None, lead_id: str):
     context = {"title": "Find a lead", "history": history, "searched": searched}
     return _page(request, "lead.html", {**context, "lead_id": lead_id})
+
+
+def _unknown_run(request: Request, run_id: str) -> HTMLResponse:
+    from lead_load.glue.connections import ledger_conn_id
+
+    note = views.unknown_run(run_id, ledger_conn_id())
+    title = f"Load {mask_phones_in(run_id)}"
+    return _page(request, "note.html", {"title": title, "note": note}, status_code=404)
 
 
 def _not_ours(request: Request, note: str) -> HTMLResponse:

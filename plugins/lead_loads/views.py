@@ -77,6 +77,18 @@ def duration(start: datetime | None, end: datetime | None, now: datetime | None 
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
+def unknown_run(run_id: str, ledger_conn_id: str) -> str:
+    """What to say of a run the ledger has no row of (the run id masked: it came from the
+    address, which anybody can type)."""
+    return (
+        f"The ledger this page reads (connection {ledger_conn_id}) has no row of run "
+        f"{_shown(run_id)}. A run writes its first row when recheck_earlier_batches starts, "
+        "right after resolve_settings (which writes one only when it fails for good): a run "
+        "that has not got that far, or one that wrote to another ledger (make demo uses a "
+        "warehouse of its own), has none."
+    )
+
+
 def plural(count: int, word: str, words: str | None = None) -> str:
     """``1 attempt``, ``2 attempts``, ``0 attempts``: a count with its noun agreeing."""
     return f"{count} {word if count == 1 else (words or word + 's')}"

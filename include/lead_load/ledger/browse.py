@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from lead_load.core.ledger_rules import RunState, Status
 from lead_load.core.phones import classify_phone, normalise_phone
 from lead_load.core.reject_reasons import invalid_by_kind
 from lead_load.ledger.counts import of_kind, reject_reasons_by_run
-from lead_load.ledger.schema import batches, ledger, rejects, runs
+from lead_load.ledger.schema import CHUNK, batches, ledger, rejects, runs
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,13 @@ def get_load(engine: Engine, run_id: str) -> Load | None:
     with engine.connect() as conn:
         row = conn.execute(select(runs).where(runs.c.run_id == run_id)).one_or_none()
         return _with_counts(conn, [row])[0] if row is not None else None
+
+
+def has_run(engine: Engine, run_id: str) -> bool:
+    """The ledger has a row of the run."""
+    with engine.connect() as conn:
+        found = conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first()
+    return found is not None
 
 
 def live_counts(engine: Engine, run_id: str) -> dict[str, Any]:
@@ -424,6 +432,30 @@ def rejects_of(
             .offset((page - 1) * per_page)
         ).all()
     return Page([_reject(r) for r in rows], total, page, per_page)
+
+
+def reject_pages(
+    engine: Engine, run_id: str, kind: str | None = None, size: int = CHUNK
+) -> Iterator[list[Reject]]:
+    """Every reject of the run (of one ``kind`` if given), ``size`` at a time in lead id
+    order, raw phones masked: for an export, which must not hold a million rows at once.
+    Keyset paging on lead_id (unique within a run), one short connection per page, so a
+    page costs the same wherever it falls."""
+    where = [rejects.c.run_id == run_id]
+    if kind:
+        where.append(of_kind(kind))
+    after: str | None = None
+    while True:
+        query = select(rejects).where(*where).order_by(rejects.c.lead_id).limit(size)
+        if after is not None:
+            query = query.where(rejects.c.lead_id > after)
+        with engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if rows:
+            yield [_reject(r) for r in rows]
+        if len(rows) < size:
+            return
+        after = rows[-1].lead_id
 
 
 def carried_into(engine: Engine, run_id: str, page: int = 1, per_page: int = 50) -> Page:

@@ -12,6 +12,7 @@ ROUTES = [
     ("get", "/lead-loads/"),
     ("get", "/lead-loads/runs/run-1"),
     ("get", "/lead-loads/runs/run-1/live"),
+    ("get", "/lead-loads/runs/run-1/rejects.csv"),
     ("get", "/lead-loads/runs/run-1/batches/0"),
     ("get", "/lead-loads/runs/run-1/map-index/0"),
     ("get", "/lead-loads/leads?lead_id=a"),

@@ -3,7 +3,10 @@ the numbers on each page are the ledger's, and no full phone number reaches the 
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from datetime import datetime, timedelta
 
 import pytest
 from lead_loads import views
@@ -175,6 +178,76 @@ def test_a_loads_page_shows_batches_rejects_and_carried_rows(reader, ledger):
 
     only = no_full_number(reader.get("/lead-loads/runs/run-1?kind=not_mobile"))
     assert 'data-lead="f"' in only and 'data-lead="h"' not in only
+
+
+def test_the_rejects_of_a_run_download_as_csv_phones_masked(reader, ledger, monkeypatch):
+    from lead_loads import app
+
+    answer = reader.get("/lead-loads/runs/run-1/rejects.csv")
+    assert answer.status_code == 200 and not full_numbers_in(answer.text)
+    assert answer.headers["content-type"] == "text/csv; charset=utf-8"
+    assert answer.headers["content-disposition"] == 'attachment; filename="rejects-run-1.csv"'
+    rows = list(csv.reader(io.StringIO(answer.text)))
+    assert rows[0] == ["lead_id", "raw_phone", "reason", "counted_in", "rejected_at"]
+    assert [r[:4] for r in rows[1:]] == [
+        ["f", "12345", "not_mobile", "invalid"],
+        ["g", "021*****2345", "not_mobile", "invalid"],
+        ["h", "139****0001", "duplicate_in_run (kept lead a)", "duplicates"],
+        ["i", "", "missing_phone", "invalid"],
+    ]
+    assert all(datetime.fromisoformat(r[4]).utcoffset() == timedelta(0) for r in rows[1:])
+    assert all(r[4].endswith("+00:00") for r in rows[1:])
+    # Read a row per query, it is the same file.
+    monkeypatch.setattr(app, "EXPORT_ROWS_PER_QUERY", 1)
+    assert reader.get("/lead-loads/runs/run-1/rejects.csv").text == answer.text
+
+    only = reader.get("/lead-loads/runs/run-1/rejects.csv", params={"kind": "not_mobile"})
+    assert [r[0] for r in csv.reader(io.StringIO(only.text))] == ["lead_id", "f", "g"]
+
+
+def test_a_csv_cell_a_spreadsheet_would_run_is_written_as_text(reader, ledger):
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            schema.rejects.insert().values(
+                run_id="run-1",
+                lead_id="=HYPERLINK(1)",
+                api_task_id=ledger_task(ledger),
+                raw_phone="@SUM(A1)",
+                reason="-x",
+                rejected_at=schema.now(),
+            )
+        )
+    text = reader.get("/lead-loads/runs/run-1/rejects.csv").text
+    (row,) = [r for r in csv.reader(io.StringIO(text)) if "HYPERLINK" in r[0]]
+    assert row[:3] == ["'=HYPERLINK(1)", "'@SUM(A1)", "'-x"]
+
+
+def test_the_run_tab_links_its_rejects_csv_keeping_the_kind(reader, ledger):
+    html = no_full_number(reader.get("/lead-loads/runs/run-1"))
+    assert '<a id="rejects-csv" href="/lead-loads/runs/run-1/rejects.csv">' in html
+    assert "Download the rejects (CSV)</a>" in html
+    of_kind = no_full_number(reader.get("/lead-loads/runs/run-1", params={"kind": "not_mobile"}))
+    assert 'id="rejects-csv" href="/lead-loads/runs/run-1/rejects.csv?kind=not_mobile"' in of_kind
+    assert 'id="rejects-csv"' not in no_full_number(reader.get("/lead-loads/runs/run-0"))
+
+
+def test_the_csv_of_a_run_the_ledger_does_not_know_is_a_page_saying_so(reader, ledger):
+    answer = reader.get("/lead-loads/runs/no-such-run/rejects.csv")
+    assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html")
+    assert "has no row of run no-such-run" in answer.text
+
+
+def test_a_run_the_ledger_does_not_know_says_which_ledger_and_why(reader, ledger):
+    answer = reader.get("/lead-loads/runs/manual__2026-11-24")
+    assert answer.status_code == 404
+    text = re.sub(r"\s+", " ", answer.text)
+    assert (
+        "The ledger this page reads (connection lead_warehouse) has no row of run "
+        "manual__2026-11-24. A run writes its first row when recheck_earlier_batches starts"
+    ) in text
+    assert "make demo uses a warehouse of its own" in text
+    typed = reader.get("/lead-loads/runs/13900000001")  # an address anybody can type
+    assert typed.status_code == 404 and not full_numbers_in(typed.text)
 
 
 def test_live_counts_are_json(reader, ledger):

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 
 from lead_load.core.reject_reasons import NO_REASON, RejectKind, RejectReason, parse
 from lead_load.ledger import browse, counts, schema
@@ -154,6 +154,37 @@ def test_rejects_are_grouped_by_kind_and_paged(engine, loaded):
     ]
     second = browse.rejects_of(engine, "run-1", page=2, per_page=3)
     assert (second.total, second.pages, [r.lead_id for r in second.items]) == (4, 2, ["i"])
+
+
+def test_an_export_reads_the_rejects_a_page_per_query_in_lead_id_order(engine, loaded):
+    with engine.begin() as conn:
+        conn.execute(
+            insert(schema.rejects),
+            [_reject(f"l{n:02d}", "not_mobile", raw="139000000" + f"{n:02d}") for n in range(12)],
+        )
+    statements: list[str] = []
+    listen = (engine, "before_cursor_execute")
+    record = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(*listen, record)
+    try:
+        pages = browse.reject_pages(engine, "run-x", size=5)
+        first = next(pages)
+        assert len(statements) == 1  # one page read, the rest not yet
+        rest = list(pages)
+    finally:
+        event.remove(*listen, record)
+    assert [len(page) for page in [first, *rest]] == [5, 5, 2]
+    assert [r.lead_id for page in [first, *rest] for r in page] == [f"l{n:02d}" for n in range(12)]
+    assert all(r.raw_phone.startswith("139****") for r in first)
+    assert len(statements) == 3  # a short last page ends it: no empty query after it
+    # Of one kind; a run with none gives no page at all.
+    only = browse.reject_pages(engine, "run-1", kind="not_mobile")
+    assert [[(r.lead_id, r.raw_phone) for r in page] for page in only] == [
+        [("f", "12345"), ("g", "021*****2345")]
+    ]
+    assert list(browse.reject_pages(engine, "no-such-run")) == []
+    assert list(browse.reject_pages(engine, "run-x", size=6))[-1][-1].lead_id == "l11"
+    assert browse.has_run(engine, "run-1") and not browse.has_run(engine, "run-x")
 
 
 def test_a_reason_with_a_detail_counts_under_its_code_and_like_wildcards_are_literal(engine):
@@ -303,12 +334,12 @@ def test_raw_values_are_masked_in_the_one_style_of_every_phone(raw, shown):
     assert not full_numbers_in(browse.mask_raw(raw))
 
 
-def _reject(lead: str, reason: str) -> dict:
+def _reject(lead: str, reason: str, raw: str | None = None) -> dict:
     return {
         "run_id": "run-x",
         "lead_id": lead,
         "api_task_id": "t",
-        "raw_phone": None,
+        "raw_phone": raw,
         "reason": reason,
         "rejected_at": schema.now(),
         "in_ledger": False,
