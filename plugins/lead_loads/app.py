@@ -19,6 +19,7 @@ from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.exceptions import AirflowException
 from airflow.models.xcom import XComModel
 from fastapi import Depends, FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
@@ -81,6 +82,12 @@ def create_app() -> FastAPI:
             status_code=503,
         )
 
+    @app.exception_handler(RequestValidationError)
+    async def unreadable_request(request: Request, error: RequestValidationError) -> HTMLResponse:
+        # A page, never FastAPI's JSON: these addresses are opened in the UI's frames.
+        note = views.unreadable_request(error.errors())
+        return _page(request, "note.html", {"title": "Lead loads", "note": note}, 400)
+
     @app.get("/", response_class=HTMLResponse, dependencies=[read_runs])
     def loads(
         request: Request,
@@ -119,7 +126,11 @@ def create_app() -> FastAPI:
         carried_page: int = 1,
     ) -> HTMLResponse:
         if dag_id not in (None, views.DAG_ID):
-            return _not_ours(request, f"DAG {dag_id} loads no leads.")
+            return _not_ours(
+                request,
+                "This tab shows the loads of lead_load: DAG "
+                f"{mask_phones_in(dag_id)} loads no leads.",
+            )
         found = browse.get_load(engine, run_id)
         if found is None:
             return _unknown_run(request, run_id)
@@ -175,46 +186,65 @@ def create_app() -> FastAPI:
     def batch_at(
         request: Request,
         run_id: str,
-        map_index: int,
+        map_index: str,
         engine: LedgerDep,
         session: SessionDep,
         dag_id: str | None = None,
         task_id: str | None = None,
         page: int = 1,
     ) -> HTMLResponse:
-        if dag_id not in (None, views.DAG_ID) or task_id not in (None, *views.BATCH_TASK_IDS):
-            return _not_ours(request, "This tab shows the batches of lead_load's post_batch.")
-        batch_no = views.batch_no_at(_plan(session, run_id), map_index)
+        # Text, not int: on a task that is not mapped Airflow sends -1, or leaves the
+        # {MAP_INDEX} placeholder as it is, and the tab says what it is for instead.
+        index = views.map_index_of(map_index)
+        ours = dag_id in (None, views.DAG_ID)
+        if not ours or task_id not in (None, *views.BATCH_TASK_IDS) or index is None:
+            context = {"title": "Lead batch", "note": views.not_a_batch(dag_id, task_id)}
+            if ours and mask_phones_in(run_id) == run_id:  # no typed number in a link
+                context["run_id"] = run_id
+            return _page(request, "note.html", context)
+        batch_no = views.batch_no_at(_plan(session, run_id), index)
         if batch_no is None:
             return _page(
                 request,
                 "note.html",
                 {
-                    "title": f"Batch at map index {map_index}",
+                    "title": f"Batch at map index {index}",
                     "note": "Airflow holds no plan of this run for that map index (was the "
                     "run cleared?); its batches are listed on the load's page.",
                     "run_id": run_id,
                 },
                 status_code=404,
             )
-        return _batch_page(request, engine, run_id, batch_no, map_index, page)
+        return _batch_page(request, engine, run_id, batch_no, index, page)
 
     @app.get("/leads", response_class=HTMLResponse)
     def lead_by_id(request: Request, engine: LedgerDep, lead_id: str = "") -> HTMLResponse:
         lead_id = lead_id.strip()
-        history = browse.find_lead(engine, lead_id=lead_id) if lead_id else None
-        return _lead_page(request, history, f"lead id {lead_id}" if lead_id else None, lead_id)
+        if not lead_id:
+            return _lead_page(request)
+        history = browse.find_lead(engine, lead_id=lead_id)
+        if not (history.rows or history.rejects):
+            # Shown back as the notice shows it: a phone typed here by mistake, masked.
+            shown = mask_phones_in(lead_id)
+            return _lead_page(request, notice=views.no_lead_with_id(lead_id), lead_id=shown)
+        return _lead_page(request, history, f"lead id {lead_id}", lead_id=lead_id)
 
     @app.post("/leads", response_class=HTMLResponse)
     def lead_by_phone(
         request: Request, engine: LedgerDep, phone: Annotated[str, Form()] = ""
     ) -> HTMLResponse:
-        if not phone.strip():
-            return _lead_page(request, None, None, "")
-        history = browse.find_lead(engine, phone=phone)
+        typed = phone.strip()
+        if not typed:
+            return _lead_page(request)
+        problem = views.phone_search_problem(typed)
+        if problem:
+            return _lead_page(request, notice=problem)
+        history = browse.find_lead(engine, phone=typed)
+        if not (history.rows or history.rejects):
+            return _lead_page(request, notice=views.NO_LEAD_WITH_NUMBER)
         # Said back masked: the number itself never goes to the browser, not even the one
         # the user typed.
-        return _lead_page(request, history, f"phone {browse.mask_raw(phone.strip())}", "")
+        return _lead_page(request, history, f"phone {browse.mask_raw(typed)}")
 
     def _batch_page(
         request: Request,
@@ -271,9 +301,15 @@ def _plan(session: Any, run_id: str) -> object:
     return XComModel.deserialize_value(row) if row is not None else None
 
 
-def _lead_page(request: Request, history: Any, searched: str | None, lead_id: str):
+def _lead_page(
+    request: Request,
+    history: Any = None,
+    searched: str | None = None,
+    notice: str | None = None,
+    lead_id: str = "",
+) -> HTMLResponse:
     context = {"title": "Find a lead", "history": history, "searched": searched}
-    return _page(request, "lead.html", {**context, "lead_id": lead_id})
+    return _page(request, "lead.html", {**context, "notice": notice, "lead_id": lead_id})
 
 
 def _unknown_run(request: Request, run_id: str) -> HTMLResponse:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from typing import Any
@@ -12,6 +14,7 @@ from zoneinfo import ZoneInfo
 from agent_api.masking import mask_phones_in
 from lead_load.core import reject_reasons, run_summary
 from lead_load.core.ledger_rules import BatchStatus, RunState
+from lead_load.core.phones import classify_phone
 from lead_load.core.settings import RunSettings
 from lead_load.core.window import parse_time
 
@@ -75,6 +78,88 @@ def duration(start: datetime | None, end: datetime | None, now: datetime | None 
     if hours:
         return f"{hours}h {minutes:02d}m {seconds:02d}s"
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+# -- what the page says of a request it cannot answer ------------------------------------
+
+BATCH_TAB = (
+    "This tab shows one batch of lead_load: open it on a mapped instance of "
+    + " or ".join(BATCH_TASK_IDS)
+    + "."
+)
+_MAP_INDEX = re.compile(r"[0-9]{1,9}")
+
+
+def map_index_of(text: str) -> int | None:
+    """A map index as the Lead batch tab receives it: a non-negative integer, or None for
+    what Airflow sends on a task that is not mapped (``-1``, or ``{MAP_INDEX}`` as is)."""
+    return int(text) if _MAP_INDEX.fullmatch(text) else None
+
+
+def not_a_batch(dag_id: str | None, task_id: str | None) -> str:
+    """What the Lead batch tab says when opened on a task instance that is no batch."""
+    if dag_id not in (None, DAG_ID):
+        task = _shown(task_id) if task_id else "This task"
+        return (
+            f"{BATCH_TAB} {task} of DAG {_shown(dag_id)} is not a batch: that DAG loads no leads."
+        )
+    if task_id and task_id not in BATCH_TASK_IDS:
+        task = _shown(task_id)
+    else:
+        task = f"{task_id or 'This task instance'} without a map index"
+    return f"{BATCH_TAB} {task} is not a batch; the run's figures are on its Lead load tab."
+
+
+# Pydantic's error types, as what the value must be.
+_EXPECTED = {
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "missing": "is missing",
+    "string_type": "must be text",
+}
+
+
+def unreadable_request(errors: Sequence[Mapping[str, Any]]) -> str:
+    """A plain sentence for a request FastAPI could not validate (never its JSON, never the
+    value sent, which could be anything typed into the address)."""
+    said = []
+    for error in errors:
+        where = [
+            str(part) for part in error.get("loc", ()) if part not in ("path", "query", "body")
+        ]
+        name = ".".join(where) or "a value"
+        said.append(f"{name} {_EXPECTED.get(str(error.get('type')), 'cannot be read')}")
+    return (
+        "This address asks for something the page cannot read: "
+        + "; ".join(dict.fromkeys(said))
+        + ". Follow the page's own links, or start again from the list of loads."
+    )
+
+
+# -- the lead search -------------------------------------------------------------------------
+
+MASKED_NUMBER = "Masked numbers cannot be searched: type the whole number (it is never shown back)."
+NO_LEAD_WITH_NUMBER = "The ledger knows no lead with this number."
+
+
+def phone_search_problem(typed: str) -> str | None:
+    """Why a phone typed into the search can match nothing, before asking the ledger: it is
+    masked, or it is no mobile number (the ledger keys leads by their normalised mobile
+    number). None for a mobile number in any spelling the load accepts."""
+    if "*" in unicodedata.normalize("NFKC", typed):
+        return MASKED_NUMBER
+    number, reason = classify_phone(typed)
+    if number is None:
+        return (
+            f"That is not a mobile number (reason: {reason}): the ledger keys leads by "
+            "mobile number, so nothing can match it. A mainland mobile number has 11 digits "
+            "and starts with 13 to 19; a +86 prefix, spaces and dashes are fine."
+        )
+    return None
+
+
+def no_lead_with_id(lead_id: str) -> str:
+    return f"The ledger knows no lead with id {_shown(lead_id)}."
 
 
 def unknown_run(run_id: str, ledger_conn_id: str) -> str:
@@ -177,14 +262,13 @@ class LoadFilters:
         found = []
         if self.state and self.state not in RUN_STATES:
             found.append(
-                f"State {_shown(self.state)!r} is none of {', '.join(RUN_STATES)}: choose one, "
-                "or all."
+                f"State {_echo(self.state)}is none of {', '.join(RUN_STATES)}: choose one, or all."
             )
         for name in ("window_from", "window_to"):
             value = getattr(self, name)
             if value and _day(value) is None:
                 found.append(
-                    f"{name} {_shown(value)!r} is not a day written YYYY-MM-DD (e.g. 2026-11-24)."
+                    f"{name} {_echo(value)}is not a day written YYYY-MM-DD (e.g. 2026-11-24)."
                 )
         first, last = _day(self.window_from), _day(self.window_to)
         if first and last and first > last:
@@ -226,3 +310,10 @@ def _day(value: str) -> date | None:
 
 def _shown(value: str) -> str:
     return mask_phones_in(value)[:200]
+
+
+def _echo(value: str) -> str:
+    """A value the user sent, quoted for a message, unless it holds a phone-shaped number
+    (then the message goes without it: masked, a date such as 20261124 would mislead)."""
+    shown = value[:80]
+    return f"{shown!r} " if mask_phones_in(shown) == shown else ""

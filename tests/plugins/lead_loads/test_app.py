@@ -7,6 +7,7 @@ import csv
 import io
 import re
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 from lead_loads import views
@@ -105,7 +106,7 @@ def test_filters_that_hide_every_run_say_so(reader, ledger):
             {"window_from": "2026-11-25", "window_to": "2026-11-24"},
             "window_from (2026-11-25) is after window_to (2026-11-24)",
         ),
-        ({"api_task_id": "x", "state": "13900000001"}, "State '139****0001' is none of"),
+        ({"api_task_id": "x", "state": "13900000001"}, "State is none of"),
     ],
 )
 def test_a_filter_that_cannot_be_read_is_said_beside_the_form(reader, ledger, params, said):
@@ -300,16 +301,108 @@ def test_a_lead_is_found_by_phone_which_is_never_echoed(reader, ledger, typed):
     assert "unknown" not in html
 
 
+def notice(html: str) -> str | None:
+    found = re.search(r'<p class="notice" id="search-notice">(.*?)</p>', html, re.S)
+    return found and re.sub(r"\s+", " ", found[1].replace("&#39;", "'"))
+
+
 def test_a_phone_nobody_had_finds_nothing(reader, ledger):
     html = no_full_number(reader.post("/lead-loads/leads", data={"phone": PHONES["a"][:-1] + "7"}))
-    assert "The ledger knows no such lead." in html
+    assert notice(html) == "The ledger knows no lead with this number."
+    assert "History of" not in html
+
+
+@pytest.mark.parametrize("typed", ["139****0001", "139＊＊＊＊0001", "*"])
+def test_a_masked_number_cannot_be_searched_and_the_page_says_so(reader, ledger, typed):
+    html = no_full_number(reader.post("/lead-loads/leads", data={"phone": typed}))
+    assert notice(html) == (
+        "Masked numbers cannot be searched: type the whole number (it is never shown back)."
+    )
+    assert "0001" not in html
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [("12345", "not_mobile"), ("021-5555-12345", "not_mobile"), ("call me", "not_a_phone")],
+)
+def test_a_value_that_is_no_mobile_number_is_said_so_and_not_searched(
+    reader, ledger, typed, reason
+):
+    # f's raw value was 12345: still, the ledger keys leads by mobile number.
+    html = no_full_number(reader.post("/lead-loads/leads", data={"phone": typed}))
+    assert notice(html).startswith(
+        f"That is not a mobile number (reason: {reason}): the ledger keys leads by mobile "
+        "number, so nothing can match it."
+    )
+    assert typed not in html and "data-lead=" not in html
+
+
+def test_a_lead_id_search_says_when_the_ledger_knows_no_such_lead(reader, ledger):
+    html = no_full_number(reader.get("/lead-loads/leads", params={"lead_id": "zz"}))
+    assert notice(html) == "The ledger knows no lead with id zz."
+    assert notice(no_full_number(reader.get("/lead-loads/leads", params={"lead_id": " "}))) is None
+    assert notice(no_full_number(reader.get("/lead-loads/leads"))) is None
+    assert notice(no_full_number(reader.get("/lead-loads/leads", params={"lead_id": "h"}))) is None
+    # A number typed where the lead id goes is not shown back whole either.
+    typed = no_full_number(reader.get("/lead-loads/leads", params={"lead_id": PHONES["a"]}))
+    assert notice(typed) == "The ledger knows no lead with id 139****0001."
+
+
+@pytest.mark.parametrize(
+    ("map_index", "task_id", "said"),
+    [
+        ("{MAP_INDEX}", "report", "report is not a batch"),
+        ("-1", "extract_and_stage", "extract_and_stage is not a batch"),
+        ("0", "report", "report is not a batch"),
+        ("-1", "batches.post_batch", "batches.post_batch without a map index is not a batch"),
+        ("x1", None, "This task instance without a map index is not a batch"),
+    ],
+)
+def test_the_batch_tab_on_a_task_that_is_no_batch_says_what_it_is_for(
+    reader, ledger, map_index, task_id, said
+):
+    params = {"dag_id": "lead_load"} | ({"task_id": task_id} if task_id else {})
+    answer = reader.get(f"/lead-loads/runs/run-1/map-index/{quote(map_index)}", params=params)
+    html = no_full_number(answer)
+    assert answer.headers["content-type"].startswith("text/html")
+    text = re.sub(r"\s+", " ", html)
+    assert (
+        "This tab shows one batch of lead_load: open it on a mapped instance of "
+        "batches.post_batch or batches.wait_for_callback."
+    ) in text
+    assert f"{said}; the run's figures are on its Lead load tab." in text.replace("&#39;", "'")
+    assert '<a href="/lead-loads/runs/run-1" id="run-link">' in html
+
+
+def test_the_batch_tab_of_another_dag_says_that_dag_loads_no_leads(reader, ledger):
+    params = {"dag_id": "other", "task_id": "t"}
+    html = no_full_number(reader.get("/lead-loads/runs/run-1/map-index/-1", params=params))
+    assert "t of DAG other is not a batch: that DAG loads no leads." in html
+    assert 'id="run-link"' not in html
+
+
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        ("/lead-loads/runs/run-1/batches/first", "batch_no must be a whole number"),
+        ("/lead-loads/?page=last", "page must be a whole number"),
+        ("/lead-loads/runs/run-1?page=2x&carried_page=y", "page must be a whole number"),
+    ],
+)
+def test_an_address_the_page_cannot_read_gets_a_page_not_json(reader, ledger, path, said):
+    answer = reader.get(path)
+    assert answer.status_code == 400 and answer.headers["content-type"].startswith("text/html")
+    assert said in answer.text
+    assert "This address asks for something the page cannot read" in answer.text
+    body = answer.text.split("<body>")[1]
+    assert '"detail"' not in body and "last" not in body and "2x" not in body
 
 
 def test_tabs_of_other_dags_say_so(reader, ledger):
     html = no_full_number(reader.get("/lead-loads/runs/run-1", params={"dag_id": "other"}))
     assert "loads no leads" in html and 'data-batch="0"' not in html
     other_task = reader.get("/lead-loads/runs/run-1/map-index/0", params={"task_id": "report"})
-    assert "batches of lead_load" in no_full_number(other_task)
+    assert "report is not a batch" in no_full_number(other_task)
 
 
 def test_a_map_index_without_a_plan_in_airflow_is_not_guessed(reader, ledger):
