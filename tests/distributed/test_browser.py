@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -140,9 +140,8 @@ def _lead_loads_pages(page, stack, run_id: str, leads, screenshots: Path) -> Non
     frame = page.frame_locator("iframe")
     row = frame.locator(f'tr[data-run="{run_id}"]')
     row.wait_for()
-    assert row.locator('[data-count="imported"]').inner_text() == str(load.imported)
-    assert row.locator('[data-count="rejected"]').inner_text() == str(load.rejected)
-    assert row.locator('[data-count="extracted"]').inner_text() == str(load.extracted)
+    for key in ("extracted", "imported", "invalid", "duplicates_in_run"):
+        assert row.locator(f'[data-figure="{key}"]').inner_text() == str(load.figures[key])
     _no_full_number(page)
     page.screenshot(path=str(screenshots / "lead_loads_list.png"), full_page=True)
 
@@ -196,3 +195,225 @@ def _no_full_number(page) -> None:
     for frame in page.frames:
         html = frame.content()
         assert not mobile_numbers_in(html), frame.url
+
+
+# -- one summary on every page -----------------------------------------------------------------
+
+# A day of the schedule (02:00 Asia/Shanghai = 18:00 UTC) no other test loads.
+DAY = (datetime(2026, 9, 20, 18, tzinfo=UTC), datetime(2026, 9, 21, 18, tzinfo=UTC))
+UNKNOWN_TASK = "123e4567-e89b-12d3-a456-426614174000"
+# Mistakes in a run's settings (conf, the reason the run must give); each fails in seconds.
+MISTAKES = (
+    ({"window_start": "2026-09-20T18:00:00+00:00", "window_end": None}, "set both window_start"),
+    (
+        {"window_start": "2026-09-21T18:00:00+00:00", "window_end": "2026-09-20T18:00:00+00:00"},
+        "must be before window_end",
+    ),
+    (
+        {
+            "api_task_id": UNKNOWN_TASK,
+            "window_start": "2026-09-20T18:00:00+00:00",
+            "window_end": "2026-09-21T18:00:00+00:00",
+        },
+        f"calling task {UNKNOWN_TASK} not found",
+    ),
+)
+MISTAKE_SECONDS = 30
+HOUR = timedelta(hours=1)
+
+
+def _leads_of_every_kind():
+    """A day of synthetic leads (phones missing, too short, fixed lines, words; duplicates)
+    plus a lead whose name holds a control character. (The leads table's key keeps lead ids
+    present and unique, so those two kinds cannot occur in it.)"""
+    import pandas as pd
+
+    leads = generate(300, seed=91, start=DAY[0], end=DAY[1], id_prefix="K-")
+    at = DAY[0] + (DAY[1] - DAY[0]) / 2
+    control = pd.DataFrame(
+        [{"lead_id": "K-CTRL", "name": "bad\x07name", "phone": "13712340003", "updated_at": at}]
+    )
+    return leads, control
+
+
+def _report(stack, run_id: str) -> dict:
+    path = f"/dags/lead_load/dagRuns/{quote(run_id, safe='')}/taskInstances/report"
+    return stack.api("GET", f"{path}/xcomEntries/return_value")["value"]
+
+
+def _run(stack, run_id: str) -> dict:
+    return stack.api("GET", f"/dags/lead_load/dagRuns/{quote(run_id, safe='')}")
+
+
+def test_every_page_shows_the_reports_figures_after_a_backfill_over_a_loaded_day(
+    airflow_stack, browser, screenshots
+):
+    """A day loaded by a manual run, then backfilled (every row already loaded, plus a new
+    lead with a loaded phone); then three mistakes. The list, the run tab, its pictures, the
+    run note and the report's XCom agree figure by figure; a mistake is red in seconds with
+    its reason on the run and on the list; the filters and the rejects' CSV work."""
+    from lead_loads.views import LIST_FIGURES
+
+    from lead_load.core.run_summary import FIGURE_WORDS
+
+    stack = airflow_stack
+    engine = create_engine(stack.warehouse_url)
+    leads, control = _leads_of_every_kind()
+    write_leads(engine, leads.frame)
+    write_leads(engine, control)
+    task_id = stack.simulator.create_task(stack.user_id)
+
+    window = {"window_start": DAY[0].isoformat(), "window_end": DAY[1].isoformat()}
+    manual = stack.trigger({"api_task_id": task_id, **window})
+    (run,) = stack.wait_for_runs([manual], timeout=600)
+    assert run["state"] == "success", stack.explain(manual)
+
+    # A new lead holding a loaded phone, then the day backfilled: all of it already loaded.
+    taken = next(iter(leads.valid_phones))
+    write_leads(
+        engine,
+        control.assign(lead_id="K-TAKEN", name="taken", phone=taken, updated_at=DAY[0] + HOUR),
+    )
+    engine.dispose()
+    before = {r["dag_run_id"] for r in stack.dag_runs()}
+    stack.backfill(
+        dag_id="lead_load",
+        from_date=DAY[0].isoformat(),
+        to_date=DAY[0].isoformat(),
+        max_active_runs=1,
+        reprocess_behavior="none",
+        dag_run_conf={"api_task_id": task_id},
+    )
+    (backfilled,) = [r for r in stack.dag_runs() if r["dag_run_id"] not in before]
+    backfill_id = backfilled["dag_run_id"]
+    assert backfilled["state"] == "success", stack.explain(backfill_id)
+
+    reports = {run_id: _report(stack, run_id) for run_id in (manual, backfill_id)}
+    first, again = reports[manual], reports[backfill_id]
+    assert first["imported"] == len(leads.valid_phones) and first["invalid"] > 0
+    assert first["duplicates_in_run"] > 0
+    assert again["imported"] == 0 and again["already_loaded"] > 0
+
+    failed = _mistakes(stack)
+
+    page = _signed_in(browser, stack)
+    try:
+        page.goto(f"{stack.base_url}/plugin/lead-loads")
+        frame = page.frame_locator("iframe")
+        for run_id, report in reports.items():
+            row = frame.locator(f'tr[data-run="{run_id}"]')
+            row.wait_for()
+            for key in LIST_FIGURES:
+                shown = row.locator(f'[data-figure="{key}"]').inner_text()
+                assert shown == str(report[key]), (run_id, key)
+            history = frame.locator(f'#history g[data-run="{run_id}"]')
+            assert history.get_attribute("data-imported") == str(report["imported"])
+            assert history.get_attribute("data-rejected") == str(report["rejected"])
+        for run_id, reason in failed.items():
+            why = frame.locator(f'tr[data-run="{run_id}"] [data-why]').inner_text()
+            assert reason in why, (run_id, why)
+        _no_full_number(page)
+        page.screenshot(path=str(screenshots / "summary_list.png"), full_page=True)
+
+        # The filters: by calling task (the two runs of this test), then by state.
+        filters = frame.locator("#filters")
+        _set(filters.locator('[name="api_task_id"]'), task_id)
+        filters.get_by_role("button", name="Filter").click()
+        frame.locator(f'tr[data-run="{manual}"]').wait_for()
+        assert sorted(
+            frame.locator("#loads tr[data-run]").evaluate_all(
+                "rows => rows.map(r => r.dataset.run)"
+            )
+        ) == sorted([manual, backfill_id])
+        _set(filters.locator('[name="api_task_id"]'), "")
+        filters.locator('[name="state"]').select_option("failed")
+        filters.get_by_role("button", name="Filter").click()
+        frame.locator(f'tr[data-run="{next(iter(failed))}"]').wait_for()
+        states = frame.locator("#loads tr[data-run] td.state-failed").count()
+        assert states == frame.locator("#loads tr[data-run]").count() >= len(failed)
+        assert frame.locator(f'tr[data-run="{manual}"]').count() == 0
+
+        for run_id, report in reports.items():
+            _run_tab(page, stack, run_id, report, FIGURE_WORDS, screenshots)
+    finally:
+        page.close()
+
+
+def _mistakes(stack) -> dict[str, str]:
+    """Trigger the three mistakes; each run is red within MISTAKE_SECONDS of starting, with
+    the reason in its note. Returns {run id: reason}."""
+    failed = {stack.trigger(conf): reason for conf, reason in MISTAKES}
+    for run in stack.wait_for_runs(list(failed), timeout=300):
+        run_id = run["dag_run_id"]
+        assert run["state"] == "failed", run
+        took = datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])
+        assert took.total_seconds() < MISTAKE_SECONDS, (run_id, took)
+        note = _run(stack, run_id)["note"] or ""
+        assert failed[run_id] in note, (run_id, note)
+    return failed
+
+
+def _signed_in(browser, stack):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{stack.base_url}/auth/login")
+    page.locator("input[name=username]").fill(ADMIN_USER)
+    page.locator("input[name=password]").fill(stack.password)
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url)
+    return page
+
+
+def _run_tab(page, stack, run_id: str, report: dict, words: dict, screenshots: Path) -> None:
+    """The run's tab, its pictures, its note and its rejects' CSV against its report."""
+    page.goto(f"{stack.base_url}/dags/lead_load/runs/{quote(run_id, safe='')}/plugin/lead-load")
+    frame = page.frame_locator("iframe")
+    frame.locator("#summary").wait_for()
+    for key in words:
+        shown = frame.locator(f'#summary [data-figure="{key}"]').inner_text()
+        assert shown == str(report[key]), (run_id, key)
+    for key in ("extracted", "invalid", "duplicates_in_run", "already_loaded", "imported"):
+        if report[key]:
+            bars = frame.locator(f'#funnel rect[data-figure="{key}"]:not([data-reason])')
+            assert str(report[key]) in bars.evaluate_all("bars => bars.map(b => b.dataset.value)")
+    if report["batches"]:
+        strip = frame.locator("#strip svg")
+        assert strip.get_attribute("role") == "img"
+        processed = frame.locator('#strip g.legend-item[data-status="processed"]')
+        assert processed.get_attribute("data-value") == str(report["batches"])
+    note = _run(stack, run_id)["note"]
+    for key in ("invalid", "duplicates_in_run", "already_loaded", "not_imported", "carried_over"):
+        assert f"{words[key]} {report[key]}" in note, (key, note)
+    assert note.startswith(f"imported {report['imported']} of {report['extracted']} extracted")
+
+    # The reasons: the invalid kinds add up to the report's invalid, duplicate_in_run is its
+    # duplicates; the rejects' CSV has a line for each, phones masked.
+    kinds = {
+        row.get_attribute("data-kind"): int(row.locator("td").nth(1).inner_text())
+        for row in frame.locator("#reasons tr[data-kind]").all()
+    }
+    invalid = {
+        k: n for k, n in kinds.items() if k not in ("duplicate_in_run", "phone_already_loaded")
+    }
+    assert sum(invalid.values()) == report["invalid"], kinds
+    assert kinds.get("duplicate_in_run", 0) == report["duplicates_in_run"], kinds
+    assert {"not_a_phone", "invalid_field"} <= set(invalid), kinds
+    _no_full_number(page)
+    page.screenshot(path=str(screenshots / f"summary_{run_id[:20]}.png"), full_page=True)
+
+    href = frame.locator("#rejects-csv").get_attribute("href")
+    answer = page.request.get(f"{stack.base_url}{href}" if href.startswith("/") else href)
+    assert answer.ok and answer.headers["content-type"].startswith("text/csv")
+    body = answer.text()
+    lines = body.strip().splitlines()
+    assert lines[0] == "lead_id,raw_phone,reason,counted_in,rejected_at"
+    assert len(lines) - 1 == sum(kinds.values())
+    assert not mobile_numbers_in(body)
+
+
+def _set(field, value: str) -> None:
+    """Fill a filter, whether the page made it a text input or a select."""
+    if field.evaluate("element => element.tagName") == "SELECT":
+        field.select_option(value)
+    else:
+        field.fill(value)
