@@ -509,7 +509,7 @@ def batch_strip(statuses: Sequence[str], width: int = 960) -> str:
                     f"position {index} in the plan: {status}",
                 )
             )
-        shape = f"one cell per batch, {total} batches"
+        shape = f"one cell per batch, {total} {'batch' if total == 1 else 'batches'}"
     else:
         buckets = min(MAX_BUCKETS, width // MIN_BUCKET_PX, total)
         column = width / buckets

@@ -43,10 +43,12 @@ LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 def in_zones(value: str | datetime | None) -> tuple[str, str]:
     """(UTC, Asia/Shanghai) renderings of a moment, the local one by its offset (never an
     abbreviation such as CST, which names three zones), e.g. ("2026-11-23 18:00:00 UTC",
-    "2026-11-24 02:00:00 +08:00"); the raw text twice when it cannot be read."""
+    "2026-11-24 02:00:00 +08:00"); "-" for no value, and the stored text marked unreadable
+    when it is no moment."""
     moment = parse_time(value)
     if moment is None:
-        return (str(value or "-"), str(value or "-"))
+        shown = f"{value} (unreadable)" if value not in (None, "") else "-"
+        return (shown, shown)
     local = moment.astimezone(LOCAL_ZONE)
     offset = f"{local:%z}"
     return (

@@ -64,6 +64,9 @@ class Load:
     batches_by_status: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     failed_at: str | None = None
+    # The run stored a summary this release cannot read (not a JSON object): its figures
+    # are counted from the ledger instead, and the page says why.
+    report_unreadable: bool = False
 
     @property
     def running(self) -> bool:
@@ -318,6 +321,7 @@ def _live_load(
         batches_by_status=dict(sorted(by_batch.items())),
         problems=[mask_phones_in(str(p)) for p in stored.get("problems") or []],
         failed_at=stored.get("failed_at"),
+        report_unreadable=_read_summary(row.summary) is None,
     )
 
 
@@ -326,11 +330,17 @@ _FIGURE_KEYS = (*run_summary.FIGURE_WORDS, "reject_ratio")
 
 
 def _summary(stored: str | None) -> dict[str, Any]:
+    found = _read_summary(stored)
+    return found if found is not None else {}
+
+
+def _read_summary(stored: str | None) -> dict[str, Any] | None:
+    """The stored summary; None when its text is no JSON object."""
     try:
         summary = json.loads(stored) if stored else {}
     except ValueError:
-        return {}
-    return summary if isinstance(summary, dict) else {}
+        return None
+    return summary if isinstance(summary, dict) else None
 
 
 # -- batches -------------------------------------------------------------------------------

@@ -251,6 +251,27 @@ def test_a_run_the_ledger_does_not_know_says_which_ledger_and_why(reader, ledger
     assert typed.status_code == 404 and not full_numbers_in(typed.text)
 
 
+def test_a_run_with_nothing_to_list_says_so_in_a_sentence(reader, ledger):
+    html = no_full_number(reader.get("/lead-loads/runs/run-0"))
+    text = re.sub(r"<[^>]+>", "", html)
+    assert '<p class="muted" id="batches">No batch was planned.</p>' in html
+    assert '<p class="muted" id="reasons">No row was rejected.</p>' in html
+    assert "None planned yet" not in text and "None." not in text
+    assert "<th>rows</th>" not in html  # no table headers over nothing
+    # A figure the extract step never counted is a dash, and says why.
+    assert 'title="extracted: not counted, the extract step has not reported it">-<' in html
+
+
+def test_a_stored_report_that_cannot_be_read_is_said_unreadable(reader, ledger):
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            schema.runs.update().where(schema.runs.c.run_id == "run-1").values(summary="{oops")
+        )
+    html = no_full_number(reader.get("/lead-loads/runs/run-1"))
+    assert "counted from the ledger: the run's stored report is unreadable" in html
+    assert figures(html, 'id="summary"')["imported"] == "6"
+
+
 def test_live_counts_are_json(reader, ledger):
     answer = reader.get("/lead-loads/runs/run-1/live").json()
     report = counts.recorded_summary(ledger.engine, "run-1")

@@ -258,6 +258,14 @@ def test_an_unknown_status_is_drawn_under_its_own_name():
     assert 'odd"<status> 1' in texts(root)
 
 
+def test_the_strips_label_counts_its_batches_in_words_that_agree():
+    assert "(one cell per batch, 1 batch)" in parse(charts.batch_strip(["processed"])).get(
+        "aria-label"
+    )
+    two = parse(charts.batch_strip(["processed", "failed"])).get("aria-label")
+    assert "(one cell per batch, 2 batches)" in two
+
+
 def test_no_batches_yet():
     assert texts(parse(charts.batch_strip([]))) == ["No batches yet"]
 

@@ -16,7 +16,7 @@ def test_a_window_bound_is_shown_in_utc_and_in_shanghai():
     )
     assert views.in_zones("2026-11-24 02:00:00+08:00")[0] == "2026-11-23 18:00:00 UTC"
     assert views.in_zones("2026-11-24T00:00:00")[1] == "2026-11-24 08:00:00 +08:00"  # naive: UTC
-    assert views.in_zones("not a time") == ("not a time", "not a time")
+    assert views.in_zones("not a time") == ("not a time (unreadable)", "not a time (unreadable)")
     assert views.in_zones(None) == ("-", "-")
 
 

@@ -263,6 +263,20 @@ def test_a_run_that_has_not_reported_is_counted_by_its_reports_rules(engine, loa
     assert figures["imported"] == report["imported"]
 
 
+@pytest.mark.parametrize("stored", ["{not json", "[1, 2]"])
+def test_a_stored_report_that_cannot_be_read_is_counted_live_and_said_unreadable(
+    engine, loaded, stored
+):
+    with engine.begin() as conn:
+        conn.execute(
+            schema.runs.update().where(schema.runs.c.run_id == "run-1").values(summary=stored)
+        )
+    found = browse.get_load(engine, "run-1")
+    assert found.report_unreadable and not found.reported
+    assert found.imported == 6 and found.extracted is None
+    assert not browse.get_load(engine, "run-0").report_unreadable
+
+
 def test_every_reason_kind_is_grouped_alike_by_the_report_and_the_page(engine, loaded):
     """The summary (counts), the run note (its invalid_by_reason) and the Lead loads page
     (browse) group every kind the same way, details or not."""
