@@ -38,46 +38,48 @@ BATCH_STATUSES: tuple[str, ...] = tuple(status.value for status in BatchStatus)
 ALARM_STATUSES: tuple[str, ...] = (BatchStatus.FAILED.value, MAYBE_ACCEPTED)
 
 # Light-scheme colours, also written as each shape's ``fill`` for a page without CHART_CSS.
+# Those that say a state are Airflow 3's (its UI's Chakra palette): success green, failed
+# red, running cyan; the greys are its grays; the dark scheme uses lighter shades of each.
 _LIGHT = {
-    "fig-extracted": "#475569",
-    "fig-invalid": "#dc2626",
+    "fig-extracted": "#3e5873",
+    "fig-invalid": "#e7000b",
     "fig-duplicates_in_run": "#db2777",
-    "fig-already_loaded": "#9ca3af",
+    "fig-already_loaded": "#a3afbe",
     "fig-in_flight": "#2563eb",
     "fig-staged": "#0891b2",
     "fig-carried_over": "#9333ea",
-    "fig-imported": "#15803d",
+    "fig-imported": "#007600",
     "fig-not_imported": "#ea580c",
     "fig-awaiting_callback": "#d97706",
-    "fig-not_sent": "#6b7280",
+    "fig-not_sent": "#778ba2",
     "fig-rejected": "#f87171",
-    "st-planned": "#9ca3af",
-    "st-sending": "#2563eb",
+    "st-planned": "#a3afbe",
+    "st-sending": "#0891b2",
     "st-submitted": "#d97706",
-    "st-processed": "#15803d",
-    "st-failed": "#dc2626",
+    "st-processed": "#007600",
+    "st-failed": "#e7000b",
     "st-carried_over": "#9333ea",
     "st-maybe_accepted": "#ea580c",
     "st-other": "#78716c",
 }
 _DARK = {
-    "fig-extracted": "#94a3b8",
-    "fig-invalid": "#f87171",
+    "fig-extracted": "#a3afbe",
+    "fig-invalid": "#ff6467",
     "fig-duplicates_in_run": "#f472b6",
-    "fig-already_loaded": "#6b7280",
+    "fig-already_loaded": "#778ba2",
     "fig-in_flight": "#60a5fa",
     "fig-staged": "#22d3ee",
     "fig-carried_over": "#c084fc",
-    "fig-imported": "#22c55e",
+    "fig-imported": "#2ecd74",
     "fig-not_imported": "#fb923c",
     "fig-awaiting_callback": "#fbbf24",
-    "fig-not_sent": "#9ca3af",
+    "fig-not_sent": "#a3afbe",
     "fig-rejected": "#fca5a5",
-    "st-planned": "#6b7280",
-    "st-sending": "#60a5fa",
+    "st-planned": "#778ba2",
+    "st-sending": "#22d3ee",
     "st-submitted": "#fbbf24",
-    "st-processed": "#22c55e",
-    "st-failed": "#f87171",
+    "st-processed": "#2ecd74",
+    "st-failed": "#ff6467",
     "st-carried_over": "#c084fc",
     "st-maybe_accepted": "#fb923c",
     "st-other": "#a8a29e",
@@ -97,14 +99,14 @@ CHART_CSS = f"""\
 .lead-chart .axis, .lead-chart .grid {{ stroke: currentColor; }}
 .lead-chart .grid {{ stroke-opacity: 0.15; }}
 .lead-chart .seg {{ stroke: #ffffff; stroke-width: 1; }}
-.lead-chart .threshold {{ stroke: #b91c1c; stroke-dasharray: 6 3; stroke-width: 1.5; }}
+.lead-chart .threshold {{ stroke: #e7000b; stroke-dasharray: 6 3; stroke-width: 1.5; }}
 .lead-chart .ratio {{ fill: currentColor; stroke: #ffffff; stroke-width: 1; }}
-.lead-chart .ratio.over {{ fill: #b91c1c; }}
+.lead-chart .ratio.over {{ fill: #e7000b; }}
 {_palette(_LIGHT)}
 @media (prefers-color-scheme: dark) {{
-.lead-chart .seg, .lead-chart .ratio {{ stroke: #111827; }}
-.lead-chart .threshold {{ stroke: #f87171; }}
-.lead-chart .ratio.over {{ fill: #f87171; }}
+.lead-chart .seg, .lead-chart .ratio {{ stroke: #09090b; }}
+.lead-chart .threshold {{ stroke: #ffa2a2; }}
+.lead-chart .ratio.over {{ fill: #ffa2a2; }}
 {_palette(_DARK)}
 }}
 """
@@ -409,7 +411,7 @@ def history(loads: Sequence[Mapping], max_reject_ratio: float | None, *, width: 
             cy = bottom - min(ratio, ratio_top) / ratio_top * plot_px
             body.append(
                 f'<circle class="ratio{" over" if is_over else ""}" '
-                f'fill="{"#b91c1c" if is_over else "currentColor"}" '
+                f'fill="{"#e7000b" if is_over else "currentColor"}" '
                 f'cx="{_n(left + (index + 0.5) * column)}" cy="{_n(cy)}" '
                 f'r="{_n(radius + (1 if is_over else 0))}" '
                 f'data-figure="reject_ratio" data-value="{ratio}"/>'
@@ -419,7 +421,7 @@ def history(loads: Sequence[Mapping], max_reject_ratio: float | None, *, width: 
     if max_reject_ratio is not None:
         y = bottom - min(max_reject_ratio, ratio_top) / ratio_top * plot_px
         body.append(
-            f'<line class="threshold" stroke="#b91c1c" stroke-dasharray="6 3" x1="{_n(left)}" '
+            f'<line class="threshold" stroke="#e7000b" stroke-dasharray="6 3" x1="{_n(left)}" '
             f'y1="{_n(y)}" x2="{_n(right)}" y2="{_n(y)}" data-figure="max_reject_ratio" '
             f'data-value="{max_reject_ratio}"/>'
         )

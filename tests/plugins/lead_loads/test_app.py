@@ -272,6 +272,22 @@ def test_a_stored_report_that_cannot_be_read_is_said_unreadable(reader, ledger):
     assert figures(html, 'id="summary"')["imported"] == "6"
 
 
+@pytest.mark.parametrize("path", ["/lead-loads/", "/lead-loads/runs/run-1", "/lead-loads/leads"])
+def test_the_page_is_styled_to_sit_in_airflows_ui_and_loads_nothing_from_outside(
+    reader, ledger, path
+):
+    html = no_full_number(reader.get(path))
+    styles = "".join(re.findall(r"<style>(.*?)</style>", html, re.S))
+    assert "font-family: Inter, " in styles and "system-ui" in styles
+    assert styles.count("@media (prefers-color-scheme: dark)") == 2  # the page's, the charts'
+    assert '<meta name="color-scheme" content="light dark">' in html
+    # Offline: no font, sheet, script or image fetched from anywhere.
+    assert "@import" not in styles and "url(" not in styles and "@font-face" not in styles
+    assert not re.search(r"<(link|script)[^>]+(href|src)=", html)
+    outside = html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # a name, not fetched
+    assert "http://" not in outside and "https://" not in outside
+
+
 def test_live_counts_are_json(reader, ledger):
     answer = reader.get("/lead-loads/runs/run-1/live").json()
     report = counts.recorded_summary(ledger.engine, "run-1")
