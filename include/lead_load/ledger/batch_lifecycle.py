@@ -28,7 +28,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from lead_load.core.ledger_rules import (
@@ -471,6 +484,30 @@ def carried_over(engine: Engine, run_id: str) -> dict[str, int]:
             .group_by(ledger.c.carried_from)
         ).all()
     return {source: count for source, count in rows}
+
+
+def forget_unclaimed_and_refused_batches(conn: Connection, run_id: str) -> int:
+    """Delete the run's batches the platform took none of the rows of, inside ``conn``'s
+    transaction, as a retry of the run's extract starts (``staging.clear_run``): those nobody
+    claimed (``planned``) and those the platform refused in a way no retry changes
+    (``failed``). How many were deleted.
+
+    Their rows are staged (a planned batch's never left, a failed batch's went back), and
+    the re-run's plan numbers them into new batches, on from the highest number the run used:
+    a planned batch left in place would hold its rows out of that plan, and no late post
+    step of the earlier try can claim a batch that is gone. Every other batch stays: a
+    sending or submitted one may have reached the platform, and a processed or carried over
+    one records what became of its rows.
+
+    One conditional statement: a claim at the same moment either finds the batch gone, or
+    has moved it to ``sending`` first and it is kept.
+    """
+    return conn.execute(
+        delete(batches).where(
+            batches.c.run_id == run_id,
+            batches.c.status.in_([BatchStatus.PLANNED.value, BatchStatus.FAILED.value]),
+        )
+    ).rowcount
 
 
 # -- posting ------------------------------------------------------------------------------

@@ -43,7 +43,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from lead_load.core.ledger_rules import (
     ACTIVE_STATUSES,
-    BatchStatus,
     StagingDecision,
     Status,
     decide_staging,
@@ -52,9 +51,8 @@ from lead_load.core.reject_reasons import (
     DUPLICATE_IN_RUN_TEMPLATE,
     PHONE_ALREADY_LOADED_TEMPLATE,
 )
-from lead_load.ledger import schema
+from lead_load.ledger import batch_lifecycle, schema
 from lead_load.ledger.schema import (
-    batches,
     candidates,
     is_active,
     ledger,
@@ -817,15 +815,12 @@ def _reject_taken_phones(
 
 
 def clear_run(engine: Engine, run_id: str) -> None:
-    """Forget a run's candidates and rejects before it starts again (a cleared re-run)."""
+    """Forget what an earlier try of the run left, before the extract starts again (a retry,
+    or a cleared re-run), in one transaction: its candidates and rejects, which the extract
+    writes again under the same keys (run and lead), and its batches that nobody claimed or
+    that the platform refused, so that the re-run plans afresh
+    (``batch_lifecycle.forget_unclaimed_and_refused_batches``)."""
     with engine.begin() as conn:
         conn.execute(delete(candidates).where(candidates.c.run_id == run_id))
         conn.execute(delete(rejects).where(rejects.c.run_id == run_id))
-        # Its batches that nobody claimed, or that the platform refused: the re-run plans
-        # afresh.
-        conn.execute(
-            delete(batches).where(
-                batches.c.run_id == run_id,
-                batches.c.status.in_([BatchStatus.PLANNED.value, BatchStatus.FAILED.value]),
-            )
-        )
+        batch_lifecycle.forget_unclaimed_and_refused_batches(conn, run_id)
