@@ -229,7 +229,10 @@ def test_the_run_tab_links_its_rejects_csv_keeping_the_kind(reader, ledger):
     assert "Download the rejects (CSV)</a>" in html
     of_kind = no_full_number(reader.get("/lead-loads/runs/run-1", params={"kind": "not_mobile"}))
     assert 'id="rejects-csv" href="/lead-loads/runs/run-1/rejects.csv?kind=not_mobile"' in of_kind
-    assert 'id="rejects-csv"' not in no_full_number(reader.get("/lead-loads/runs/run-0"))
+    # A run without rejects links it too: the file has its header only.
+    assert 'id="rejects-csv"' in no_full_number(reader.get("/lead-loads/runs/run-0"))
+    empty = reader.get("/lead-loads/runs/run-0/rejects.csv")
+    assert empty.text == "lead_id,raw_phone,reason,counted_in,rejected_at\r\n"
 
 
 def test_the_csv_of_a_run_the_ledger_does_not_know_is_a_page_saying_so(reader, ledger):
