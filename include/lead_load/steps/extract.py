@@ -22,17 +22,19 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.masking import mask_phones_in
+from lead_load.core.lead_ids import (
+    DUPLICATE_LEAD_ID,
+    lead_id_texts,
+    repeat_key,
+    stands_for_no_lead,
+)
 from lead_load.core.mapping import FieldMapping
 from lead_load.core.reject_reasons import RejectReason
 from lead_load.core.settings import RunSettings
 from lead_load.core.transform import (
-    DUPLICATE_LEAD_ID,
     TransformResult,
-    lead_id_texts,
     raw_phone_text,
-    repeat_key,
     sortable_times,
-    stands_for_no_lead,
     transform_leads,
 )
 from lead_load.core.warehouse_contract import (

@@ -1,62 +1,26 @@
-"""Validation, de-duplication, payloads, template checks and the whole transform."""
+"""Validation, de-duplication and the whole transform: every row accounted for."""
 
-import json
-from datetime import date, datetime
-from decimal import Decimal
-
-import numpy as np
 import pandas as pd
 import pytest
 
-from lead_load.core.mapping import FieldMapping, MappingError
-from lead_load.core.transform import (
-    COMPONENT_INVALID,
+from lead_load.core.components import COMPONENT_INVALID
+from lead_load.core.lead_ids import (
     DUPLICATE_LEAD_ID,
-    INVALID_FIELD,
     LEAD_ID_TOO_LONG,
     MAX_LEAD_ID_CHARS,
     MISSING_LEAD_ID,
-    REJECT_REASONS,
-    PayloadError,
-    build_payloads,
-    check_components,
+    stands_for_no_lead,
+)
+from lead_load.core.mapping import FieldMapping, MappingError
+from lead_load.core.payloads import INVALID_FIELD
+from lead_load.core.reject_reasons import INVALID_KINDS
+from lead_load.core.transform import (
     dedupe_latest,
     normalise_and_validate,
-    repeat_key,
     sortable_times,
-    stands_for_no_lead,
     transform_leads,
 )
-
-DEFAULT = FieldMapping.load()
-TEMPLATE = [  # docs/agent-api.md section 4's example
-    {"id": "91a4ff5d", "name": "姓名", "type": "text", "sort": 0, "validate": ["required"]},
-    {"id": "c87d8629", "name": "数字", "type": "number", "sort": 1, "validate": ["integer"]},
-    {
-        "id": "44560536",
-        "name": "日期",
-        "type": "date",
-        "sort": 2,
-        "validate": ["date", "sometimes"],
-    },
-]
-
-
-def leads(*rows: dict) -> pd.DataFrame:
-    """A warehouse extract with every default column; rows override the defaults."""
-    base = {
-        "lead_id": None,
-        "name": None,
-        "phone": None,
-        "email": None,
-        "company": None,
-        "sex": None,
-        "source_id": None,
-        "industry_id": None,
-        "grade_id": None,
-        "updated_at": pd.Timestamp("2024-01-01"),
-    }
-    return pd.DataFrame([{**base, **row} for row in rows])
+from tests.include.lead_load.core.transform_samples import DEFAULT, TEMPLATE, leads, validated
 
 
 def accounted(result, df) -> bool:
@@ -94,10 +58,6 @@ def test_normalise_and_validate_checks_the_columns_first():
 
 
 # --- dedupe_latest ----------------------------------------------------------------------------
-
-
-def validated(*rows: dict) -> pd.DataFrame:
-    return normalise_and_validate(leads(*rows), DEFAULT)
 
 
 def test_dedupe_keeps_the_most_recently_updated_lead_per_phone():
@@ -169,156 +129,6 @@ def test_dedupe_with_other_column_names_and_no_valid_rows():
     assert kept.empty
     assert list(duplicates.columns) == ["lead_id", "phone_norm", "kept_lead_id"]
     assert duplicates.empty
-
-
-# --- payloads -------------------------------------------------------------------------------
-
-
-def test_build_payloads_sends_every_mapped_field_the_way_the_api_wants_it():
-    df = validated(
-        {
-            "lead_id": 7,
-            "phone": "+86 138 0013 8000",
-            "name": "  张三 ",
-            "email": "a@b.cn",
-            "company": "",
-            "sex": " Female ",
-            "source_id": 1,
-            "industry_id": 2.0,
-            "grade_id": " 3 ",
-        },
-        {"lead_id": 8, "phone": "13900139000", "sex": "unknown"},
-        {"lead_id": 9, "phone": "13700137000", "sex": 1.0},
-    )
-    payloads = build_payloads(df, DEFAULT)
-    assert payloads == [
-        {
-            "phone": "13800138000",
-            "sort": 0,
-            "extra": "7",
-            "name": "张三",
-            "email": "a@b.cn",
-            "sex": 2,
-            "source_id": 1,
-            "industry_id": 2,
-            "grade_id": 3,
-        },
-        {"phone": "13900139000", "sort": 0, "extra": "8", "sex": 0},
-        {"phone": "13700137000", "sort": 0, "extra": "9", "sex": 1},
-    ]
-    json.dumps(payloads, allow_nan=False)
-
-
-def test_extra_is_the_lead_id_as_text_even_when_nulls_made_the_column_float():
-    df = validated({"lead_id": 42, "phone": "13800138000"}, {"lead_id": None, "phone": "x"})
-    assert df["lead_id"].dtype == "float64"
-    assert build_payloads(df.iloc[:1], DEFAULT)[0]["extra"] == "42"
-
-
-@pytest.mark.parametrize("bad", ["abc", 1.5, True, float("inf"), "1.0", [1]], ids=repr)
-def test_a_non_integer_id_field_makes_the_row_unsendable(bad):
-    df = validated({"lead_id": 1, "phone": "13800138000", "grade_id": bad})
-    with pytest.raises(PayloadError, match=f"lead 1: {INVALID_FIELD}: grade_id must be an"):
-        build_payloads(df, DEFAULT)
-
-
-def test_components_are_json_ready():
-    mapping = FieldMapping.from_dict(
-        {
-            "fields": {"phone": "phone"},
-            "components": {"t": "text", "n": "number", "d": "day", "s": "stamp", "f": "ratio"},
-        }
-    )
-    df = pd.DataFrame(
-        {
-            "lead_id": ["a", "b", "c"],
-            "phone": ["13800138000", "13900139000", "13700137000"],
-            "updated_at": pd.Timestamp("2024-01-01"),
-            "text": ["小牛", None, ""],
-            "number": [np.int64(5), np.nan, 7.0],
-            "day": [date(2024, 5, 6), None, datetime(2024, 5, 7, 23, 59)],
-            "stamp": pd.to_datetime(["2024-05-06 12:00", None, "2024-05-08 00:00"]),
-            "ratio": [Decimal("1.5"), np.float32(0.5), None],
-        }
-    )
-    payloads = build_payloads(normalise_and_validate(df, mapping), mapping)
-    assert [p["components"] for p in payloads] == [
-        [
-            {"id": "t", "value": "小牛"},
-            {"id": "n", "value": 5},
-            {"id": "d", "value": "2024-05-06"},
-            {"id": "s", "value": "2024-05-06"},
-            {"id": "f", "value": 1.5},
-        ],
-        [{"id": "f", "value": 0.5}],
-        [
-            {"id": "t", "value": ""},  # present, if blank: the template decides
-            {"id": "n", "value": 7},  # a whole float becomes an int
-            {"id": "d", "value": "2024-05-07"},
-            {"id": "s", "value": "2024-05-08"},
-        ],
-    ]
-    assert all(type(c["value"]) in (str, int, float) for p in payloads for c in p["components"])
-    json.dumps(payloads, allow_nan=False)
-
-
-@pytest.mark.parametrize("bad", [float("inf"), True, {"a": 1}, b"x"], ids=repr)
-def test_a_component_value_that_json_cannot_carry_makes_the_row_unsendable(bad):
-    mapping = FieldMapping.from_dict({"fields": {"phone": "phone"}, "components": {"c": "x"}})
-    df = pd.DataFrame(
-        {"lead_id": [1], "phone": ["13800138000"], "updated_at": [None], "x": [bad]},
-        dtype=object,
-    )
-    with pytest.raises(PayloadError, match=f"{INVALID_FIELD}: component c cannot send"):
-        build_payloads(normalise_and_validate(df, mapping), mapping)
-
-
-# --- check_components --------------------------------------------------------------------------
-
-
-def with_components(*pairs) -> dict:
-    return {
-        "phone": "13800138000",
-        "sort": 0,
-        "components": [{"id": i, "value": v} for i, v in pairs],
-    }
-
-
-@pytest.mark.parametrize(
-    ("pairs", "reason"),
-    [
-        ([("91a4ff5d", "小牛")], None),
-        ([("91a4ff5d", "小牛"), ("c87d8629", 3), ("44560536", "2024-02-29")], None),
-        ([("91a4ff5d", "x"), ("c87d8629", "-12")], None),
-        ([("91a4ff5d", "x"), ("c87d8629", "1.5")], "数字 must be an integer"),
-        ([("91a4ff5d", "x"), ("c87d8629", 1.5)], "数字 must be an integer"),
-        ([("91a4ff5d", "x"), ("c87d8629", 3.0)], "数字 must be an integer"),
-        ([("91a4ff5d", "x"), ("c87d8629", "abc")], "数字 must be a number"),
-        ([("91a4ff5d", "x"), ("c87d8629", True)], "数字 must be a number"),
-        ([("91a4ff5d", "x"), ("44560536", "2024-02-30")], "日期 must be a date YYYY-MM-DD"),
-        ([("91a4ff5d", "x"), ("44560536", "2024/01/01")], "日期 must be a date YYYY-MM-DD"),
-        ([("91a4ff5d", 5)], "姓名 must be text"),
-        ([("91a4ff5d", "  ")], "姓名 is required"),
-        ([("c87d8629", 3)], "姓名 is required"),  # a row sending components must send it
-        ([("91a4ff5d", "x"), ("nope", 1)], "unknown component id 'nope'"),
-    ],
-    ids=repr,
-)
-def test_check_components_follows_the_template(pairs, reason):
-    expected = None if reason is None else f"{COMPONENT_INVALID}: {reason}"
-    assert check_components(with_components(*pairs), TEMPLATE) == expected
-
-
-def test_check_components_mirrors_the_platform_on_what_it_does_not_check():
-    # No `components` key: the platform (as the simulator assumes it) skips template checks.
-    assert check_components({"phone": "13800138000", "sort": 0}, TEMPLATE) is None
-    # No template configured: nothing to check against.
-    assert check_components(with_components(("anything", 1)), []) is None
-    # A dict id -> entry works as well as the API's list.
-    by_id = {entry["id"]: entry for entry in TEMPLATE}
-    assert check_components(with_components(("c87d8629", 1)), by_id) == (
-        f"{COMPONENT_INVALID}: 姓名 is required"
-    )
 
 
 # --- transform_leads ---------------------------------------------------------------------------
@@ -419,8 +229,8 @@ def test_transform_of_an_empty_extract():
 def test_reason_codes_are_documented_in_one_place():
     import lead_load.core.transform as transform
 
-    for reason in REJECT_REASONS:
-        assert f"``{reason}``" in transform.__doc__
+    for kind in INVALID_KINDS:
+        assert f"``{kind.value}``" in transform.__doc__
 
 
 def test_lead_ids_are_recorded_as_the_text_sent_in_extra_when_nulls_made_them_float():
@@ -533,13 +343,6 @@ def test_every_repeat_of_a_lead_gets_a_key_of_its_own():
         transform_leads(df, DEFAULT, row_numbers=[1, 2])
 
 
-def test_repeat_keys_fit_the_ledger_whatever_the_lead_id():
-    key = repeat_key("x" * 500 + "\x00", 123456789)
-    assert len(key) <= MAX_LEAD_ID_CHARS and "\x00" not in key
-    assert key.startswith("(repeat of lead xxx") and key.endswith("…: row 123456789 of the window)")
-    assert repeat_key("a\x00b", 3) == "(repeat of lead a\\x00b: row 3 of the window)"
-
-
 def test_a_lead_id_longer_than_the_ledger_key_is_rejected_under_a_key_of_its_own():
     long_id = "L" * (MAX_LEAD_ID_CHARS + 1)
     df = leads(
@@ -558,13 +361,6 @@ def test_a_lead_id_longer_than_the_ledger_key_is_rejected_under_a_key_of_its_own
     ]
     assert all(stands_for_no_lead(reason) for reason in result.rejects["reason"])
     assert not stands_for_no_lead("not_a_phone")
-
-
-def test_the_lead_id_limit_is_the_ledger_key_columns_length():
-    from lead_load.ledger import schema
-
-    for table in (schema.ledger, schema.candidates, schema.rejects):
-        assert table.c.lead_id.type.length == MAX_LEAD_ID_CHARS, table.name
 
 
 def test_blob_lead_ids_and_text_fields_become_text_and_undecodable_bytes_do_not_crash():
