@@ -279,12 +279,10 @@ def _streamed(run_id: str, lines: Iterator[str]) -> Iterator[str]:
     try:
         yield from lines
     except SQLAlchemyError as error:
-        log.warning(
-            "Lead loads: the rejects of %s could not be read to the end: %s",
-            run_id,
-            mask_phones_in(str(error)),
-        )
-        raise
+        masked = mask_phones_in(str(error))
+        log.warning("Lead loads: the rejects of %s broke off: %s", run_id, masked)
+        # The server logs what breaks a stream off: a masked copy, never the driver's text.
+        raise RuntimeError(f"the rejects' CSV broke off: {masked[:500]}") from None
 
 
 def _plan(session: Any, run_id: str) -> object:

@@ -223,6 +223,40 @@ def test_a_csv_cell_a_spreadsheet_would_run_is_written_as_text(reader, ledger):
     assert row[:3] == ["'=HYPERLINK(1)", "'@SUM(A1)", "'-x"]
 
 
+def test_a_ledger_failing_under_an_export_is_said_masked_and_never_makes_a_short_file(
+    reader, ledger, monkeypatch, caplog
+):
+    from sqlalchemy.exc import OperationalError
+
+    from lead_load.ledger import browse
+
+    lost = OperationalError("SELECT ...", {}, Exception(f"lost, near {PHONES['a']}"))
+    real = browse.reject_pages
+
+    def failing_at(page: int):
+        def pages(*args, **kwargs):
+            for number, found in enumerate(real(*args, **kwargs)):
+                if number == page:
+                    raise lost
+                yield found
+
+        return pages
+
+    # Before the answer starts: the page's own 503, masked.
+    monkeypatch.setattr(browse, "reject_pages", failing_at(0))
+    answer = reader.get("/lead-loads/runs/run-1/rejects.csv")
+    assert answer.status_code == 503 and "139****0001" in answer.text
+    assert not full_numbers_in(answer.text)
+    # Half-way: the download breaks off, and what the server logs is masked.
+    monkeypatch.setattr(browse, "reject_pages", failing_at(1))
+    monkeypatch.setattr("lead_loads.app.EXPORT_ROWS_PER_QUERY", 1)
+    with pytest.raises(RuntimeError) as broke:
+        reader.get("/lead-loads/runs/run-1/rejects.csv")
+    assert "139****0001" in str(broke.value) and not full_numbers_in(str(broke.value))
+    assert broke.value.__cause__ is None and broke.value.__suppress_context__
+    assert "139****0001" in caplog.text and not full_numbers_in(caplog.text)
+
+
 def test_the_run_tab_links_its_rejects_csv_keeping_the_kind(reader, ledger):
     html = no_full_number(reader.get("/lead-loads/runs/run-1"))
     assert '<a id="rejects-csv" href="/lead-loads/runs/run-1/rejects.csv">' in html
