@@ -277,7 +277,8 @@ def lead_load():
             retries=3,
             start_from_trigger=True,
             start_trigger_args=post_in_triggerer(),
-            map_index_template="batch {{ task.batch.batch_no }} ({{ task.batch.rows }} rows)",
+            map_index_template="batch {{ task.batch.batch_no }} ({{ task.batch.rows }} "
+            "row{{ '' if task.batch.rows == 1 else 's' }})",
         )
         waited = LedgerCallbackSensor(
             task_id="wait_for_callback",
@@ -289,7 +290,8 @@ def lead_load():
             poll_interval=POLL_INTERVAL_SECONDS,
             timeout=CALLBACK_TIMEOUT.total_seconds(),
             soft_fail=True,
-            map_index_template="batch {{ task.batch.batch_no }} ({{ task.batch.rows }} rows)",
+            map_index_template="batch {{ task.batch.batch_no }} ({{ task.batch.rows }} "
+            "row{{ '' if task.batch.rows == 1 else 's' }})",
         )
         posted >> waited
 

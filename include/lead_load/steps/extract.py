@@ -4,14 +4,17 @@ Before a row is read, one look at the columns the extract query returns (the que
 ``WHERE 1 = 0``, so it works for any customised query) checks the warehouse contract
 (``lead_load.core.warehouse_contract``): a missing or misspelt column, or an ``updated_at``
 that is no date-time, fails the run at once with what to change.
+
+The pure parts live in the core: a column's type from the driver's type code
+(``lead_load.core.column_types``), the rows read into a DataFrame
+(``lead_load.core.row_frames``), and the transform (``lead_load.core.transform``).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.masking import mask_phones_in
+from lead_load.core.column_types import described_columns, type_words
 from lead_load.core.lead_ids import (
     DUPLICATE_LEAD_ID,
     lead_id_texts,
@@ -30,6 +34,7 @@ from lead_load.core.lead_ids import (
 )
 from lead_load.core.mapping import FieldMapping
 from lead_load.core.reject_reasons import RejectReason
+from lead_load.core.row_frames import rows_to_frame
 from lead_load.core.settings import RunSettings
 from lead_load.core.transform import (
     TransformResult,
@@ -40,7 +45,6 @@ from lead_load.core.transform import (
 from lead_load.core.warehouse_contract import (
     ContractVerdict,
     ExtractColumn,
-    TypeCategory,
     check_contract,
 )
 from lead_load.core.window import text_bounds
@@ -57,6 +61,11 @@ class SourceSchemaError(AirflowFailException):
     A schema mismatch: retrying cannot help, so Airflow fails the task at once, and the
     message names the column and what to change.
     """
+
+
+class SourceDataError(AirflowFailException):
+    """The warehouse's rows break an assumption the load cannot work around; the message
+    says which and what to change. Retrying cannot help."""
 
 
 # The extract query named a column or table the warehouse does not have (SQLite, PostgreSQL
@@ -82,65 +91,44 @@ _UTC_SESSION = {
 }
 
 
-# What a column's type is, from the type code the driver puts in cursor.description:
-# PostgreSQL's type OIDs (psycopg and psycopg2 alike) ...
-_POSTGRES_TYPES = {
-    1114: ("timestamp", TypeCategory.TIMESTAMP),
-    1184: ("timestamptz", TypeCategory.TIMESTAMP),
-    1082: ("date", TypeCategory.DATE),
-    25: ("text", TypeCategory.TEXT),
-    1043: ("varchar", TypeCategory.TEXT),
-    1042: ("char", TypeCategory.TEXT),
-    19: ("name", TypeCategory.TEXT),
-    20: ("int8", TypeCategory.NUMBER),
-    21: ("int2", TypeCategory.NUMBER),
-    23: ("int4", TypeCategory.NUMBER),
-    700: ("float4", TypeCategory.NUMBER),
-    701: ("float8", TypeCategory.NUMBER),
-    1700: ("numeric", TypeCategory.NUMBER),
-    16: ("bool", TypeCategory.OTHER),
-    17: ("bytea", TypeCategory.OTHER),
-    114: ("json", TypeCategory.OTHER),
-    3802: ("jsonb", TypeCategory.OTHER),
-    1083: ("time", TypeCategory.OTHER),
-    1266: ("timetz", TypeCategory.OTHER),
-    1186: ("interval", TypeCategory.OTHER),
-    2950: ("uuid", TypeCategory.OTHER),
-}
-# ... MySQL's and MariaDB's field types (FIELD_TYPE in mysqlclient and PyMySQL) ...
-_MYSQL_TYPES = {
-    7: ("timestamp", TypeCategory.TIMESTAMP),
-    12: ("datetime", TypeCategory.TIMESTAMP),
-    10: ("date", TypeCategory.DATE),
-    14: ("date", TypeCategory.DATE),
-    15: ("varchar", TypeCategory.TEXT),
-    253: ("varchar", TypeCategory.TEXT),
-    254: ("char", TypeCategory.TEXT),
-    252: ("text", TypeCategory.TEXT),  # TEXT and BLOB columns alike
-    0: ("decimal", TypeCategory.NUMBER),
-    246: ("decimal", TypeCategory.NUMBER),
-    1: ("tinyint", TypeCategory.NUMBER),
-    2: ("smallint", TypeCategory.NUMBER),
-    3: ("int", TypeCategory.NUMBER),
-    4: ("float", TypeCategory.NUMBER),
-    5: ("double", TypeCategory.NUMBER),
-    8: ("bigint", TypeCategory.NUMBER),
-    9: ("mediumint", TypeCategory.NUMBER),
-    13: ("year", TypeCategory.NUMBER),
-    11: ("time", TypeCategory.OTHER),
-    16: ("bit", TypeCategory.OTHER),
-    245: ("json", TypeCategory.OTHER),
-}
-_TYPES_BY_DIALECT = {"postgresql": _POSTGRES_TYPES, "mysql": _MYSQL_TYPES, "mariadb": _MYSQL_TYPES}
-# ... and elsewhere the DB-API's type objects, where the driver has them. SQLite's driver
-# reports no types at all: SQLite keeps a date-time as text in a column of any type.
-_DBAPI_TYPES = (
-    ("DATETIME", TypeCategory.TIMESTAMP),
-    ("STRING", TypeCategory.TEXT),
-    ("NUMBER", TypeCategory.NUMBER),
-)
 # An extract query that reads SQLite's text date-times as instants (include/sql/sqlite/).
 _SQLITE_TIME_FUNCTION = re.compile(r"\b(julianday|datetime|unixepoch|strftime)\s*\(", re.I)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return mask_phones_in(text.splitlines()[0] if text else type(error).__name__)
+
+
+def _one_statement(sql: str) -> str:
+    """The query without a trailing semicolon (and the comments after it): a subquery."""
+    return re.sub(r";(\s|--[^\n]*)*\Z", "", sql.strip())
+
+
+def _schema_error(error: DBAPIError) -> SourceSchemaError | None:
+    """A SourceSchemaError when the database says a column or table does not exist."""
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    lines = str(orig).strip().splitlines()
+    reason = lines[0] if lines else str(error)
+    if not (sqlstate in _UNDEFINED_SQLSTATES or _UNDEFINED_OBJECT.search(reason)):
+        return None
+    # PostgreSQL's hint names a column of another case: "Perhaps you meant ... "UpdatedAt"".
+    hints = [line.strip() for line in lines[1:] if line.strip().startswith("HINT:")]
+    said = "; ".join([reason, *hints])
+    return SourceSchemaError(
+        mask_phones_in(f"the extract query failed on the warehouse: {said}; {_SCHEMA_HINT}")
+    )
+
+
+def _breach(verdict: ContractVerdict) -> SourceSchemaError:
+    hint = f"; {_SCHEMA_HINT}" if verdict.missing else ""
+    return SourceSchemaError(
+        mask_phones_in(
+            f"the warehouse breaks the contract: {verdict.explained()}{hint} "
+            '(README, "The warehouse contract")'
+        )
+    )
 
 
 def check_warehouse_contract(
@@ -181,7 +169,7 @@ def check_warehouse_contract(
         )
         return None
     dialect = warehouse.dialect
-    columns = [ExtractColumn(str(entry[0]), *_type_of(dialect, entry[1])) for entry in description]
+    columns = described_columns(description, dialect.name, dialect.dbapi)
     verdict = check_contract(mapping, columns)
     if verdict.problems:
         raise _breach(verdict)
@@ -199,56 +187,22 @@ def check_warehouse_contract(
         "row stands for the lead.",
         len(verdict.checked),
         mask_phones_in(", ".join(verdict.checked)),
-        _type_words(verdict.updated_at),
+        type_words(verdict.updated_at),
         DUPLICATE_LEAD_ID,
     )
     return verdict
 
 
-def _type_words(category: TypeCategory | None) -> str:
-    """updated_at's type for the log: "a timestamp column", or what the driver did not say."""
-    if category is None or category == TypeCategory.UNKNOWN:
-        return "of a type the database driver does not report"
-    return f"a {category.value} column"
-
-
-def _type_of(dialect: Any, code: Any) -> tuple[TypeCategory, str | None]:
-    """(category, the database's name of the type) of a cursor.description type code."""
-    if code is None:
-        return TypeCategory.UNKNOWN, None
-    known = _TYPES_BY_DIALECT.get(dialect.name)
-    if known is not None:
-        name, category = known.get(code, (None, TypeCategory.UNKNOWN))
-        return category, name or f"type code {code}"
-    for attribute, category in _DBAPI_TYPES:
-        type_object = getattr(dialect.dbapi, attribute, None)
-        try:
-            if type_object is not None and code == type_object:
-                return category, str(code)
-        except Exception:  # noqa: S112 - a driver's odd comparison: the next one, or unknown
-            continue
-    return TypeCategory.UNKNOWN, str(code)
-
-
-def _one_statement(sql: str) -> str:
-    """The query without a trailing semicolon (and the comments after it): a subquery."""
-    return re.sub(r";(\s|--[^\n]*)*\Z", "", sql.strip())
-
-
-def _schema_error(error: DBAPIError) -> SourceSchemaError | None:
-    """A SourceSchemaError when the database says a column or table does not exist."""
-    orig = error.orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    lines = str(orig).strip().splitlines()
-    reason = lines[0] if lines else str(error)
-    if not (sqlstate in _UNDEFINED_SQLSTATES or _UNDEFINED_OBJECT.search(reason)):
-        return None
-    # PostgreSQL's hint names a column of another case: "Perhaps you meant ... "UpdatedAt"".
-    hints = [line.strip() for line in lines[1:] if line.strip().startswith("HINT:")]
-    said = "; ".join([reason, *hints])
-    return SourceSchemaError(
-        mask_phones_in(f"the extract query failed on the warehouse: {said}; {_SCHEMA_HINT}")
-    )
+def check_source_columns(mapping: FieldMapping, columns: Iterable[str]) -> None:
+    """The columns the extract returned (its first chunk) have every column the mapping
+    reads, each once, or a SourceSchemaError naming them: the contract's rules on names, for
+    when the look before reading could not run, and for what it could not see (SQLite
+    renames a column a subquery returns twice)."""
+    verdict = check_contract(mapping, [ExtractColumn(str(c)) for c in columns])
+    if verdict.problems:
+        # No retry can add a column (a MappingError, a ValueError, used to be retried twice):
+        # fail at once and say what to change.
+        raise _breach(verdict)
 
 
 def read_in_chunks(
@@ -293,65 +247,120 @@ def read_in_chunks(
         raise
 
 
-def rows_to_frame(rows: Sequence[Sequence[Any]], columns: list[str]) -> pd.DataFrame:
-    """A DataFrame of the rows, typed as pandas.read_sql types them (time-zone-aware times
-    in UTC), except that a float column is kept as the values themselves (object) when one
-    of them is a whole number a float64 cannot hold: pandas turns integers into floats when
-    the column has a NULL (or is a NUMERIC), and lead id 9007199254740993 became
-    9007199254740992, another lead."""
-    frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
-    for position, dtype in enumerate(frame.dtypes.tolist()):
-        if isinstance(dtype, pd.DatetimeTZDtype):
-            frame.isetitem(position, frame.iloc[:, position].dt.tz_convert("UTC"))
-        elif pd.api.types.is_float_dtype(dtype):
-            raw = [row[position] for row in rows]
-            if any(map(_beyond_float, raw)):
-                exact = np.empty(len(raw), dtype=object)
-                exact[:] = [_exact_number(value) for value in raw]
-                frame.isetitem(position, pd.Series(exact, index=frame.index, dtype=object))
-    return frame
-
-
-def _beyond_float(value: Any) -> bool:
-    """A whole number (int, Decimal) that a float64 would change."""
-    if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        return False
-    if isinstance(value, Decimal) and (not value.is_finite() or value != value.to_integral()):
-        return False
+def updated_at_gaps(warehouse: Engine, sql: str) -> dict[str, int | None]:
+    """The rows of the table that no window ever loads, for the summary, from ``sql``'s one
+    row: ``updated_at_missing_in_table`` (first column: no ``updated_at``) and, when the query
+    has a second column, ``updated_at_unreadable_in_table`` (an ``updated_at`` the database
+    cannot read as a time: SQLite's text in a format it does not know). Each is logged when
+    not 0. A count that fails is None, and a warning: it informs, it must not fail the load."""
     try:
-        return float(value) != value
-    except OverflowError:
-        return True
-
-
-def _exact_number(value: Any) -> Any:
-    """What a float column holds, but a whole number as an int (exact); other Decimals as
-    floats, as pandas would have."""
-    if isinstance(value, Decimal):
-        return int(value) if value.is_finite() and value == value.to_integral() else float(value)
-    return value
-
-
-def check_source_columns(mapping: FieldMapping, columns: Iterable[str]) -> None:
-    """The columns the extract returned (its first chunk) have every column the mapping
-    reads, each once, or a SourceSchemaError naming them: the contract's rules on names, for
-    when the look before reading could not run, and for what it could not see (SQLite
-    renames a column a subquery returns twice)."""
-    verdict = check_contract(mapping, [ExtractColumn(str(c)) for c in columns])
-    if verdict.problems:
-        # No retry can add a column (a MappingError, a ValueError, used to be retried twice):
-        # fail at once and say what to change.
-        raise _breach(verdict)
-
-
-def _breach(verdict: ContractVerdict) -> SourceSchemaError:
-    hint = f"; {_SCHEMA_HINT}" if verdict.missing else ""
-    return SourceSchemaError(
-        mask_phones_in(
-            f"the warehouse breaks the contract: {verdict.explained()}{hint} "
-            '(README, "The warehouse contract")'
+        with warehouse.connect() as conn:
+            row = conn.execute(text(sql)).first()
+    except DBAPIError as error:
+        log.warning("Could not count the rows without updated_at: %s", _first_line(error))
+        return {"updated_at_missing_in_table": None}
+    values = [int(value or 0) for value in (row or (0,))]
+    gaps: dict[str, int | None] = {"updated_at_missing_in_table": values[0]}
+    if values[0]:
+        log.warning(
+            "%d rows of the leads table have no updated_at: they fall in no window and are "
+            "never loaded. Set their updated_at in the warehouse to load them.",
+            values[0],
         )
+    if len(values) > 1:
+        gaps["updated_at_unreadable_in_table"] = values[1]
+        if values[1]:
+            log.warning(
+                "%d rows of the leads table have an updated_at the database cannot read as a "
+                "time: they fall in no window and are never loaded. Write them in a format of "
+                "the README's Warehouse contract (e.g. 2026-11-24 10:00:00, in UTC).",
+                values[1],
+            )
+    return gaps
+
+
+def _store(
+    settings: RunSettings,
+    ledger_engine: Engine,
+    mapping: FieldMapping,
+    result: TransformResult,
+    repeats: pd.DataFrame,
+    repeat_rows: np.ndarray,
+) -> None:
+    """A chunk's candidates and rejects into the ledger's tables. ``repeats``: the rows of
+    leads an earlier chunk had (``repeat_rows``: their numbers in the window)."""
+    # The ledger orders a run's candidates by updated_at across chunks: as one spelling
+    # (UTC text), since SQLite's text may spell two instants in ways that sort otherwise.
+    staging.add_candidates(
+        ledger_engine,
+        settings.run_id,
+        (
+            {"lead_id": lead, "phone": phone, "updated_at": updated, "payload": payload}
+            for lead, phone, updated, payload in zip(
+                result.valid["lead_id"],
+                result.valid["phone"],
+                sortable_times(result.valid["updated_at"]),
+                result.payloads,
+                strict=True,
+            )
+        ),
     )
+    staging.add_rejects(
+        ledger_engine,
+        settings.run_id,
+        settings.api_task_id,
+        (
+            {**row, "in_ledger": not stands_for_no_lead(row["reason"])}
+            for row in result.rejects.to_dict("records")
+        ),
+    )
+    staging.add_rejects(
+        ledger_engine,
+        settings.run_id,
+        settings.api_task_id,
+        (
+            {
+                "lead_id": row.lead_id,
+                "raw_phone": row.phone,
+                "reason": str(RejectReason.duplicate_in_run(row.kept_lead_id)),
+            }
+            for row in result.duplicates.itertuples(index=False)
+        ),
+    )
+    staging.add_rejects(
+        ledger_engine,
+        settings.run_id,
+        settings.api_task_id,
+        (
+            {
+                "lead_id": repeat_key(lead, row),
+                "raw_phone": raw_phone_text(phone),
+                "reason": f"{DUPLICATE_LEAD_ID} (an earlier row of the window has it)",
+                "in_ledger": False,
+            }
+            for lead, phone, row in zip(
+                lead_id_texts(repeats[mapping.lead_id]),
+                repeats[mapping.fields["phone"]].to_numpy(dtype=object),
+                repeat_rows.tolist(),
+                strict=True,
+            )
+        ),
+    )
+
+
+def queries_for(dialect: str, rendered: Mapping[str, str]) -> tuple[str, str | None]:
+    """(extract query, count query) for a warehouse of ``dialect``, from the DAG task's
+    rendered ``templates_dict``: the dialect's own (key ``<dialect>_sql``, e.g. ``sqlite_sql``
+    from include/sql/sqlite/) where there is one, else the portable ``sql`` and
+    ``missing_updated_at_sql``."""
+
+    def pick(key: str) -> str | None:
+        return rendered.get(f"{dialect}_{key}") or rendered.get(key)
+
+    sql = pick("sql")
+    if not sql:
+        raise ValueError("templates_dict has no extract query (key 'sql')")
+    return sql, pick("missing_updated_at_sql")
 
 
 def extract_and_stage(
@@ -447,135 +456,3 @@ def extract_and_stage(
             bounds.get("window_end"),
         )
     return counts
-
-
-def queries_for(dialect: str, rendered: Mapping[str, str]) -> tuple[str, str | None]:
-    """(extract query, count query) for a warehouse of ``dialect``, from the DAG task's
-    rendered ``templates_dict``: the dialect's own (key ``<dialect>_sql``, e.g. ``sqlite_sql``
-    from include/sql/sqlite/) where there is one, else the portable ``sql`` and
-    ``missing_updated_at_sql``."""
-
-    def pick(key: str) -> str | None:
-        return rendered.get(f"{dialect}_{key}") or rendered.get(key)
-
-    sql = pick("sql")
-    if not sql:
-        raise ValueError("templates_dict has no extract query (key 'sql')")
-    return sql, pick("missing_updated_at_sql")
-
-
-def updated_at_gaps(warehouse: Engine, sql: str) -> dict[str, int | None]:
-    """The rows of the table that no window ever loads, for the summary, from ``sql``'s one
-    row: ``updated_at_missing_in_table`` (first column: no ``updated_at``) and, when the query
-    has a second column, ``updated_at_unreadable_in_table`` (an ``updated_at`` the database
-    cannot read as a time: SQLite's text in a format it does not know). Each is logged when
-    not 0. A count that fails is None, and a warning: it informs, it must not fail the load."""
-    try:
-        with warehouse.connect() as conn:
-            row = conn.execute(text(sql)).first()
-    except DBAPIError as error:
-        log.warning("Could not count the rows without updated_at: %s", _first_line(error))
-        return {"updated_at_missing_in_table": None}
-    values = [int(value or 0) for value in (row or (0,))]
-    gaps: dict[str, int | None] = {"updated_at_missing_in_table": values[0]}
-    if values[0]:
-        log.warning(
-            "%d rows of the leads table have no updated_at: they fall in no window and are "
-            "never loaded. Set their updated_at in the warehouse to load them.",
-            values[0],
-        )
-    if len(values) > 1:
-        gaps["updated_at_unreadable_in_table"] = values[1]
-        if values[1]:
-            log.warning(
-                "%d rows of the leads table have an updated_at the database cannot read as a "
-                "time: they fall in no window and are never loaded. Write them in a format of "
-                "the README's Warehouse contract (e.g. 2026-11-24 10:00:00, in UTC).",
-                values[1],
-            )
-    return gaps
-
-
-def count_missing_updated_at(warehouse: Engine, sql: str) -> int | None:
-    """How many rows of the table have no ``updated_at`` (``sql``'s first column); None (and
-    a warning) when the count fails: it informs the summary and must not fail the load."""
-    return updated_at_gaps(warehouse, sql)["updated_at_missing_in_table"]
-
-
-class SourceDataError(AirflowFailException):
-    """The warehouse's rows break an assumption the load cannot work around; the message
-    says which and what to change. Retrying cannot help."""
-
-
-def _first_line(error: Exception) -> str:
-    text = str(getattr(error, "orig", None) or error).strip()
-    return mask_phones_in(text.splitlines()[0] if text else type(error).__name__)
-
-
-def _store(
-    settings: RunSettings,
-    ledger_engine: Engine,
-    mapping: FieldMapping,
-    result: TransformResult,
-    repeats: pd.DataFrame,
-    repeat_rows: np.ndarray,
-) -> None:
-    """A chunk's candidates and rejects into the ledger's tables. ``repeats``: the rows of
-    leads an earlier chunk had (``repeat_rows``: their numbers in the window)."""
-    # The ledger orders a run's candidates by updated_at across chunks: as one spelling
-    # (UTC text), since SQLite's text may spell two instants in ways that sort otherwise.
-    staging.add_candidates(
-        ledger_engine,
-        settings.run_id,
-        (
-            {"lead_id": lead, "phone": phone, "updated_at": updated, "payload": payload}
-            for lead, phone, updated, payload in zip(
-                result.valid["lead_id"],
-                result.valid["phone"],
-                sortable_times(result.valid["updated_at"]),
-                result.payloads,
-                strict=True,
-            )
-        ),
-    )
-    staging.add_rejects(
-        ledger_engine,
-        settings.run_id,
-        settings.api_task_id,
-        (
-            {**row, "in_ledger": not stands_for_no_lead(row["reason"])}
-            for row in result.rejects.to_dict("records")
-        ),
-    )
-    staging.add_rejects(
-        ledger_engine,
-        settings.run_id,
-        settings.api_task_id,
-        (
-            {
-                "lead_id": row.lead_id,
-                "raw_phone": row.phone,
-                "reason": str(RejectReason.duplicate_in_run(row.kept_lead_id)),
-            }
-            for row in result.duplicates.itertuples(index=False)
-        ),
-    )
-    staging.add_rejects(
-        ledger_engine,
-        settings.run_id,
-        settings.api_task_id,
-        (
-            {
-                "lead_id": repeat_key(lead, row),
-                "raw_phone": raw_phone_text(phone),
-                "reason": f"{DUPLICATE_LEAD_ID} (an earlier row of the window has it)",
-                "in_ledger": False,
-            }
-            for lead, phone, row in zip(
-                lead_id_texts(repeats[mapping.lead_id]),
-                repeats[mapping.fields["phone"]].to_numpy(dtype=object),
-                repeat_rows.tolist(),
-                strict=True,
-            )
-        ),
-    )

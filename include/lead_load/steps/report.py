@@ -117,7 +117,8 @@ def _left_open(ledger_engine: Engine, settings: RunSettings, summary: dict[str, 
     more = f" and {len(left) - 5} more" if len(left) > 5 else ""
     log.warning("Earlier runs left %d batches unsettled: %s%s", len(left), named, more)
     return [
-        f"{summary['left_open_by_earlier_runs']} rows of {len(left)} batches of earlier runs "
+        f"{_count(summary['left_open_by_earlier_runs'], 'row')} of "
+        f"{_count(len(left), 'batch', 'batches')} of earlier runs "
         f"({named}{more}) were accepted, or maybe accepted, and are not settled: the "
         "platform has not reported them and the task's number list does not show them; a "
         "later run settles them from the list once LEAD_LOAD_SETTLE_SECONDS has passed"
@@ -194,26 +195,28 @@ def _problems(
             named = ", ".join(str(b["batch_no"]) for b in group[:5])
             more = f" and {len(group) - 5} more" if len(group) > 5 else ""
             problems.append(
-                f"{rows} staged rows of {len(group)} "
-                f"{'batch' if len(group) == 1 else 'batches'} ({named}{more}) were refused by "
+                f"{_count(rows, 'staged row')} of {_count(len(group), 'batch', 'batches')} "
+                f"({named}{more}) {_were(rows)} refused by "
                 f"the platform, which no retry changes, and none was sent: {error}"
             )
     if not_sent > 0 and not settings.dry_run:
         problems.append(
-            f"{not_sent} staged rows were not sent (see the failed post_batch "
-            "tasks); clear them or run again: nothing already sent will be sent twice"
+            f"{_count(not_sent, 'staged row')} {_were(not_sent)} not sent (see the failed "
+            "post_batch tasks); clear them or run again: nothing already sent will be sent twice"
         )
     if summary.get("maybe_accepted"):
         problems.append(
-            f"{summary['maybe_accepted']} rows were posted but the answer was lost, and the "
+            f"{_count(summary['maybe_accepted'], 'row')} {_were(summary['maybe_accepted'])} "
+            "posted but the answer was lost, and the "
             "task's number list does not show them yet: they are never sent again before "
             "LEAD_LOAD_SETTLE_SECONDS has passed since their post; a run after that settles "
             "them (absent ones are sent then)"
         )
     elif summary["awaiting_callback"]:
         problems.append(
-            f"{summary['awaiting_callback']} rows still await the platform's callback; the "
-            "next run re-checks their batches by unique_id first"
+            f"{_count(summary['awaiting_callback'], 'row')} still "
+            f"{'awaits' if summary['awaiting_callback'] == 1 else 'await'} the platform's "
+            "callback; the next run re-checks their batches by unique_id first"
         )
     if landing is None and not settings.dry_run:
         problems.append("the landing check did not finish; see the verify_landing log")
@@ -229,6 +232,15 @@ def _problems(
             "lead_load_rejects table"
         )
     return [mask_phones_in(problem) for problem in problems]
+
+
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    """``1 row``, ``2 rows``."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
+def _were(n: int) -> str:
+    return "was" if n == 1 else "were"
 
 
 def format_summary(summary: dict[str, Any], indent: int = 0) -> str:

@@ -10,12 +10,18 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import create_engine, func, select, text
 
+from lead_load.core.lead_ids import lead_id_texts
 from lead_load.core.mapping import FieldMapping
 from lead_load.core.window import sql_bounds
 from lead_load.ledger import schema
 from lead_load.steps import extract
 from tests.dags.conftest import REPO, sqlite_warehouse
 from tests.include.lead_load.samples import run_settings, statuses
+
+
+def missing_updated_at(warehouse, sql: str) -> int | None:
+    """The rows of the table without updated_at, as the summary counts them."""
+    return extract.updated_at_gaps(warehouse, sql)["updated_at_missing_in_table"]
 
 
 def test_a_column_missing_from_the_extract_query_fails_at_once_naming_it(tmp_path):
@@ -48,10 +54,10 @@ def test_rows_without_updated_at_are_counted_for_the_summary(tmp_path, caplog):
             )
         )
     sql = (REPO / "include" / "sql" / "count_missing_updated_at.sql").read_text()
-    assert extract.count_missing_updated_at(warehouse, sql) == 2
+    assert missing_updated_at(warehouse, sql) == 2
     assert "2 rows of the leads table have no updated_at" in caplog.text
     # A count that cannot run (the table is elsewhere) informs, and fails nothing.
-    assert extract.count_missing_updated_at(warehouse, "SELECT COUNT(*) FROM nowhere") is None
+    assert missing_updated_at(warehouse, "SELECT COUNT(*) FROM nowhere") is None
 
 
 @pytest.mark.postgres
@@ -374,7 +380,7 @@ def test_sqlite_text_timestamps_in_every_documented_format_select_exactly_the_wi
     # What no window selects is counted: NULL and unreadable, apart.
     gaps = extract.updated_at_gaps(engine, SQLITE_COUNT_SQL.read_text())
     assert gaps == {"updated_at_missing_in_table": 1, "updated_at_unreadable_in_table": 4}
-    assert extract.count_missing_updated_at(engine, SQLITE_COUNT_SQL.read_text()) == 1
+    assert missing_updated_at(engine, SQLITE_COUNT_SQL.read_text()) == 1
 
 
 def test_unreadable_times_are_counted_in_the_summary_and_warned_about(tmp_path, caplog):
@@ -708,7 +714,7 @@ def assert_accounted(engine, counts: dict, expected: int) -> None:
     # Every lead read is there under its own id, unless it has none or cannot key the ledger.
     leads = {
         lead.replace("\x00", "\\x00")
-        for lead in extract.lead_id_texts(pd.Series([r["lead_id"] for r in read], dtype=object))
+        for lead in lead_id_texts(pd.Series([r["lead_id"] for r in read], dtype=object))
         if lead is not None and lead.strip() and len(lead) + 3 * lead.count("\x00") <= 128
     }
     own = {key for key in rejected if not key.startswith(("(no lead id", "(repeat of lead"))}
