@@ -1,51 +1,22 @@
-"""Staging on real databases: a SQLite file, PostgreSQL through each of its drivers (psycopg2,
-and psycopg 3, which Airflow's hook picks; PostgreSQL stages set-based and copies with each
-driver's own COPY), and MariaDB."""
+"""Staging through the package's calls (add_candidates, add_rejects, stage_candidates,
+clear_run) on real databases: a SQLite file, PostgreSQL through each of its drivers (psycopg2,
+and psycopg 3, which Airflow's hook picks), and MariaDB, each staged by the engine it gets."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
-import pytest
-from sqlalchemy import create_engine, event, func, insert, select, text
+from sqlalchemy import func, insert, select
 
-from lead_load.core.ledger_rules import StagingDecision, Status, decide_staging
 from lead_load.ledger import schema, staging
 from lead_load.ledger.counts import reject_reasons
-from tests.dags.conftest import mariadb_warehouse, postgres_warehouse, sqlite_warehouse
-from tests.include.lead_load.samples import TASK, candidate, statuses
-
-
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("postgres+psycopg", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ]
+from lead_load.ledger.staging import engines, portable, postgres
+from tests.include.lead_load.ledger.staging.staging_samples import (
+    ledger_row,
+    set_based,
+    staging_statements,
 )
-def engine(request, tmp_path):
-    """A ledger on each database and driver staging has a path for (the shared fixture's
-    databases, plus PostgreSQL through psycopg 3)."""
-    if request.param == "sqlite":
-        warehouse = sqlite_warehouse(tmp_path)
-    elif request.param == "mariadb":
-        warehouse = mariadb_warehouse()
-    else:
-        warehouse = postgres_warehouse()
-    engine = warehouse.engine
-    if request.param == "postgres+psycopg":
-        engine = create_engine(engine.url.set(drivername="postgresql+psycopg"))
-        warehouse.cleanup.insert(0, engine.dispose)
-    schema.create_tables(engine)
-    yield engine
-    for step in warehouse.cleanup:
-        step()
-
-
-def set_based(engine) -> bool:
-    return engine.dialect.name == "postgresql"
+from tests.include.lead_load.samples import TASK, candidate, statuses
 
 
 def test_staging_keeps_the_latest_lead_per_phone_across_chunks(engine):
@@ -75,20 +46,6 @@ def test_a_later_run_does_not_stage_what_is_in_flight_or_loaded(engine):
     counts = staging.stage_candidates(engine, "run-2", TASK)
     assert counts.staged == 0
     assert counts.in_flight == 1 and counts.duplicates_in_run == 1
-
-
-def ledger_row(lead_id: str, phone: str, status: str, **values) -> dict:
-    return {
-        "api_task_id": TASK,
-        "lead_id": lead_id,
-        "phone": phone,
-        "status": status,
-        "reason": None,
-        "run_id": "run-0",
-        "created_at": schema.now(),
-        "updated_at": schema.now(),
-        **values,
-    }
 
 
 def test_staging_applies_every_rule_across_many_slices(engine, monkeypatch):
@@ -184,37 +141,6 @@ def test_staging_applies_every_rule_across_many_slices(engine, monkeypatch):
     assert left == 0
 
 
-def staging_statements(engine, leads: int, task: str = TASK) -> tuple[list, list]:
-    """(statements while writing candidates and rejects, statements while staging) for
-    ``leads`` candidates in 4 extract chunks, the last quarter reusing the phones of the
-    first and newer (so they win: a quarter loses to a lead of another chunk), and 30 bad
-    rows. Each statement: (SQL, rows, bound values)."""
-    statements: list[tuple[str, int, int]] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        rows = list(parameters) if executemany else [parameters]
-        statements.append((statement, len(rows), sum(len(row or ()) for row in rows)))
-
-    run = f"run-for-{task}"
-    quarter = leads // 4
-    rows = [
-        candidate(f"l{i:04d}", f"139{i % (3 * quarter):08d}", f"2026-11-24 {i // quarter:02d}:00")
-        for i in range(leads)
-    ]
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        for start in range(0, leads, quarter):
-            staging.add_candidates(engine, run, rows[start : start + quarter])
-        bad = ({"lead_id": f"x{i}", "raw_phone": "n/a", "reason": "not_a_phone"} for i in range(30))
-        staging.add_rejects(engine, run, task, bad)
-        staging_starts = len(statements)
-        counts = staging.stage_candidates(engine, run, task)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    assert (counts.staged, counts.duplicates_in_run) == (3 * quarter, quarter)
-    return statements[:staging_starts], statements[staging_starts:]
-
-
 def test_staging_sends_at_most_one_slice_per_statement(engine, monkeypatch):
     """A cheap guard on memory and speed, without timing anything.
 
@@ -246,33 +172,6 @@ def test_staging_sends_at_most_one_slice_per_statement(engine, monkeypatch):
     assert len(ledger_writes) <= 4 * slices  # 75 rows staged, 25 rejected
 
 
-def test_set_based_staging_sends_as_many_statements_for_any_run(engine):
-    """PostgreSQL stages a run with the same statements whatever its size, each planned on
-    fresh statistics: the candidates are ANALYZEd before the statement that decides them (the
-    ledger and the rejects too when autovacuum would have), and every statement is planned
-    with its parameters (no generic plan)."""
-    if not set_based(engine):
-        pytest.skip("the portable path sends a few statements per slice")
-    _, small = staging_statements(engine, 40, task="task-1")
-    _, large = staging_statements(engine, 400, task="task-2")
-
-    def shape(statements):
-        sqls = [" ".join(sql.split())[:50] for sql, _, _ in statements]
-        return [
-            sql
-            for sql in sqls
-            if sql not in {"ANALYZE lead_load_ledger", "ANALYZE lead_load_rejects"}
-        ]
-
-    assert shape(small) == shape(large)
-    sqls = shape(large)
-    analyze = sqls.index("ANALYZE lead_load_candidates")
-    custom_plans = next(i for i, sql in enumerate(sqls) if "plan_cache_mode" in sql)
-    decide = next(i for i, sql in enumerate(sqls) if "INTO lead_load_staging_decisions" in sql)
-    assert analyze < custom_plans < decide
-    assert len(sqls) <= 25
-
-
 def test_two_runs_staging_the_same_leads_at_once_stage_each_lead_once(engine):
     """Two runs of one window extract the same leads at the same moment: each lead is
     staged by exactly one of them, the other counts it in flight; nothing crashes."""
@@ -290,20 +189,6 @@ def test_two_runs_staging_the_same_leads_at_once_stage_each_lead_once(engine):
     with engine.connect() as conn:
         rows = conn.execute(select(schema.ledger.c.status, func.count()).group_by("status")).all()
     assert dict(rows) == {"staged": 3000}
-
-
-def test_a_nul_byte_from_the_warehouse_is_stored_visibly_not_refused(engine):
-    """PostgreSQL refuses NUL in text: a rejected row carrying one is still recorded."""
-    staging.add_rejects(
-        engine,
-        "run-1",
-        TASK,
-        [{"lead_id": "L\x001", "raw_phone": "1380013\x008000", "reason": "not_a_phone"}],
-    )
-    with engine.connect() as conn:
-        (row,) = conn.execute(select(schema.rejects)).all()
-    assert (row.lead_id, row.raw_phone) == ("L\\x001", "1380013\\x008000")
-    assert reject_reasons(engine, "run-1") == {"not_a_phone": 1}
 
 
 def _mark(engine, status: str) -> None:
@@ -355,53 +240,6 @@ def test_a_number_the_platform_refused_is_not_sent_again_but_a_new_one_is(engine
     assert sorted(rows) == [("13900000001", "not_imported"), ("13900000009", "staged")]
 
 
-def test_the_sql_decisions_are_decide_staging(engine):
-    """PostgreSQL decides in SQL: the expression, built from decide_staging, gives what the
-    function gives for every status (and one it does not know) and every kind of holder."""
-    if not set_based(engine):
-        pytest.skip("the portable path calls decide_staging itself")
-    statuses_ = [None, *Status, "a_later_status"]
-    holders = [None, "lead", "another lead"]
-    cases = [(status, holder) for status in statuses_ for holder in holders]
-    values = ", ".join(
-        f"({i}, CAST(:s{i} AS TEXT), CAST(:h{i} AS TEXT))" for i in range(len(cases))
-    )
-    params = {f"s{i}": status for i, (status, _) in enumerate(cases)}
-    params |= {f"h{i}": holder for i, (_, holder) in enumerate(cases)}
-    expression = staging._decide_staging_sql("status", "holder", "'lead'")
-    with engine.connect() as conn:
-        got = dict(
-            conn.execute(
-                text(f"SELECT i, {expression} FROM (VALUES {values}) AS c (i, status, holder)"),  # noqa: S608
-                params,
-            ).all()
-        )
-    expected = {
-        i: decide_staging(status, holder, "lead") for i, (status, holder) in enumerate(cases)
-    }
-    assert {i: StagingDecision(d) for i, d in got.items()} == expected
-
-
-def test_text_is_stored_as_given_whatever_it_holds(engine):
-    """Backslashes, tabs, line breaks, quotes and non-ASCII text reach the tables unchanged
-    (COPY's text format escapes them), in candidates, their payloads and rejects."""
-    odd = "L\\1\t'\"\n联\\N"
-    row = candidate(odd, "13900000001")
-    row["payload"] |= {"name": 'a\tb\\c\nd "e" 联系人 \\N', "sex": 0, "score": 1.5}
-    staging.add_candidates(engine, "run-1", [row])
-    reject = {"lead_id": odd + "x", "raw_phone": "1\t2\\3\n", "reason": "not_a_phone"}
-    staging.add_rejects(engine, "run-1", TASK, [reject])
-    assert staging.stage_candidates(engine, "run-1", TASK).staged == 1
-    with engine.connect() as conn:
-        rows = {r.lead_id: r for r in conn.execute(select(schema.ledger))}
-        (logged,) = conn.execute(select(schema.rejects)).all()
-    assert json.loads(rows[odd].payload) == row["payload"]
-    assert rows[odd].phone == "13900000001"
-    assert (logged.lead_id, logged.raw_phone) == (odd + "x", "1\t2\\3\n")
-    assert rows[odd + "x"].status == "rejected"
-    assert rows[odd + "x"].phone == "1\t2\\3\n"
-
-
 def test_a_run_of_rejects_only_still_gets_their_ledger_rows(engine):
     staging.add_rejects(
         engine,
@@ -449,77 +287,9 @@ def test_a_retry_of_a_run_counts_what_its_earlier_try_staged_and_adds_nothing(en
     assert statuses(engine) == {"a": "staged", "b": "staged", "c": "rejected"}
 
 
-def test_staging_a_run_leaves_the_candidates_of_another_run_alone(engine):
-    staging.add_candidates(engine, "run-a", [candidate("a", "13900000001")])
-    staging.add_candidates(engine, "run-b", [candidate("b", "13900000002")])
-    assert staging.stage_candidates(engine, "run-a", TASK).staged == 1
-    with engine.connect() as conn:
-        left = conn.execute(select(schema.candidates.c.run_id, schema.candidates.c.lead_id)).all()
-    assert left == [("run-b", "b")]
-    assert staging.stage_candidates(engine, "run-b", TASK).staged == 1
-    with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(schema.candidates)).scalar() == 0
-
-
-def test_the_candidates_table_on_postgres_is_unlogged_and_has_no_phone_index(engine):
-    """Also for a table an older release made (logged, with the phone index)."""
-    if not set_based(engine):
-        pytest.skip("PostgreSQL's set-based staging only")
-
-    def shape():
-        with engine.connect() as conn:
-            return conn.execute(
-                text(
-                    "SELECT relpersistence, to_regclass('ix_lead_load_candidates_phone') "
-                    "FROM pg_class WHERE oid = to_regclass('lead_load_candidates')"
-                )
-            ).one()
-
-    assert tuple(shape()) == ("u", None)
-    with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE lead_load_candidates SET LOGGED"))
-        conn.execute(
-            text(
-                "CREATE INDEX ix_lead_load_candidates_phone ON lead_load_candidates (run_id, phone)"
-            )
-        )
-    schema.create_tables(engine)
-    assert tuple(shape()) == ("u", None)
-
-
-def test_counting_an_unknown_decision_fails_loudly():
-    with pytest.raises(ValueError, match="unknown staging decision"):
-        staging.StagingCounts().add("made_up", 1)
-
-
-def test_a_payload_is_the_json_json_dumps_writes():
-    """msgspec writes the payloads; what json.dumps accepted it accepts, and json.loads reads
-    back the same row (numpy's str_ and float64 are str and float to json.dumps)."""
-    payload = {
-        "phone": np.str_("13900000001"),
-        "name": '联系人 "a"\tb\\',
-        "sex": 0,
-        "score": np.float64(1.5),
-        "email": None,
-        "extra": "L1",
-    }
-    text_ = staging.payload_json(payload)
-    assert json.loads(text_) == json.loads(json.dumps(payload, ensure_ascii=False))
-    assert "联系人" in text_  # as text, not \\u escapes
-    with pytest.raises(TypeError, match="not JSON serializable"):
-        staging.payload_json({"when": object()})
-
-
-def test_staging_does_not_wait_for_another_run_reading_the_candidates(engine):
-    """PostgreSQL empties the candidates table with TRUNCATE only when it can have it at once
-    and no other run's rows are in it; otherwise it deletes the run's own rows."""
-    if not set_based(engine):
-        pytest.skip("PostgreSQL's set-based staging only")
-    staging.add_candidates(engine, "run-a", [candidate("a", "13900000001")])
-    with engine.connect() as other:
-        # another run in the middle of reading its candidates holds a lock on the table
-        other.execute(select(func.count()).select_from(schema.candidates)).scalar()
-        assert staging.stage_candidates(engine, "run-a", TASK).staged == 1
-        other.rollback()
-    with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(schema.candidates)).scalar() == 0
+def test_each_database_is_staged_by_its_engine(engine):
+    """PostgreSQL stages set-based, every other database portably; each engine (a module)
+    has the interface."""
+    assert engines.for_database(engine) is (postgres if set_based(engine) else portable)
+    assert isinstance(portable, engines.StagingEngine)
+    assert isinstance(postgres, engines.StagingEngine)
