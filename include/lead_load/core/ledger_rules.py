@@ -45,7 +45,8 @@ ACTIVE_STATUSES = (Status.STAGED, Status.SENDING, Status.SUBMITTED, Status.IMPOR
 
 
 class BatchStatus(StrEnum):
-    """A batch of one run (``lead_load_batches``); ``batch_lifecycle`` is its only writer.
+    """A batch of one run (``lead_load_batches``); the ledger's ``planning``,
+    ``batch_lifecycle`` and ``settling`` are its only writers.
 
     ``planned -> sending -> submitted -> processed``; a post the platform certainly refused
     goes ``sending -> planned``; one whose answer was lost, or whose owner died after a POST

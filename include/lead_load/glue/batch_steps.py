@@ -18,7 +18,7 @@ from agent_api.sensors.callback import BatchOutcome
 from lead_load.core.ledger_rules import BatchStatus
 from lead_load.core.settings import RunSettings
 from lead_load.glue.connections import ledger_conn_id, shared_engine_for
-from lead_load.ledger import batch_lifecycle, counts
+from lead_load.ledger import batch_lifecycle, counts, run_lifecycle
 from lead_load.steps.post import LeaseHeld, post_batch
 from lead_load.steps.settle import apply_outcome, settle_batch_from_task
 
@@ -50,7 +50,7 @@ def planned_batch_of(run_id: str, map_index: int) -> tuple[dict[str, Any], dict[
     costs two requests to the triggerer's supervisor per task, which a profile found to be
     a third of its time while 200 batches started.)"""
     conn_id = ledger_conn_id()
-    context = batch_lifecycle.run_context(shared_engine_for(conn_id), run_id)
+    context = run_lifecycle.run_context(shared_engine_for(conn_id), run_id)
     if context is None:
         raise AirflowFailException(
             f"run {run_id} has no settings or no plan in the ledger of connection "

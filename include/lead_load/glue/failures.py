@@ -14,7 +14,7 @@
   the failure shows no phone either. The copy keeps the retry behaviour: an
   ``AirflowFailException`` stays one (no retry), anything else is retried as before.
 
-A cleared and re-run step marks the run ``running`` again (``batch_lifecycle.start_run``)
+A cleared and re-run step marks the run ``running`` again (``run_lifecycle.start_run``)
 and the report writes over the record.
 """
 
@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from agent_api.masking import mask_phones_in
-from lead_load.ledger import batch_lifecycle, counts, schema
+from lead_load.ledger import counts, run_lifecycle, schema
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def record(
     try:
         engine = ledger_engine()
         schema.create_tables(engine)  # a run that failed first thing, on a new ledger
-        batch_lifecycle.finish_run(
+        run_lifecycle.finish_run(
             engine,
             run_id,
             api_task_id or "",

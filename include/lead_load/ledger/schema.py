@@ -51,6 +51,7 @@ from sqlalchemy.sql import FromClause
 
 from lead_load.core.ledger_rules import (
     ACTIVE_STATUSES,
+    Status,
 )
 
 CHUNK = 5000
@@ -82,7 +83,7 @@ ledger = Table(
     Column("batch_no", Integer),
     Column("unique_id", String(64)),
     Column("payload", Text),
-    # The run this row was taken over from (see batch_lifecycle.plan), for the summary.
+    # The run this row was taken over from (see planning.plan), for the summary.
     Column("carried_from", String(250)),
     Column("created_at", TIMESTAMP, nullable=False),
     Column("updated_at", TIMESTAMP, nullable=False),
@@ -179,7 +180,7 @@ runs = Table(
     Column("started_at", TIMESTAMP),
     Column("lease_expires_at", TIMESTAMP),
     # What the run's batches start from in the triggerer without asking Airflow for XComs
-    # (batch_lifecycle.run_context): its settings (JSON) and its plan's first batch number.
+    # (run_lifecycle.run_context): its settings (JSON) and its plan's first batch number.
     Column("settings", Text),
     Column("first_batch_no", Integer),
 )
@@ -194,6 +195,16 @@ task_locks = Table(
     Column("api_task_id", String(64), primary_key=True),
     Column("locked_at", TIMESTAMP),
 )
+
+
+def one_batch(run_id: str, batch_no: int) -> tuple:
+    """The conditions that pick one batch's row (``lead_load_batches``)."""
+    return (batches.c.run_id == run_id, batches.c.batch_no == batch_no)
+
+
+def rows_of_batch(run_id: str, batch_no: int, status: Status) -> tuple:
+    """The conditions that pick a batch's ledger rows in ``status``."""
+    return (ledger.c.run_id == run_id, ledger.c.batch_no == batch_no, ledger.c.status == status)
 
 
 def now() -> datetime:

@@ -48,7 +48,7 @@ from lead_load.core.warehouse_contract import (
     check_contract,
 )
 from lead_load.core.window import text_bounds
-from lead_load.ledger import batch_lifecycle, schema, staging
+from lead_load.ledger import run_lifecycle, schema, staging
 
 log = logging.getLogger(__name__)
 
@@ -416,7 +416,7 @@ def extract_and_stage(
                 f"include/sql/extract_leads.sql ({_first_line(error)})"
             ) from None
         totals["extracted"] += len(chunk)
-        batch_lifecycle.renew_run(ledger_engine, settings.run_id)  # long extracts stay live
+        run_lifecycle.renew_run(ledger_engine, settings.run_id)  # long extracts stay live
         totals["invalid"] += len(result.rejects) + len(repeats)
         totals["duplicates_in_chunk"] += len(result.duplicates)
         totals["sex_unknown"] += result.sex_unknown
@@ -442,7 +442,7 @@ def extract_and_stage(
     if missing_updated_at_sql:
         counts.update(updated_at_gaps(warehouse, missing_updated_at_sql))
     log.info("Extract and staging done: %s", counts)
-    if not batch_lifecycle.record_extract(ledger_engine, settings.run_id, counts):
+    if not run_lifecycle.record_extract(ledger_engine, settings.run_id, counts):
         log.warning(
             "Run %s has ended in the ledger meanwhile: its counts are not kept there",
             settings.run_id,

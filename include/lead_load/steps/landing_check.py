@@ -44,7 +44,7 @@ from lead_load.core.landing_rules import (
 )
 from lead_load.core.ledger_rules import Status
 from lead_load.core.settings import RunSettings
-from lead_load.ledger import batch_lifecycle, schema
+from lead_load.ledger import schema, settling
 
 if TYPE_CHECKING:
     from agent_api.hooks.agent_api import AgentApiHook
@@ -286,7 +286,7 @@ def apply_repairs(engine: Engine, report: LandingReport) -> LandingReport:
     for finding in pending:
         row, repair = finding.row, finding.repair
         assert repair is not None
-        repaired = batch_lifecycle.landing_repair(
+        repaired = settling.repair_row(
             engine,
             row.api_task_id,
             row.lead_id,

@@ -13,7 +13,7 @@ from lead_load.core.ledger_rules import (
     first_batch_no,
 )
 from lead_load.core.settings import RunSettings
-from lead_load.ledger import batch_lifecycle
+from lead_load.ledger import planning, run_lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,7 @@ def plan(settings: RunSettings, ledger_engine: Engine, max_map_length: int) -> l
     The run plans its own staged rows and takes over those of finished or dead runs
     (reported as carried over); rows of other live runs are theirs to send.
     """
-    rows, carried = batch_lifecycle.count_plannable(
-        ledger_engine, settings.run_id, settings.api_task_id
-    )
+    rows, carried = planning.count_plannable(ledger_engine, settings.run_id, settings.api_task_id)
     batches = batch_count(rows, settings.batch_size)
     check_map_limit(batches, max_map_length, carried_rows=carried)
     if settings.dry_run:
@@ -38,13 +36,13 @@ def plan(settings: RunSettings, ledger_engine: Engine, max_map_length: int) -> l
             batches,
         )
         return []
-    planned = batch_lifecycle.plan(
+    planned = planning.plan(
         ledger_engine, settings.run_id, settings.api_task_id, settings.batch_size
     )
     if not planned.batches and (unposted := _plan_still_to_post(ledger_engine, settings)):
         return unposted
     if planned.batches:
-        # The batches' tasks find theirs as first + map index (batch_lifecycle.run_context).
+        # The batches' tasks find theirs as first + map index (run_lifecycle.run_context).
         first_batch_no([b["batch_no"] for b in planned.batches])
     log.info(
         "Planned %d batches for %d staged rows (carried over from earlier runs: %s)",
@@ -61,7 +59,7 @@ def _plan_still_to_post(ledger_engine: Engine, settings: RunSettings) -> list[di
     say while handing its result to Airflow). Returning nothing would leave those batches
     planned with no task to post them. Every batch of the plan is returned, posted ones too,
     so that map index ``i`` is still batch ``first + i``; their tasks find them posted."""
-    latest = batch_lifecycle.latest_plan(ledger_engine, settings.run_id)
+    latest = run_lifecycle.latest_plan(ledger_engine, settings.run_id)
     if not any(b["status"] == BatchStatus.PLANNED for b in latest):
         return []
     log.warning(

@@ -67,7 +67,7 @@ def reconcile_interrupted(
             batch_no,
             run_id,
         )
-        batch_lifecycle.back_to_staged(
+        batch_lifecycle.put_back_to_staged(
             ledger_engine, lease, error="its owner stopped before posting it"
         )
         return True
@@ -77,7 +77,7 @@ def reconcile_interrupted(
         batch_no,
         run_id,
     )
-    batch_lifecycle.answer_lost(
+    batch_lifecycle.mark_answer_lost(
         ledger_engine, lease, "its owner stopped after a post started: maybe accepted"
     )
     return True
@@ -146,7 +146,7 @@ def _post_claimed(
 ) -> dict[str, Any] | LeaseHeld:
     lease = claim.lease
     if not claim.rows:  # its rows went elsewhere (taken over by another run)
-        batch_lifecycle.submitted(ledger_engine, lease, None)
+        batch_lifecycle.mark_submitted(ledger_engine, lease, None)
         return _receipt(lease.batch_no, None, 0)
     try:
         receipt = _import(
@@ -163,7 +163,7 @@ def _post_claimed(
         # task's number list shows them (the batch's wait) or the settle period has passed.
         message = mask_phones_in(str(error))[:2000]
         try:
-            batch_lifecycle.answer_lost(ledger_engine, lease, message)
+            batch_lifecycle.mark_answer_lost(ledger_engine, lease, message)
         except LeaseLost as lost:
             log.error("%s", lost)
             return LeaseHeld(LEASE_POLL_SECONDS, "another process")
@@ -179,7 +179,7 @@ def _post_claimed(
         # A certain refusal: the platform has none of the rows. One that no retry can change
         # (the calling task or user unknown, the token rejected) ends the batch failed.
         final = isinstance(error, AgentApiAuthError | AgentApiNotFoundError)
-        batch_lifecycle.back_to_staged(
+        batch_lifecycle.put_back_to_staged(
             ledger_engine,
             lease,
             error=refusal_text(error, settings) if final else mask_phones_in(str(error))[:2000],
@@ -188,7 +188,7 @@ def _post_claimed(
         raise
 
     try:
-        batch_lifecycle.submitted(ledger_engine, lease, receipt.unique_id)
+        batch_lifecycle.mark_submitted(ledger_engine, lease, receipt.unique_id)
     except LeaseLost as lost:
         # Only a process paused for longer than the lease gets here; the new owner took the
         # batch as maybe accepted (a POST had started), so nothing is sent again.

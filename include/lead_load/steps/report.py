@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from agent_api.masking import mask_phones_in
 from lead_load.core import run_summary
 from lead_load.core.settings import RunSettings
-from lead_load.ledger import batch_lifecycle, counts
+from lead_load.ledger import counts, planning, run_lifecycle, settling
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def report(
         )
         raise RunFailed("; ".join(problems), run_summary.failure_note(failed_at, problems))
     statuses = counts.status_counts(ledger_engine, settings.api_task_id, settings.run_id)
-    carried = batch_lifecycle.carried_over(ledger_engine, settings.run_id)
+    carried = planning.carried_over(ledger_engine, settings.run_id)
     batches = counts.batch_counts(ledger_engine, settings.run_id)
     summary = run_summary.flat_summary(
         _identity(settings), extract_counts, statuses, carried, batches, landing
@@ -106,10 +106,8 @@ def report(
 def _left_open(ledger_engine: Engine, settings: RunSettings, summary: dict[str, Any]) -> list[str]:
     """Batches that ended runs left accepted, or maybe accepted, and unsettled: leads that are
     neither in the task nor staged. Every run reports them until they settle."""
-    summary["maybe_accepted"] = batch_lifecycle.maybe_accepted_rows(ledger_engine, settings.run_id)
-    left = batch_lifecycle.left_open_by_ended_runs(
-        ledger_engine, settings.api_task_id, settings.run_id
-    )
+    summary["maybe_accepted"] = settling.maybe_accepted_rows(ledger_engine, settings.run_id)
+    left = settling.left_open_by_ended_runs(ledger_engine, settings.api_task_id, settings.run_id)
     summary["left_open_by_earlier_runs"] = sum(b["rows"] or 0 for b in left)
     if not left:
         return []
@@ -154,7 +152,7 @@ def _record(
     """Write the run's row; a ledger that cannot be reached is logged, not raised over the
     verdict (the run has failed or is failing for a reason of its own then)."""
     try:
-        batch_lifecycle.finish_run(
+        run_lifecycle.finish_run(
             ledger_engine,
             settings.run_id,
             settings.api_task_id,

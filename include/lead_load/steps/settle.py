@@ -14,7 +14,7 @@ from agent_api.exceptions import AgentApiError
 from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.masking import mask_phones_in
 from lead_load.core.settings import RunSettings
-from lead_load.ledger import batch_lifecycle, schema
+from lead_load.ledger import batch_lifecycle, run_lifecycle, schema, settling
 from lead_load.steps.post import lease_seconds, reconcile_interrupted
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,9 @@ def apply_outcome(
     """Record a processed batch: its rows -> imported or not_imported, as its callback says
     (``settings`` and ``agent_api`` are the run's, for callers' symmetry with the other
     settle steps)."""
-    counts = batch_lifecycle.settle(ledger_engine, unique_id, imported)
+    counts = settling.settle(ledger_engine, unique_id, imported)
     if counts is None:
-        counts = batch_lifecycle.settled_counts(ledger_engine, unique_id)
+        counts = settling.settled_counts(ledger_engine, unique_id)
         log.info("Batch %s was settled by another process already: %s", unique_id, counts)
         return counts
     log.info(
@@ -53,10 +53,10 @@ def settle_batch_from_task(
     settle_seconds: float | None = None,
 ) -> dict[str, int]:
     """One read of the task's number list, from shortly before the batch's post, for the rows
-    of a submitted batch that await their outcome (see ``batch_lifecycle.settle_from_task``).
+    of a submitted batch that await their outcome (see ``settling.settle_from_task``).
     An incomplete read raises: an absence is only trusted from a complete list."""
     run_id, batch_no = batch["run_id"], batch["batch_no"]
-    phones = batch_lifecycle.submitted_rows_of_batch(ledger_engine, run_id, batch_no)
+    phones = settling.submitted_rows_of_batch(ledger_engine, run_id, batch_no)
     posted_at = batch.get("posted_at")
     if posted_at is not None and posted_at.tzinfo is None:  # SQLite hands back naive UTC
         posted_at = posted_at.replace(tzinfo=UTC)
@@ -71,7 +71,7 @@ def settle_batch_from_task(
         if phones
         else set()
     )
-    return batch_lifecycle.settle_from_task(
+    return settling.settle_from_task(
         ledger_engine, run_id, batch_no, present, settle_seconds=settle_seconds
     )
 
@@ -106,9 +106,9 @@ def release_runs_ended_in_airflow(
     sends their unsent rows instead of counting them in flight. ``airflow_run_state`` gives
     a run's state in Airflow, None when Airflow does not know it (another DAG's run)."""
     released = 0
-    for run_id in batch_lifecycle.live_runs(ledger_engine, settings.api_task_id, settings.run_id):
+    for run_id in run_lifecycle.live_runs(ledger_engine, settings.api_task_id, settings.run_id):
         state = airflow_run_state(run_id)
-        if state in ("failed", "success") and batch_lifecycle.end_run(ledger_engine, run_id):
+        if state in ("failed", "success") and run_lifecycle.end_run(ledger_engine, run_id):
             log.warning(
                 "Run %s is %s in Airflow but was still live in the ledger: its unsent rows "
                 "are taken over by this run",
@@ -135,7 +135,7 @@ def recheck_earlier_batches(
     that fails to settle is counted and reported, never stops the run.
     """
     schema.create_tables(ledger_engine)
-    batch_lifecycle.start_run(
+    run_lifecycle.start_run(
         ledger_engine,
         settings.run_id,
         settings.api_task_id,
@@ -157,9 +157,7 @@ def recheck_earlier_batches(
             owner,
             lease_seconds(agent_api),
         )
-    for batch in batch_lifecycle.unsettled_batches(
-        ledger_engine, settings.api_task_id, settle_seconds
-    ):
+    for batch in settling.unsettled_batches(ledger_engine, settings.api_task_id, settle_seconds):
         name = f"batch {batch['batch_no']} of run {batch['run_id']}"
         try:
             numbers = (

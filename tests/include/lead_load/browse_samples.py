@@ -1,5 +1,5 @@
 """Two real loads into a simulator task, for the tests of what the ledger shows people
-(ledger/test_browse.py and the Lead loads page's tests).
+(the tests of ledger/browse/ and of the Lead loads page).
 
 ``run-0`` stages two leads and dies before posting (its row says failed); ``run-1`` then
 loads the next day's window through the real steps (extract, plan, post to the simulator,
@@ -18,7 +18,7 @@ from sqlalchemy import text
 from agent_api.hooks.agent_api import AgentApiHook
 from lead_load.core.mapping import FieldMapping
 from lead_load.core.window import sql_bounds
-from lead_load.ledger import batch_lifecycle, schema
+from lead_load.ledger import run_lifecycle, schema, settling
 from lead_load.steps import extract, plan, post, report, settle
 from tests.include.lead_load.samples import run_settings
 
@@ -58,20 +58,20 @@ def load_two_runs(engine, platform) -> Loaded:
     platform.land([PHONES["e"]])  # e's number is in the task before the load
     task = platform.task_id
     day0 = _settings("run-0", task, "2026-11-23")
-    batch_lifecycle.start_run(engine, "run-0", task, (day0.window_start, day0.window_end))
+    run_lifecycle.start_run(engine, "run-0", task, (day0.window_start, day0.window_end))
     _extract(engine, day0)
-    batch_lifecycle.finish_run(
+    run_lifecycle.finish_run(
         engine, "run-0", task, (day0.window_start, day0.window_end), {}, failed=True
     )
 
     day1 = _settings("run-1", task, "2026-11-24")
-    batch_lifecycle.start_run(engine, "run-1", task, (day1.window_start, day1.window_end))
+    run_lifecycle.start_run(engine, "run-1", task, (day1.window_start, day1.window_end))
     counts = _extract(engine, day1)
     hook = AgentApiHook()
     for batch in plan.plan(day1, engine, 10_000):
         post.post_batch(day1, batch["batch_no"], engine, hook, owner="browse-test")
     platform.sim.wait_until_processed()
-    for unique_id in batch_lifecycle.awaiting_callback(engine, "run-1"):
+    for unique_id in settling.awaiting_callback(engine, "run-1"):
         payload = hook.get_callback(unique_id)
         numbers = set(hook.download_numbers(payload["data"]["url"]))
         settle.apply_outcome(day1, engine, hook, unique_id, numbers)

@@ -23,7 +23,7 @@ import msgspec
 from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from lead_load.ledger import batch_lifecycle
+from lead_load.ledger import planning
 from lead_load.ledger.schema import candidates, now, rejects, slices, task_locks
 
 
@@ -200,8 +200,8 @@ def clear_run(engine: Engine, run_id: str) -> None:
     or a cleared re-run), in one transaction: its candidates and rejects, which the extract
     writes again under the same keys (run and lead), and its batches that nobody claimed or
     that the platform refused, so that the re-run plans afresh
-    (``batch_lifecycle.forget_unclaimed_and_refused_batches``)."""
+    (``planning.forget_unclaimed_and_refused_batches``)."""
     with engine.begin() as conn:
         conn.execute(delete(candidates).where(candidates.c.run_id == run_id))
         conn.execute(delete(rejects).where(rejects.c.run_id == run_id))
-        batch_lifecycle.forget_unclaimed_and_refused_batches(conn, run_id)
+        planning.forget_unclaimed_and_refused_batches(conn, run_id)

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lead_load.ledger import batch_lifecycle, schema, staging
+from lead_load.ledger import planning, run_lifecycle, schema, staging
 from tests.dags.conftest import postgres_warehouse, sqlite_warehouse
 from tests.include.lead_load.samples import candidate
 from tests.plugins.agent_api.conftest import account, new_phones  # noqa: F401 (a fixture)
@@ -36,8 +36,8 @@ def _planned_leads(warehouse, account, monkeypatch):
         "batch_size": 2,
     }
     window = (settings["window_start"], settings["window_end"])
-    batch_lifecycle.start_run(engine, RUN, account.task_id, window, settings=settings)
-    batches = batch_lifecycle.plan(engine, RUN, account.task_id, 2).batches
+    run_lifecycle.start_run(engine, RUN, account.task_id, window, settings=settings)
+    batches = planning.plan(engine, RUN, account.task_id, 2).batches
     return engine, settings, batches, phones
 
 

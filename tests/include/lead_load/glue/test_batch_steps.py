@@ -25,7 +25,7 @@ from lead_load.glue.batch_steps import (
     record_callback,
     settle_lost_answer,
 )
-from lead_load.ledger import batch_lifecycle, schema
+from lead_load.ledger import batch_lifecycle, planning, run_lifecycle, schema
 from tests.include.lead_load.glue.conftest import RUN, ledger_status
 
 
@@ -120,8 +120,8 @@ def test_a_batch_another_run_took_over_needs_no_callback(any_ledger_env, account
             .where(schema.runs.c.run_id == RUN)
             .values(lease_expires_at=datetime(2026, 1, 1))
         )
-    batch_lifecycle.start_run(engine, "run-next", account.task_id, ("a", "b"))
-    taken = batch_lifecycle.plan(engine, "run-next", account.task_id, 2)
+    run_lifecycle.start_run(engine, "run-next", account.task_id, ("a", "b"))
+    taken = planning.plan(engine, "run-next", account.task_id, 2)
     assert taken.carried_over == {RUN: 5}
 
     assert callback_to_wait_for(settings, batches[1]) is None

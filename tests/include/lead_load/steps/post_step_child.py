@@ -49,8 +49,8 @@ def main(spec: dict) -> None:
     elif pause_at == "after_claim":
         batch_lifecycle.claim = paused_around(batch_lifecycle.claim, barrier, pause_at, True)
     elif pause_at == "before_recording":
-        batch_lifecycle.submitted = paused_around(
-            batch_lifecycle.submitted, barrier, pause_at, False
+        batch_lifecycle.mark_submitted = paused_around(
+            batch_lifecycle.mark_submitted, barrier, pause_at, False
         )
     # The lease's length is the one thing the tests shorten.
     post.lease_seconds = lambda hook: float(spec["lease_seconds"])

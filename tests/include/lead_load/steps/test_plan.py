@@ -22,9 +22,9 @@ def test_plan_refuses_more_batches_than_airflow_can_map(staged_ledger):
 
 
 def test_a_retry_after_the_plan_was_written_returns_the_same_plan(staged_ledger):
-    from lead_load.ledger import batch_lifecycle
+    from lead_load.ledger import batch_lifecycle, run_lifecycle
 
-    batch_lifecycle.start_run(staged_ledger, "run-1", "task-1", ("a", "b"))
+    run_lifecycle.start_run(staged_ledger, "run-1", "task-1", ("a", "b"))
     first = plan.plan(run_settings(batch_size=2), staged_ledger, max_map_length=1024)
     assert [b["rows"] for b in first] == [2, 2, 1]
     # The first try committed its plan and failed afterwards: the retry gets that plan.
@@ -34,5 +34,5 @@ def test_a_retry_after_the_plan_was_written_returns_the_same_plan(staged_ledger)
     # Once every batch of it was posted, a re-run with nothing new plans nothing.
     for batch in first:
         claim = batch_lifecycle.claim(staged_ledger, "run-1", batch["batch_no"], "a", 60)
-        batch_lifecycle.submitted(staged_ledger, claim.lease, f"u-{batch['batch_no']}")
+        batch_lifecycle.mark_submitted(staged_ledger, claim.lease, f"u-{batch['batch_no']}")
     assert plan.plan(run_settings(batch_size=2), staged_ledger, max_map_length=1024) == []

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from agent_api.hooks.agent_api import AgentApiHook
 from lead_load.core.settings import RunSettings
-from lead_load.ledger import batch_lifecycle, schema, staging
+from lead_load.ledger import batch_lifecycle, planning, run_lifecycle, schema, settling, staging
 from lead_load.steps import settle
 from tests.include.lead_load.samples import candidate
 from tests.plugins.agent_api.conftest import account, new_phones  # noqa: F401 (a fixture)
@@ -39,10 +39,10 @@ LIVE, SHORT = 60.0, 1.0  # lease seconds: outlives the test / expires during the
 def batch(engine, account):
     """One planned batch of ROWS leads."""
     phones = new_phones(ROWS)
-    batch_lifecycle.start_run(engine, RUN, account.task_id, ("a", "b"))
+    run_lifecycle.start_run(engine, RUN, account.task_id, ("a", "b"))
     staging.add_candidates(engine, RUN, [candidate(f"l{i:03d}", p) for i, p in enumerate(phones)])
     staging.stage_candidates(engine, RUN, account.task_id)
-    (planned,) = batch_lifecycle.plan(engine, RUN, account.task_id, ROWS).batches
+    (planned,) = planning.plan(engine, RUN, account.task_id, ROWS).batches
     settings = {
         "run_id": RUN,
         "api_task_id": account.task_id,
@@ -111,11 +111,11 @@ def settle_and_compare(engine, account, settings, phones) -> None:
     assert accepted_phones(account) == Counter(phones)
     account.sim.wait_until_processed()
     run_settings = RunSettings.from_dict(settings)
-    for unique_id in batch_lifecycle.awaiting_callback(engine, RUN):
+    for unique_id in settling.awaiting_callback(engine, RUN):
         payload = AgentApiHook().get_callback(unique_id)
         numbers = set(AgentApiHook().download_numbers(payload["data"]["url"]))
         settle.apply_outcome(run_settings, engine, AgentApiHook(), unique_id, numbers)
-    for open_batch in batch_lifecycle.unsettled_batches(engine, account.task_id):
+    for open_batch in settling.unsettled_batches(engine, account.task_id):
         # Maybe accepted (no unique_id): only the task's number list settles it.
         assert open_batch["unique_id"] is None
         settle.settle_batch_from_task(run_settings, engine, AgentApiHook(), open_batch)

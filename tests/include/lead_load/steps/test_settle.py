@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from agent_api.hooks.agent_api import AgentApiHook
-from lead_load.ledger import batch_lifecycle, schema, staging
+from lead_load.ledger import batch_lifecycle, planning, run_lifecycle, schema, settling, staging
 from lead_load.steps import settle
 from lead_load.steps.post import post_batch
 from tests.include.lead_load.samples import candidate, run_settings
@@ -24,12 +24,12 @@ WINDOW = ("2026-11-24T00:00:00+00:00", "2026-11-25T00:00:00+00:00")
 def earlier_run(engine, account):
     """Six leads of an earlier run, planned in three batches of two; nothing posted yet."""
     phones = new_phones(6)
-    batch_lifecycle.start_run(engine, EARLIER, account.task_id, WINDOW)
+    run_lifecycle.start_run(engine, EARLIER, account.task_id, WINDOW)
     staging.add_candidates(
         engine, EARLIER, [candidate(f"l{i}", phone) for i, phone in enumerate(phones)]
     )
     staging.stage_candidates(engine, EARLIER, account.task_id)
-    batches = batch_lifecycle.plan(engine, EARLIER, account.task_id, 2).batches
+    batches = planning.plan(engine, EARLIER, account.task_id, 2).batches
     assert [b["rows"] for b in batches] == [2, 2, 2]
     return [b["batch_no"] for b in batches], phones
 
@@ -176,7 +176,7 @@ def test_a_new_run_settles_the_callbacks_an_earlier_run_left_waiting(engine, acc
     assert {rows[p][0] for p in phones[:2]} == {"imported"}
     assert {rows[p][0] for p in phones[2:4]} == {"submitted"}  # still waited for
     assert {rows[p][0] for p in phones[4:]} == {"staged"}  # never posted: not a settle's job
-    assert batch_lifecycle.awaiting_callback(engine, EARLIER) == [never]
+    assert settling.awaiting_callback(engine, EARLIER) == [never]
 
     # Once the settle period has passed, the batch the platform never processed is settled
     # from the task's list: its absent rows are staged to be sent again.
@@ -185,7 +185,7 @@ def test_a_new_run_settles_the_callbacks_an_earlier_run_left_waiting(engine, acc
     )
     assert (counts["settled"], counts["staged_again"]) == (1, 2)
     assert {ledger_rows(engine)[p][0] for p in phones[2:4]} == {"staged"}
-    assert batch_lifecycle.awaiting_callback(engine, EARLIER) == []
+    assert settling.awaiting_callback(engine, EARLIER) == []
     with engine.connect() as conn:
         later = conn.execute(schema.runs.select().where(schema.runs.c.run_id == LATER)).one()
     assert (later.state, later.api_task_id) == ("running", account.task_id)
@@ -245,7 +245,7 @@ def test_a_run_ended_in_airflow_while_live_in_the_ledger_gives_its_unsent_rows_u
         later, engine, AgentApiHook(), SETTLE, airflow_run_state=airflow_run_state
     )
     assert counts["runs_ended_in_airflow"] == 1 and asked == [EARLIER]
-    planned = batch_lifecycle.plan(engine, LATER, account.task_id, 2)
+    planned = planning.plan(engine, LATER, account.task_id, 2)
     assert planned.carried_over == {EARLIER: 6}
     assert sum(b["rows"] for b in planned.batches) == 6
     # Asked again, the run is no longer live in the ledger: nothing to release.
@@ -264,4 +264,4 @@ def test_a_run_airflow_still_runs_keeps_its_rows(engine, account, earlier_run):
         airflow_run_state=lambda run_id: "running",
     )
     assert counts["runs_ended_in_airflow"] == 0
-    assert batch_lifecycle.plan(engine, LATER, account.task_id, 2).batches == []
+    assert planning.plan(engine, LATER, account.task_id, 2).batches == []

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import func, insert, select
 
-from lead_load.ledger import batch_lifecycle, schema, staging
+from lead_load.ledger import run_lifecycle, schema, staging
 from lead_load.ledger.staging import engines, portable, postgres
 from tests.dags.conftest import postgres_warehouse
 from tests.include.lead_load.ledger.staging.staging_samples import ledger_row
@@ -60,7 +60,7 @@ def two_ledgers():
     warehouses = [postgres_warehouse(), postgres_warehouse()]
     for warehouse in warehouses:
         schema.create_tables(warehouse.engine)
-        batch_lifecycle.start_run(warehouse.engine, LIVE_RUN, TASK, ("2026-11-24", "2026-11-25"))
+        run_lifecycle.start_run(warehouse.engine, LIVE_RUN, TASK, ("2026-11-24", "2026-11-25"))
         with warehouse.engine.begin() as conn:
             conn.execute(insert(schema.ledger), LEDGER)
     yield warehouses[0].engine, warehouses[1].engine
