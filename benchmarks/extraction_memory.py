@@ -177,7 +177,7 @@ def worker(size: int, position: int, database: str, second_run: bool) -> None:
     import dataclasses
 
     from lead_load.core.mapping import FieldMapping
-    from lead_load.core.settings import RunSettings
+    from lead_load.core.run_settings import RunSettings
     from lead_load.core.window import sql_bounds
     from lead_load.glue.connections import ledger_engine, warehouse_engine
     from lead_load.ledger import staging

@@ -87,7 +87,7 @@ def measure(leads: int, offset: float, rps: float | None) -> dict:
             wall_s = time.monotonic() - started
             posts = accepted_posts(env)
             per_phone = posts_per_phone(posts)
-            in_task = env.task_phones()
+            in_task = env.calling_task_phones()
             ledger = env.ledger_counts()
             logs = [run.tail(3000) for run in runs if run.returncode != 0]
     finally:

@@ -13,8 +13,8 @@ awaited as soon as its post is accepted: `batches.post_batch[3]` and
 `batches.wait_for_callback[3]` are the same batch.
 
 * **Exactly once**: the ledger table (`lead_load_ledger`) stages each valid lead once per
-  target task, and the database allows one active row per phone; retries, re-runs and
-  backfills of overlapping days never send a number the task already has.
+  calling task, and the database allows one active row per phone; retries, re-runs and
+  backfills of overlapping days never send a number the calling task already has.
 * **Every row accounted for**: the run note (top of the run's page), the `report` XCom
   (one flat table; key `breakdown` has the counts by reason), the task log and
   `lead_load_runs` say `extracted = invalid + duplicates_in_run + already_loaded +
@@ -30,7 +30,7 @@ awaited as soon as its post is accepted: `batches.post_batch[3]` and
   is skipped otherwise).
 * Connections: `lead_warehouse` (SQL warehouse, holds the ledger too),
   `agent_api_default` (the platform) and, for the run note, `airflow_api` (the api-server;
-  without it the note is skipped with a warning). Target task: the `api_task_id` param,
+  without it the note is skipped with a warning). Calling task: the `api_task_id` param,
   else the Variable `lead_load_api_task_id`.
 """
 
@@ -52,7 +52,7 @@ from airflow.sdk import (
 from lead_load.glue.notifications import failure_notifiers
 from lead_load.glue.operators import PostBatchOperator, post_in_triggerer
 from lead_load.glue.sensors import LedgerCallbackSensor, wait_in_triggerer
-from lead_load.glue.settings import callback_timeout, dag_params, retry_delay
+from lead_load.glue.settings_catalog import callback_timeout, dag_params, retry_delay
 
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
 TIMEZONE = "Asia/Shanghai"
@@ -61,7 +61,7 @@ AGENT_API_POOL = "agent_api"
 # task (publish_imported_leads emits it, with the counts as the event's extra).
 IMPORTED_LEADS = Asset("agent-api://calling-task/imported-leads", group="lead_load")
 # From the environment (no I/O at parse time); tests shorten them. Defaults and the whole
-# list of settings: lead_load.core.settings, and the README's settings table.
+# list of settings: lead_load.core.run_settings, and the README's settings table.
 CALLBACK_TIMEOUT = callback_timeout()
 RETRY_DELAY = retry_delay()
 POLL_INTERVAL_SECONDS = 2.0
@@ -76,7 +76,7 @@ def _airflow_run_state(ti, dag_id: str, run_id: str) -> str | None:
 
 
 def _run(settings: dict):
-    from lead_load.core.settings import RunSettings
+    from lead_load.core.run_settings import RunSettings
 
     return RunSettings.from_dict(settings)
 
@@ -107,7 +107,7 @@ def lead_load():
         """The run's settings and window (logged in UTC and Asia/Shanghai)."""
         from lead_load.glue.connections import ledger_engine
         from lead_load.glue.failures import recorded_failure
-        from lead_load.glue.settings import resolve
+        from lead_load.glue.settings_catalog import resolve
 
         with recorded_failure(
             "resolve_settings",
@@ -125,7 +125,7 @@ def lead_load():
         from agent_api.hooks.agent_api import AgentApiHook
         from lead_load.glue.connections import ledger_engine
         from lead_load.glue.failures import this_step
-        from lead_load.glue.settings import settle_period
+        from lead_load.glue.settings_catalog import settle_period
         from lead_load.steps import settle
 
         with this_step("recheck_earlier_batches", settings):
@@ -183,7 +183,7 @@ def lead_load():
 
         from lead_load.glue.connections import ledger_engine
         from lead_load.glue.failures import this_step
-        from lead_load.glue.settings import max_map_length
+        from lead_load.glue.settings_catalog import max_map_length
         from lead_load.steps import plan
 
         with this_step("plan_batches", settings):

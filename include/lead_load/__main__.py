@@ -2,7 +2,7 @@
 
     python -m lead_load verify --run-id RUN_ID [--repair] [--json]
     python -m lead_load verify --window-start 2026-11-24 --window-end 2026-11-25
-    python -m lead_load verify --api-task-id TASK_ID
+    python -m lead_load verify --api-task-id API_TASK_ID
 
 It reads the ledger and the platform through the same Airflow connections as the DAG
 (``lead_warehouse`` or the connection the Variable ``lead_load_ledger_conn_id`` names, and
@@ -43,14 +43,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Compare the ledger with the calling task's number list on the platform, "
         "report every disagreement (phones masked) and, with --repair, repair what the "
         "platform's list proves. Scope: --run-id, or --window-start and --window-end, or "
-        "--api-task-id alone (every row of the task).",
+        "--api-task-id alone (every row of the calling task).",
     )
     verify.add_argument("--run-id", help="check the ledger rows of this DAG run")
     verify.add_argument("--window-start", help="with --window-end: check every run whose window")
     verify.add_argument("--window-end", help="overlaps [start, end) (ISO dates or times)")
     verify.add_argument(
         "--api-task-id",
-        help="the calling task; required unless the run's task is in the ledger",
+        help="the calling task; required unless the run's calling task is in the ledger",
     )
     verify.add_argument("--sub-user-id", help="act on this sub-account of the platform")
     verify.add_argument(
@@ -136,7 +136,7 @@ def _print_text(report: Any, limit: int, out: TextIO) -> None:
     )
     lines = [
         f"Landing check of {'; '.join(report.scope) or 'nothing'}",
-        f"  checked {counts['checked']}, in the task {counts['in_task']}, "
+        f"  checked {counts['checked']}, in the calling task {counts['in_task']}, "
         f"agree {counts['agree']}{not_checked}; repaired {_kinds(counts['repaired'])}; "
         f"left {_kinds(counts['unrepaired'])}",
         *(f"  repaired  {line}" for line in report.repaired_lines(limit)),

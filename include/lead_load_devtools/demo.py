@@ -43,7 +43,7 @@ def seed_demo_warehouse(home: Path):
     return db, engine, leads
 
 
-def connection_env(sim: SimulatorProcess, db: Path, user_id: str, task_id: str) -> dict:
+def connection_env(sim: SimulatorProcess, db: Path, user_id: str, api_task_id: str) -> dict:
     """The environment that points Airflow at the demo warehouse and the simulator."""
     return {
         "AIRFLOW_CONN_LEAD_WAREHOUSE": f"sqlite:///{db}",
@@ -55,7 +55,7 @@ def connection_env(sim: SimulatorProcess, db: Path, user_id: str, task_id: str) 
                 "extra": {"user_id": user_id},
             }
         ),
-        "AIRFLOW_VAR_LEAD_LOAD_API_TASK_ID": task_id,
+        "AIRFLOW_VAR_LEAD_LOAD_API_TASK_ID": api_task_id,
     }
 
 
@@ -65,9 +65,9 @@ def main() -> int:
 
     with SimulatorProcess() as sim:
         user_id = sim.create_user()
-        task_id = sim.create_task(user_id)
-        print(f"Simulator listening on {sim.base_url} (task {task_id}).", flush=True)
-        env = {**os.environ, **connection_env(sim, db, user_id, task_id)}
+        api_task_id = sim.create_task(user_id)
+        print(f"Simulator listening on {sim.base_url} (calling task {api_task_id}).", flush=True)
+        env = {**os.environ, **connection_env(sim, db, user_id, api_task_id)}
         conf = {"window_start": WINDOW[0].isoformat(), "window_end": WINDOW[1].isoformat()}
         print(f"Running `airflow dags test lead_load` for {conf} ...", flush=True)
         log = home / "dags-test.log"
@@ -88,7 +88,7 @@ def main() -> int:
                 stderr=subprocess.STDOUT,
                 check=False,
             )
-        in_task = sim.task_numbers(user_id, task_id)
+        in_calling_task = sim.task_numbers(user_id, api_task_id)
         posts = [e for e in sim.journal() if e["path"].endswith("/async_number")]
 
     with engine.connect() as conn:
@@ -97,8 +97,8 @@ def main() -> int:
         print("\nRun summary (also in the lead_load_runs table):")
         print(format_summary(json.loads(summary)))
     print(
-        f"\nThe simulator received {len(posts)} import calls and now holds {len(in_task)} "
-        f"numbers in the task (expected {len(leads.valid_phones)})."
+        f"\nThe simulator received {len(posts)} import calls and now holds {len(in_calling_task)} "
+        f"numbers in the calling task (expected {len(leads.valid_phones)})."
     )
     if result.returncode != 0:
         print(f"The DAG run failed; its log is in {log}.")

@@ -117,7 +117,7 @@ def main() -> int:
     made = ensure_passwords(passwords_file, (ADMIN_USER, NOTE_USER))
     with SimulatorProcess() as sim:
         user_id = sim.create_user()
-        task_id = sim.create_task(user_id)
+        api_task_id = sim.create_task(user_id)
         bin_dir = str(Path(sys.executable).parent)
         env = {
             # A trial, not production: no example DAGs, and lead_load runs when triggered.
@@ -131,7 +131,7 @@ def main() -> int:
             **note_connection_env(passwords_file),
             **os.environ,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
-            **connection_env(sim, db, user_id, task_id),
+            **connection_env(sim, db, user_id, api_task_id),
             # standalone starts its components as `airflow ...`: the venv's must come first.
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         }
@@ -141,7 +141,7 @@ def main() -> int:
             else "password kept in"
         )
         print(
-            f"\nSimulator on {sim.base_url} (task {task_id}).\n"
+            f"\nSimulator on {sim.base_url} (calling task {api_task_id}).\n"
             f"Airflow UI: {URL}  user {ADMIN_USER}, {password} {passwords_file}.\n"
             f"Run notes are written through the connection airflow_api as user {NOTE_USER}.\n"
             f"{scheduled_run_notice(datetime.now(UTC))}\n"

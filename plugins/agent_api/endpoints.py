@@ -17,8 +17,8 @@ def _q(value: str) -> str:
     return quote(str(value), safe="")
 
 
-def async_number(user_id: str, task_id: str) -> str:
-    return f"/agent-api/user/{_q(user_id)}/task/{_q(task_id)}/async_number"
+def async_number(user_id: str, api_task_id: str) -> str:
+    return f"/agent-api/user/{_q(user_id)}/task/{_q(api_task_id)}/async_number"
 
 
 def identification(user_id: str, unique_id: str) -> str:
@@ -29,18 +29,18 @@ def template(user_id: str) -> str:
     return f"/agent-api/user/{_q(user_id)}/customer/create"
 
 
-def task_numbers(user_id: str, task_id: str) -> str:
-    return f"/agent-api/user/{_q(user_id)}/task/{_q(task_id)}/number"
+def task_numbers(user_id: str, api_task_id: str) -> str:
+    return f"/agent-api/user/{_q(user_id)}/task/{_q(api_task_id)}/number"
 
 
-def task_stop(user_id: str, task_id: str) -> str:
-    """Stop a 2.0 task (PUT): the cure for code 6007."""
-    return f"/agent-api/new/user/{_q(user_id)}/task_stop/{_q(task_id)}"
+def task_stop(user_id: str, api_task_id: str) -> str:
+    """Stop a 2.0 calling task (PUT): the cure for code 6007."""
+    return f"/agent-api/new/user/{_q(user_id)}/task_stop/{_q(api_task_id)}"
 
 
-def task_stop_legacy(user_id: str, task_id: str) -> str:
-    """Stop a task with the older API (GET)."""
-    return f"/agent-api/user/{_q(user_id)}/task_stop/{_q(task_id)}"
+def task_stop_legacy(user_id: str, api_task_id: str) -> str:
+    """Stop a calling task with the older API (GET)."""
+    return f"/agent-api/user/{_q(user_id)}/task_stop/{_q(api_task_id)}"
 
 
 def all_tasks(user_id: str) -> str:

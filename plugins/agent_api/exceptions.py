@@ -4,19 +4,19 @@ The platform wraps every answer in ``{"code", "status", "message", "data"}``; wh
 also come with a 4xx/5xx HTTP status is not documented, so :func:`error_for_answer` looks at
 both and the DAG only ever deals with these classes:
 
-==========================  ==========================================  ====================
-class                       when                                        retried?
-==========================  ==========================================  ====================
-AgentApiAuthError           HTTP 401/403 or envelope code 401/403       never (fix the token)
-AgentApiValidationError     HTTP 400/422 or envelope code 400/422       never (fix the data)
-AgentApiNotFoundError       HTTP 404 or envelope code 404               never
-AgentApiTaskRunningError    envelope code 6007 (2.0 task running)       never (stop the task)
-AgentApiRateLimitedError    HTTP 429                                    yes, after Retry-After
-AgentApiTransientError      5xx, timeouts, connection errors            yes, with backoff
-AgentApiIncompleteRead      a task's number list read came in short     not here (read again)
-AgentApiAnswerLost          a post's answer lost (it may be accepted)   never (see the hook)
-AgentApiError               any other error code                        never
-==========================  ==========================================  ====================
+===============================  ==========================================  ======================
+class                            when                                        retried?
+===============================  ==========================================  ======================
+AgentApiAuthError                HTTP 401/403 or envelope code 401/403       never (fix the token)
+AgentApiValidationError          HTTP 400/422 or envelope code 400/422       never (fix the data)
+AgentApiNotFoundError            HTTP 404 or envelope code 404               never
+AgentApiCallingTaskRunningError  envelope code 6007 (2.0 calling task runs)  never (stop it)
+AgentApiRateLimitedError         HTTP 429                                    yes, after Retry-After
+AgentApiTransientError           5xx, timeouts, connection errors            yes, with backoff
+AgentApiIncompleteRead           a calling task's number list came in short  not here (read again)
+AgentApiAnswerLost               a post's answer lost (it may be accepted)   never (see the hook)
+AgentApiError                    any other error code                        never
+===============================  ==========================================  ======================
 
 Messages carry the endpoint's path and the platform's message, never the token.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-TASK_RUNNING_CODE = 6007
+CALLING_TASK_RUNNING_CODE = 6007
 
 
 class AgentApiError(AirflowException):
@@ -74,11 +74,11 @@ class AgentApiValidationError(AgentApiPermanentError):
 
 
 class AgentApiNotFoundError(AgentApiPermanentError):
-    """Unknown user, task, sub-account or unique_id."""
+    """Unknown user, calling task, sub-account or unique_id."""
 
 
-class AgentApiTaskRunningError(AgentApiPermanentError):
-    """Code 6007: the target is a running 2.0 task, which refuses imports until it is stopped."""
+class AgentApiCallingTaskRunningError(AgentApiPermanentError):
+    """Code 6007: the calling task is a running 2.0 one, which refuses imports until stopped."""
 
 
 class AgentApiRetryableError(AgentApiError):
@@ -110,7 +110,7 @@ class AgentApiTransientError(AgentApiRetryableError):
 class AgentApiAnswerLost(AgentApiTransientError):
     """A post reached the platform and its answer was lost or unusable (a timeout, a broken
     connection, a 5xx, an undocumented error code): the platform may have accepted the batch.
-    Never retried: the post carries no idempotency key, so only the task's number list,
+    Never retried: the post carries no idempotency key, so only the calling task's number list,
     read once the platform has surely processed, can tell what landed (the caller keeps
     the rows "maybe accepted" until then)."""
 
@@ -118,9 +118,9 @@ class AgentApiAnswerLost(AgentApiTransientError):
 
 
 class AgentApiIncompleteRead(AgentApiTransientError):
-    """A task's number list was read to its end, but what came in disagrees with what the
+    """A calling task's number list was read to its end, but what came in disagrees with what the
     answers said (an empty or short page before the reported total or last page, or a row
-    count other than the total). Numbers missing from such a read may well be in the task:
+    count other than the total). Numbers missing from such a read may well be in the calling task:
     it proves nothing absent. Nothing was posted, so ``maybe_accepted`` is false."""
 
     def __init__(self, message: str, *, maybe_accepted: bool = False, **kwargs: Any) -> None:
@@ -163,9 +163,9 @@ def error_for_answer(
         )
     if http_status >= 500:
         return AgentApiTransientError(message, http_status=http_status, code=code, path=path)
-    if code == TASK_RUNNING_CODE:
-        return AgentApiTaskRunningError(
-            f"{message} - the target is a running 2.0 task; stop it on the platform "
+    if code == CALLING_TASK_RUNNING_CODE:
+        return AgentApiCallingTaskRunningError(
+            f"{message} - the calling task is a running 2.0 one; stop it on the platform "
             "(or trigger the DAG with stop_running_task=true) and run again",
             http_status=http_status,
             code=code,

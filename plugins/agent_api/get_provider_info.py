@@ -75,7 +75,8 @@ def get_provider_info() -> dict:
                     ),
                     "lost_answer_grace_seconds": _number(
                         "Lost-answer grace (s)",
-                        "Wait before the first look in the task after a lost import answer.",
+                        "Wait before the first look in the calling task after a lost import "
+                        "answer.",
                         5,
                     ),
                     "max_requests_per_second": _number(

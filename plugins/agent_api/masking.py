@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-# A UUID is left whole (a unique_id or a task id is no phone, even where a segment is all
+# A UUID is left whole (a unique_id or a calling task's id is no phone, even where a segment is all
 # digits); otherwise a run of 8 to 15 digits not touching a letter or digit (parts of hex ids
 # and other identifiers are no phones either). CJK text around a number does not protect it.
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"

@@ -45,11 +45,11 @@ def _count(answer: dict[str, Any], key: str) -> int | None:
 
 
 class NumberListReading:
-    """One read of a task's number list, page by page.
+    """One read of a calling task's number list, page by page.
 
     For each page: ``rows = reading.take(page, answer)``, hand the rows on, then
     ``reading.read_on()`` says whether to ask for the next page, or raises when the read
-    cannot be trusted. Rows are handed on before that verdict: a number seen is in the task
+    cannot be trusted. Rows are handed on before that verdict: a number seen is in the calling task
     even when the read as a whole turns out incomplete.
     """
 
@@ -76,13 +76,13 @@ class NumberListReading:
         current = _count(fields, "current_page")
         if current is not None and current != page:
             raise self._error(
-                f"page {page} of the task's numbers came back as page {current}: "
+                f"page {page} of the calling task's numbers came back as page {current}: "
                 "the platform seems to ignore `page`"
             )
         # A platform that ignores `page` would otherwise hand us page 1 forever.
         if rows and rows == self._previous:
             raise self._error(
-                f"page {page} of the task's numbers repeats page {page - 1}: "
+                f"page {page} of the calling task's numbers repeats page {page - 1}: "
                 "the platform seems to ignore `page`"
             )
         earlier_largest = self.largest_page
@@ -108,7 +108,7 @@ class NumberListReading:
             due = self._why_rows_were_due(page, named_next_before, names_next)
             if due:
                 self._verdict = self._incomplete(
-                    f"page {page} of the task's number list came back empty, although {due}"
+                    f"page {page} of the calling task's number list came back empty, although {due}"
                 )
             else:
                 self._verdict = self._finished()
@@ -119,7 +119,7 @@ class NumberListReading:
         reported_more = self._more_due(page)
         if reported_more and short:
             self._verdict = self._incomplete(
-                f"page {page} of the task's number list held {len(rows)} rows, fewer than "
+                f"page {page} of the calling task's number list held {len(rows)} rows, fewer than "
                 f"the page size of {size}, although {reported_more}"
             )
         elif reported_more or names_next:
@@ -148,7 +148,9 @@ class NumberListReading:
         else:
             rows, fields = None, {}
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-            raise self._error(f"page {page} of the task's numbers has no list of rows in `data`")
+            raise self._error(
+                f"page {page} of the calling task's numbers has no list of rows in `data`"
+            )
         return rows, fields
 
     def _take_total(self, fields: dict[str, Any]) -> None:
@@ -157,7 +159,7 @@ class NumberListReading:
             return
         if self.total is not None and total < self.total:
             self._verdict = self._incomplete(
-                f"the task's number list said total {self.total}, then {total} (numbers "
+                f"the calling task's number list said total {self.total}, then {total} (numbers "
                 "removed during the read: offset paging may have skipped some)"
             )
         self.total = total
@@ -186,7 +188,7 @@ class NumberListReading:
     def _finished(self) -> bool | AgentApiTransientError:
         if self.total is not None and self.rows != self.total:
             return self._incomplete(
-                f"the task's number list said total {self.total} but {self.rows} rows came "
+                f"the calling task's number list said total {self.total} but {self.rows} rows came "
                 f"in {self.pages} pages"
             )
         return False

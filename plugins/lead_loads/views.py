@@ -15,7 +15,7 @@ from agent_api.masking import mask_phones_in
 from lead_load.core import reject_reasons, run_summary
 from lead_load.core.ledger_rules import BatchStatus, RunState
 from lead_load.core.phones import classify_phone
-from lead_load.core.settings import RunSettings
+from lead_load.core.run_settings import RunSettings
 from lead_load.core.window import parse_time
 
 DAG_ID = "lead_load"

@@ -135,7 +135,7 @@ class LeadLoadEnv:
     def posts(self) -> list[dict]:
         return [e for e in self.sim.journal() if e["path"].endswith("/async_number")]
 
-    def task_phones(self) -> list[str]:
+    def calling_task_phones(self) -> list[str]:
         return [n["phone"] for n in self.sim.task_numbers(self.user_id, self.task_id)]
 
     def ledger_counts(self) -> dict[str, int]:

@@ -149,7 +149,7 @@ def test_parsing_imports_neither_pandas_nor_the_http_client() -> None:
 
 
 def test_the_trigger_form_is_the_settings_registry(dag_bag: DagBag) -> None:
-    from lead_load.glue.settings import dag_params
+    from lead_load.glue.settings_catalog import dag_params
 
     dag = dag_bag.dags["lead_load"]
     expected = dag_params()

@@ -60,7 +60,7 @@ def test_every_valid_lead_lands_exactly_once_and_every_row_is_accounted_for(
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
     # The platform's own state: each valid phone exactly once, nothing else.
-    phones = env.task_phones()
+    phones = env.calling_task_phones()
     assert len(phones) == len(set(phones))
     assert set(phones) == set(leads.valid_phones)
     # Batches of at most 200 rows.
@@ -122,7 +122,7 @@ def test_every_valid_lead_lands_exactly_once_and_every_row_is_accounted_for(
     again = env.run_dag()
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
     assert len(env.posts()) == before
-    assert sorted(env.task_phones()) == sorted(phones)
+    assert sorted(env.calling_task_phones()) == sorted(phones)
     again_id, again_summary = latest_run(env)
     assert again_id != run_id
     assert again_summary["imported"] == 0
@@ -204,12 +204,12 @@ def test_a_running_2_0_task_fails_clearly_then_stop_running_task_loads_it(lead_l
     refused = env.run_dag()
     assert refused.returncode != 0
     assert "stop_running_task" in refused.stdout + refused.stderr
-    assert env.task_phones() == []
+    assert env.calling_task_phones() == []
     assert env.ledger_counts()["staged"] == len(leads.valid_phones)  # nothing marked sent
 
     loaded = env.run_dag(stop_running_task=True)
     assert loaded.returncode == 0, (loaded.stdout + loaded.stderr)[-4000:]
-    assert sorted(env.task_phones()) == sorted(leads.valid_phones)
+    assert sorted(env.calling_task_phones()) == sorted(leads.valid_phones)
     assert any(e["path"].endswith(f"/task_stop/{env.task_id}") for e in env.sim.journal())
 
 
@@ -233,4 +233,4 @@ def test_a_late_callback_is_settled_by_the_next_run_without_sending_again(lead_l
     assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
     assert len(env.posts()) == posts
     assert env.ledger_counts()["imported"] == len(leads.valid_phones)
-    assert sorted(env.task_phones()) == sorted(leads.valid_phones)
+    assert sorted(env.calling_task_phones()) == sorted(leads.valid_phones)

@@ -76,7 +76,7 @@ def leaked_phones(text_: str, leads) -> set[str]:
 
 def assert_nothing_sent(env) -> None:
     """The platform holds none of the leads and the ledger marks none of them sent."""
-    assert env.task_phones() == []
+    assert env.calling_task_phones() == []
     if "lead_load_ledger" in inspect(env.warehouse.engine).get_table_names():
         assert not SENT_STATUSES & env.ledger_counts().keys(), env.ledger_counts()
 
@@ -185,7 +185,7 @@ def test_callbacks_that_outlived_their_download_links_are_settled_by_the_next_ru
     env.sim.set_faults(expire_download_links=True)
     second = env.run_dag(batch_size=50)
     assert second.returncode == 0, tail(second)
-    assert "settling it from the task's numbers" in output(second)
+    assert "settling it from the calling task's numbers" in output(second)
     assert len(env.posts()) == posts_after_first  # nothing posted again
     _accepted_once_each(env, leads)
 
@@ -203,7 +203,7 @@ def test_batches_the_platform_never_processes_fail_every_run_until_the_settle_pe
     assert first.returncode != 0
     never = [b for b in env.sim.batches() if b["callback_never"]]
     assert never, "the seed should leave some batches unprocessed"
-    missing = set(leads.valid_phones) - set(env.task_phones())
+    missing = set(leads.valid_phones) - set(env.calling_task_phones())
     assert missing
 
     # A run within the settle period (1 hour here) sends nothing again and is not green.
@@ -212,7 +212,7 @@ def test_batches_the_platform_never_processes_fail_every_run_until_the_settle_pe
     second = env.run_dag(batch_size=50)
     assert second.returncode != 0
     assert "batches of earlier runs" in output(second)
-    assert set(leads.valid_phones) - set(env.task_phones()) == missing
+    assert set(leads.valid_phones) - set(env.calling_task_phones()) == missing
 
     # After the settle period, the next run sends the absent rows once more, and they land.
     env.env["LEAD_LOAD_SETTLE_SECONDS"] = "5"
@@ -426,4 +426,4 @@ def test_sql_in_the_task_and_sub_user_params_is_bound_as_a_value(lead_load_env):
     # Refused before anything was staged or sent: nothing was executed.
     assert env.ledger_counts() == {}
     assert env.posts() == []
-    assert env.task_phones() == []
+    assert env.calling_task_phones() == []

@@ -117,7 +117,7 @@ def test_two_runs_of_the_same_window_land_every_valid_lead_exactly_once(
     twice = sorted(phone for phone, posts in per_phone.items() if posts > 1)
     assert not twice, f"{len(twice)} phones were accepted in more than one post ({ran})"
     assert set(per_phone) == valid, ran
-    phones = env.task_phones()
+    phones = env.calling_task_phones()
     assert sorted(phones) == sorted(valid), ran
 
     # The ledger: imported iff the phone is in the task; every valid lead imported.

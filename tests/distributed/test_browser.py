@@ -36,7 +36,7 @@ ROWS_PER_PAGE = 50  # the Lead loads page's lists (lead_loads.app.PER_PAGE)
 
 
 def _dag_params() -> dict:
-    from lead_load.glue.settings import dag_params  # what the DAG file passes as its params
+    from lead_load.glue.settings_catalog import dag_params  # what the DAG file passes as its params
 
     return dag_params()
 

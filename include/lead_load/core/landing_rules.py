@@ -1,23 +1,23 @@
-"""The landing check's rules, free of any database and of Airflow: ledger rows and the task's
-number list in, disagreements and what may be repaired out.
+"""The landing check's rules, free of any database and of Airflow: ledger rows and the
+calling task's number list in, disagreements and what may be repaired out.
 
 The platform's number list is the only evidence the check has, so a repair is allowed only
 where that list proves the ledger wrong:
 
-- ``not_imported`` but the phone is in the task: the number landed (the list says so), and no
-  other lead of the ledger explains it -> ``imported``.
+- ``not_imported`` but the phone is in the calling task: the number landed (the list says
+  so), and no other lead of the ledger explains it -> ``imported``.
 - ``submitted`` with no ``unique_id`` ("maybe accepted": its post's answer was lost) and the
-  phone is in the task: the post landed -> ``imported``.
-- ``imported`` but the phone is not in the task: the list says it is not there -> ``staged``,
-  so that a later run sends it again; only when the read could include the number (the row's
-  batch was posted within the read's bounds) and the row was imported well before the read
-  (``IMPORT_MARGIN``). And when more than a small share of the imported rows a read covers
-  look absent (``untrusted``), the read itself is suspect and nothing is repaired at all.
-- ``submitted`` but not in the task: the platform may still be processing the batch (or, for
-  a maybe-accepted row, may have it); nothing is proven yet, so it is only reported. A
-  maybe-accepted row is never staged again here (``settle_from_task`` does that, after the
-  settle period).
-- ``staged``/``sending`` but already in the task: in flight; the run that sends it (or the
+  phone is in the calling task: the post landed -> ``imported``.
+- ``imported`` but the phone is not in the calling task: the list says it is not there ->
+  ``staged``, so that a later run sends it again; only when the read could include the number
+  (the row's batch was posted within the read's bounds) and the row was imported well before
+  the read (``IMPORT_MARGIN``). And when more than a small share of the imported rows a read
+  covers look absent (``untrusted``), the read itself is suspect and nothing is repaired at all.
+- ``submitted`` but not in the calling task: the platform may still be processing the batch
+  (or, for a maybe-accepted row, may have it); nothing is proven yet, so it is only reported. A
+  maybe-accepted row is never staged again here (``settle_from_number_list`` does that, after
+  the settle period).
+- ``staged``/``sending`` but already in the calling task: in flight; the run that sends it (or the
   reconciliation of an interrupted post) settles it, so it is only reported.
 """
 
@@ -33,13 +33,15 @@ from agent_api.masking import mask_phone
 from lead_load.core.ledger_rules import Status
 
 # The statuses of the partial unique index ux_lead_load_ledger_active_phone: one row per
-# (task, phone) may hold one of them. Kept here so that this check depends only on the
+# (calling task, phone) may hold one of them. Kept here so that this check depends only on the
 # statuses' names (a test checks it matches ledger_rules.ACTIVE_STATUSES).
 ACTIVE = frozenset({Status.STAGED, Status.SENDING, Status.SUBMITTED, Status.IMPORTED})
-# Rows in these statuses were (or are about to be) sent, so the task's list says something
+# Rows in these statuses were (or are about to be) sent, so the calling task's list says
+# something
 # about them; rejected rows never were.
 COMPARED = (Status.STAGED, Status.SENDING, Status.SUBMITTED, Status.IMPORTED, Status.NOT_IMPORTED)
 
+# Written into ledger rows: the words earlier releases wrote ("the task" is the calling task).
 REASON_FOUND = "landing check: found in the task"
 REASON_MAYBE_FOUND = "landing check: found in the task (its post's answer was lost)"
 REASON_ABSENT = "landing check: absent from the task"
@@ -50,7 +52,7 @@ REASON_ABSENT = "landing check: absent from the task"
 # database. Ten minutes is far beyond either, and costs nothing: the next check sees it.
 IMPORT_MARGIN = timedelta(minutes=10)
 # Above this share of the imported rows a read covers (and at least UNTRUSTED_MIN_ROWS of
-# them), "absent" says more about the read than about the rows (a task recreated or
+# them), "absent" says more about the read than about the rows (a calling task recreated or
 # emptied, a platform answering a partial list as if it were whole): nothing is repaired.
 # A real loss (a number deleted on the platform) touches a few rows, not one in twenty.
 UNTRUSTED_SHARE = 0.05
@@ -58,7 +60,7 @@ UNTRUSTED_MIN_ROWS = 3
 
 
 class Kind(StrEnum):
-    """How a ledger row disagrees with the task's number list."""
+    """How a ledger row disagrees with the calling task's number list."""
 
     NOT_IMPORTED_BUT_PRESENT = "not_imported_but_present"
     MAYBE_ACCEPTED_BUT_PRESENT = "maybe_accepted_but_present"
@@ -93,7 +95,7 @@ class Row:
 
 @dataclass(frozen=True)
 class ListRead:
-    """One complete read of a task's number list: when it began (the database's clock) and
+    """One complete read of a calling task's number list: when it began (the database's clock) and
     the bounds it asked for (``start_at``/``end_at`` before the hook's day of slack; None:
     unbounded)."""
 
@@ -114,21 +116,21 @@ class Tally:
     """What one read says about the rows compared with it, as they are added."""
 
     checked: int = 0
-    in_task: int = 0
+    in_calling_task: int = 0
     imported: int = 0  # imported rows the read covers and that were imported before it
     absent: int = 0  # ... of which the read does not show
     not_checked: int = 0  # imported rows absent from a read that could not include them
 
     def add(
-        self, rows: Iterable[Row], task_phones: set[str], read: ListRead
+        self, rows: Iterable[Row], calling_task_phones: set[str], read: ListRead
     ) -> list[tuple[Row, Kind]]:
         """Count ``rows`` and return those that disagree with the list (see ``compare``),
         leaving out the imported rows the read's bounds could not include."""
         suspects = []
         for row in rows:
-            present = row.phone in task_phones
+            present = row.phone in calling_task_phones
             self.checked += 1
-            self.in_task += present
+            self.in_calling_task += present
             if row.status == Status.IMPORTED:
                 if not read.covers(row):
                     self.not_checked += not present
@@ -154,8 +156,8 @@ def untrusted(absent: int, imported: int) -> str | None:
         return None
     return (
         f"{absent} of the {imported} imported rows it covers ({absent / imported:.0%}) are "
-        f"absent from it, more than {UNTRUSTED_SHARE:.0%}: the task may have been recreated "
-        "or emptied, or the platform answered a partial list as a whole one"
+        f"absent from it, more than {UNTRUSTED_SHARE:.0%}: the calling task may have been "
+        "recreated or emptied, or the platform answered a partial list as a whole one"
     )
 
 
@@ -178,7 +180,7 @@ class Finding:
 
 
 def disagreement(status: str, present: bool, *, maybe_accepted: bool = False) -> Kind | None:
-    """The disagreement between a ledger status and the phone's presence in the task
+    """The disagreement between a ledger status and the phone's presence in the calling task
     (``maybe_accepted``: a submitted row whose post's answer was lost)."""
     if present:
         if status == Status.NOT_IMPORTED:
@@ -195,10 +197,12 @@ def disagreement(status: str, present: bool, *, maybe_accepted: bool = False) ->
     return None
 
 
-def compare(rows: Iterable[Row], task_phones: set[str]) -> Iterator[tuple[Row, Kind]]:
-    """Every row that disagrees with the task's phones, with its kind."""
+def compare(rows: Iterable[Row], calling_task_phones: set[str]) -> Iterator[tuple[Row, Kind]]:
+    """Every row that disagrees with the calling task's phones, with its kind."""
     for row in rows:
-        kind = disagreement(row.status, row.phone in task_phones, maybe_accepted=row.maybe_accepted)
+        kind = disagreement(
+            row.status, row.phone in calling_task_phones, maybe_accepted=row.maybe_accepted
+        )
         if kind is not None:
             yield row, kind
 
@@ -206,15 +210,17 @@ def compare(rows: Iterable[Row], task_phones: set[str]) -> Iterator[tuple[Row, K
 def judge(row: Row, kind: Kind, others: Sequence[Row], read: ListRead) -> Finding | None:
     """What to do about one disagreement.
 
-    ``others``: the task's other ledger rows with the same phone that are active or
-    ``not_imported`` (read after the list). ``read``: the complete read of the task's number
+    ``others``: the calling task's other ledger rows with the same phone that are active or
+    ``not_imported`` (read after the list). ``read``: the complete read of the calling task's number
     list the row was compared with (an ``imported`` row it does not cover is not judged:
     see ``Tally.add``). None means the row agrees after all.
     """
     holders = [o for o in others if o.status in ACTIVE]
     if kind is Kind.NOT_IMPORTED_BUT_PRESENT:
         if any(o.status == Status.IMPORTED for o in holders):
-            return None  # the task holds the number through that lead: the refusal was right
+            return (
+                None  # the calling task holds the number through that lead: the refusal was right
+            )
         if holders:
             return Finding(row, kind, note=f"the phone is held by {_leads(holders)}")
         twins = [o for o in others if o.status == Status.NOT_IMPORTED]
@@ -223,7 +229,7 @@ def judge(row: Row, kind: Kind, others: Sequence[Row], read: ListRead) -> Findin
                 row,
                 kind,
                 note=f"{_leads(twins)} also have this phone as not_imported: which lead the "
-                "task holds is not known",
+                "calling task holds is not known",
             )
         return Finding(row, kind, Repair(Status.IMPORTED, REASON_FOUND))
     if kind is Kind.MAYBE_ACCEPTED_BUT_PRESENT:
@@ -234,14 +240,16 @@ def judge(row: Row, kind: Kind, others: Sequence[Row], read: ListRead) -> Findin
         if row.updated_at is None or _utc(row.updated_at) >= read.started_at:
             # Imported after the list was read: the list may simply predate it.
             return Finding(
-                row, kind, note="imported after the task's number list was read: check again"
+                row,
+                kind,
+                note="imported after the calling task's number list was read: check again",
             )
         if _utc(row.updated_at) > read.started_at - IMPORT_MARGIN:
             return Finding(
                 row,
                 kind,
-                note=f"imported less than {_minutes(IMPORT_MARGIN)} before the task's number "
-                "list was read, which may not show it yet: check again",
+                note=f"imported less than {_minutes(IMPORT_MARGIN)} before the calling task's "
+                "number list was read, which may not show it yet: check again",
             )
         if holders:  # the unique index rules this out; never stage a second active row
             return Finding(row, kind, note=f"the phone is held by {_leads(holders)}")
@@ -251,17 +259,17 @@ def judge(row: Row, kind: Kind, others: Sequence[Row], read: ListRead) -> Findin
             return Finding(
                 row,
                 kind,
-                note="maybe accepted (its post's answer was lost), not in the task yet: never "
-                "sent again by this check; a later run settles it from the list after "
+                note="maybe accepted (its post's answer was lost), not in the calling task yet: "
+                "never sent again by this check; a later run settles it from the list after "
                 "LEAD_LOAD_SETTLE_SECONDS",
             )
         return Finding(row, kind, note="awaiting the platform: its batch may not be processed yet")
     if row.status == Status.SENDING:
-        note = "sending but already in the task: the reconciliation of its post settles it"
+        note = "sending but already in the calling task: the reconciliation of its post settles it"
     else:
         note = (
-            "staged but already in the task: the list shows the number landed; not repaired "
-            "(which lead it landed through is not proven): settle it before a run sends it"
+            "staged but already in the calling task: the list shows the number landed; not "
+            "repaired (which lead it landed through is not proven): settle it before a run sends it"
         )
     return Finding(row, kind, note=note)
 
@@ -288,7 +296,7 @@ class LandingReport:
 
     scope: list[str] = field(default_factory=list)
     checked: int = 0
-    in_task: int = 0  # checked rows whose phone is in the task's number list
+    in_calling_task: int = 0  # checked rows whose phone is in the calling task's number list
     repaired: list[Finding] = field(default_factory=list)
     pending: list[Finding] = field(default_factory=list)
     unrepairable: list[Finding] = field(default_factory=list)
@@ -311,7 +319,8 @@ class LandingReport:
             unrepaired[CHANGED] = len(self.changed)
         return {
             "checked": self.checked,
-            "in_task": self.in_task,
+            # The key keeps its name: the run summary and its readers know it.
+            "in_task": self.in_calling_task,
             "agree": self.checked - self.disagreements - self.not_checked,
             "not_checked": self.not_checked,
             "repaired": dict(sorted(Counter(str(f.kind) for f in self.repaired).items())),
@@ -361,7 +370,7 @@ class LandingReport:
         return LandingReport(
             self.scope + other.scope,
             self.checked + other.checked,
-            self.in_task + other.in_task,
+            self.in_calling_task + other.in_calling_task,
             self.repaired + other.repaired,
             self.pending + other.pending,
             self.unrepairable + other.unrepairable,

@@ -1,8 +1,8 @@
 """The ledger's rules, free of any database: what a lead's status may become, and when.
 
-One ledger row per (target task, lead, phone): a lead whose phone changed has a row for each
+One ledger row per (calling task, lead, phone): a lead whose phone changed has a row for each
 number it was extracted with, and the old number's row keeps its status (the platform has no
-delete: a number imported once stays in the task). Statuses:
+delete: a number imported once stays in the calling task). Statuses:
 
 - ``staged``: valid, chosen for sending, not sent yet.
 - ``sending``: a post of its batch is under way; if the worker dies after a POST started,
@@ -10,18 +10,19 @@ delete: a number imported once stays in the task). Statuses:
   blindly.
 - ``submitted``: the platform accepted its batch (``unique_id`` known; waiting for the
   callback), or may have: with no ``unique_id``, the post's answer was lost ("maybe
-  accepted"), and only the task's number list settles the row (``imported`` when it shows
+  accepted"), and only the calling task's number list settles the row (``imported`` when it shows
   the phone; ``staged`` again once the settle period passed without it).
-- ``imported``: the platform's callback (or the task's number list) shows the number in the task.
-- ``not_imported``: the callback of its batch did not list it (duplicate in the task, invalid,
-  blacklisted: the platform does not say which). Final: sending the same number again would
+- ``imported``: the platform's callback (or the calling task's number list) shows the number
+  in the calling task.
+- ``not_imported``: the callback of its batch did not list it (duplicate in the calling task,
+  invalid, blacklisted: the platform does not say which). Final: sending the same number again would
   only be refused again.
 - ``rejected``: not sent, with a reason (invalid phone, duplicate within the run, ...).
   A rejected row is staged again when a later run extracts the lead, with the same phone,
   in a valid form.
 
-A phone is *active* in a task while a row holding it is staged, sending, submitted or
-imported; the database enforces at most one active row per (task, phone), which is what
+A phone is *active* in a calling task while a row holding it is staged, sending, submitted or
+imported; the database enforces at most one active row per (calling task, phone), which is what
 stops two runs (or a retry and a backfill) from sending the same number twice.
 """
 
@@ -51,7 +52,7 @@ class BatchStatus(StrEnum):
     ``planned -> sending -> submitted -> processed``; a post the platform certainly refused
     goes ``sending -> planned``; one whose answer was lost, or whose owner died after a POST
     started, goes ``sending -> submitted`` with no ``unique_id`` (maybe accepted, settled
-    from the task's number list); one whose owner died before any POST goes back to
+    from the calling task's number list); one whose owner died before any POST goes back to
     ``planned``. ``failed``: the platform refused the post in a
     way no retry of it can change (the calling task or user unknown, the token rejected), its
     rows back to staged and the refusal in ``error``; a cleared post claims it again.
@@ -105,14 +106,14 @@ class StagingDecision(StrEnum):
     RESTAGE = "restage"  # it was rejected before and is valid now
     ALREADY_LOADED = "already_loaded"  # imported, or the platform said no before: nothing to do
     IN_FLIGHT = "in_flight"  # staged/sending/submitted by a run that is not finished
-    PHONE_TAKEN = "phone_taken"  # another lead already holds this phone in the task
+    PHONE_TAKEN = "phone_taken"  # another lead already holds this phone in the calling task
 
 
 def decide_staging(
     existing_status: str | None, phone_holder: str | None, lead_id: str
 ) -> StagingDecision:
     """Decide for one lead and phone from the ledger row of that lead and phone (if any) and
-    the lead holding the phone in the task (if any).
+    the lead holding the phone in the calling task (if any).
 
     A lead with a new phone has no row for it yet, so it is staged, whatever happened to its
     old number; a number another lead holds is not sent again, whichever lead has it now.
@@ -129,15 +130,15 @@ def decide_staging(
 
 
 def outcome_statuses(
-    sent_phones: list[str], imported: set[str], found_in_task: set[str] | None = None
+    sent_phones: list[str], imported: set[str], found_in_calling_task: set[str] | None = None
 ) -> dict[str, Status]:
     """Status of each sent phone once its batch is processed.
 
-    ``found_in_task`` are phones seen in the task's number list: after a lost answer, a
-    number can be in the task through the lost copy of its batch while the callback of the
-    re-posted copy says "not imported".
+    ``found_in_calling_task`` are phones seen in the calling task's number list: after a lost
+    answer, a number can be in the calling task through the lost copy of its batch while the
+    callback of the re-posted copy says "not imported".
     """
-    also_present = found_in_task or set()
+    also_present = found_in_calling_task or set()
     return {
         phone: Status.IMPORTED
         if phone in imported or phone in also_present

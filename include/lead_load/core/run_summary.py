@@ -10,7 +10,7 @@ end was sent or not (``IDENTITIES``):
 
 ``invalid``: rows refused by the rules (bad phone, field or lead id, a repeated lead id);
 ``duplicates_in_run``: valid rows whose phone a more recent lead of the same run has. Both are
-in ``lead_load_rejects``; so is a lead whose phone another lead holds in the task
+in ``lead_load_rejects``; so is a lead whose phone another lead holds in the calling task
 (``phone_already_loaded``), which is counted in ``already_loaded``.
 
 The flat table is what the Airflow UI shows well (the report's XCom, one value per key); the
@@ -26,7 +26,7 @@ from typing import Any
 from lead_load.core.window import SCHEDULE_ZONE, parse_time
 
 # Reject kinds that are not "invalid": the run's own duplicates, and phones another lead holds
-# in the task (counted in already_loaded).
+# in the calling task (counted in already_loaded).
 DUPLICATE_KIND = "duplicate_in_run"
 PHONE_TAKEN_KIND = "phone_already_loaded"
 

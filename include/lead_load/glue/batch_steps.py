@@ -16,11 +16,11 @@ from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.masking import mask_phones_in
 from agent_api.sensors.callback import BatchOutcome
 from lead_load.core.ledger_rules import BatchStatus
-from lead_load.core.settings import RunSettings
+from lead_load.core.run_settings import RunSettings
 from lead_load.glue.connections import ledger_conn_id, shared_engine_for
 from lead_load.ledger import batch_lifecycle, counts, run_lifecycle
 from lead_load.steps.post import LeaseHeld, post_batch
-from lead_load.steps.settle import apply_outcome, settle_batch_from_task
+from lead_load.steps.settle import apply_outcome, settle_batch_from_number_list
 
 log = logging.getLogger(__name__)
 
@@ -80,24 +80,25 @@ def post_planned_batch(
     return post_batch(run_settings, batch["batch_no"], engine, AgentApiHook(), owner)
 
 
-class FromTaskList:
+class FromNumberList:
     """The batch's post answer was lost: no ``unique_id``, so no callback to wait for; the
-    task's number list settles its rows (``settle_lost_answer``)."""
+    calling task's number list settles its rows (``settle_lost_answer``)."""
 
     def __repr__(self) -> str:
-        return "FROM_TASK_LIST"
+        return "FROM_NUMBER_LIST"
 
 
-FROM_TASK_LIST = FromTaskList()
+FROM_NUMBER_LIST = FromNumberList()
 
 
 def callback_to_wait_for(
     settings: dict[str, Any], batch: dict[str, Any]
-) -> str | FromTaskList | None:
+) -> str | FromNumberList | None:
     """The ``unique_id`` whose callback batch ``batch`` of ``plan_batches`` waits for, read
     from the ledger (which also knows what another copy of the post submitted).
 
-    ``FROM_TASK_LIST``: the post's answer was lost, the task's number list settles the batch.
+    ``FROM_NUMBER_LIST``: the post's answer was lost, the calling task's number list settles
+    the batch.
     None: the batch needs no callback, because no post of its own was accepted and none is
     due (another run took the rows over). Fails when the batch was never posted.
     """
@@ -111,10 +112,10 @@ def callback_to_wait_for(
     if status == BatchStatus.SUBMITTED:
         log.warning(
             "Batch %s: its post's answer was lost, so the platform may have it; waiting for "
-            "its rows in the task's number list instead of a callback",
+            "its rows in the calling task's number list instead of a callback",
             batch["batch_no"],
         )
-        return FROM_TASK_LIST
+        return FROM_NUMBER_LIST
     if status == BatchStatus.PROCESSED:
         log.info("Batch %s needs no callback: its rows were settled already", batch["batch_no"])
         return None
@@ -132,17 +133,17 @@ def callback_to_wait_for(
 
 
 def settle_lost_answer(settings: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any] | None:
-    """One look at the task's number list for a batch whose post's answer was lost: the rows
+    """One look at the calling task's number list for a batch whose post's answer was lost: the rows
     it shows become imported. Returns the wait's XCom once no row awaits, else None (look
     again later). Absent rows are never sent again from here: only a later run does, once the
     settle period has passed (``steps.settle.recheck_earlier_batches``)."""
     run_settings = RunSettings.from_dict(settings)
     engine = shared_engine_for(ledger_conn_id())
     state = batch_lifecycle.batch_state(engine, run_settings.run_id, batch["batch_no"])
-    counts = settle_batch_from_task(run_settings, engine, AgentApiHook(), state)
+    counts = settle_batch_from_number_list(run_settings, engine, AgentApiHook(), state)
     if counts["awaiting"]:
         log.info(
-            "Batch %s: %d of its rows are not in the task yet (found %d now)",
+            "Batch %s: %d of its rows are not in the calling task yet (found %d now)",
             batch["batch_no"],
             counts["awaiting"],
             counts["imported"],
@@ -150,7 +151,7 @@ def settle_lost_answer(settings: dict[str, Any], batch: dict[str, Any]) -> dict[
         return None
     state = batch_lifecycle.batch_state(engine, run_settings.run_id, batch["batch_no"])
     log.info(
-        "Batch %s: every row found in the task's number list (%d imported)",
+        "Batch %s: every row found in the calling task's number list (%d imported)",
         batch["batch_no"],
         state["imported"] or 0,
     )
@@ -165,7 +166,7 @@ def settle_lost_answer(settings: dict[str, Any], batch: dict[str, Any]) -> dict[
 
 def lost_answer_grace() -> float:
     """Seconds to let the platform process a batch whose answer was lost before the first
-    look in the task (the connection's ``lost_answer_grace_seconds``)."""
+    look in the calling task (the connection's ``lost_answer_grace_seconds``)."""
     return AgentApiHook().settings.lost_answer_grace_seconds
 
 

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from sqlalchemy import Engine, event
 
 from agent_api import lookup_cache
-from lead_load.core.settings import LEDGER_CONN_VARIABLE, WAREHOUSE_CONN_ID
+from lead_load.core.run_settings import LEDGER_CONN_VARIABLE, WAREHOUSE_CONN_ID
 
 # The ledger lives in the warehouse unless the Variable lead_load_ledger_conn_id names
 # another connection (any SQLAlchemy-capable database Airflow can reach).

@@ -9,7 +9,7 @@ Read from the environment (no I/O), so DAG parsing stays fast.
 
 from __future__ import annotations
 
-from lead_load.glue.settings import alert_emails
+from lead_load.glue.settings_catalog import alert_emails
 
 
 def failure_notifiers() -> list:

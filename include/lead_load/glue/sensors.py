@@ -50,7 +50,7 @@ class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
 
     def execute(self, context: Any) -> Any:
         if self._lost_answer():
-            return self._settle_from_task_list()
+            return self._settle_from_number_list()
         if not self._read_unique_id():
             return self._no_callback()
         return super().execute(context)
@@ -80,12 +80,12 @@ class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
 
     def _lost_answer(self) -> bool:
         """The batch's post's answer was lost (no unique_id): no callback to wait for."""
-        from lead_load.glue.batch_steps import FROM_TASK_LIST, callback_to_wait_for
+        from lead_load.glue.batch_steps import FROM_NUMBER_LIST, callback_to_wait_for
 
         if self.unique_id:
             return False
         found = callback_to_wait_for(self.settings, self.batch)
-        if found is FROM_TASK_LIST:
+        if found is FROM_NUMBER_LIST:
             return True
         self.unique_id = found or ""
         return False
@@ -93,8 +93,8 @@ class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
     def _read_unique_id(self) -> str | None:
         return self.unique_id or None
 
-    def _settle_from_task_list(self) -> dict[str, Any]:
-        """The worker's form of ``LedgerCallbackTrigger._settle_from_task_list``."""
+    def _settle_from_number_list(self) -> dict[str, Any]:
+        """The worker's form of ``LedgerCallbackTrigger._settle_from_number_list``."""
         from lead_load.glue.batch_steps import lost_answer_grace, settle_lost_answer
 
         deadline = time.monotonic() + float(self.timeout)
@@ -107,8 +107,8 @@ class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
             if time.monotonic() >= deadline:
                 message = (
                     f"batch {self.batch['batch_no']}: its post's answer was lost and not all "
-                    f"its rows showed in the task within {float(self.timeout):.0f}s; they stay "
-                    "maybe accepted, never sent again before the settle period has passed"
+                    f"its rows showed in the calling task within {float(self.timeout):.0f}s; they "
+                    "stay maybe accepted, never sent again before the settle period has passed"
                 )
                 if self.soft_fail:  # as Airflow's sensors do for a timeout
                     raise AirflowSkipException(message)

@@ -26,9 +26,9 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from agent_api.hooks.agent_api import AgentApiAsyncHook
 from agent_api.masking import mask_phones_in
-from agent_api.triggers.callback import AgentApiCallbackTrigger
+from agent_api.triggers.callback import AgentApiCallbackTrigger, event_api_task_id
 from lead_load.glue.batch_steps import (
-    FROM_TASK_LIST,
+    FROM_NUMBER_LIST,
     callback_to_wait_for,
     lost_answer_grace,
     no_callback_result,
@@ -228,8 +228,8 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
             if unique_id is None:
                 yield TaskSuccessEvent(xcoms={"return_value": no_callback_result(batch)})
                 return
-            if unique_id is FROM_TASK_LIST:
-                async for event in self._settle_from_task_list(settings, batch):
+            if unique_id is FROM_NUMBER_LIST:
+                async for event in self._settle_from_number_list(settings, batch):
                     yield event
                 return
             self.unique_id = unique_id
@@ -243,7 +243,7 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
                     settings,
                     self.unique_id,
                     event.payload.get("download_url"),
-                    event.payload.get("task_id"),
+                    event_api_task_id(event.payload),
                     pool="record",
                 )
             except Exception as error:
@@ -255,10 +255,10 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
             yield TaskSuccessEvent(xcoms={"return_value": counts})
             return
 
-    async def _settle_from_task_list(
+    async def _settle_from_number_list(
         self, settings: dict, batch: dict
     ) -> AsyncIterator[TriggerEvent]:
-        """A batch whose post's answer was lost: look for its rows in the task's number list
+        """A batch whose post's answer was lost: look for its rows in the calling task's number list
         until all show (imported) or the wait's deadline passes (they stay maybe accepted;
         a later run settles them after the settle period)."""
         try:
@@ -275,14 +275,15 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
                             "status": "timeout",
                             "unique_id": None,
                             "message": f"batch {batch['batch_no']}: its post's answer was lost "
-                            f"and not all its rows showed in the task within {self.timeout:.0f}s",
+                            f"and not all its rows showed in the calling task within "
+                            f"{self.timeout:.0f}s",
                         }
                     )
                     return
                 delay = min(max(delay, self.poll_interval) * self.backoff, self.max_poll_interval)
         except Exception as error:
             self.log.warning(
-                "Settling batch %s from the task failed: %s",
+                "Settling batch %s from the calling task's number list failed: %s",
                 batch.get("batch_no"),
                 mask_phones_in(str(error)),
             )

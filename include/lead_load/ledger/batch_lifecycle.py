@@ -206,15 +206,18 @@ def mark_submitted(engine: Engine, lease: Lease, unique_id: str | None) -> None:
     _retrying_write(write, done)
 
 
-# A ledger row whose post may have been accepted: submitted with no unique_id.
+# A ledger row whose post may have been accepted: submitted with no unique_id. The reasons
+# written into ledger rows keep the words earlier releases wrote ("the task" there is the
+# calling task), so that one reason has one text in the ledger.
 MAYBE_ACCEPTED_REASON = "post's answer lost: maybe accepted, settled from the task's numbers"
 
 
 def mark_answer_lost(engine: Engine, lease: Lease, error: str) -> None:
     """sending -> submitted with no ``unique_id``: the post may have been accepted (its answer
     was lost, or its owner died after a POST started). The rows stay active, so no post sends
-    them, until the task's number list settles them (``settling.settle_from_task``). Raises
-    LeaseLost when another process owns the batch now."""
+    them, until the calling task's number list settles them
+    (``settling.settle_from_number_list``). Raises LeaseLost when another process owns the
+    batch now."""
 
     def write() -> None:
         stamp = now()
@@ -297,7 +300,8 @@ def _retrying_write(write: Any, done: Any) -> Any:
 
 
 def expired_batches(engine: Engine, api_task_id: str) -> list[dict[str, Any]]:
-    """Sending batches of the task (any run) whose lease has expired: their owners are gone."""
+    """Sending batches of the calling task (any run) whose lease has expired: their owners
+    are gone."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(batches.c.run_id, batches.c.batch_no, batches.c.lease_owner).where(
@@ -316,7 +320,8 @@ def take_expired(
     engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float
 ) -> Lease | None:
     """A sending batch whose lease expired (its owner died or hung) gets a new owner, who must
-    look its rows up in the task before anything else. None: still live, or taken already."""
+    look its rows up in the calling task before anything else. None: still live, or taken
+    already."""
     token = secrets.token_hex(16)
     with engine.begin() as conn:
         won = conn.execute(

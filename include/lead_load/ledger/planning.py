@@ -181,7 +181,7 @@ def plan(engine: Engine, run_id: str, api_task_id: str, batch_size: int) -> Plan
 
 
 def _dead_runs(conn, api_task_id: str, run_id: str) -> list[str]:
-    """Other runs holding staged rows of the task that are finished, expired, or unknown
+    """Other runs holding staged rows of the calling task that are finished, expired, or unknown
     (rows written before runs had leases)."""
     holders = (
         conn.execute(

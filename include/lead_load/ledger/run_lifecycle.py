@@ -148,7 +148,7 @@ def finish_run(
 
 
 def live_runs(engine: Engine, api_task_id: str, run_id: str) -> list[str]:
-    """Other runs of the task the ledger holds for live (running, lease not expired)."""
+    """Other runs of the calling task the ledger holds for live (running, lease not expired)."""
     with engine.connect() as conn:
         return list(
             conn.execute(

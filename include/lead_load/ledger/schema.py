@@ -2,16 +2,16 @@
 
 Works on any SQLAlchemy engine (SQLite, PostgreSQL and MariaDB are tested). Tables:
 
-- ``lead_load_ledger``: one row per (target task, lead, phone): a lead whose phone changes
+- ``lead_load_ledger``: one row per (calling task, lead, phone): a lead whose phone changes
   gets a row for the new number, the old number's row stays as it was (its history). Rules
-  in ``core.ledger_rules``. A partial unique index allows one *active* row per (target task,
+  in ``core.ledger_rules``. A partial unique index allows one *active* row per (calling task,
   phone).
 - ``lead_load_candidates``: a run's valid leads before the cross-chunk de-duplication.
 - ``lead_load_batches``: one row per planned batch, its lease and its ``unique_id``.
 - ``lead_load_rejects``: every row a run did not send, with the reason.
 - ``lead_load_runs``: one row per run: its state, lease, settings, plan (first batch number)
   and summary.
-- ``lead_load_task_locks``: one row per target task, the staging lock.
+- ``lead_load_task_locks``: one row per calling task, the staging lock.
 
 Every reader and writer streams in slices of ``CHUNK`` rows, so memory stays bounded
 whatever the run's size.
@@ -66,7 +66,7 @@ def is_active(table: FromClause) -> Any:
     """``table``'s row holds its phone. The statuses are written into the SQL, as in the
     partial index's WHERE: a database only uses a partial index for a query that repeats its
     condition, which bound parameters do not in SQLite or in a PostgreSQL generic plan (the
-    look-up would scan the task's rows)."""
+    look-up would scan the calling task's rows)."""
     statuses = bindparam("active_statuses", _active, expanding=True, literal_execute=True)
     return table.c.status.in_(statuses)
 
@@ -90,7 +90,7 @@ ledger = Table(
     Index("ix_lead_load_ledger_run_batch", "run_id", "batch_no"),
     Index("ix_lead_load_ledger_unique_id", "unique_id"),
 )
-# The database, not the code, guarantees one active row per phone and task: a partial
+# The database, not the code, guarantees one active row per phone and calling task: a partial
 # unique index on SQLite and PostgreSQL. MySQL and MariaDB have no partial indexes; there a
 # generated column holds the phone of active rows only (NULL otherwise, and NULLs never
 # collide), with a unique index on it (_MYSQL_ACTIVE_PHONE).
@@ -186,9 +186,10 @@ runs = Table(
 )
 
 
-# One row per target task, locked by every transaction that decides and writes staging
-# (see _lock_task): two runs staging the same window at once then decide each slice on what
-# the other has committed, instead of both inserting the same lead or phone.
+# One row per calling task, locked by every transaction that decides and writes staging
+# (see staging.tables.lock_calling_task): two runs staging the same window at once then decide
+# each slice on what the other has committed, instead of both inserting the same lead or phone.
+# The table keeps the name earlier releases created it under.
 task_locks = Table(
     "lead_load_task_locks",
     metadata,
@@ -289,8 +290,9 @@ _LEDGER_KEY_BEFORE_PHONE = ["api_task_id", "lead_id"]
 
 
 def _widen_ledger_key(engine: Engine) -> None:
-    """Key a ledger made by an older release on (task, lead, phone) instead of (task, lead),
-    keeping its rows. Two processes upgrading at once: the one that loses finds it done."""
+    """Key a ledger made by an older release on (calling task, lead, phone) instead of
+    (calling task, lead), keeping its rows. Two processes upgrading at once: the one that
+    loses finds it done."""
     if _ledger_key(engine) != _LEDGER_KEY_BEFORE_PHONE:
         return
     try:

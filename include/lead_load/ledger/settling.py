@@ -1,12 +1,12 @@
-"""A submitted batch's outcome: from its callback, or from the task's number list; the
+"""A submitted batch's outcome: from its callback, or from the calling task's number list; the
 landing check's repairs; and which batches await an outcome.
 
 The platform accepted these batches (or may have: ``submitted`` with no ``unique_id``, the
 post's answer lost). Evidence settles their rows: the callback's outcome (``settle``), the
-phone in the task's number list, or the settle period passed with the phone still absent
-(``settle_from_task``). A row the landing check proved wrong is repaired (``repair_row``).
-Each write is conditional: another process may settle the same batch, and the loser changes
-nothing.
+phone in the calling task's number list, or the settle period passed with the phone still
+absent (``settle_from_number_list``). A row the landing check proved wrong is repaired
+(``repair_row``). Each write is conditional: another process may settle the same batch, and
+the loser changes nothing.
 
 With ``run_lifecycle``, ``planning`` and ``batch_lifecycle``, the only writers of run and
 batch states and of the statuses of a batch's rows: each transition one conditional statement.
@@ -37,7 +37,10 @@ from lead_load.ledger.schema import (
 
 
 def settle(
-    engine: Engine, unique_id: str, imported: set[str], found_in_task: set[str] | None = None
+    engine: Engine,
+    unique_id: str,
+    imported: set[str],
+    found_in_calling_task: set[str] | None = None,
 ) -> dict[str, int] | None:
     """submitted -> processed with the callback's outcome; its rows -> imported or
     not_imported. None: another process settled this batch first (nothing changed)."""
@@ -59,7 +62,7 @@ def settle(
             .scalars()
             .all()
         )
-        statuses = outcome_statuses(list(sent), imported, found_in_task)
+        statuses = outcome_statuses(list(sent), imported, found_in_calling_task)
         for status in (Status.IMPORTED, Status.NOT_IMPORTED):
             phones = [p for p, s in statuses.items() if s == status]
             for chunk in chunks(phones):
@@ -116,7 +119,7 @@ def submitted_phones(engine: Engine, unique_id: str) -> list[str]:
         )
 
 
-# -- from the task's number list ----------------------------------------------------------
+# -- from the calling task's number list ---------------------------------------------------
 
 
 def submitted_rows_of_batch(engine: Engine, run_id: str, batch_no: int) -> dict[str, str]:
@@ -131,15 +134,15 @@ def submitted_rows_of_batch(engine: Engine, run_id: str, batch_no: int) -> dict[
     return {phone: lead_id for phone, lead_id in rows}
 
 
-def settle_from_task(
+def settle_from_number_list(
     engine: Engine,
     run_id: str,
     batch_no: int,
-    in_task: Iterable[str],
+    listed: Iterable[str],
     *,
     settle_seconds: float | None = None,
 ) -> dict[str, int]:
-    """Settle a submitted batch from the task's number list, where its callback cannot:
+    """Settle a submitted batch from the calling task's number list, where its callback cannot:
     rows whose phone the list shows -> imported. With ``settle_seconds``, and only when the
     batch was posted longer ago than that by the database's clock (the platform has surely
     processed it by then), the rows still absent -> staged: sent again by the next plan.
@@ -148,7 +151,7 @@ def settle_from_task(
     stamp = now()
     found = restaged = 0
     with engine.begin() as conn:
-        for chunk in chunks(sorted(set(in_task))):
+        for chunk in chunks(sorted(set(listed))):
             found += conn.execute(
                 update(ledger)
                 .where(
@@ -156,7 +159,7 @@ def settle_from_task(
                 )
                 .values(
                     status=Status.IMPORTED.value,
-                    reason="found in the task's number list",
+                    reason="found in the task's number list",  # as earlier releases wrote it
                     updated_at=stamp,
                 )
             ).rowcount
@@ -272,7 +275,7 @@ def pending_batches(engine: Engine, api_task_id: str) -> list[dict[str, Any]]:
 def unsettled_batches(
     engine: Engine, api_task_id: str, settle_seconds: float = 0.0
 ) -> list[dict[str, Any]]:
-    """Submitted batches of the task (any run) with their post's time: the platform accepted
+    """Submitted batches of the calling task (any run) with their post's time: the platform accepted
     them, or may have (no ``unique_id``: the answer was lost), and the ledger awaits their
     outcome. ``settle_due``: posted longer than ``settle_seconds`` ago, by the database's
     clock (or at a time unknown)."""
@@ -298,7 +301,7 @@ def unsettled_batches(
 
 
 def maybe_accepted_rows(engine: Engine, run_id: str) -> int:
-    """Rows of the run whose post's answer was lost and that the task does not show yet."""
+    """Rows of the run whose post's answer was lost and that the calling task does not show yet."""
     with engine.connect() as conn:
         return conn.execute(
             select(func.count()).where(
@@ -310,9 +313,9 @@ def maybe_accepted_rows(engine: Engine, run_id: str) -> int:
 
 
 def left_open_by_ended_runs(engine: Engine, api_task_id: str, run_id: str) -> list[dict[str, Any]]:
-    """Submitted batches of the task that runs other than ``run_id`` left behind when they
+    """Submitted batches of the calling task that runs other than ``run_id`` left behind when they
     ended (finished, failed, or stopped renewing their lease): accepted, or maybe accepted,
-    leads that are neither confirmed in the task nor staged to be sent."""
+    leads that are neither confirmed in the calling task nor staged to be sent."""
     live = select(runs.c.run_id).where(
         runs.c.state == RunState.RUNNING,
         runs.c.lease_expires_at > database_now(engine),

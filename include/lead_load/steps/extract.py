@@ -35,7 +35,7 @@ from lead_load.core.lead_ids import (
 from lead_load.core.mapping import FieldMapping
 from lead_load.core.reject_reasons import RejectReason
 from lead_load.core.row_frames import rows_to_frame
-from lead_load.core.settings import RunSettings
+from lead_load.core.run_settings import RunSettings
 from lead_load.core.transform import (
     TransformResult,
     raw_phone_text,

@@ -1,11 +1,11 @@
 """The landing check: the ledger against the calling task's number list on the platform.
 
-The rules are in ``landing_rules``; this module reads the ledger, reads the task's number
-list (once per scope) and applies the repairs that list proves:
+The rules are in ``landing_rules``; this module reads the ledger, reads the calling task's
+number list (once per scope) and applies the repairs that list proves:
 
 1. the read is bounded by time (``start_at``/``end_at``, SPEC section 4) around the posts of
    the scope's batches (``lead_load_batches.posted_at``) and the rows' last changes, widened
-   by the hook's day of slack: a task that collects numbers for years is not read whole on
+   by the hook's day of slack: a calling task that collects numbers for years is not read whole on
    every run. A scope with no known post (old rows without a batch) is read unbounded;
 2. the number list is read first, to its end, and the moment its reading began is kept (on
    the database's clock, the one every writer of the ledger is compared with). A read that
@@ -43,7 +43,7 @@ from lead_load.core.landing_rules import (
     judge,
 )
 from lead_load.core.ledger_rules import Status
-from lead_load.core.settings import RunSettings
+from lead_load.core.run_settings import RunSettings
 from lead_load.ledger import schema, settling
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class ScopeError(ValueError):
 
 
 class ListReadFailed(AirflowException):
-    """The task's number list could not be read whole (an incomplete read, no end, the
+    """The calling task's number list could not be read whole (an incomplete read, no end, the
     platform unreachable): nothing was changed. Airflow may retry: a later read may do."""
 
 
@@ -71,7 +71,7 @@ class ListNotTrusted(AirflowFailException):
 
 @dataclass(frozen=True)
 class Scope:
-    """The ledger rows of one task to check: those of ``run_ids``, or all (None)."""
+    """The ledger rows of one calling task to check: those of ``run_ids``, or all (None)."""
 
     api_task_id: str
     run_ids: tuple[str, ...] | None = None
@@ -94,7 +94,7 @@ def task_scope(api_task_id: str) -> Scope:
 
 
 def run_scope(engine: Engine, run_id: str, api_task_id: str | None = None) -> Scope:
-    """The rows of ``run_id``; its task comes from ``lead_load_runs`` or, for a run that
+    """The rows of ``run_id``; its calling task comes from ``lead_load_runs`` or, for a run that
     ended before writing its summary, from its ledger rows."""
     runs = schema.runs
     with engine.connect() as conn:
@@ -102,25 +102,28 @@ def run_scope(engine: Engine, run_id: str, api_task_id: str | None = None) -> Sc
             select(runs.c.api_task_id).where(runs.c.run_id == run_id)
         ).scalar_one_or_none()
         if recorded is None:
-            tasks = list(
+            calling_tasks = list(
                 conn.execute(
                     select(_table.c.api_task_id).where(_table.c.run_id == run_id).distinct()
                 ).scalars()
             )
         else:
-            tasks = [recorded]
+            calling_tasks = [recorded]
     if api_task_id is not None:
-        if tasks and api_task_id not in tasks:
-            raise ScopeError(f"run {run_id!r} loaded task {', '.join(tasks)}, not {api_task_id!r}")
+        if calling_tasks and api_task_id not in calling_tasks:
+            raise ScopeError(
+                f"run {run_id!r} loaded calling task {', '.join(calling_tasks)}, "
+                f"not {api_task_id!r}"
+            )
         return Scope(api_task_id, (run_id,))
-    if len(tasks) == 1:
-        return Scope(tasks[0], (run_id,))
-    if not tasks:
+    if len(calling_tasks) == 1:
+        return Scope(calling_tasks[0], (run_id,))
+    if not calling_tasks:
         raise ScopeError(
             f"run {run_id!r} is neither in lead_load_runs nor in the ledger; "
             "pass --api-task-id to check it anyway"
         )
-    raise ScopeError(f"run {run_id!r} has rows of several tasks: pass --api-task-id")
+    raise ScopeError(f"run {run_id!r} has rows of several calling tasks: pass --api-task-id")
 
 
 def window_scopes(
@@ -129,12 +132,12 @@ def window_scopes(
     window_end: str | datetime,
     api_task_id: str | None = None,
 ) -> list[Scope]:
-    """One scope per task, holding every run whose window overlaps [start, end)."""
+    """One scope per calling task, holding every run whose window overlaps [start, end)."""
     start, end = _moment(window_start, "window start"), _moment(window_end, "window end")
     if end <= start:
         raise ScopeError(f"the window ends ({end.isoformat()}) before it starts")
     runs = schema.runs
-    by_task: dict[str, list[str]] = defaultdict(list)
+    by_calling_task: dict[str, list[str]] = defaultdict(list)
     with engine.connect() as conn:
         rows = conn.execute(
             select(runs.c.run_id, runs.c.api_task_id, runs.c.window_start, runs.c.window_end)
@@ -147,8 +150,11 @@ def window_scopes(
         run_start = _moment(row.window_start, f"window start of run {row.run_id}")
         run_end = _moment(row.window_end, f"window end of run {row.run_id}")
         if run_start < end and run_end > start:
-            by_task[row.api_task_id].append(row.run_id)
-    return [Scope(task, tuple(sorted(ids))) for task, ids in sorted(by_task.items())]
+            by_calling_task[row.api_task_id].append(row.run_id)
+    return [
+        Scope(calling_task, tuple(sorted(run_ids)))
+        for calling_task, run_ids in sorted(by_calling_task.items())
+    ]
 
 
 def _moment(value: str | datetime, what: str) -> datetime:
@@ -166,26 +172,26 @@ def _moment(value: str | datetime, what: str) -> datetime:
 def inspect_scope(
     engine: Engine, hook: AgentApiHook, scope: Scope, sub_user_id: str | None = None
 ) -> LandingReport:
-    """Compare the scope's ledger rows with the task's number list; change nothing.
+    """Compare the scope's ledger rows with the calling task's number list; change nothing.
 
     Raises ``ListReadFailed`` when the list could not be read whole and ``ListNotTrusted``
     when too many of the imported rows it covers look absent from it."""
-    read, task_phones = _read_list(engine, hook, scope, sub_user_id)
+    read, calling_task_phones = _read_list(engine, hook, scope, sub_user_id)
     tally = Tally()
     suspects = []
     for chunk in _rows(engine, scope):
-        suspects += tally.add(chunk, task_phones, read)
-    del task_phones
+        suspects += tally.add(chunk, calling_task_phones, read)
+    del calling_task_phones
     reason = tally.untrusted()
     if reason is not None:
         raise ListNotTrusted(
             f"the number list read of {scope.label()} is not to be trusted: {reason}; "
-            "nothing was changed (compare the task on the platform with the ledger)"
+            "nothing was changed (compare the calling task on the platform with the ledger)"
         )
     report = LandingReport(
         scope=[scope.label()],
         checked=tally.checked,
-        in_task=tally.in_task,
+        in_calling_task=tally.in_calling_task,
         not_checked=tally.not_checked,
     )
     if tally.not_checked:
@@ -209,18 +215,18 @@ def inspect_scope(
 def _read_list(
     engine: Engine, hook: AgentApiHook, scope: Scope, sub_user_id: str | None
 ) -> tuple[ListRead, set[str]]:
-    """The task's phones within the scope's bounds, read to the end, and that read."""
-    from agent_api.hooks.agent_api import TASK_NUMBERS_LOOKBACK
+    """The calling task's phones within the scope's bounds, read to the end, and that read."""
+    from agent_api.hooks.agent_api import NUMBER_LIST_LOOKBACK
 
     start_at, end_at = read_bounds(engine, scope)
     read = ListRead(_database_now(engine), start_at, end_at)
     try:
         phones = {
             str(number.get("phone", ""))
-            for number in hook.iter_task_numbers(
+            for number in hook.iter_calling_task_numbers(
                 scope.api_task_id,
-                start_at=start_at - TASK_NUMBERS_LOOKBACK if start_at else None,
-                end_at=end_at + TASK_NUMBERS_LOOKBACK if end_at else None,
+                start_at=start_at - NUMBER_LIST_LOOKBACK if start_at else None,
+                end_at=end_at + NUMBER_LIST_LOOKBACK if end_at else None,
                 sub_user_id=sub_user_id,
             )
         }
@@ -328,7 +334,7 @@ def verify_run(
     repair: bool = True,
 ) -> LandingReport:
     """The DAG's end-of-run check: the run's rows in ``api_task_id``, repaired by default.
-    Raises (``ListReadFailed``, ``ListNotTrusted``) with nothing changed when the task's
+    Raises (``ListReadFailed``, ``ListNotTrusted``) with nothing changed when the calling task's
     number list cannot be read whole or is not to be trusted: the run fails with why."""
     report = check(ledger_engine, hook, [Scope(api_task_id, (run_id,))], sub_user_id, repair=repair)
     log.info("Landing check of %s: %s", report.scope[0], report.counts())
@@ -401,7 +407,7 @@ def _rows(engine: Engine, scope: Scope) -> Iterator[list[Row]]:
 def _rows_sharing_phones(
     engine: Engine, api_task_id: str, phones: set[str]
 ) -> dict[str, list[Row]]:
-    """The task's rows (in any run) holding one of ``phones`` actively, or not_imported."""
+    """The calling task's rows (in any run) holding one of ``phones`` actively, or not_imported."""
     statuses = [s.value for s in ACTIVE] + [Status.NOT_IMPORTED.value]
     found: dict[str, list[Row]] = defaultdict(list)
     ordered = sorted(phones)
@@ -428,7 +434,7 @@ def verify_landing(
     if settings.dry_run:
         return {"skipped": "dry run: nothing was sent"}
     if settings.encryption:
-        # The ledger holds the ciphertext the warehouse gave; the task's list cannot be
+        # The ledger holds the ciphertext the warehouse gave; the calling task's list cannot be
         # compared with it, and a "missing" number would be staged again.
         return {"skipped": "encryption=true: the ledger's phones cannot be compared"}
     found = verify_run(

@@ -12,7 +12,7 @@ from lead_load.core.ledger_rules import (
     check_map_limit,
     first_batch_no,
 )
-from lead_load.core.settings import RunSettings
+from lead_load.core.run_settings import RunSettings
 from lead_load.ledger import planning, run_lifecycle
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 from agent_api.exceptions import (
     AgentApiAnswerLost,
     AgentApiAuthError,
+    AgentApiCallingTaskRunningError,
     AgentApiError,
     AgentApiNotFoundError,
-    AgentApiTaskRunningError,
 )
 from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.masking import mask_phones_in
@@ -22,7 +22,7 @@ from lead_load.core.ledger_rules import (
     BatchStatus,
     batch_lease_seconds,
 )
-from lead_load.core.settings import RunSettings
+from lead_load.core.run_settings import RunSettings
 from lead_load.ledger import batch_lifecycle
 from lead_load.ledger.batch_lifecycle import Claim, LeaseLost
 
@@ -51,7 +51,7 @@ def reconcile_interrupted(
 ) -> bool:
     """A batch left ``sending`` by an owner whose lease expired: take the lease over. If no
     POST of it ever started, its rows go back to staged; otherwise the platform may have it,
-    and its rows become "maybe accepted" (settled from the task's numbers, never re-posted
+    and its rows become "maybe accepted" (settled from the calling task's numbers, never re-posted
     blindly). False: another process took it first, or its owner renewed in time."""
     lease = batch_lifecycle.take_expired(ledger_engine, run_id, batch_no, owner, seconds)
     if lease is None:
@@ -73,7 +73,7 @@ def reconcile_interrupted(
         return True
     log.warning(
         "Batch %d of run %s was interrupted while posting (its owner's lease expired after a "
-        "post started): the platform may have it, so its rows wait for the task's numbers",
+        "post started): the platform may have it, so its rows wait for the calling task's numbers",
         batch_no,
         run_id,
     )
@@ -160,7 +160,7 @@ def _post_claimed(
         return LeaseHeld(LEASE_POLL_SECONDS, "another process")
     except AgentApiAnswerLost as error:
         # The platform may have the batch: its rows stay held from every post until the
-        # task's number list shows them (the batch's wait) or the settle period has passed.
+        # calling task's number list shows them (the batch's wait) or the settle period has passed.
         message = mask_phones_in(str(error))[:2000]
         try:
             batch_lifecycle.mark_answer_lost(ledger_engine, lease, message)
@@ -169,7 +169,7 @@ def _post_claimed(
             return LeaseHeld(LEASE_POLL_SECONDS, "another process")
         log.warning(
             "Batch %d: %s. Its %d rows are kept as maybe accepted: wait_for_callback looks "
-            "for them in the task's number list",
+            "for them in the calling task's number list",
             lease.batch_no,
             message,
             len(claim.rows),
@@ -215,7 +215,7 @@ def refusal_text(error: AgentApiError, settings: RunSettings) -> str:
             f" - the platform does not know calling task {settings.api_task_id} (or its user"
             f"{sub}): check the api_task_id param or the Variable lead_load_api_task_id, the "
             "connection's extra.user_id and the sub-account, then run again with the right "
-            "task (its leads are staged again under it)"
+            "calling task (its leads are staged again under it)"
         )
     return text[:2000]
 
@@ -234,11 +234,11 @@ def _import(
     }
     try:
         return agent_api.import_batch(settings.api_task_id, rows, **options)
-    except AgentApiTaskRunningError:
+    except AgentApiCallingTaskRunningError:
         if not settings.stop_running_task:
             raise
         log.warning(
-            "Task %s is a running 2.0 task; stopping it as stop_running_task=true asks",
+            "Calling task %s is running (a 2.0 one); stopping it as stop_running_task=true asks",
             settings.api_task_id,
         )
         agent_api.stop_task(settings.api_task_id, sub_user_id=settings.sub_user_id)

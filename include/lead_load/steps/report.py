@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from agent_api.masking import mask_phones_in
 from lead_load.core import run_summary
-from lead_load.core.settings import RunSettings
+from lead_load.core.run_settings import RunSettings
 from lead_load.ledger import counts, planning, run_lifecycle, settling
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def report(
 
 def _left_open(ledger_engine: Engine, settings: RunSettings, summary: dict[str, Any]) -> list[str]:
     """Batches that ended runs left accepted, or maybe accepted, and unsettled: leads that are
-    neither in the task nor staged. Every run reports them until they settle."""
+    neither in the calling task nor staged. Every run reports them until they settle."""
     summary["maybe_accepted"] = settling.maybe_accepted_rows(ledger_engine, settings.run_id)
     left = settling.left_open_by_ended_runs(ledger_engine, settings.api_task_id, settings.run_id)
     summary["left_open_by_earlier_runs"] = sum(b["rows"] or 0 for b in left)
@@ -118,7 +118,7 @@ def _left_open(ledger_engine: Engine, settings: RunSettings, summary: dict[str, 
         f"{_count(summary['left_open_by_earlier_runs'], 'row')} of "
         f"{_count(len(left), 'batch', 'batches')} of earlier runs "
         f"({named}{more}) were accepted, or maybe accepted, and are not settled: the "
-        "platform has not reported them and the task's number list does not show them; a "
+        "platform has not reported them and the calling task's number list does not show them; a "
         "later run settles them from the list once LEAD_LOAD_SETTLE_SECONDS has passed"
     ]
 
@@ -206,7 +206,7 @@ def _problems(
         problems.append(
             f"{_count(summary['maybe_accepted'], 'row')} {_were(summary['maybe_accepted'])} "
             "posted but the answer was lost, and the "
-            "task's number list does not show them yet: they are never sent again before "
+            "calling task's number list does not show them yet: they are never sent again before "
             "LEAD_LOAD_SETTLE_SECONDS has passed since their post; a run after that settles "
             "them (absent ones are sent then)"
         )

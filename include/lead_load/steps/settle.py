@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from agent_api.exceptions import AgentApiError
 from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.masking import mask_phones_in
-from lead_load.core.settings import RunSettings
+from lead_load.core.run_settings import RunSettings
 from lead_load.ledger import batch_lifecycle, run_lifecycle, schema, settling
 from lead_load.steps.post import lease_seconds, reconcile_interrupted
 
@@ -44,7 +44,7 @@ def apply_outcome(
     return counts
 
 
-def settle_batch_from_task(
+def settle_batch_from_number_list(
     settings: RunSettings,
     ledger_engine: Engine,
     agent_api: AgentApiHook,
@@ -52,16 +52,17 @@ def settle_batch_from_task(
     *,
     settle_seconds: float | None = None,
 ) -> dict[str, int]:
-    """One read of the task's number list, from shortly before the batch's post, for the rows
-    of a submitted batch that await their outcome (see ``settling.settle_from_task``).
-    An incomplete read raises: an absence is only trusted from a complete list."""
+    """One read of the calling task's number list, from shortly before the batch's post, for
+    the rows of a submitted batch that await their outcome (see
+    ``settling.settle_from_number_list``). An incomplete read raises: an absence is only
+    trusted from a complete list."""
     run_id, batch_no = batch["run_id"], batch["batch_no"]
     phones = settling.submitted_rows_of_batch(ledger_engine, run_id, batch_no)
     posted_at = batch.get("posted_at")
     if posted_at is not None and posted_at.tzinfo is None:  # SQLite hands back naive UTC
         posted_at = posted_at.replace(tzinfo=UTC)
     present = (
-        agent_api.numbers_in_task(
+        agent_api.numbers_in_calling_task(
             settings.api_task_id,
             phones,
             since=posted_at,
@@ -71,7 +72,7 @@ def settle_batch_from_task(
         if phones
         else set()
     )
-    return settling.settle_from_task(
+    return settling.settle_from_number_list(
         ledger_engine, run_id, batch_no, present, settle_seconds=settle_seconds
     )
 
@@ -129,7 +130,7 @@ def recheck_earlier_batches(
     """Before sending anything new: settle the batches that earlier runs left open.
 
     A batch with a callback is settled by it. One whose callback is gone (unknown
-    ``unique_id``, expired link) or whose answer was lost is settled from the task's number
+    ``unique_id``, expired link) or whose answer was lost is settled from the calling task's number
     list: found phones -> imported, and, once ``settle_period`` has passed since its post
     (the platform has surely processed it), absent ones -> staged, sent by this run. A batch
     that fails to settle is counted and reported, never stops the run.
@@ -170,11 +171,11 @@ def recheck_earlier_batches(
                 found["settled"] += 1
                 continue
             if numbers is not None:
-                log.warning("%s: %s; settling it from the task's numbers", name, numbers)
+                log.warning("%s: %s; settling it from the calling task's numbers", name, numbers)
             elif not batch["settle_due"]:
                 found["still_pending"] += 1
                 continue
-            counts = settle_batch_from_task(
+            counts = settle_batch_from_number_list(
                 settings, ledger_engine, agent_api, batch, settle_seconds=settle_seconds
             )
         except AgentApiError as error:
@@ -186,7 +187,7 @@ def recheck_earlier_batches(
         if counts["awaiting"]:
             found["unsettled"] += 1
             log.warning(
-                "%s: %d rows may have been accepted and are not in the task yet; they are "
+                "%s: %d rows may have been accepted and are not in the calling task yet; they are "
                 "sent again only after the settle period (posted at %s)",
                 name,
                 counts["awaiting"],

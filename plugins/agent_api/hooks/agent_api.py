@@ -11,7 +11,7 @@ therefore treats a failed post in two kinds:
   refusals: 6007, 401/403, 400/422, 404): the platform has certainly not taken the batch.
   429 and connection errors are posted again after the backoff; the rest are raised.
 * **maybe accepted** (everything else): :class:`AgentApiAnswerLost` is raised at once and
-  nothing is posted again, by this call or any retry of it. A number absent from the task's
+  nothing is posted again, by this call or any retry of it. A number absent from the calling task's
   list may still be in the platform's queue, so only the caller, once the platform has
   surely processed, may decide from that list what landed (the project's ledger keeps such
   rows "maybe accepted": docs/leases.md).
@@ -37,6 +37,7 @@ from requests.exceptions import ConnectTimeout
 from urllib3.exceptions import NewConnectionError
 
 from agent_api import endpoints, lookup_cache
+from agent_api.connection_settings import DEFAULT_CONN_ID, SETTING_KEYS, AgentApiSettings
 from agent_api.exceptions import (
     AgentApiAnswerLost,
     AgentApiError,
@@ -49,15 +50,14 @@ from agent_api.masking import mask_phones_in
 from agent_api.number_pages import NumberListReading
 from agent_api.rate_limit import PacerBusy, shared_pacer
 from agent_api.retry import RetryPolicy
-from agent_api.settings import DEFAULT_CONN_ID, SETTING_KEYS, AgentApiSettings
 
 # [assumed] The platform is run in mainland China; its start_at/end_at filters are read as
 # local time there. A day of slack on the lower bound covers the case where it is UTC.
 PLATFORM_TIMEZONE = ZoneInfo("Asia/Shanghai")
-TASK_NUMBERS_LOOKBACK = timedelta(days=1)
-TASK_NUMBERS_PAGE_SIZE = 1000
-# A task of 10 million numbers at 1000 a page; beyond that the list is taken as endless.
-TASK_NUMBERS_MAX_PAGES = 10_000
+NUMBER_LIST_LOOKBACK = timedelta(days=1)
+NUMBER_LIST_PAGE_SIZE = 1000
+# A calling task of 10 million numbers at 1000 a page; beyond that the list is taken as endless.
+NUMBER_LIST_MAX_PAGES = 10_000
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ class AgentApiHook(HttpHook):
     """Synchronous client of the agent-api, one typed method per endpoint.
 
     :param agent_api_conn_id: an ``agent_api`` connection: host = base URL, password = token,
-        extra = ``user_id`` (required), ``sub_user_id`` and tuning (see ``agent_api.settings``).
+        extra = ``user_id`` (required), ``sub_user_id`` and tuning (see
+        ``agent_api.connection_settings``).
     :param retry_policy: overrides the connection's attempts/backoff settings.
     """
 
@@ -362,7 +363,7 @@ class AgentApiHook(HttpHook):
         return list(data or [])
 
     def stop_task(self, api_task_id: str, *, sub_user_id: str | None = None) -> None:
-        """Stop a (2.0) task so that it accepts imports again."""
+        """Stop a (2.0) calling task so that it accepts imports again."""
         params = {"sub_user_id": sub} if (sub := self._sub_user(sub_user_id)) else None
         self._call("PUT", endpoints.task_stop(self.user_id, api_task_id), params=params)
 
@@ -377,17 +378,19 @@ class AgentApiHook(HttpHook):
         api_task_id: str,
         *,
         page: int = 1,
-        per_page: int = TASK_NUMBERS_PAGE_SIZE,
+        per_page: int = NUMBER_LIST_PAGE_SIZE,
         start_at: datetime | None = None,
         end_at: datetime | None = None,
         sub_user_id: str | None = None,
     ) -> dict[str, Any]:
-        """One page of a task's numbers: ``{"data": [...]}``, maybe with Laravel's page fields.
+        """One page of a calling task's numbers: ``{"data": [...]}``, maybe with Laravel's page
+        fields.
 
         [doc] The query takes ``page``, ``per_page``, ``start_at`` and ``end_at``. [assumed]
         The rows are in ``data``; ``current_page``, ``per_page``, ``total``, ``last_page`` and
         ``next_page_url`` are not in the vendor's docs, so any of them may be missing, and the
-        platform may answer fewer rows than ``per_page`` asks (see :meth:`iter_task_numbers`).
+        platform may answer fewer rows than ``per_page`` asks (see
+        :meth:`iter_calling_task_numbers`).
         """
         params: dict[str, Any] = {"page": page, "per_page": per_page}
         if start_at is not None:
@@ -401,17 +404,17 @@ class AgentApiHook(HttpHook):
             or {}
         )
 
-    def iter_task_numbers(
+    def iter_calling_task_numbers(
         self,
         api_task_id: str,
         *,
         start_at: datetime | None = None,
         end_at: datetime | None = None,
         sub_user_id: str | None = None,
-        per_page: int = TASK_NUMBERS_PAGE_SIZE,
-        max_pages: int = TASK_NUMBERS_MAX_PAGES,
+        per_page: int = NUMBER_LIST_PAGE_SIZE,
+        max_pages: int = NUMBER_LIST_MAX_PAGES,
     ) -> Iterator[dict[str, Any]]:
-        """Every number of the task (imported between ``start_at`` and ``end_at``, when
+        """Every number of the calling task (imported between ``start_at`` and ``end_at``, when
         given), page after page, as far as the answers say the list goes.
 
         [unknown] Which page fields an answer carries, and whether the platform caps
@@ -438,35 +441,36 @@ class AgentApiHook(HttpHook):
             if not reading.read_on():
                 return
         raise AgentApiTransientError(
-            f"the task's numbers did not end within {max_pages} pages of {reading.page_size}",
+            f"the calling task's numbers did not end within {max_pages} pages of "
+            f"{reading.page_size}",
             maybe_accepted=False,
             path=path,
         )
 
-    def numbers_in_task(
+    def numbers_in_calling_task(
         self,
         api_task_id: str,
         phones: Iterable[str],
         *,
         since: datetime | None = None,
         sub_user_id: str | None = None,
-        per_page: int = TASK_NUMBERS_PAGE_SIZE,
+        per_page: int = NUMBER_LIST_PAGE_SIZE,
         until: datetime | None = None,
         extras: Mapping[str, str] | None = None,
     ) -> set[str]:
-        """Which of ``phones`` the task holds (added since ``since`` minus a day and until
+        """Which of ``phones`` the calling task holds (added since ``since`` minus a day and until
         ``until`` plus a day, when given: the day of slack covers a platform that reads the
         bounds in another time zone). Raises, never answers "absent", when the list could
-        not be read whole (see :meth:`iter_task_numbers`).
+        not be read whole (see :meth:`iter_calling_task_numbers`).
 
         ``extras`` (phone -> the ``extra`` we sent with it, our lead id): a listed number
         whose ``extra`` is given and differs is someone else's copy, not ours landing."""
         wanted = set(phones)
         extras = extras or {}
-        start_at = since - TASK_NUMBERS_LOOKBACK if since is not None else None
-        end_at = until + TASK_NUMBERS_LOOKBACK if until is not None else None
+        start_at = since - NUMBER_LIST_LOOKBACK if since is not None else None
+        end_at = until + NUMBER_LIST_LOOKBACK if until is not None else None
         found: set[str] = set()
-        numbers = self.iter_task_numbers(
+        numbers = self.iter_calling_task_numbers(
             api_task_id,
             start_at=start_at,
             end_at=end_at,

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
+from agent_api.connection_settings import DEFAULT_CONN_ID
 from agent_api.exceptions import AgentApiError
-from agent_api.settings import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from agent_api.hooks.agent_api import AgentApiHook
@@ -23,7 +23,8 @@ DEFERRAL_TIMEOUT_MARGIN = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    """What the platform did with a batch: the numbers it actually imported into the task."""
+    """What the platform did with a batch: the numbers it actually imported into the calling
+    task."""
 
     unique_id: str
     imported_numbers: frozenset[str]
@@ -107,12 +108,17 @@ class AgentApiCallbackSensor(BaseSensorOperator):
         if payload is None:
             self.log.info("Batch %s is still being processed", self.unique_id)
             return False
-        return PokeReturnValue(True, self._finish(context, payload["data"].get("url"), payload))
+        # The callback data names the calling task ``task_id``, as the API spells it.
+        return PokeReturnValue(
+            True, self._finish(context, payload["data"].get("url"), payload.get("task_id"))
+        )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         status = event.get("status")
         if status == "success":
-            return self._finish(context, event.get("download_url"), event)
+            from agent_api.triggers.callback import event_api_task_id
+
+            return self._finish(context, event.get("download_url"), event_api_task_id(event))
         if status == "timeout":
             raise AirflowSensorTimeout(
                 f"{event.get('message')}; the batch stays 'submitted' and is re-checked by its "
@@ -120,11 +126,11 @@ class AgentApiCallbackSensor(BaseSensorOperator):
             )
         raise AgentApiError(str(event.get("message") or f"unexpected trigger event {status!r}"))
 
-    def _finish(self, context: Any, download_url: str | None, payload: dict[str, Any]) -> Any:
+    def _finish(self, context: Any, download_url: str | None, api_task_id: str | None) -> Any:
         if not download_url:
             raise AgentApiError(f"callback of batch {self.unique_id} has no download URL")
         numbers = frozenset(self.hook.download_numbers(download_url))
-        outcome = BatchOutcome(self.unique_id, numbers, payload.get("task_id"))
+        outcome = BatchOutcome(self.unique_id, numbers, api_task_id)
         self.log.info("Batch %s processed: %d numbers imported", self.unique_id, len(numbers))
         return self.on_outcome(context, outcome)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -20,13 +20,23 @@ from agent_api.rate_limit import PacerBusy
 
 # Consecutive failed polls (5xx, timeouts) tolerated before the trigger gives up.
 MAX_CONSECUTIVE_POLL_FAILURES = 10
+# The key of a success event that held the calling task before it was ``api_task_id``. A
+# trigger that an older release started (or an event it fired) still uses it after an upgrade.
+OLD_API_TASK_ID_KEY = "task_id"
+
+
+def event_api_task_id(event: Mapping[str, Any]) -> str | None:
+    """The calling task a success event names: ``api_task_id``, or the older ``task_id``."""
+    return event.get("api_task_id", event.get(OLD_API_TASK_ID_KEY))
 
 
 class AgentApiCallbackTrigger(BaseTrigger):
     """Fire once the batch ``unique_id`` is processed, or at ``deadline`` (epoch seconds).
 
-    Events: ``{"status": "success", "unique_id", "download_url", "task_id"}``,
-    ``{"status": "timeout", "unique_id", "message"}`` or ``{"status": "error", ...}``.
+    Events: ``{"status": "success", "unique_id", "download_url", "api_task_id"}`` (the
+    calling task, as the callback data names it), ``{"status": "timeout", "unique_id",
+    "message"}`` or ``{"status": "error", ...}``. Read the calling task of an event with
+    :func:`event_api_task_id`: an event fired by an older release names it ``task_id``.
     The poll interval starts at ``poll_interval`` and grows by ``backoff`` up to
     ``max_poll_interval``: most batches finish fast, a slow one should not be hammered.
     Under the connection's ``max_requests_per_second``, polls yield to the process's other
@@ -114,7 +124,8 @@ class AgentApiCallbackTrigger(BaseTrigger):
                     yield self._event(
                         "success",
                         download_url=payload["data"].get("url"),
-                        task_id=payload.get("task_id"),
+                        # The callback data's own field is ``task_id``, as the API spells it.
+                        api_task_id=payload.get("task_id"),
                     )
                     return
             remaining = self.deadline - time.time()

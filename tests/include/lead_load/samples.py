@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lead_load.core.settings import RunSettings
+from lead_load.core.run_settings import RunSettings
 from lead_load.ledger import schema
 
 TASK = "task-1"

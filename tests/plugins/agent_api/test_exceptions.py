@@ -9,10 +9,10 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from agent_api.exceptions import (
     AgentApiAnswerLost,
     AgentApiAuthError,
+    AgentApiCallingTaskRunningError,
     AgentApiError,
     AgentApiNotFoundError,
     AgentApiRateLimitedError,
-    AgentApiTaskRunningError,
     AgentApiTransientError,
     AgentApiValidationError,
     error_for_answer,
@@ -28,7 +28,7 @@ def envelope(code: int, message: str = "m") -> dict:
     ("status", "body", "expected"),
     [
         (200, envelope(200), None),
-        (200, envelope(6007), AgentApiTaskRunningError),
+        (200, envelope(6007), AgentApiCallingTaskRunningError),
         (200, envelope(401), AgentApiAuthError),  # error code inside an HTTP 200
         (401, envelope(401), AgentApiAuthError),
         (403, None, AgentApiAuthError),
@@ -85,7 +85,12 @@ def test_permanent_errors_are_not_retryable_and_transient_ones_are():
 
 @pytest.mark.parametrize(
     "cls",
-    [AgentApiAuthError, AgentApiValidationError, AgentApiNotFoundError, AgentApiTaskRunningError],
+    [
+        AgentApiAuthError,
+        AgentApiValidationError,
+        AgentApiNotFoundError,
+        AgentApiCallingTaskRunningError,
+    ],
 )
 def test_a_permanent_error_fails_the_task_without_airflows_retries(cls):
     error = cls("m")

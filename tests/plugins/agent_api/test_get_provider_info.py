@@ -14,8 +14,8 @@ import jsonschema
 import pytest
 from airflow._shared.module_loading import import_string
 
+from agent_api.connection_settings import SETTING_KEYS, AgentApiSettings
 from agent_api.get_provider_info import get_provider_info
-from agent_api.settings import SETTING_KEYS, AgentApiSettings
 
 AIRFLOW_DIR = Path(airflow.__file__).parent
 INFO = get_provider_info()

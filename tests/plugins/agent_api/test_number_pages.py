@@ -19,7 +19,8 @@ def page(count: int, **fields: Any) -> dict[str, Any]:
 
 
 def read(answers: list[Any], asked: int = 1000) -> tuple[int, list[bool]]:
-    """Drive the reading as iter_task_numbers does; returns (rows taken, read_on verdicts)."""
+    """Drive the reading as iter_calling_task_numbers does; returns (rows taken, read_on
+    verdicts)."""
     reading = NumberListReading(asked, path="/task/t1/number")
     rows, verdicts = 0, []
     for number, answer in enumerate(answers, start=1):

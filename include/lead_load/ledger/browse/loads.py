@@ -108,7 +108,7 @@ def _window_overlaps(first_day: date | None, last_day: date | None) -> list[Any]
     UTC, i.e. start < the upper bound and end > the lower one.
 
     It compares the stored text, and assumes what the project writes there
-    (``run_lifecycle.start_run`` from ``glue.settings``): ``datetime.isoformat()`` of a
+    (``run_lifecycle.start_run`` from ``glue.settings_catalog``): ``datetime.isoformat()`` of a
     moment in UTC, ``2026-11-24T00:00:00+00:00``, with ``.ffffff`` before the offset when
     it has microseconds. The first 19 characters of such texts have one width, one zone and
     their separators in the same places, so they sort as their moments in any collation
@@ -135,7 +135,7 @@ def calling_tasks(engine: Engine) -> list[str]:
     """The calling tasks the ledger's runs loaded into, for the list's filter."""
     with engine.connect() as conn:
         found = conn.execute(select(runs.c.api_task_id).distinct()).scalars()
-        return sorted(task for task in found if task)
+        return sorted(api_task_id for api_task_id in found if api_task_id)
 
 
 def get_load(engine: Engine, run_id: str) -> Load | None:

@@ -65,7 +65,7 @@ class LedgerRow:
 
 @dataclass(frozen=True)
 class LeadHistory:
-    """Everything the ledger remembers of a lead: its rows per target task and phone (their
+    """Everything the ledger remembers of a lead: its rows per calling task and phone (their
     latest state) and every run's reject of it, newest first."""
 
     rows: list[LedgerRow]

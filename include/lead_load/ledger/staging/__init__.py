@@ -9,8 +9,8 @@ retry. Callers use these names from here; the package's modules:
   dialect (``for_database``), ``add_rejects`` and ``stage_candidates``;
 - ``postgres``: the set-based engine (PostgreSQL);
 - ``portable``: the engine for any database, slice by slice;
-- ``tables``: what both engines share of the candidates and rejects tables and the task's
-  staging lock, ``add_candidates``, ``payload_json`` and ``clear_run``;
+- ``tables``: what both engines share of the candidates and rejects tables and the calling
+  task's staging lock, ``add_candidates``, ``payload_json`` and ``clear_run``;
 - ``outcomes``: the decisions staging adds, the reasons it writes, ``StagingCounts``.
 """
 

@@ -9,9 +9,9 @@ another extract chunk) is rejected as a duplicate, every other one is decided wi
 - ``postgres``: set-based, a fixed handful of statements for the whole run;
 - ``portable``: any database (PostgreSQL too), slice by slice, every row found by key.
 
-Both hold the task's staging lock (``tables.lock_task``) while they decide and write, so two
-runs staging the same leads at once stage each lead once; the partial unique index (one
-active row per task and phone) stays the last guard.
+Both hold the calling task's staging lock (``tables.lock_calling_task``) while they decide
+and write, so two runs staging the same leads at once stage each lead once; the partial
+unique index (one active row per calling task and phone) stays the last guard.
 
 Memory: candidates and rejects are written in slices of at most ``CHUNK`` rows (or streamed
 through COPY), and an engine reads at most a slice at a time (portable) or nothing but
@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 
 from lead_load.ledger.staging import portable, postgres
 from lead_load.ledger.staging.outcomes import StagingCounts
-from lead_load.ledger.staging.tables import ensure_task_lock, forget_candidates, reject_row
+from lead_load.ledger.staging.tables import ensure_calling_task_lock, forget_candidates, reject_row
 
 
 @runtime_checkable
@@ -48,7 +48,7 @@ class StagingEngine(Protocol):
 
     def stage(self, engine: Engine, run_id: str, api_task_id: str) -> StagingCounts:
         """Decide every candidate of the run and write the decisions and the ledger rows of
-        the run's rejects, holding the task's staging lock (its row exists). The candidates
+        the run's rejects, holding the calling task's staging lock (its row exists). The candidates
         are left for the caller to forget."""
         ...
 
@@ -80,13 +80,13 @@ def add_rejects(
 def stage_candidates(engine: Engine, run_id: str, api_task_id: str) -> StagingCounts:
     """Turn this run's candidates into staged ledger rows, one per phone, exactly once.
 
-    The engine of the database decides and writes under the task's staging lock, so that two
+    The engine of the database decides and writes under the calling task's staging lock, so that two
     runs at once decide on what the other has committed: PostgreSQL the whole run in one
     transaction, in SQL; elsewhere slice by slice in lead id order, one transaction per
     slice. The candidates are deleted at the end, so each slice sees the whole run when it
     looks for the lead kept for a phone.
     """
-    ensure_task_lock(engine, api_task_id)
+    ensure_calling_task_lock(engine, api_task_id)
     counts = for_database(engine).stage(engine, run_id, api_task_id)
     forget_candidates(engine, run_id)
     return counts

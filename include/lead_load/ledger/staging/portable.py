@@ -44,7 +44,7 @@ from lead_load.ledger.staging.outcomes import (
     STAGED_BY_THIS_RUN,
     StagingCounts,
 )
-from lead_load.ledger.staging.tables import ensure_task_lock, lock_task
+from lead_load.ledger.staging.tables import ensure_calling_task_lock, lock_calling_task
 
 
 def _write_rejects(
@@ -117,13 +117,13 @@ def add_rejects(
     engine: Engine, run_id: str, api_task_id: str, rows: Iterable[dict[str, Any]]
 ) -> int:
     """The rejects (rows of ``tables.reject_row``) and their ledger rows, a slice per
-    transaction, each under the task's staging lock."""
+    transaction, each under the calling task's staging lock."""
     stamp = now()
     added = 0
-    ensure_task_lock(engine, api_task_id)
+    ensure_calling_task_lock(engine, api_task_id)
     for slice_ in slices(rows):
         with engine.begin() as conn:
-            lock_task(conn, api_task_id)
+            lock_calling_task(conn, api_task_id)
             _write_rejects(conn, run_id, api_task_id, slice_, stamp)
         added += len(slice_)
     return added
@@ -133,7 +133,7 @@ def add_rejects(
 class _Lead:
     """A candidate and what staging decides on: the lead kept for its phone in this run, the
     status and run of the ledger row of this lead and phone (None without one), and the lead
-    holding the phone in the task (None when free)."""
+    holding the phone in the calling task (None when free)."""
 
     lead_id: str
     phone: str
@@ -147,7 +147,7 @@ class _Lead:
 def _next_chunk(conn: Connection, run_id: str, api_task_id: str, after: str) -> list[_Lead]:
     """The next ``CHUNK`` candidates after lead ``after``, each with the lead kept for its
     phone across the whole run (the chunks were de-duplicated one by one), its own ledger
-    row and the lead holding its phone in the task, each found by a correlated subquery."""
+    row and the lead holding its phone in the calling task, each found by a correlated subquery."""
     best, own, holder = candidates.alias("best"), ledger.alias("own"), ledger.alias("holder")
     # The same order as the transform's de-duplication: latest updated_at, then highest id.
     kept = (
@@ -249,7 +249,8 @@ def _restage(
 def _reject_taken_phones(
     conn: Connection, run_id: str, api_task_id: str, leads: list[_Lead], stamp: datetime
 ) -> None:
-    """Leads whose phone another lead holds in the task: a reject row, the ledger unchanged."""
+    """Leads whose phone another lead holds in the calling task: a reject row, the ledger
+    unchanged."""
     if not leads:
         return
     conn.execute(
@@ -315,12 +316,12 @@ def _stage_chunk(
 
 def stage(engine: Engine, run_id: str, api_task_id: str) -> StagingCounts:
     """The run decided slice by slice in lead id order, one transaction per slice under the
-    task's staging lock; the rejects' ledger rows were written by ``add_rejects``."""
+    calling task's staging lock; the rejects' ledger rows were written by ``add_rejects``."""
     counts = StagingCounts()
     last_lead = ""
     while True:
         with engine.begin() as conn:
-            lock_task(conn, api_task_id)  # decide on what other runs have committed
+            lock_calling_task(conn, api_task_id)  # decide on what other runs have committed
             chunk = _next_chunk(conn, run_id, api_task_id, after=last_lead)
             if not chunk:
                 return counts

@@ -3,7 +3,7 @@ of statements, whatever its size.
 
 Candidates and rejects go in with ``COPY``; ``stage`` decides the whole run, and writes the
 ledger's rows of its rejects too, with ``INSERT ... SELECT`` and ``UPDATE ... FROM``
-statements, after ``ANALYZE``, in one transaction under the task's staging lock.
+statements, after ``ANALYZE``, in one transaction under the calling task's staging lock.
 
 Probing by key, as the portable engine does, still costs a statement's worth of work per
 row; sorting and hashing the run once is cheaper. It is safe because nothing is left to
@@ -11,7 +11,7 @@ stale statistics or generic plans: the candidates table is ANALYZEd once the run
 candidates are in (the ledger and the rejects too when autovacuum would have, for it may be
 off), and every statement is planned with its parameters (plan_cache_mode). No IN lists, no
 query on the warehouse's window, and no statement per slice: a slice-driven join planned on
-a stale estimate of the ledger's size read every row of the task per slice (measured: 38 s
+a stale estimate of the ledger's size read every row of the calling task per slice (measured: 38 s
 for one slice of 5,000 rejects against 20,000 ledger rows), so rejects only go into their
 own table until the run is staged.
 
@@ -40,7 +40,7 @@ from lead_load.ledger.staging.outcomes import (
     STAGED_BY_THIS_RUN,
     StagingCounts,
 )
-from lead_load.ledger.staging.tables import insert_rows, lock_task
+from lead_load.ledger.staging.tables import insert_rows, lock_calling_task
 
 _REJECT_COLUMNS = ("lead_id", "raw_phone", "reason", "in_ledger")
 
@@ -97,7 +97,7 @@ def refresh_statistics(conn: Connection) -> None:
 def _decide_staging_sql(status: str, holder: str, lead: str) -> str:
     """``decide_staging`` as a SQL expression over the columns (or expressions) ``status``
     (of the ledger row of this lead and phone; NULL without one), ``holder`` (the lead
-    holding the phone in the task; NULL when free) and ``lead``.
+    holding the phone in the calling task; NULL when free) and ``lead``.
 
     Built by asking ``decide_staging`` itself for every status (and one it does not know)
     with each kind of holder (none, the lead itself, another lead), so the rules stay in one
@@ -236,19 +236,19 @@ _WRITE_SQL = (
 
 # Statements planned for the values they run with: a prepared statement's generic plan
 # (psycopg 3 prepares a statement it has run five times on a connection) knows neither the
-# run nor the task. set_config(..., true) lasts to the transaction's end.
+# run nor the calling task. set_config(..., true) lasts to the transaction's end.
 _PLAN_EACH_TIME = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
 
 
 def stage(engine: Engine, run_id: str, api_task_id: str) -> StagingCounts:
     """The whole run decided and written by a fixed number of statements, in one
     transaction."""
-    with engine.begin() as conn:  # not under the task lock: ANALYZE takes a while
+    with engine.begin() as conn:  # not under the calling task's lock: ANALYZE takes a while
         refresh_statistics(conn)
     params = {"run_id": run_id, "api_task_id": api_task_id, "stamp": now()}
     counts = StagingCounts()
     with engine.begin() as conn:
-        lock_task(conn, api_task_id)  # decide on what other runs have committed
+        lock_calling_task(conn, api_task_id)  # decide on what other runs have committed
         conn.exec_driver_sql(_PLAN_EACH_TIME)
         conn.exec_driver_sql(
             f"CREATE TEMPORARY TABLE {_DECISIONS} (lead_id VARCHAR(128), phone VARCHAR(32), "

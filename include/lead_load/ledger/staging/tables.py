@@ -1,4 +1,4 @@
-"""The tables a run stages through, as both engines use them, and the task's staging lock.
+"""The tables a run stages through, as both engines use them, and the calling task's staging lock.
 
 - ``lead_load_candidates``: the run's valid leads, written per extract chunk
   (``add_candidates``), decided by an engine, then forgotten (``forget_candidates``).
@@ -6,7 +6,7 @@
   ``reject_row``; which engine writes them, and when their ledger rows follow, is the
   engine's (``engines.StagingEngine.add_rejects``).
 - ``lead_load_task_locks``: one row per calling task, locked by every transaction that
-  decides and writes staging (``lock_task``).
+  decides and writes staging (``lock_calling_task``).
 
 Two things here depend on the database, each in one place: rows go in with COPY where the
 driver has it (``_copy_driver``), and PostgreSQL empties the candidates table with TRUNCATE
@@ -47,11 +47,11 @@ def payload_json(payload: Any) -> str:
     return _encode_json(payload).decode()
 
 
-# -- the task's staging lock ----------------------------------------------------------------
+# -- the calling task's staging lock --------------------------------------------------------
 
 
-def ensure_task_lock(engine: Engine, api_task_id: str) -> None:
-    """Create the task's lock row once, in a transaction of its own."""
+def ensure_calling_task_lock(engine: Engine, api_task_id: str) -> None:
+    """Create the calling task's lock row once, in a transaction of its own."""
     try:
         with engine.begin() as conn:
             exists_ = conn.execute(
@@ -63,8 +63,8 @@ def ensure_task_lock(engine: Engine, api_task_id: str) -> None:
         pass  # another run created it at the same moment
 
 
-def lock_task(conn: Connection, api_task_id: str) -> None:
-    """Hold the task's staging lock until this transaction ends.
+def lock_calling_task(conn: Connection, api_task_id: str) -> None:
+    """Hold the calling task's staging lock until this transaction ends.
 
     A row lock on PostgreSQL and MySQL; on SQLite the write takes the database's write lock
     before any read of the transaction, which is what serialises writers there.

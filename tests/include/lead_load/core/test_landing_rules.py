@@ -109,7 +109,7 @@ def test_two_refused_leads_with_the_found_number_are_not_guessed_between():
     others = [row("b", Status.NOT_IMPORTED)]
     finding = judge(row("a", Status.NOT_IMPORTED), Kind.NOT_IMPORTED_BUT_PRESENT, others, READ)
     assert finding.repair is None
-    assert "which lead the task holds is not known" in finding.note
+    assert "which lead the calling task holds is not known" in finding.note
 
 
 def test_an_imported_number_missing_from_the_task_is_staged_again():
@@ -180,7 +180,7 @@ def test_the_tally_leaves_out_absent_rows_a_bounded_read_could_not_include():
         ("b", Kind.IMPORTED_BUT_ABSENT),
         ("e", Kind.IMPORTED_BUT_ABSENT),
     ]
-    assert (tally.checked, tally.in_task, tally.not_checked) == (5, 1, 2)
+    assert (tally.checked, tally.in_calling_task, tally.not_checked) == (5, 1, 2)
     # The share counts rows imported before the read that it covers: a and b.
     assert (tally.imported, tally.absent) == (2, 1)
 
@@ -220,8 +220,8 @@ def test_a_naive_timestamp_is_read_as_utc():
     ("status", "kind", "note"),
     [
         (Status.SUBMITTED, Kind.SUBMITTED_BUT_ABSENT, "awaiting the platform"),
-        (Status.STAGED, Kind.IN_FLIGHT_BUT_PRESENT, "staged but already in the task"),
-        (Status.SENDING, Kind.IN_FLIGHT_BUT_PRESENT, "sending but already in the task"),
+        (Status.STAGED, Kind.IN_FLIGHT_BUT_PRESENT, "staged but already in the calling task"),
+        (Status.SENDING, Kind.IN_FLIGHT_BUT_PRESENT, "sending but already in the calling task"),
     ],
 )
 def test_what_the_list_cannot_prove_is_only_reported(status, kind, note):

@@ -34,7 +34,7 @@ def test_staging_decisions(status, holder, expected):
 
 
 def test_outcome_uses_the_callback_and_what_the_task_holds():
-    statuses = outcome_statuses(["a", "b", "c"], imported={"a"}, found_in_task={"c"})
+    statuses = outcome_statuses(["a", "b", "c"], imported={"a"}, found_in_calling_task={"c"})
     assert statuses == {"a": Status.IMPORTED, "b": Status.NOT_IMPORTED, "c": Status.IMPORTED}
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from agent_api.exceptions import AgentApiError
 from agent_api.hooks.agent_api import AgentApiHook
 from lead_load.glue.batch_steps import (
-    FROM_TASK_LIST,
+    FROM_NUMBER_LIST,
     callback_to_wait_for,
     no_callback_result,
     planned_batch_of,
@@ -93,7 +93,7 @@ def test_a_batch_whose_interrupted_post_landed_is_settled_from_the_task_list(
     assert (receipt["unique_id"], receipt["maybe_accepted"]) == (None, True)  # not sent again
     assert len(account.posts()) == 1
 
-    assert callback_to_wait_for(settings, batches[0]) is FROM_TASK_LIST
+    assert callback_to_wait_for(settings, batches[0]) is FROM_NUMBER_LIST
     account.sim.wait_until_processed()
     assert settle_lost_answer(settings, batches[0]) == {
         "batch_no": batches[0]["batch_no"],

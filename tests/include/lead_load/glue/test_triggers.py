@@ -13,8 +13,11 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from airflow.triggers.base import TaskSuccessEvent
+from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 
+from agent_api.hooks.agent_api import AgentApiHook
+from agent_api.triggers.callback import AgentApiCallbackTrigger
+from lead_load.glue import batch_steps
 from lead_load.glue.operators import PostBatchOperator
 from lead_load.glue.triggers import LedgerCallbackTrigger, PostBatchTrigger
 from lead_load.ledger import batch_lifecycle
@@ -109,6 +112,35 @@ def test_the_callback_trigger_records_the_outcome_and_ends_the_task(ledger_env, 
     assert sorted(account.imported_phones()) == sorted(phones[:2])
     assert ledger_status(engine, batches[0]["batch_no"]) == {"imported"}
     assert not any(p in json.dumps(counts) for p in phones)
+
+
+def test_a_success_event_of_the_older_release_is_still_recorded(ledger_env, account, monkeypatch):
+    # A trigger serialized by the release before the rename fires its success event with the
+    # calling task under "task_id"; the trigger's recording must still pass it on.
+    engine, settings, batches, phones = ledger_env
+    receipt = events_of(PostBatchTrigger(settings, batches[0]))[0].xcoms["return_value"]
+    account.sim.wait_until_processed()
+    url = AgentApiHook().get_callback(receipt["unique_id"])["data"]["url"]
+
+    async def old_release_run(self):
+        old_event = {"status": "success", "unique_id": self.unique_id, "download_url": url}
+        yield TriggerEvent({**old_event, "task_id": account.task_id})
+
+    monkeypatch.setattr(AgentApiCallbackTrigger, "run", old_release_run)
+    recorded = []
+
+    def record_callback(settings, unique_id, download_url, api_task_id):
+        recorded.append(api_task_id)
+        return batch_steps.record_callback(settings, unique_id, download_url, api_task_id)
+
+    monkeypatch.setattr("lead_load.glue.triggers.record_callback", record_callback)
+    (event,) = events_of(LedgerCallbackTrigger(settings, receipt["unique_id"], timeout=30))
+
+    assert isinstance(event, TaskSuccessEvent)
+    assert event.xcoms["return_value"]["imported"] == 2
+    assert recorded == [account.task_id]
+    assert sorted(account.imported_phones()) == sorted(phones[:2])
+    assert ledger_status(engine, batches[0]["batch_no"]) == {"imported"}
 
 
 def test_a_callback_that_never_comes_times_out_and_leaves_the_rows_submitted(ledger_env, account):

@@ -23,20 +23,24 @@ def test_settling_from_the_task_imports_what_shows_and_restages_only_after_the_p
     batch_lifecycle.mark_answer_lost(engine, claim.lease, "no answer")
 
     # Within the settle period: found rows imported, absent ones stay maybe accepted.
-    counts = settling.settle_from_task(engine, "run-1", 0, {"13900000001"}, settle_seconds=3600)
+    counts = settling.settle_from_number_list(
+        engine, "run-1", 0, {"13900000001"}, settle_seconds=3600
+    )
     assert counts == {"imported": 1, "staged_again": 0, "awaiting": 4, "closed": 0}
     assert statuses(engine)["l1"] == "imported"
     assert batch_status(engine, "run-1", 0) == BatchStatus.SUBMITTED
     assert [b["settle_due"] for b in settling.unsettled_batches(engine, TASK, 3600)] == [False]
 
     # A second copy finds nothing more to do.
-    assert settling.settle_from_task(engine, "run-1", 0, {"13900000001"})["imported"] == 0
+    assert settling.settle_from_number_list(engine, "run-1", 0, {"13900000001"})["imported"] == 0
 
     # After the period (by the database's clock): the absent rows go back to staged, the
     # batch is processed.
     time.sleep(0.05)
     assert [b["settle_due"] for b in settling.unsettled_batches(engine, TASK, 0.01)] == [True]
-    counts = settling.settle_from_task(engine, "run-1", 0, {"13900000002"}, settle_seconds=0.01)
+    counts = settling.settle_from_number_list(
+        engine, "run-1", 0, {"13900000002"}, settle_seconds=0.01
+    )
     assert counts == {"imported": 1, "staged_again": 3, "awaiting": 0, "closed": 1}
     assert statuses(engine) == {
         "l0": "staged",
@@ -58,7 +62,7 @@ def test_a_batch_whose_rows_all_show_is_closed_without_waiting_for_the_period(en
     planning.plan(engine, "run-1", TASK, batch_size=5)
     claim = batch_lifecycle.claim(engine, "run-1", 0, "a", seconds=60)
     batch_lifecycle.mark_answer_lost(engine, claim.lease, "no answer")
-    counts = settling.settle_from_task(engine, "run-1", 0, set(five_leads().values()))
+    counts = settling.settle_from_number_list(engine, "run-1", 0, set(five_leads().values()))
     assert counts == {"imported": 5, "staged_again": 0, "awaiting": 0, "closed": 1}
     assert batch_status(engine, "run-1", 0) == BatchStatus.PROCESSED
 

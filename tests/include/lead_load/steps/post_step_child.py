@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import create_engine
 
 from agent_api.hooks.agent_api import AgentApiHook
-from lead_load.core.settings import RunSettings
+from lead_load.core.run_settings import RunSettings
 from lead_load.ledger import batch_lifecycle
 from lead_load.steps import post
 

@@ -324,7 +324,7 @@ def test_a_row_imported_within_the_margin_is_not_staged_again(engine, platform):
     assert report.counts()["repaired"] == {}
     assert report.counts()["unrepaired"] == {"imported_but_absent": 1}
     [line] = report.unrepaired_lines()
-    assert "imported less than 10 minutes before the task's number list was read" in line
+    assert "imported less than 10 minutes before the calling task's number list was read" in line
     assert rows(engine)["f"] == before["f"]
 
     # Once it is older than the margin, the same absence is proof.

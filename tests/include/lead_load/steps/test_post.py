@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from agent_api.hooks.agent_api import AgentApiHook
-from lead_load.core.settings import RunSettings
+from lead_load.core.run_settings import RunSettings
 from lead_load.ledger import batch_lifecycle, planning, run_lifecycle, schema, settling, staging
 from lead_load.steps import settle
 from tests.include.lead_load.samples import candidate
@@ -118,7 +118,7 @@ def settle_and_compare(engine, account, settings, phones) -> None:
     for open_batch in settling.unsettled_batches(engine, account.task_id):
         # Maybe accepted (no unique_id): only the task's number list settles it.
         assert open_batch["unique_id"] is None
-        settle.settle_batch_from_task(run_settings, engine, AgentApiHook(), open_batch)
+        settle.settle_batch_from_number_list(run_settings, engine, AgentApiHook(), open_batch)
     with engine.connect() as conn:
         rows = conn.execute(select(schema.ledger.c.phone, schema.ledger.c.status)).all()
     in_task = account.imported_phones()

@@ -139,7 +139,9 @@ def test_a_lost_answers_batch_is_settled_from_the_task_and_absent_rows_wait_for_
     assert {ledger_rows(engine)[p][0] for p in phones[:2]} == {"submitted"}
 
     account.sim.process()
-    counts = settle.settle_batch_from_task(settings_for(account), engine, AgentApiHook(), state)
+    counts = settle.settle_batch_from_number_list(
+        settings_for(account), engine, AgentApiHook(), state
+    )
     assert counts == {"imported": 2, "staged_again": 0, "awaiting": 0, "closed": 1}
     assert {ledger_rows(engine)[p] for p in phones[:2]} == {
         ("imported", "found in the task's number list")

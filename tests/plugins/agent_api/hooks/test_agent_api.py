@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from agent_api.connection_settings import AgentApiConnectionError
 from agent_api.exceptions import (
     AgentApiAnswerLost,
     AgentApiAuthError,
+    AgentApiCallingTaskRunningError,
     AgentApiIncompleteRead,
     AgentApiNotFoundError,
     AgentApiRateLimitedError,
-    AgentApiTaskRunningError,
     AgentApiTransientError,
     AgentApiValidationError,
     error_for_answer,
@@ -25,7 +26,6 @@ from agent_api.hooks.agent_api import (
     AgentApiHook,
     maybe_accepted,
 )
-from agent_api.settings import AgentApiConnectionError
 from tests.plugins.agent_api.conftest import new_phones, rows_for
 
 
@@ -150,7 +150,7 @@ def test_running_2_0_task_raises_6007_then_imports_after_stop(account):
     account.sim.set_task_status(account.user_id, account.task_id, 2)
     hook = AgentApiHook()
     rows = rows_for(new_phones(2))
-    with pytest.raises(AgentApiTaskRunningError, match="stop_running_task") as caught:
+    with pytest.raises(AgentApiCallingTaskRunningError, match="stop_running_task") as caught:
         hook.import_batch(account.task_id, rows)
     assert caught.value.code == 6007
     assert len(account.posts()) == 1
@@ -246,18 +246,20 @@ def test_an_undocumented_error_code_on_a_post_counts_as_maybe_accepted(account, 
     assert not maybe_accepted(error_for_answer(404, {"code": 404, "message": "?"}, path="/p"))
 
 
-def test_iter_task_numbers_walks_every_page(account):
+def test_iter_calling_task_numbers_walks_every_page(account):
     phones = new_phones(250)
     hook = AgentApiHook()
     hook.import_batch(account.task_id, rows_for(phones[:200]))
     hook.import_batch(account.task_id, rows_for(phones[200:]))
     account.sim.wait_until_processed()
 
-    listed = [n["phone"] for n in hook.iter_task_numbers(account.task_id, per_page=100)]
+    listed = [n["phone"] for n in hook.iter_calling_task_numbers(account.task_id, per_page=100)]
     assert listed == phones
     pages = [e for e in account.sim.journal() if e["path"].endswith("/number")]
     assert len(pages) == 3
-    assert hook.numbers_in_task(account.task_id, [phones[0], phones[-1], "13800000000"]) == {
+    assert hook.numbers_in_calling_task(
+        account.task_id, [phones[0], phones[-1], "13800000000"]
+    ) == {
         phones[0],
         phones[-1],
     }
@@ -299,11 +301,11 @@ def test_numbers_on_later_pages_are_found_without_page_fields(account):
     account.sim.set_faults(omit_page_fields=True)
     hook = AgentApiHook()
 
-    listed = [n["phone"] for n in hook.iter_task_numbers(account.task_id, per_page=100)]
+    listed = [n["phone"] for n in hook.iter_calling_task_numbers(account.task_id, per_page=100)]
     assert listed == phones
     assert len(page_requests(account)) == 3, "the short third page ends the list"
     wanted = [phones[0], phones[150], phones[-1], "13800000000"]
-    assert hook.numbers_in_task(account.task_id, wanted, per_page=100) == set(wanted[:3])
+    assert hook.numbers_in_calling_task(account.task_id, wanted, per_page=100) == set(wanted[:3])
 
 
 @pytest.mark.parametrize(
@@ -314,7 +316,9 @@ def test_an_exact_multiple_of_per_page_ends_where_the_answers_say(account, omit_
     fill_task(account, phones)
     account.sim.set_faults(omit_page_fields=omit_page_fields)
 
-    listed = [n["phone"] for n in AgentApiHook().iter_task_numbers(account.task_id, per_page=100)]
+    listed = [
+        n["phone"] for n in AgentApiHook().iter_calling_task_numbers(account.task_id, per_page=100)
+    ]
     assert listed == phones
     # Without page fields only the empty third page ends the list; with them, last_page 2
     # and total 200 say the full second page is the last (and the row count agrees).
@@ -325,7 +329,7 @@ def test_a_platform_that_ignores_page_is_an_error_not_an_endless_loop(account):
     fill_task(account, new_phones(250))
     account.sim.set_faults(omit_page_fields=True, ignore_page=True)
     with pytest.raises(AgentApiTransientError, match="ignore `page`"):
-        list(AgentApiHook().iter_task_numbers(account.task_id, per_page=100))
+        list(AgentApiHook().iter_calling_task_numbers(account.task_id, per_page=100))
     assert len(page_requests(account)) == 2
 
 
@@ -333,7 +337,7 @@ def test_a_number_list_that_never_ends_is_cut_at_max_pages(account):
     fill_task(account, new_phones(250))
     account.sim.set_faults(omit_page_fields=True)
     with pytest.raises(AgentApiTransientError, match="not end within 2 pages"):
-        list(AgentApiHook().iter_task_numbers(account.task_id, per_page=100, max_pages=2))
+        list(AgentApiHook().iter_calling_task_numbers(account.task_id, per_page=100, max_pages=2))
 
 
 # -- the number list when the platform caps per_page or its answers disagree ----------------
@@ -377,14 +381,14 @@ def test_a_capped_per_page_is_read_to_the_end(account):
     account.sim.set_faults(max_per_page=100)
     hook = AgentApiHook()
 
-    assert [n["phone"] for n in hook.iter_task_numbers(account.task_id)] == phones
+    assert [n["phone"] for n in hook.iter_calling_task_numbers(account.task_id)] == phones
     requests = page_requests(account)
     assert [(e["query"]["page"], e["query"]["per_page"]) for e in requests] == [
         ("1", "1000"),
         ("2", "1000"),
         ("3", "1000"),
     ]
-    assert hook.numbers_in_task(account.task_id, [phones[-1]]) == {phones[-1]}
+    assert hook.numbers_in_calling_task(account.task_id, [phones[-1]]) == {phones[-1]}
 
 
 @pytest.mark.parametrize("count", [250, 200])
@@ -396,9 +400,11 @@ def test_a_capped_per_page_without_last_page_or_total_is_read_to_the_end(account
     account.sim.set_faults(max_per_page=100)
     hook = hook_answering(only_per_page)
 
-    assert [n["phone"] for n in hook.iter_task_numbers(account.task_id)] == phones
+    assert [n["phone"] for n in hook.iter_calling_task_numbers(account.task_id)] == phones
     assert len(page_requests(account)) == 3
-    assert hook.numbers_in_task(account.task_id, [phones[-1], "13800000000"]) == {phones[-1]}
+    assert hook.numbers_in_calling_task(account.task_id, [phones[-1], "13800000000"]) == {
+        phones[-1]
+    }
 
 
 @pytest.mark.parametrize("count", [250, 200])
@@ -410,9 +416,11 @@ def test_a_capped_per_page_without_any_page_field_is_read_to_the_end(account, co
     account.sim.set_faults(max_per_page=100, omit_page_fields=True)
     hook = AgentApiHook()
 
-    assert [n["phone"] for n in hook.iter_task_numbers(account.task_id)] == phones
+    assert [n["phone"] for n in hook.iter_calling_task_numbers(account.task_id)] == phones
     assert len(page_requests(account)) == 3
-    assert hook.numbers_in_task(account.task_id, [phones[-1], "13800000000"]) == {phones[-1]}
+    assert hook.numbers_in_calling_task(account.task_id, [phones[-1], "13800000000"]) == {
+        phones[-1]
+    }
 
 
 @pytest.mark.parametrize("reshape", [None, only_next_page_url], ids=["laravel", "next_page_url"])
@@ -423,41 +431,43 @@ def test_an_empty_page_in_the_middle_is_an_error_not_the_end(account, reshape):
     account.sim.set_faults(empty_page_at=2)
     hook = AgentApiHook() if reshape is None else hook_answering(reshape)
 
-    listed, error = listed_until_error(hook.iter_task_numbers(account.task_id, per_page=100))
+    listed, error = listed_until_error(
+        hook.iter_calling_task_numbers(account.task_id, per_page=100)
+    )
     assert listed == phones[:100]
     assert isinstance(error, AgentApiIncompleteRead)
-    assert "page 2 of the task's number list came back empty" in str(error)
+    assert "page 2 of the calling task's number list came back empty" in str(error)
     assert error.retryable and not error.maybe_accepted
     assert len(page_requests(account)) == 2
     with pytest.raises(AgentApiIncompleteRead):
-        hook.numbers_in_task(account.task_id, [phones[-1]], per_page=100)
+        hook.numbers_in_calling_task(account.task_id, [phones[-1]], per_page=100)
 
 
 def test_a_total_that_disagrees_with_the_rows_is_an_incomplete_read(account):
     phones = new_phones(250)
     fill_task(account, phones)
     low = hook_answering(lambda page, answer: {**answer, "total": answer["total"] - 50})
-    listed, error = listed_until_error(low.iter_task_numbers(account.task_id, per_page=100))
+    listed, error = listed_until_error(low.iter_calling_task_numbers(account.task_id, per_page=100))
     assert listed == phones
     assert isinstance(error, AgentApiIncompleteRead)
     assert "said total 200 but 250 rows came in 3 pages" in str(error)
 
     high = hook_answering(lambda page, answer: {**answer, "total": answer["total"] + 50})
     with pytest.raises(AgentApiIncompleteRead, match="held 50 rows, fewer than the page size"):
-        list(high.iter_task_numbers(account.task_id, per_page=100))
+        list(high.iter_calling_task_numbers(account.task_id, per_page=100))
     with pytest.raises(AgentApiIncompleteRead, match="said total 300"):
-        high.numbers_in_task(account.task_id, ["13800000000"], per_page=100)
+        high.numbers_in_calling_task(account.task_id, ["13800000000"], per_page=100)
 
     falling = hook_answering(lambda page, answer: {**answer, "total": answer["total"] - page})
     with pytest.raises(AgentApiIncompleteRead, match="said total 249, then 248"):
-        list(falling.iter_task_numbers(account.task_id, per_page=100))
+        list(falling.iter_calling_task_numbers(account.task_id, per_page=100))
 
 
 def test_an_answer_for_another_page_is_an_error(account):
     fill_task(account, new_phones(250))
     account.sim.set_faults(ignore_page=True)
     with pytest.raises(AgentApiTransientError, match="came back as page 1") as caught:
-        list(AgentApiHook().iter_task_numbers(account.task_id, per_page=100))
+        list(AgentApiHook().iter_calling_task_numbers(account.task_id, per_page=100))
     assert not isinstance(caught.value, AgentApiIncompleteRead)
     assert len(page_requests(account)) == 2
 
@@ -469,7 +479,9 @@ def test_next_page_url_is_honoured(account):
     fill_task(account, phones)
 
     hook = hook_answering(only_next_page_url)
-    assert [n["phone"] for n in hook.iter_task_numbers(account.task_id, per_page=100)] == phones
+    assert [
+        n["phone"] for n in hook.iter_calling_task_numbers(account.task_id, per_page=100)
+    ] == phones
     assert len(page_requests(account)) == 3, "no fourth page after a null next_page_url"
 
     def short_second_page(page: int, answer: dict) -> dict:
@@ -479,7 +491,7 @@ def test_next_page_url_is_honoured(account):
         return shaped
 
     hook = hook_answering(short_second_page)
-    listed = [n["phone"] for n in hook.iter_task_numbers(account.task_id, per_page=100)]
+    listed = [n["phone"] for n in hook.iter_calling_task_numbers(account.task_id, per_page=100)]
     assert listed == phones[:160] + phones[200:]
     assert len(page_requests(account)) == 3 + 3
 
@@ -496,14 +508,18 @@ def test_end_at_bounds_the_read(account):
     }
     until = imported_at[earlier[-1]]
 
-    assert [n["phone"] for n in hook.iter_task_numbers(account.task_id, end_at=until)] == earlier
+    assert [
+        n["phone"] for n in hook.iter_calling_task_numbers(account.task_id, end_at=until)
+    ] == earlier
     end_at = until.astimezone(PLATFORM_TIMEZONE).strftime("%Y-%m-%d %H:%M:%S")
     assert page_requests(account)[-1]["query"]["end_at"] == end_at
     since = imported_at[later[0]]
-    assert [n["phone"] for n in hook.iter_task_numbers(account.task_id, start_at=since)] == later
+    assert [
+        n["phone"] for n in hook.iter_calling_task_numbers(account.task_id, start_at=since)
+    ] == later
 
-    # numbers_in_task widens the bound by a day, as it does `since` (time zones).
-    assert hook.numbers_in_task(account.task_id, earlier + later, until=until) == set(
+    # numbers_in_calling_task widens the bound by a day, as it does `since` (time zones).
+    assert hook.numbers_in_calling_task(account.task_id, earlier + later, until=until) == set(
         earlier + later
     )
     wider = (until + timedelta(days=1)).astimezone(PLATFORM_TIMEZONE)
@@ -518,5 +534,5 @@ def test_a_number_listed_under_another_lead_id_is_not_taken_for_ours(account):
     hook.import_batch(account.task_id, rows_for(phones))  # extras lead-0, lead-1
     account.sim.wait_until_processed()
     ours = {phones[0]: "lead-0", phones[1]: "someone-else"}
-    assert hook.numbers_in_task(account.task_id, phones, extras=ours) == {phones[0]}
-    assert hook.numbers_in_task(account.task_id, phones) == set(phones)
+    assert hook.numbers_in_calling_task(account.task_id, phones, extras=ours) == {phones[0]}
+    assert hook.numbers_in_calling_task(account.task_id, phones) == set(phones)

@@ -65,6 +65,38 @@ def test_poke_mode_waits_in_the_worker(account):
     assert sensor.execute(context={}) == {"unique_id": unique_id, "imported": 4}
 
 
+class KeepsTheOutcome(AgentApiCallbackSensor):
+    def on_outcome(self, context, outcome):
+        self.outcome = outcome
+        return super().on_outcome(context, outcome)
+
+
+@pytest.mark.parametrize("key", ["api_task_id", "task_id"])
+def test_a_success_event_names_the_calling_task_under_the_new_or_the_old_key(account, key):
+    # "task_id": the key of an event fired by a trigger of the release before the rename,
+    # which a sensor resumed after the upgrade must still understand.
+    unique_id, phones = import_batch(account, 2)
+    account.sim.wait_until_processed()
+    url = AgentApiHook().get_callback(unique_id)["data"]["url"]
+    event = {"status": "success", "unique_id": unique_id, "download_url": url, key: account.task_id}
+    sensor = KeepsTheOutcome(task_id="wait", unique_id=unique_id)
+
+    assert sensor.execute_complete(context={}, event=event) == {
+        "unique_id": unique_id,
+        "imported": 2,
+    }
+    assert sensor.outcome.api_task_id == account.task_id
+    assert sorted(sensor.outcome.imported_numbers) == sorted(phones)
+
+
+def test_poke_reads_the_calling_task_from_the_callback_data(account):
+    unique_id, _ = import_batch(account, 1)
+    account.sim.wait_until_processed()
+    sensor = KeepsTheOutcome(task_id="wait", unique_id=unique_id, deferrable=False)
+    assert sensor.execute(context={}) == {"unique_id": unique_id, "imported": 1}
+    assert sensor.outcome.api_task_id == account.task_id
+
+
 def test_timeout_event_fails_or_skips_with_soft_fail(account):
     event = {"status": "timeout", "unique_id": "u", "message": "batch u not processed"}
     sensor = AgentApiCallbackSensor(task_id="wait", unique_id="u")

@@ -6,8 +6,10 @@ import asyncio
 import importlib
 import time
 
+import pytest
+
 from agent_api.hooks.agent_api import AgentApiHook
-from agent_api.triggers.callback import AgentApiCallbackTrigger
+from agent_api.triggers.callback import AgentApiCallbackTrigger, event_api_task_id
 from tests.plugins.agent_api.conftest import new_phones, rows_for
 
 
@@ -50,9 +52,25 @@ def test_fires_success_once_the_batch_is_processed(account):
     )
     assert event["status"] == "success"
     assert event["unique_id"] == receipt.unique_id
-    assert event["task_id"] == account.task_id
+    # The calling task under our own name; the callback data's ``task_id`` is not passed on.
+    assert event["api_task_id"] == account.task_id
+    assert "task_id" not in event
     assert event["download_url"].startswith(account.sim.base_url)
     assert len(polls_of(account, receipt.unique_id)) >= 2, "it should have seen 'pending' first"
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({"status": "success", "api_task_id": "t-new"}, "t-new"),
+        # What a trigger of an older release fired, or one it serialized fires after an upgrade.
+        ({"status": "success", "task_id": "t-old"}, "t-old"),
+        ({"status": "success", "api_task_id": "t-new", "task_id": "t-old"}, "t-new"),
+        ({"status": "success"}, None),
+    ],
+)
+def test_the_calling_task_of_an_event_is_read_under_its_new_and_its_old_key(event, expected):
+    assert event_api_task_id(event) == expected
 
 
 def test_fires_timeout_at_the_deadline_with_a_growing_interval(account):

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from agent_api import lookup_cache
-from agent_api.settings import AgentApiSettings
-from lead_load.core.settings import RunSettings
-from lead_load.glue import settings
+from agent_api.connection_settings import AgentApiSettings
+from lead_load.core.run_settings import RunSettings
+from lead_load.glue import settings_catalog
 from tests.plugins.agent_api.conftest import account  # noqa: F401 (a fixture)
 
 README = Path(__file__).resolve().parents[4] / "README.md"
@@ -24,14 +24,15 @@ TASK = "123e4567-e89b-12d3-a456-426614174000"
 
 def test_the_readme_table_is_the_registry() -> None:
     text = README.read_text()
-    assert settings.settings_table() in text, (
+    assert settings_catalog.settings_table() in text, (
         "README's settings table is out of date: replace it with the output of "
-        "python -c 'from lead_load.glue.settings import settings_table; print(settings_table())'"
+        "python -c 'from lead_load.glue.settings_catalog import settings_table; "
+        "print(settings_table())'"
     )
 
 
 def test_params_are_the_run_settings_with_their_defaults() -> None:
-    params = settings.dag_params()
+    params = settings_catalog.dag_params()
     run_fields = {f.name: f.default for f in fields(RunSettings)}
     # window_source is resolved with the window, not entered.
     assert set(params) == set(run_fields) - {"run_id", "window_source"}
@@ -43,23 +44,23 @@ def test_params_are_the_run_settings_with_their_defaults() -> None:
 
 def test_connection_defaults_are_the_readers() -> None:
     for f in fields(AgentApiSettings):
-        if f.name in settings.BY_NAME:
-            assert settings.default(f.name) == f.default
+        if f.name in settings_catalog.BY_NAME:
+            assert settings_catalog.default(f.name) == f.default
 
 
 def test_environment_settings_fall_back_to_their_defaults(monkeypatch) -> None:
     monkeypatch.delenv("LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS", raising=False)
-    assert settings.callback_timeout().total_seconds() == 1800
+    assert settings_catalog.callback_timeout().total_seconds() == 1800
     monkeypatch.setenv("LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS", "12")
-    assert settings.callback_timeout().total_seconds() == 12
+    assert settings_catalog.callback_timeout().total_seconds() == 12
     monkeypatch.setenv("LEAD_LOAD_ALERT_EMAILS", " a@x.cn, ,b@x.cn ")
-    assert settings.alert_emails() == ["a@x.cn", "b@x.cn"]
+    assert settings_catalog.alert_emails() == ["a@x.cn", "b@x.cn"]
 
 
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"api_task_id": ""}, "no target task"),
+        ({"api_task_id": ""}, "no calling task"),
         ({"api_task_id": TASK, "window_start": "yesterday"}, "window_start"),
     ],
 )
@@ -68,7 +69,7 @@ def test_a_configuration_error_fails_at_once_saying_what_to_set(params, message,
 
     monkeypatch.delenv("AIRFLOW_VAR_LEAD_LOAD_API_TASK_ID", raising=False)
     with pytest.raises(AirflowFailException, match=message):
-        settings.resolve(params, "run-1", None, None)
+        settings_catalog.resolve(params, "run-1", None, None)
 
 
 # --- the trigger form refuses what it can ---------------------------------------------------
@@ -78,7 +79,7 @@ def _accepts(name: str, value) -> bool:
     from airflow.sdk.definitions.param import ParamValidationError
 
     try:
-        settings.dag_params()[name].resolve(value)
+        settings_catalog.dag_params()[name].resolve(value)
     except ParamValidationError:
         return False
     return True
@@ -146,7 +147,7 @@ def _refusal(params, monkeypatch, *, run_type=None, variable=None, interval=(Non
     else:
         monkeypatch.setenv("AIRFLOW_VAR_LEAD_LOAD_API_TASK_ID", variable)
     with pytest.raises(AirflowFailException) as refused:
-        settings.resolve(params, "run-1", *interval, run_type=run_type)
+        settings_catalog.resolve(params, "run-1", *interval, run_type=run_type)
     message = str(refused.value)
     assert "\n" not in message
     return message
@@ -203,7 +204,7 @@ def _all_task_requests(account) -> list[dict]:
 
 def test_a_calling_task_the_platform_has_is_resolved_after_one_question(account, monkeypatch):
     monkeypatch.delenv("AIRFLOW_VAR_LEAD_LOAD_API_TASK_ID", raising=False)
-    run = settings.resolve({"api_task_id": account.task_id, **WINDOW}, "run-1", None, None)
+    run = settings_catalog.resolve({"api_task_id": account.task_id, **WINDOW}, "run-1", None, None)
     assert run.api_task_id == account.task_id
     assert len(_all_task_requests(account)) == 1
     assert account.posts() == []
@@ -213,7 +214,7 @@ def test_an_unknown_calling_task_is_refused_saying_where_it_looked(account, monk
     other = account.sim.create_task(account.user_id)
     message = _refusal(WINDOW, monkeypatch, variable=TASK)
     assert message == (
-        f"calling task {TASK} not found for user {account.user_id} (2 tasks there); check "
+        f"calling task {TASK} not found for user {account.user_id} (2 calling tasks there); check "
         "the api_task_id param or the Variable lead_load_api_task_id (and sub_user_id)"
     )
     assert other not in message
@@ -230,13 +231,15 @@ def test_the_calling_task_is_looked_up_in_the_sub_account(account, monkeypatch):
     Account(account.sim, user, main_task).connect(monkeypatch)
     params = {"api_task_id": task, "sub_user_id": sub, **WINDOW}
     monkeypatch.delenv("AIRFLOW_VAR_LEAD_LOAD_API_TASK_ID", raising=False)
-    assert settings.resolve(params, "run-1", None, None).sub_user_id == sub
+    assert settings_catalog.resolve(params, "run-1", None, None).sub_user_id == sub
     # The main account's task is not the sub-account's.
     message = _refusal({**params, "api_task_id": main_task}, monkeypatch)
-    assert f"not found for user {user} (sub-account {sub}) (1 tasks there)" in message
+    assert f"not found for user {user} (sub-account {sub}) (1 calling tasks there)" in message
     # The sub-account from the connection counts the same.
     Account(account.sim, user, main_task).connect(monkeypatch, sub_user_id=sub)
-    assert settings.resolve({**params, "sub_user_id": None}, "run-1", None, None).api_task_id
+    assert settings_catalog.resolve(
+        {**params, "sub_user_id": None}, "run-1", None, None
+    ).api_task_id
 
 
 def test_a_rejected_token_is_refused_naming_the_connection(account, monkeypatch):
@@ -254,7 +257,7 @@ def test_an_unreachable_platform_does_not_fail_the_run(account, monkeypatch, cap
     lookup_cache.connections.clear()
     monkeypatch.delenv("AIRFLOW_VAR_LEAD_LOAD_API_TASK_ID", raising=False)
     with caplog.at_level(logging.WARNING):
-        run = settings.resolve({"api_task_id": TASK, **WINDOW}, "run-1", None, None)
+        run = settings_catalog.resolve({"api_task_id": TASK, **WINDOW}, "run-1", None, None)
     assert run.api_task_id == TASK
     assert f"Could not check that calling task {TASK} exists" in caplog.text
 

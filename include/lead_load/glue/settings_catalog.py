@@ -3,9 +3,10 @@
 ``SETTINGS`` lists them all, whatever the channel: the DAG's Params (the trigger form),
 Airflow Variables, the ``agent_api_default`` connection's extra, environment variables read
 when the DAG file is parsed, and Airflow's own configuration. Their defaults are defined
-once: the run settings' in ``lead_load.core.settings.RunSettings``, the connection's in
-``agent_api.settings.AgentApiSettings``, the others here. The DAG builds its Params from this
-list, and the README's settings table is ``settings_table()`` (a test holds them equal).
+once: the run settings' in ``lead_load.core.run_settings.RunSettings``, the connection's
+in ``agent_api.connection_settings.AgentApiSettings``, the others here. The DAG builds its
+Params from this list, and the README's settings table is ``settings_table()`` (a test holds
+them equal).
 
 Everything here that the DAG file calls at parse time reads only the environment: parsing
 must not wait on the metadata DB.
@@ -22,9 +23,9 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from agent_api.connection_settings import AgentApiSettings
 from agent_api.endpoints import MAX_ROWS_PER_IMPORT
-from agent_api.settings import AgentApiSettings
-from lead_load.core.settings import (
+from lead_load.core.run_settings import (
     API_TASK_VARIABLE,
     LEDGER_CONN_VARIABLE,
     WAREHOUSE_CONN_ID,
@@ -128,7 +129,7 @@ SETTINGS: tuple[Setting, ...] = (
         "ignore_crm",
         PARAM,
         _field_default(RunSettings, "ignore_crm"),
-        "true: numbers go into the task only, not into the CRM public pool.",
+        "true: numbers go into the calling task only, not into the CRM public pool.",
         title="Skip the CRM public pool",
         type="boolean",
     ),
@@ -162,8 +163,8 @@ SETTINGS: tuple[Setting, ...] = (
         "stop_running_task",
         PARAM,
         _field_default(RunSettings, "stop_running_task"),
-        "On code 6007 (task running), stop the task and import instead of failing.",
-        title="Stop a running 2.0 task",
+        "On code 6007 (calling task running), stop it and import instead of failing.",
+        title="Stop a running 2.0 calling task",
         type="boolean",
     ),
     Setting(
@@ -202,7 +203,7 @@ SETTINGS: tuple[Setting, ...] = (
     _connection_setting(
         "lost_answer_grace_seconds",
         "Wait before wait_for_callback first looks for a batch whose post's answer was lost "
-        "in the task's number list (nothing is ever posted again within the run).",
+        "in the calling task's number list (nothing is ever posted again within the run).",
     ),
     _connection_setting(
         "max_requests_per_second",
@@ -220,7 +221,7 @@ SETTINGS: tuple[Setting, ...] = (
         ENVIRONMENT,
         2 * 30 * 60,
         "How long after a post the platform has surely processed it. Rows whose post's "
-        "answer was lost (or whose callback is gone) and that the task's number list does "
+        "answer was lost (or whose callback is gone) and that the calling task's number list does "
         "not show by then are sent again by the next run; before then, never. Keep it no "
         "shorter than LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS (docs/leases.md).",
     ),
@@ -322,7 +323,7 @@ def resolve(
     (a configuration error: retrying cannot help). Logs the window in UTC and Asia/Shanghai,
     with a warning when it is an interval Airflow inferred for a manual run.
 
-    Refused: no target task, or one that is not a UUID (the Variable's; the trigger form
+    Refused: no calling task, or one that is not a UUID (the Variable's; the trigger form
     refuses the param's); one window bound without the other, a malformed one, a start not
     before the end; window params on a scheduled or backfill run (``run_type``: text or
     Airflow's enum), which would make every run load the same window; and a calling task the
@@ -345,13 +346,13 @@ def resolve(
     api_task_id = param_task or (Variable.get(API_TASK_VARIABLE, default="") or "").strip()
     if not api_task_id:
         raise AirflowFailException(
-            f"no target task: set the api_task_id param or the Variable {API_TASK_VARIABLE}"
+            f"no calling task: set the api_task_id param or the Variable {API_TASK_VARIABLE}"
         )
     if not re.fullmatch(UUID_PATTERN, api_task_id):
         where = "the api_task_id param" if param_task else f"the Variable {API_TASK_VARIABLE}"
         raise AirflowFailException(
             f"api_task_id {api_task_id!r} (from {where}) is not a calling task id: the "
-            "platform's task ids are UUIDs, e.g. 123e4567-e89b-12d3-a456-426614174000"
+            "platform's calling task ids are UUIDs, e.g. 123e4567-e89b-12d3-a456-426614174000"
         )
     window_start, window_end = params.get("window_start"), params.get("window_end")
     kind = getattr(run_type, "value", run_type)
@@ -405,7 +406,7 @@ def check_calling_task(agent_api: Any, api_task_id: str, sub_user_id: str | None
     try:
         sub_user = sub_user_id or hook.settings.sub_user_id
         owner = f"user {hook.user_id}" + (f" (sub-account {sub_user})" if sub_user else "")
-        tasks = hook.all_tasks(sub_user_id=sub_user_id)
+        calling_tasks = hook.all_tasks(sub_user_id=sub_user_id)
     except AgentApiAuthError as error:
         raise AirflowFailException(
             f"cannot check calling task {api_task_id}: {error.platform_message}"
@@ -423,17 +424,25 @@ def check_calling_task(agent_api: Any, api_task_id: str, sub_user_id: str | None
             error,
         )
         return
-    ids = {str(t.get("id", t.get("task_id"))) for t in tasks if isinstance(t, dict)} - {"None"}
-    if tasks and not ids:
+    # ``id`` and ``task_id``: the fields of the platform's answer, as the API spells them.
+    ids = {str(t.get("id", t.get("task_id"))) for t in calling_tasks if isinstance(t, dict)}
+    ids -= {"None"}
+    if calling_tasks and not ids:
         log.warning(
-            "The platform's task list has no task ids (an unknown answer shape); calling task "
-            "%s is not checked",
+            "The platform's list of calling tasks has no ids (an unknown answer shape); "
+            "calling task %s is not checked",
             api_task_id,
         )
         return
     if api_task_id.lower() not in {i.lower() for i in ids}:
         raise AirflowFailException(
-            f"calling task {api_task_id} not found for {owner} ({len(tasks)} tasks there); "
+            f"calling task {api_task_id} not found for {owner} ({len(calling_tasks)} calling "
+            "tasks there); "
             f"check the api_task_id param or the Variable {API_TASK_VARIABLE} (and sub_user_id)"
         )
-    log.info("Calling task %s is one of the %d tasks of %s", api_task_id, len(tasks), owner)
+    log.info(
+        "Calling task %s is one of the %d calling tasks of %s",
+        api_task_id,
+        len(calling_tasks),
+        owner,
+    )

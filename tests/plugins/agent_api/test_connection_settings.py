@@ -8,13 +8,13 @@ from dataclasses import fields
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from agent_api.hooks.agent_api import AgentApiAsyncHook, AgentApiHook
-from agent_api.settings import (
+from agent_api.connection_settings import (
     DEFAULT_CONN_ID,
     SETTING_KEYS,
     AgentApiConnectionError,
     AgentApiSettings,
 )
+from agent_api.hooks.agent_api import AgentApiAsyncHook, AgentApiHook
 
 # Each number of the extra and the least value it takes.
 MINIMUMS = {

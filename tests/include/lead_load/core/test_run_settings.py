@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lead_load.core.settings import RunSettings
+from lead_load.core.run_settings import RunSettings
 
 WINDOW = ("2026-11-24T00:00:00+00:00", "2026-11-25T00:00:00+00:00")
 

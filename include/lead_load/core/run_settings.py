@@ -1,7 +1,7 @@
 """What one run works on: ``RunSettings``, resolved once by the run's first task and passed
 to the others as a small dict. Its defaults are the only definition of the run settings'
 defaults: the DAG's Params and the README's settings table take them from here
-(``lead_load.glue.settings``).
+(``lead_load.glue.settings_catalog``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class RunSettings:
         window: tuple[str, str],
         window_source: str | None = None,
     ) -> RunSettings:
-        """From the run's Params, the target task and window resolved by the caller; a Param
+        """From the run's Params, the calling task and window resolved by the caller; a Param
         left empty takes the default defined here."""
         values: dict[str, Any] = {}
         for f in fields(cls):

@@ -8,7 +8,7 @@
 - ``extra.max_attempts``: attempts for retryable errors, the first included (default 5)
 - ``extra.backoff_seconds``: first retry delay; doubles each time, with jitter (default 1)
 - ``extra.backoff_max_seconds``: cap of one retry delay (default 60)
-- ``extra.lost_answer_grace_seconds``: wait before the first look in the task's number list
+- ``extra.lost_answer_grace_seconds``: wait before the first look in the calling task's number list
   after a post whose answer was lost (default 5)
 - ``extra.max_requests_per_second``: pace this process's requests to the platform to at most
   this many per second, shared by every hook of the process (default 0: no limit)
