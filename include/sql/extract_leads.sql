@@ -5,7 +5,7 @@
 -- Columns: lead_id, name, phone, email, company, sex, source_id, industry_id, grade_id,
 -- updated_at (UTC), plus whatever include/lead_load/core/field_mapping.yaml maps to components.
 -- Before reading, the extract runs this query wrapped as a subquery with WHERE 1 = 0 to check
--- those columns and updated_at's type (README, "The warehouse contract"): keep it one SELECT.
+-- those columns and updated_at's type (docs/warehouse-contract.md): keep it one SELECT.
 -- On a SQLite warehouse, sqlite/extract_leads.sql is read instead (updated_at is text there).
 SELECT *
 FROM leads

@@ -212,7 +212,8 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-# Columns renamed since an earlier release: old name -> new name (README, "Renames").
+# Columns renamed since an earlier release: old name -> new name (CHANGELOG.md, "one name per
+# concept").
 RENAMED_COLUMNS = {"target_task_id": "api_task_id"}
 
 

@@ -126,7 +126,7 @@ def _breach(verdict: ContractVerdict) -> SourceSchemaError:
     return SourceSchemaError(
         mask_phones_in(
             f"the warehouse breaks the contract: {verdict.explained()}{hint} "
-            '(README, "The warehouse contract")'
+            "(docs/warehouse-contract.md)"
         )
     )
 
