@@ -57,6 +57,26 @@ def in_zones(value: str | datetime | None) -> tuple[str, str]:
     )
 
 
+def window_lines(start: str | datetime | None, end: str | datetime | None) -> tuple[str, str]:
+    """A window in two short lines for the list of loads, to the minute:
+    ("2026-11-23 18:00 → 2026-11-24 18:00 UTC", "2026-11-24 02:00 → 2026-11-25 02:00 +08:00");
+    a bound that cannot be read shows as it is stored."""
+    first, last = parse_time(start), parse_time(end)
+
+    def line(zone: Any, label: str | None) -> str:
+        shown = [
+            f"{moment.astimezone(zone):%Y-%m-%d %H:%M}" if moment else str(raw or "-")
+            for moment, raw in ((first, start), (last, end))
+        ]
+        moment = first or last
+        offset = label or (f"{moment.astimezone(zone):%z}" if moment else "+0800")
+        if label is None:
+            offset = f"{offset[:3]}:{offset[3:]}"
+        return f"{shown[0]} \u2192 {shown[1]} {offset}"
+
+    return line(UTC, "UTC"), line(LOCAL_ZONE, None)
+
+
 def window_problem(start: str | datetime | None, end: str | datetime | None) -> str | None:
     """What is wrong with a run's window as stored, for the page to say beside it."""
     first, last = parse_time(start), parse_time(end)

@@ -46,7 +46,8 @@ def figures(html: str, scope: str) -> dict[str, str]:
 def test_the_list_shows_each_load_with_its_reports_figures(reader, ledger):
     html = no_full_number(reader.get("/lead-loads/"))
     run1 = cells(html, "run", "run-1")
-    assert "2026-11-24 00:00:00 UTC" in run1[1] and "2026-11-24 08:00:00 +08:00" in run1[1]
+    assert "2026-11-24 00:00 \u2192 2026-11-25 00:00 UTC" in run1[1]
+    assert "2026-11-24 08:00 \u2192 2026-11-25 08:00 +08:00" in run1[1]
     report = counts.recorded_summary(ledger.engine, "run-1")
     shown = figures(html, '<tr data-run="run-1"')
     assert list(shown) == list(views.LIST_FIGURES)

@@ -162,3 +162,15 @@ def test_a_run_the_ledger_does_not_know_names_the_ledger_read():
         "The ledger this page reads (connection my_ledger) has no row of run manual__1. "
     )
     assert "139****0001" in views.unknown_run("13900000001", "x")
+
+
+def test_the_list_shows_a_window_in_two_short_lines():
+    assert views.window_lines("2026-11-23T18:00:00+00:00", "2026-11-24T18:00:00+00:00") == (
+        "2026-11-23 18:00 \u2192 2026-11-24 18:00 UTC",
+        "2026-11-24 02:00 \u2192 2026-11-25 02:00 +08:00",
+    )
+    assert views.window_lines("2026-11-23T18:00:00+00:00", None) == (
+        "2026-11-23 18:00 \u2192 - UTC",
+        "2026-11-24 02:00 \u2192 - +08:00",
+    )
+    assert views.window_lines("garbled", None)[0] == "garbled \u2192 - UTC"
