@@ -199,7 +199,8 @@ def _no_full_number(page) -> None:
 
 # -- one summary on every page -----------------------------------------------------------------
 
-# A day of the schedule (02:00 Asia/Shanghai = 18:00 UTC) no other test loads.
+# A day of the schedule (02:00 Asia/Shanghai = 18:00 UTC) no other test loads. The stack's
+# tests share one leads table: lead ids here start with a prefix no other test uses (SUM-).
 DAY = (datetime(2026, 9, 20, 18, tzinfo=UTC), datetime(2026, 9, 21, 18, tzinfo=UTC))
 UNKNOWN_TASK = "123e4567-e89b-12d3-a456-426614174000"
 # Mistakes in a run's settings (conf, the reason the run must give); each fails in seconds.
@@ -228,10 +229,10 @@ def _leads_of_every_kind():
     present and unique, so those two kinds cannot occur in it.)"""
     import pandas as pd
 
-    leads = generate(300, seed=91, start=DAY[0], end=DAY[1], id_prefix="K-")
+    leads = generate(300, seed=91, start=DAY[0], end=DAY[1], id_prefix="SUM-")
     at = DAY[0] + (DAY[1] - DAY[0]) / 2
     control = pd.DataFrame(
-        [{"lead_id": "K-CTRL", "name": "bad\x07name", "phone": "13712340003", "updated_at": at}]
+        [{"lead_id": "SUM-CTRL", "name": "bad\x07name", "phone": "13712340003", "updated_at": at}]
     )
     return leads, control
 
@@ -272,7 +273,7 @@ def test_every_page_shows_the_reports_figures_after_a_backfill_over_a_loaded_day
     taken = next(iter(leads.valid_phones))
     write_leads(
         engine,
-        control.assign(lead_id="K-TAKEN", name="taken", phone=taken, updated_at=DAY[0] + HOUR),
+        control.assign(lead_id="SUM-TAKEN", name="taken", phone=taken, updated_at=DAY[0] + HOUR),
     )
     engine.dispose()
     before = {r["dag_run_id"] for r in stack.dag_runs()}

@@ -40,6 +40,15 @@ def _rows(stack, sql: str, **params) -> list[dict]:
         engine.dispose()
 
 
+def _backfill_runs_of(runs: list[dict], task_id: str) -> list[dict]:
+    """The backfill runs that load ``task_id`` (their conf names it)."""
+    return [
+        r
+        for r in runs
+        if r["run_type"] == "backfill" and (r.get("conf") or {}).get("api_task_id") == task_id
+    ]
+
+
 def _posts(stack, task_id: str) -> list[dict]:
     return [e for e in stack.simulator.journal() if e["path"].endswith(f"/{task_id}/async_number")]
 
@@ -183,7 +192,7 @@ def test_a_three_day_backfill_through_the_rest_api_loads_each_day_once(airflow_s
     }
     stack.backfill(**days_range, reprocess_behavior="none")
     runs = stack.wait_for_runs(timeout=900)
-    backfilled = [r for r in runs if r["run_type"] == "backfill"]
+    backfilled = _backfill_runs_of(runs, task_id)  # other tests of the stack backfill too
     assert len(backfilled) == BACKFILL_DAYS, runs
     for run in backfilled:
         assert run["state"] == "success", stack.explain(run["dag_run_id"])
@@ -207,7 +216,9 @@ def test_a_three_day_backfill_through_the_rest_api_loads_each_day_once(airflow_s
         r["window_start"]: json.loads(r["summary"])["extracted"]
         for r in _rows(
             stack,
-            "SELECT window_start, summary FROM lead_load_runs WHERE run_id LIKE 'backfill%'",
+            "SELECT window_start, summary FROM lead_load_runs "
+            "WHERE run_id LIKE 'backfill%' AND api_task_id = :t",
+            t=task_id,
         )
     }
     assert sorted(logged.values()) == sorted(len(leads.frame) for _, leads in days), logged
@@ -215,12 +226,15 @@ def test_a_three_day_backfill_through_the_rest_api_loads_each_day_once(airflow_s
     # Backfilling the same days again (reprocessing completed runs) sends nothing new.
     posts_after = len(_posts(stack, task_id))
     assert posts_after == sum(-(-len(lv.valid_phones) // 200) for _, lv in days)
-    finished_sql = "SELECT run_id, finished_at FROM lead_load_runs WHERE run_id LIKE 'backfill%'"
-    first_finish = {r["run_id"]: r["finished_at"] for r in _rows(stack, finished_sql)}
+    finished_sql = (
+        "SELECT run_id, finished_at FROM lead_load_runs "
+        "WHERE run_id LIKE 'backfill%' AND api_task_id = :t"
+    )
+    first_finish = {r["run_id"]: r["finished_at"] for r in _rows(stack, finished_sql, t=task_id)}
     stack.backfill(**days_range, reprocess_behavior="completed")
-    rerun = [r for r in stack.wait_for_runs(timeout=900) if r["run_type"] == "backfill"]
-    assert {r["state"] for r in rerun} == {"success"}
-    second_finish = {r["run_id"]: r["finished_at"] for r in _rows(stack, finished_sql)}
+    rerun = _backfill_runs_of(stack.wait_for_runs(timeout=900), task_id)
+    assert len(rerun) == BACKFILL_DAYS and {r["state"] for r in rerun} == {"success"}
+    second_finish = {r["run_id"]: r["finished_at"] for r in _rows(stack, finished_sql, t=task_id)}
     assert all(second_finish[run] > first_finish[run] for run in first_finish)  # really re-ran
     assert len(_posts(stack, task_id)) == posts_after
     assert sorted(_task_phones(stack, task_id)) == sorted(new_phones)
@@ -305,7 +319,6 @@ def _wait_for_task(stack, run_id: str, task_id: str, states: set[str], timeout: 
         time.sleep(1)
 
 
-# Runs after the three-day backfill test above, which counts every backfill run of the stack.
 def test_a_scheduled_run_created_during_a_backfill_of_the_same_days_loads_each_lead_once(
     airflow_stack,
 ):
