@@ -254,6 +254,7 @@ def test_every_page_shows_the_reports_figures_after_a_backfill_over_a_loaded_day
     run note and the report's XCom agree figure by figure; a mistake is red in seconds with
     its reason on the run and on the list; the filters and the rejects' CSV work."""
     from lead_loads.views import LIST_FIGURES
+    from playwright.sync_api import expect
 
     from lead_load.core.run_summary import FIGURE_WORDS
 
@@ -320,15 +321,16 @@ def test_every_page_shows_the_reports_figures_after_a_backfill_over_a_loaded_day
         filters = frame.locator("#filters")
         _set(filters.locator('[name="api_task_id"]'), task_id)
         filters.get_by_role("button", name="Filter").click()
-        frame.locator(f'tr[data-run="{manual}"]').wait_for()
-        assert sorted(
-            frame.locator("#loads tr[data-run]").evaluate_all(
-                "rows => rows.map(r => r.dataset.run)"
-            )
-        ) == sorted([manual, backfill_id])
+        # The filtered page replaces the list: wait until the other runs' rows are gone (the
+        # unfiltered page already holds this test's rows, so waiting for them proves nothing).
+        listed = frame.locator("#loads tr[data-run]")
+        expect(listed).to_have_count(2, timeout=TIMEOUT_MS)
+        runs = listed.evaluate_all("rows => rows.map(r => r.dataset.run)")
+        assert sorted(runs) == sorted([manual, backfill_id])
         _set(filters.locator('[name="api_task_id"]'), "")
         filters.locator('[name="state"]').select_option("failed")
         filters.get_by_role("button", name="Filter").click()
+        expect(frame.locator(f'tr[data-run="{manual}"]')).to_have_count(0, timeout=TIMEOUT_MS)
         frame.locator(f'tr[data-run="{next(iter(failed))}"]').wait_for()
         states = frame.locator("#loads tr[data-run] td.state-failed").count()
         assert states == frame.locator("#loads tr[data-run]").count() >= len(failed)
