@@ -211,6 +211,33 @@ def test_scopes_from_the_runs_table_the_ledger_and_a_window(engine, platform, mo
     assert report.ok and report.counts()["checked"] == 8  # every run's rows, paged by 2
 
 
+def test_a_runs_rows_are_each_read_once_across_batch_spans_and_rows_in_no_batch(
+    engine, platform, monkeypatch
+):
+    """The run's rows come through its batch numbers a span at a time (gaps in the numbers
+    included), then those in no batch by key; another run's and another calling task's rows
+    never, whatever sits between them in key order."""
+    monkeypatch.setattr(landing_check, "CHUNK", 2)
+    monkeypatch.setattr(landing_check, "_BATCHES_PER_READ", 2)
+    task, numbers = platform.task_id, iter(phones(40))
+    mine = {}
+    for n, batch_no in enumerate([0, 0, 1, 3, 3, 3, 4, 9, None, None, None]):
+        lead = f"m{n:02d}"
+        mine[lead] = batch_no
+        add_row(engine, task, lead, next(numbers), Status.IMPORTED, RUN, batch_no)
+        # Interleaved in key order: another run's row and another calling task's.
+        add_row(engine, task, f"{lead}x", next(numbers), Status.IMPORTED, "run-other", batch_no)
+        add_row(engine, "other-task", lead, next(numbers), Status.IMPORTED, RUN, batch_no)
+    add_row(engine, task, "rejected", next(numbers), Status.REJECTED, RUN, None)
+
+    chunks = list(landing_check._rows(engine, landing_check.Scope(task, (RUN,))))
+
+    read = [row.lead_id for chunk in chunks for row in chunk]
+    assert sorted(read) == sorted(mine)  # each once; no other run's, task's, or rejected row
+    assert all(len(chunk) <= 6 for chunk in chunks)  # two batches of three rows at most
+    assert read[-3:] == ["m08", "m09", "m10"]  # the rows in no batch last, in key order
+
+
 # -- what the list read proves, and what it cannot --------------------------------------------
 
 
