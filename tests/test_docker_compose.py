@@ -124,16 +124,31 @@ def test_the_warehouse_seed_command_loads_leads_into_postgresql():
             step()
 
 
-def test_every_airflow_service_maps_as_many_batches_as_make_does():
-    """The map limit bounds how big a window one load takes (README): the compose stack, the
-    Makefile's local Airflow and the distributed tests' stack all ship the same value."""
+# The Airflow settings a load's design needs (README, "How big a window one load takes"):
+# every setup of the project ships them alike.
+DESIGN_SETTINGS = (
+    "AIRFLOW__CORE__MAX_MAP_LENGTH",
+    "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP",
+)
+
+
+@pytest.mark.parametrize("name", DESIGN_SETTINGS)
+def test_every_setup_ships_the_airflow_settings_a_load_needs(name):
+    """The compose stack, the Makefile's local Airflow and the distributed tests' stack (which
+    the end-to-end benchmark uses too) carry the same value, and the README names it."""
+    makefile = (REPO / "Makefile").read_text()
+    (made,) = re.findall(rf"^export {name} := (\d+)$", makefile, re.M)
+    stack = (REPO / "tests" / "distributed" / "stack.py").read_text()
+    assert f'"{name}": "{made}"' in stack
+    for service in ("airflow-scheduler", "airflow-triggerer", "airflow-apiserver"):
+        assert env_of(service)[name] == made, service
+    assert name in (REPO / "README.md").read_text()
+
+
+def test_the_map_limit_takes_a_million_leads_in_one_load():
     makefile = (REPO / "Makefile").read_text()
     (made,) = re.findall(r"^export AIRFLOW__CORE__MAX_MAP_LENGTH := (\d+)$", makefile, re.M)
-    stack = (REPO / "tests" / "distributed" / "stack.py").read_text()
-    assert f'"AIRFLOW__CORE__MAX_MAP_LENGTH": "{made}"' in stack
-    for name in ("airflow-scheduler", "airflow-triggerer", "airflow-apiserver"):
-        assert env_of(name)["AIRFLOW__CORE__MAX_MAP_LENGTH"] == made
-    assert int(made) * 200 >= 1_000_000  # a million-lead window in one load
+    assert int(made) * 200 >= 1_000_000
 
 
 def test_the_run_note_connection_logs_in_as_a_user_whose_password_init_writes(tmp_path):

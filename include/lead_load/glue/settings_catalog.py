@@ -245,6 +245,14 @@ SETTINGS: tuple[Setting, ...] = (
         "default; the project's own setups ship 10000 (README, 'How big a window one load "
         "takes').",
     ),
+    Setting(
+        "triggerer.max_trigger_to_select_per_loop",
+        AIRFLOW_CONFIG,
+        50,
+        "New triggers a triggerer starts per loop: Airflow's default; the project's own "
+        "setups ship 500, so a big load's posts and waits start as fast as the platform "
+        "allows (README, 'How big a window one load takes').",
+    ),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
