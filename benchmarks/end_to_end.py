@@ -24,7 +24,11 @@ first request -> last download. The Airflow overhead per batch is
 plain script does not do. Both must end with every phone in their task exactly once; the
 script fails if not.
 
-    .venv/bin/python benchmarks/end_to_end.py [--leads 40000] [--rps 20]
+    .venv/bin/python benchmarks/end_to_end.py [--leads 40000] [--rps 20] [--set KEY=VALUE ...]
+
+``--set`` overrides an Airflow setting of the stack for this run (an environment variable such
+as ``AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP=50``), to measure an alternative
+beside the setting the project ships.
 
 Needs PostgreSQL (user postgres) and Redis on 127.0.0.1, like the distributed tests; the
 stack lives in test-output/bench-end-to-end and is stopped (databases dropped) at the end.
@@ -289,7 +293,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=40_000)
     parser.add_argument("--rps", type=float, default=20.0)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an Airflow setting of the stack for this run, as an environment variable",
+    )
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.set)
     # A SIGTERM (a CI timeout, say) must still stop every process the stack started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -310,7 +322,7 @@ def main() -> None:
     with SimulatorProcess() as sim:
         # The DAG paces itself at the platform's limit, as a deployment would configure it.
         pacing = {"max_requests_per_second": args.rps}
-        with AirflowStack(WORKDIR, sim, agent_api_extra=pacing) as stack:
+        with AirflowStack(WORKDIR, sim, agent_api_extra=pacing, extra_env=settings) as stack:
             stack_up_s = time.perf_counter() - started
             engine = create_engine(stack.warehouse_url)
             write_leads(engine, leads.frame)
@@ -345,6 +357,7 @@ def main() -> None:
         "batches": batches,
         "batch_size": BATCH_SIZE,
         "rate_limit_rps": args.rps,
+        "settings": settings,
         **results,
         "goal_posting_ratio": GOAL_POSTING_RATIO,
         "goal_wall_ratio": GOAL_WALL_RATIO,
