@@ -2,9 +2,11 @@
 
 `airflow api-server`, `scheduler`, `dag-processor`, `triggerer` and `celery worker`, with
 PostgreSQL as the metadata DB and Redis as the Celery broker, plus the platform simulator and
-a PostgreSQL warehouse. Everything it creates is its own: fresh databases (dropped on stop),
-its own Celery queue in Redis, its own AIRFLOW_HOME, free ports. Every process runs
-in its own process group and is terminated on stop; their logs go to `<workdir>/logs/`.
+a PostgreSQL warehouse. Besides the repo's dags/ it loads the canary DAG (canary_dags/, read
+by canary.py) as a second DAG bundle. Everything it creates is its own: fresh databases
+(dropped on stop), its own Celery queue in Redis, its own AIRFLOW_HOME, free ports. Every
+process runs in its own process group and is terminated on stop; their logs go to
+`<workdir>/logs/`.
 
 Used by the distributed tests, the browser test and the end-to-end benchmark.
 """
@@ -39,6 +41,9 @@ REDIS_URL = "redis://127.0.0.1:6379"
 # other's tasks.
 REDIS_DB = 11
 ADMIN_USER = "admin"
+# A trivial DAG that shows how long Airflow keeps everybody else's DAGs waiting (canary.py);
+# outside dags/ so that no deployment ever sees it.
+CANARY_DAGS = REPO / "tests" / "distributed" / "canary_dags"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
 
 
@@ -61,6 +66,22 @@ def processes_with_home(home: Path) -> list[int]:
             if marker in environ.read_bytes().split(b"\0"):
                 pids.append(int(environ.parent.name))
     return pids
+
+
+def dag_bundles() -> str:
+    """Two local DAG bundles: the repo's dags/ under Airflow's default bundle name, and the
+    canary's folder."""
+    bundles = {"dags-folder": REPO / "dags", "canary": CANARY_DAGS}
+    return json.dumps(
+        [
+            {
+                "name": name,
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(path)},
+            }
+            for name, path in bundles.items()
+        ]
+    )
 
 
 def _create_database(prefix: str) -> str:
@@ -142,6 +163,7 @@ class AirflowStack:
             **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": dag_bundles(),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
