@@ -101,12 +101,14 @@ test: lint
 
 # One after the other, full sizes (about 20 minutes); each prints a BENCH_JSON line.
 # extraction_memory.py needs PostgreSQL on 127.0.0.1:5432 (user postgres); end_to_end.py
-# also Redis on 127.0.0.1:6379 (it starts a distributed Airflow, as the distributed tests do).
+# and shared_airflow.py also Redis on 127.0.0.1:6379 (each starts a distributed Airflow, as the
+# distributed tests do).
 bench: airflow-home
 	$(BIN)/python benchmarks/simulator_throughput.py
 	$(BIN)/python benchmarks/transform_vs_duckdb.py
 	$(BIN)/python benchmarks/extraction_memory.py
 	$(BIN)/python benchmarks/end_to_end.py
+	$(BIN)/python benchmarks/shared_airflow.py
 	$(BIN)/python benchmarks/overlap.py
 
 # The dev lock is resolved and frozen first; the runtime lock is the part of it that
