@@ -99,7 +99,7 @@ test: lint
 	echo "alongside: exit $$other; the rest: exit $$rest"; \
 	test $$rest -eq 0 -a $$other -eq 0
 
-# One after the other, full sizes (about 25 minutes); each prints a BENCH_JSON line.
+# One after the other, full sizes (about 35 minutes); each prints a BENCH_JSON line.
 # extraction_memory.py needs PostgreSQL on 127.0.0.1:5432 (user postgres); end_to_end.py
 # and shared_airflow.py also Redis on 127.0.0.1:6379 (each starts a distributed Airflow, as the
 # distributed tests do).
@@ -107,6 +107,7 @@ bench: airflow-home
 	$(BIN)/python benchmarks/simulator_throughput.py
 	$(BIN)/python benchmarks/transform_vs_duckdb.py
 	$(BIN)/python benchmarks/extraction_memory.py
+	$(BIN)/python benchmarks/ledger_at_scale.py
 	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/shared_airflow.py
 	$(BIN)/python benchmarks/overlap.py

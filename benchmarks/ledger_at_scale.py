@@ -123,7 +123,7 @@ def measure(rows: int) -> dict:
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE lead_load_ledger")
         run_lifecycle.start_run(engine, run_id, task, ("2026-09-01", "2026-09-02"))
-        result: dict = {"rows": rows}
+        result: dict = {"rows": rows, "database": database}
 
         result["plan_s"], plan = _timed(lambda: planning.plan(engine, run_id, task, BATCH))
         result["batches"] = len(plan.batches)

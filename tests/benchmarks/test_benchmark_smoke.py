@@ -108,3 +108,18 @@ def test_overlap_posts_each_phone_once_on_a_small_window_and_drops_its_database(
     with postgres_admin.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [result["database"]])
         assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.postgres
+def test_ledger_at_scale_reads_every_row_once_and_drops_its_database(postgres_admin):
+    """The benchmark itself checks that each read returns every row of its scope once and
+    that every callback was recorded (it fails otherwise)."""
+    result = run_benchmark("ledger_at_scale.py", "--rows", "3000")
+
+    assert result["benchmark"] == "ledger_at_scale"
+    assert (result["rows"], result["batches"]) == (3000, 15)
+    for key in ("plan_s", "landing_read_s", "landing_read_task_s", "settle_one_s"):
+        assert 0 < result[key] < 60, key
+    with postgres_admin.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [result["database"]])
+        assert cursor.fetchone()[0] == 0
