@@ -13,9 +13,6 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 # One run maps one post_batch per batch: 10,000 batches = 2,000,000 leads (README).
 export AIRFLOW__CORE__MAX_MAP_LENGTH := 10000
-# A triggerer starts at most this many new triggers per loop (Airflow's default, 50, held a
-# load's posts and waits to about 8 batches a second; docs/scale.md).
-export AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP := 500
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 

@@ -190,7 +190,6 @@ class AirflowStack:
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
             # As the project ships it (README, "How big a window one load takes").
             "AIRFLOW__CORE__MAX_MAP_LENGTH": "10000",
-            "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": "500",
             "AIRFLOW_CONN_LEAD_WAREHOUSE": self.warehouse_url,
             "AIRFLOW_CONN_AGENT_API_DEFAULT": json.dumps(
                 {
