@@ -171,11 +171,14 @@ def test_a_malformed_window_fails_at_once_with_a_clear_message(lead_load_env):
     assert "set both window_start and window_end" in run[0]["summary"]
 
 
-def test_more_batches_than_max_map_length_fails_up_front_and_sends_nothing(lead_load_env):
+def test_more_batches_than_max_map_length_fails_up_front_and_sends_nothing(
+    sqlite_lead_load_env,
+):
     """1,100 one-row batches exceed Airflow's default limit of 1,024 mapped tasks (in an
     Airflow that did not raise it, as the project's own setups do): the run must stop before
-    posting anything, name the setting, and leave the leads staged."""
-    env = lead_load_env
+    posting anything, name the setting, and leave the leads staged. (The plan's count on each
+    database: tests/include/lead_load/steps/test_plan.py.)"""
+    env = sqlite_lead_load_env
     env.env["AIRFLOW__CORE__MAX_MAP_LENGTH"] = "1024"
     seeded(env, 1100, invalid_share=0, duplicate_share=0)
     result = env.run_dag(batch_size=1)
@@ -196,8 +199,12 @@ def test_more_batches_than_max_map_length_fails_up_front_and_sends_nothing(lead_
     assert env.posts() == []
 
 
-def test_a_running_2_0_task_fails_clearly_then_stop_running_task_loads_it(lead_load_env):
-    env = lead_load_env
+def test_a_running_2_0_task_fails_clearly_then_stop_running_task_loads_it(
+    sqlite_lead_load_env,
+):
+    """The platform's refusal (code 6007) and the stop it allows: nothing here depends on
+    the warehouse's database."""
+    env = sqlite_lead_load_env
     leads = seeded(env, 150)
     env.sim.set_task_status(env.user_id, env.task_id, 2)
 
@@ -213,8 +220,12 @@ def test_a_running_2_0_task_fails_clearly_then_stop_running_task_loads_it(lead_l
     assert any(e["path"].endswith(f"/task_stop/{env.task_id}") for e in env.sim.journal())
 
 
-def test_a_late_callback_is_settled_by_the_next_run_without_sending_again(lead_load_env):
-    env = lead_load_env
+def test_a_late_callback_is_settled_by_the_next_run_without_sending_again(
+    postgres_lead_load_env,
+):
+    """On PostgreSQL, the ledger's real home (settling on each database:
+    tests/include/lead_load/ledger/test_settling.py)."""
+    env = postgres_lead_load_env
     leads = seeded(env, 300)
     env.sim.set_faults(callback_delay=15)
     env.env["LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS"] = "2"
