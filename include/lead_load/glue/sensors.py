@@ -1,5 +1,5 @@
-"""The sensor that waits for one batch's callback and records it (mapped as
-``wait_for_callback``)."""
+"""The sensors that wait for batches' callbacks and record them: ``RunCallbacksSensor``, one
+per run (``wait_for_callbacks``), and ``LedgerCallbackSensor``, one per batch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+from airflow.sdk import BaseSensorOperator, timezone
+from airflow.sdk.exceptions import (
+    AirflowRescheduleException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
 from airflow.triggers.base import StartTriggerArgs
 
 from agent_api.sensors.callback import (
@@ -124,3 +129,82 @@ class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
         from lead_load.glue.batch_steps import record_outcome  # not at DAG parse time
 
         return record_outcome(self.settings, self.hook, outcome)
+
+
+def callbacks_in_triggerer(timeout: timedelta, poll_interval: float) -> StartTriggerArgs:
+    """Start ``RunCallbacksSensor`` in the triggerer: its trigger finds the run from the task
+    instance the triggerer attaches, and ends the task itself when every batch is settled.
+    ``timeout`` is each batch's, from its post; the wait as a whole lasts as long as the
+    posts do, so the deferral has no bound of its own."""
+    return StartTriggerArgs(
+        trigger_cls="lead_load.glue.callbacks_trigger.RunCallbacksTrigger",
+        trigger_kwargs={"timeout": timeout.total_seconds(), "poll_interval": poll_interval},
+        next_method="execute_complete",
+        timeout=None,
+    )
+
+
+class RunCallbacksSensor(StartsInTriggerer, BaseSensorOperator):
+    """Waits for the outcome of every batch of its run, polling each batch's callback by its
+    ``unique_id`` as soon as its post is accepted, and records it in the ledger.
+
+    One task per run beside the mapped posts (``RunCallbacksTrigger`` does the work). With
+    ``start_trigger_args=callbacks_in_triggerer(...)`` and ``start_from_trigger=True`` it
+    starts and ends in the triggerer. On a worker (``airflow dags test`` runs tasks one at a
+    time) it first waits, rescheduled, until every post has finished, then defers.
+    ``callback_timeout`` (seconds) is each batch's; batches past it are given up on for this
+    run and the task skips (``soft_fail``): they stay submitted and the report names them.
+    """
+
+    def __init__(
+        self,
+        *,
+        callback_timeout: float,
+        post_task_id: str = "post_batch",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("soft_fail", True)
+        super().__init__(**kwargs)
+        self.callback_timeout = float(callback_timeout)
+        self.post_task_id = post_task_id
+
+    def poke(self, context: Any) -> bool:
+        """Every post of the run has finished (Airflow's word: no retry is coming)."""
+        from lead_load.glue.callbacks_trigger import _latest_plan, all_posts_finished
+
+        ti = context["ti"]
+        planned = len(_latest_plan(ti.run_id))
+        return all_posts_finished(ti.get_ti_count, ti.dag_id, ti.run_id, self.post_task_id, planned)
+
+    def execute(self, context: Any) -> Any:
+        from lead_load.glue.callbacks_trigger import RunCallbacksTrigger
+
+        if not self.poke(context):
+            raise AirflowRescheduleException(
+                timezone.utcnow() + timedelta(seconds=self.poke_interval)
+            )
+        ti = context["ti"]
+        self.defer(
+            trigger=RunCallbacksTrigger(
+                run_id=ti.run_id,
+                dag_id=ti.dag_id,
+                timeout=self.callback_timeout,
+                poll_interval=self.poke_interval,
+                post_task_id=self.post_task_id,
+                end_task=False,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        if event.get("status") == "error":
+            raise_trigger_error(event)
+        if event.get("status") == "timeout":
+            message = (
+                f"{event.get('message')}: they stay submitted, never sent again before the "
+                "settle period has passed (a later run settles them)"
+            )
+            if self.soft_fail:
+                raise AirflowSkipException(message)
+            raise AirflowSensorTimeout(message)
+        return event.get("summary")

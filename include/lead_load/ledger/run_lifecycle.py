@@ -99,7 +99,7 @@ def run_context(engine: Engine, run_id: str) -> RunContext | None:
 
 def latest_plan(engine: Engine, run_id: str) -> list[dict[str, Any]]:
     """The batches of the run's latest plan (from its first batch number on), in order, with
-    their status; empty when the run has planned nothing yet."""
+    their status and ``unique_id``; empty when the run has planned nothing yet."""
     with engine.connect() as conn:
         first = conn.execute(
             select(runs.c.first_batch_no).where(runs.c.run_id == run_id)
@@ -107,7 +107,7 @@ def latest_plan(engine: Engine, run_id: str) -> list[dict[str, Any]]:
         if first is None:
             return []
         rows = conn.execute(
-            select(batches.c.batch_no, batches.c.rows, batches.c.status)
+            select(batches.c.batch_no, batches.c.rows, batches.c.status, batches.c.unique_id)
             .where(batches.c.run_id == run_id, batches.c.batch_no >= first)
             .order_by(batches.c.batch_no)
         ).all()

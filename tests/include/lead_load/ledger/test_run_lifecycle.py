@@ -77,7 +77,7 @@ def test_the_latest_plan_lists_its_batches_with_their_status(engine):
     staged(engine, "run-1", five_leads())
     planning.plan(engine, "run-1", TASK, batch_size=2)
     assert run_lifecycle.latest_plan(engine, "run-1") == [
-        {"batch_no": 0, "rows": 2, "status": "planned"},
-        {"batch_no": 1, "rows": 2, "status": "planned"},
-        {"batch_no": 2, "rows": 1, "status": "planned"},
+        {"batch_no": 0, "rows": 2, "status": "planned", "unique_id": None},
+        {"batch_no": 1, "rows": 2, "status": "planned", "unique_id": None},
+        {"batch_no": 2, "rows": 1, "status": "planned", "unique_id": None},
     ]
