@@ -7,9 +7,9 @@ bucket answers 429 above ``--rps`` requests/s (default 20) over all platform rou
 - ``DAG``: ``lead_load`` triggered through the REST API of an ``AirflowStack``
   (tests/distributed/stack.py: api-server, scheduler, dag-processor, triggerer and a Celery
   worker with 4 slots, PostgreSQL metadata DB and warehouse). It extracts the leads from
-  the warehouse, stages them in the ledger, posts each batch (``batches.post_batch``) and
-  waits for its callback (``batches.wait_for_callback``; one mapped task group instance per
-  batch), both in the triggerer, with the ``agent_api`` connection's
+  the warehouse, stages them in the ledger, posts each batch (``post_batch``, mapped) while
+  one ``wait_for_callbacks`` per run polls each accepted batch's callback and records it,
+  both in the triggerer, with the ``agent_api`` connection's
   ``max_requests_per_second`` set to ``--rps``, and reports;
 - ``plain``: ``plain_asyncio_loader.py``, the same API rows in the same batches into
   another fresh calling task, every request (posts, polls, downloads) paced by one token
@@ -156,7 +156,7 @@ def _seconds(value: str | None) -> float | None:
 
 
 def ti_timing(tis: list[dict], task_id: str) -> dict:
-    """Medians over the mapped instances of ``task_id``: where each one's time went."""
+    """Medians over the instances of ``task_id`` (mapped or not): where each one's time went."""
     chosen = [ti for ti in tis if ti["task_id"] == task_id]
 
     def median(first: str, last: str) -> float | None:
@@ -201,8 +201,8 @@ def run_dag(stack: AirflowStack, sim: SimulatorProcess, batches: int) -> dict:
         # The run in three parts: resolve/extract/stage/plan, posting, callbacks + report.
         "before_first_post_s": round(post_times[0] - started, 2),
         "after_last_post_s": round(ended - post_times[-1], 2),
-        "post_batch": ti_timing(tis, "batches.post_batch"),
-        "wait_for_callback": ti_timing(tis, "batches.wait_for_callback"),
+        "post_batch": ti_timing(tis, "post_batch"),
+        "wait_for_callbacks": ti_timing(tis, "wait_for_callbacks"),
     }
 
 
@@ -267,7 +267,7 @@ def print_table(results: dict, leads: int, batches: int, rps: float) -> None:
         f"stage, plan), {dag['posting_s']:.1f} s posting, {dag['after_last_post_s']:.1f} s "
         "after the last post (callbacks, report)"
     )
-    for task in ("post_batch", "wait_for_callback"):
+    for task in ("post_batch", "wait_for_callbacks"):
         t = dag[task]
         # Task instances started in the triggerer are never queued for a worker.
         where = (

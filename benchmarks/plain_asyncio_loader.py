@@ -3,7 +3,7 @@
 No Airflow, no ledger, no database. One ``TokenBucket`` paces every request the script sends
 (posts, callback polls, downloads) at ``rps``. The script posts every batch, then polls each
 batch's callback until the platform has processed it and downloads the numbers it imported:
-the platform-side work of the DAG's ``post_batch`` and ``wait_for_callback`` tasks. Polls
+the platform-side work of the DAG's ``post_batch`` and ``wait_for_callbacks`` tasks. Polls
 start after the last post, so the posting phase holds posts only: the fastest a load can
 post at ``rps``. (The DAG's sensors start as soon as their own batch is accepted, so their
 polls overlap the remaining posts.)

@@ -7,10 +7,10 @@ calling task of the platform. The Airflow UI shows times in UTC: the run of 2026
 Asia/Shanghai is listed at 2026-11-24 18:00.
 
 `resolve_settings -> recheck_earlier_batches -> extract_and_stage -> plan_batches ->
-batches (a mapped task group, one per <=200-row batch: post_batch -> wait_for_callback,
-deferrable) -> verify_landing -> report -> publish_imported_leads`. Each batch's callback is
-awaited as soon as its post is accepted: `batches.post_batch[3]` and
-`batches.wait_for_callback[3]` are the same batch.
+post_batch (mapped, one per <=200-row batch) beside wait_for_callbacks (one deferrable
+sensor for the run) -> verify_landing -> report -> publish_imported_leads`. The wait polls
+each batch's callback by its `unique_id` as soon as its post is accepted, and records the
+outcome; a batch's page in **Browse > Lead loads** shows both.
 
 * **Exactly once**: the ledger table (`lead_load_ledger`) stages each valid lead once per
   calling task, and the database allows one active row per phone; retries, re-runs and
@@ -46,12 +46,11 @@ from airflow.sdk import (
     dag,
     get_current_context,
     task,
-    task_group,
 )
 
 from lead_load.glue.notifications import failure_notifiers
 from lead_load.glue.operators import PostBatchOperator, post_in_triggerer
-from lead_load.glue.sensors import LedgerCallbackSensor, wait_in_triggerer
+from lead_load.glue.sensors import RunCallbacksSensor, callbacks_in_triggerer
 from lead_load.glue.settings_catalog import callback_timeout, dag_params, retry_delay
 
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
@@ -260,51 +259,36 @@ def lead_load():
             raise AirflowSkipException("nothing was imported: no imported-leads asset event")
         outlet_events[IMPORTED_LEADS].extra = asset_extra(summary)
 
-    @task_group(group_id="batches")
-    def load_batch(batch: dict) -> None:
-        """One planned batch: post it, then wait for its callback and record the outcome.
-
-        A mapped task group, so that ``wait_for_callback[i]`` starts as soon as
-        ``post_batch[i]`` is accepted, while other batches are still being posted (no barrier
-        behind the last post), and both carry the same map index: the batch's position in
-        the plan. Both start in the triggerer (docs/throughput.md).
-        """
-        posted = PostBatchOperator(
-            task_id="post_batch",
-            settings=settings,
-            batch=batch,
-            pool=AGENT_API_POOL,
-            retries=3,
-            start_from_trigger=True,
-            start_trigger_args=post_in_triggerer(),
-            map_index_template="batch {{ task.batch.batch_no }} ({{ task.batch.rows }} "
-            "row{{ '' if task.batch.rows == 1 else 's' }})",
-        )
-        waited = LedgerCallbackSensor(
-            task_id="wait_for_callback",
-            settings=settings,
-            batch=batch,
-            deferrable=True,
-            start_from_trigger=True,
-            start_trigger_args=wait_in_triggerer(CALLBACK_TIMEOUT, POLL_INTERVAL_SECONDS),
-            poll_interval=POLL_INTERVAL_SECONDS,
-            timeout=CALLBACK_TIMEOUT.total_seconds(),
-            soft_fail=True,
-            map_index_template="batch {{ task.batch.batch_no }} ({{ task.batch.rows }} "
-            "row{{ '' if task.batch.rows == 1 else 's' }})",
-        )
-        posted >> waited
-
     settings = resolve_settings()
     recheck = recheck_earlier_batches(settings)
     staged = extract_and_stage(settings)
     planned = plan_batches(settings)
-    batches = load_batch.expand(batch=planned)
+    # One mapped post per batch; both start in the triggerer (docs/throughput.md).
+    posted = PostBatchOperator.partial(
+        task_id="post_batch",
+        settings=settings,
+        pool=AGENT_API_POOL,
+        retries=3,
+        start_from_trigger=True,
+        start_trigger_args=post_in_triggerer(),
+        map_index_template="batch {{ task.batch.batch_no }} ({{ task.batch.rows }} "
+        "row{{ '' if task.batch.rows == 1 else 's' }})",
+    ).expand(batch=planned)
+    # One wait for the whole run beside the posts: it polls each batch's callback as soon as
+    # the batch's post is accepted (no barrier behind the last post), and the scheduler has
+    # one waiting task per run to check, not one per batch (docs/scale.md).
+    waited = RunCallbacksSensor(
+        task_id="wait_for_callbacks",
+        callback_timeout=CALLBACK_TIMEOUT.total_seconds(),
+        poke_interval=POLL_INTERVAL_SECONDS,
+        start_from_trigger=True,
+        start_trigger_args=callbacks_in_triggerer(CALLBACK_TIMEOUT, POLL_INTERVAL_SECONDS),
+    )
     landing = verify_landing(settings)
     publish_imported_leads(report(settings, staged, landing))
 
-    recheck >> staged >> planned
-    batches >> landing
+    recheck >> staged >> planned >> waited
+    [posted, waited] >> landing
 
 
 lead_load()

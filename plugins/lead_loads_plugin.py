@@ -4,7 +4,7 @@ The only file of the page that Airflow's plugin loader imports (``lead_loads/`` 
 .airflowignore: the loader would import each of its modules again as a top-level module
 named after its file). The api-server mounts the app under ``/lead-loads``; the UI shows it
 as a top-level menu entry, as a tab of each DAG run (``{RUN_ID}``) and as a tab of each task
-instance (``{MAP_INDEX}``: a batch of ``batches.post_batch``).
+instance (``{MAP_INDEX}``: a batch of ``post_batch``).
 """
 
 from __future__ import annotations

@@ -19,8 +19,10 @@ from lead_load.core.run_settings import RunSettings
 from lead_load.core.window import parse_time
 
 DAG_ID = "lead_load"
-# The mapped tasks of one batch: both carry the batch's position in the plan as map index.
-BATCH_TASK_IDS = ("batches.post_batch", "batches.wait_for_callback")
+# The mapped task of one batch: its map index is the batch's position in the plan. Runs made
+# before the run-wide wait mapped a task group, whose two tasks still open the batch tab.
+BATCH_TASK_ID = "post_batch"
+BATCH_TASK_IDS = (BATCH_TASK_ID, "batches.post_batch", "batches.wait_for_callback")
 # The figures of each run on the list of loads (the run's tab shows every one).
 LIST_FIGURES = (
     "extracted",
@@ -105,9 +107,7 @@ def duration(start: datetime | None, end: datetime | None, now: datetime | None 
 # -- what the page says of a request it cannot answer ------------------------------------
 
 BATCH_TAB = (
-    "This tab shows one batch of lead_load: open it on a mapped instance of "
-    + " or ".join(BATCH_TASK_IDS)
-    + "."
+    f"This tab shows one batch of lead_load: open it on a mapped instance of {BATCH_TASK_ID}."
 )
 _MAP_INDEX = re.compile(r"[0-9]{1,9}")
 

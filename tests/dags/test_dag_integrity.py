@@ -108,25 +108,32 @@ def test_lead_load_posts_and_waits_in_the_triggerer_as_the_scheduler_sees_it(
 
     serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag_bag.dags["lead_load"]))
     expected = {
-        "batches.post_batch": "lead_load.glue.triggers.PostBatchTrigger",
-        "batches.wait_for_callback": "lead_load.glue.triggers.LedgerCallbackTrigger",
+        "post_batch": "lead_load.glue.triggers.PostBatchTrigger",
+        "wait_for_callbacks": "lead_load.glue.callbacks_trigger.RunCallbacksTrigger",
     }
     for task_id, trigger_cls in expected.items():
         task = serialized.get_task(task_id)
         assert task.start_from_trigger is True, task_id
         assert task.start_trigger_args.trigger_cls == trigger_cls
         assert task.start_trigger_args.next_method == "execute_complete"
-    # One mapped group per batch: a batch's wait follows its own post, not the last post.
-    wait = serialized.get_task("batches.wait_for_callback")
-    assert wait.upstream_task_ids == {"batches.post_batch", "plan_batches", "resolve_settings"}
-    # Both find their batch in the ledger from their own run and map index: nothing for
+    # One wait for the whole run, beside the posts (not behind the last of them), and one
+    # post per batch: the scheduler has one waiting task per run to check.
+    wait = serialized.get_task("wait_for_callbacks")
+    assert wait.upstream_task_ids == {"plan_batches"}
+    assert not hasattr(wait, "expand_input")
+    assert serialized.get_task("post_batch").upstream_task_ids == {
+        "plan_batches",
+        "resolve_settings",
+    }
+    # Both find their work in the ledger from their own run (and map index): nothing for
     # the triggerer to render, so no XCom request through its supervisor per batch.
     for task_id in expected:
         kwargs = serialized.get_task(task_id).start_trigger_args.trigger_kwargs
         assert "{{" not in str(kwargs), (task_id, kwargs)
     assert serialized.get_task("verify_landing").upstream_task_ids == {
         "resolve_settings",
-        "batches.wait_for_callback",
+        "post_batch",
+        "wait_for_callbacks",
     }
 
 

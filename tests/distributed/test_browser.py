@@ -110,8 +110,9 @@ def test_trigger_lead_load_from_the_ui_and_see_it_succeed(airflow_stack, browser
         page.goto(f"{stack.base_url}/dags/lead_load/runs/{run_id}")
         page.get_by_text("Success").first.wait_for()
         page.goto(f"{stack.base_url}/dags/lead_load")
-        # The grid shows the batches' mapped task group (post_batch -> wait_for_callback).
-        page.get_by_text("batches").first.wait_for()
+        # The grid shows the mapped posts and the run's one wait beside them.
+        page.get_by_text("post_batch").first.wait_for()
+        page.get_by_text("wait_for_callbacks").first.wait_for()
         page.screenshot(path=str(screenshots / "lead_load_grid.png"), full_page=True)
 
         _lead_loads_pages(page, stack, run_id, leads, screenshots)
@@ -156,7 +157,7 @@ def _lead_loads_pages(page, stack, run_id: str, leads, screenshots: Path) -> Non
     page.screenshot(path=str(screenshots / "lead_loads_run.png"), full_page=True)
 
     # A batch's tab on post_batch's first task instance: the plan's first batch.
-    page.goto(f"{run_path}/tasks/batches.post_batch/mapped/0/plugin/lead-batch")
+    page.goto(f"{run_path}/tasks/post_batch/mapped/0/plugin/lead-batch")
     frame = page.frame_locator("iframe")
     frame.locator("#batch").wait_for()
     first = batches[0]

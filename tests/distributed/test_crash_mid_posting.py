@@ -108,9 +108,7 @@ def test_the_triggerer_killed_mid_posting_loads_every_lead_exactly_once(airflow_
 
     # The kill cut posts off: their batches were found in the task, not posted blindly again.
     run_logs = stack.logs / "tasks" / "dag_id=lead_load" / f"run_id={run_id}"
-    trigger_logs = [
-        p.read_text() for p in run_logs.glob("task_id=batches.post_batch/*/*.trigger.*.log")
-    ]
+    trigger_logs = [p.read_text() for p in run_logs.glob("task_id=post_batch/*/*.trigger.*.log")]
     assert any("was interrupted while posting" in log for log in trigger_logs)
 
     # Every valid lead exactly once in the task, with its lead id.

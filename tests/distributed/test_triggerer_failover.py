@@ -113,7 +113,7 @@ def _posting(stack, run_id: str, task_id: str) -> dict[int, tuple[int, str]]:
     return {
         ti["map_index"]: (ti["trigger"]["triggerer_id"], kinds[batch_of[ti["map_index"]]])
         for ti in stack.task_instances(run_id)
-        if ti["task_id"] == "batches.post_batch"
+        if ti["task_id"] == "post_batch"
         and ti["trigger"]
         and batch_of.get(ti["map_index"]) in kinds
     }
@@ -215,7 +215,7 @@ def test_a_frozen_triggerer_whose_posts_another_adopted_posts_no_phone_twice(air
             tis = [
                 ti
                 for ti in stack.task_instances(run_id)
-                if ti["task_id"] == "batches.post_batch" and ti["map_index"] in frozen_posts
+                if ti["task_id"] == "post_batch" and ti["map_index"] in frozen_posts
             ]
             adopted = all(
                 ti["trigger"] is None or ti["trigger"]["triggerer_id"] == adopter for ti in tis
@@ -245,13 +245,7 @@ def test_a_frozen_triggerer_whose_posts_another_adopted_posts_no_phone_twice(air
     assert run["state"] == "success", stack.explain(run_id)
 
     # Both triggerers ran the frozen one's post steps.
-    run_logs = (
-        stack.logs
-        / "tasks"
-        / "dag_id=lead_load"
-        / f"run_id={run_id}"
-        / "task_id=batches.post_batch"
-    )
+    run_logs = stack.logs / "tasks" / "dag_id=lead_load" / f"run_id={run_id}" / "task_id=post_batch"
     for index in frozen_posts:
         folder = run_logs / f"map_index={index}"
         assert list(folder.glob(f"attempt=*.log.trigger.{frozen}.log")), folder

@@ -202,7 +202,7 @@ SETTINGS: tuple[Setting, ...] = (
     _connection_setting("backoff_max_seconds", "Cap of one retry delay."),
     _connection_setting(
         "lost_answer_grace_seconds",
-        "Wait before wait_for_callback first looks for a batch whose post's answer was lost "
+        "Wait before wait_for_callbacks first looks for a batch whose post's answer was lost "
         "in the calling task's number list (nothing is ever posted again within the run).",
     ),
     _connection_setting(
@@ -213,7 +213,7 @@ SETTINGS: tuple[Setting, ...] = (
         "LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS",
         ENVIRONMENT,
         30 * 60,
-        "How long wait_for_callback waits for one batch's callback before it gives up "
+        "How long wait_for_callbacks waits for one batch's callback before it gives up "
         "(the next run re-checks the batch).",
     ),
     Setting(

@@ -168,7 +168,7 @@ def _post_claimed(
             log.error("%s", lost)
             return LeaseHeld(LEASE_POLL_SECONDS, "another process")
         log.warning(
-            "Batch %d: %s. Its %d rows are kept as maybe accepted: wait_for_callback looks "
+            "Batch %d: %s. Its %d rows are kept as maybe accepted: wait_for_callbacks looks "
             "for them in the calling task's number list",
             lease.batch_no,
             message,

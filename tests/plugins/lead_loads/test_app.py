@@ -429,7 +429,8 @@ def test_a_lead_id_search_says_when_the_ledger_knows_no_such_lead(reader, ledger
         ("{MAP_INDEX}", "report", "report is not a batch"),
         ("-1", "extract_and_stage", "extract_and_stage is not a batch"),
         ("0", "report", "report is not a batch"),
-        ("-1", "batches.post_batch", "batches.post_batch without a map index is not a batch"),
+        ("-1", "post_batch", "post_batch without a map index is not a batch"),
+        ("-1", "wait_for_callbacks", "wait_for_callbacks is not a batch"),
         ("x1", None, "This task instance without a map index is not a batch"),
     ],
 )
@@ -442,8 +443,7 @@ def test_the_batch_tab_on_a_task_that_is_no_batch_says_what_it_is_for(
     assert answer.headers["content-type"].startswith("text/html")
     text = re.sub(r"\s+", " ", html)
     assert (
-        "This tab shows one batch of lead_load: open it on a mapped instance of "
-        "batches.post_batch or batches.wait_for_callback."
+        "This tab shows one batch of lead_load: open it on a mapped instance of post_batch."
     ) in text
     assert f"{said}; the run's figures are on its Lead load tab." in text.replace("&#39;", "'")
     assert '<a href="/lead-loads/runs/run-1" id="run-link">' in html
@@ -483,7 +483,7 @@ def test_tabs_of_other_dags_say_so(reader, ledger):
 def test_a_map_index_without_a_plan_in_airflow_is_not_guessed(reader, ledger):
     answer = reader.get(
         "/lead-loads/runs/run-1/map-index/0",
-        params={"dag_id": "lead_load", "task_id": "batches.post_batch"},
+        params={"dag_id": "lead_load", "task_id": "post_batch"},
     )
     assert answer.status_code == 404 and "no plan of this run" in answer.text
 

@@ -109,10 +109,7 @@ def test_a_map_index_is_read_from_text():
 
 
 def test_the_batch_tab_says_what_it_is_for():
-    purpose = (
-        "This tab shows one batch of lead_load: open it on a mapped instance of "
-        "batches.post_batch or batches.wait_for_callback."
-    )
+    purpose = "This tab shows one batch of lead_load: open it on a mapped instance of post_batch."
     assert views.not_a_batch("lead_load", "report") == (
         f"{purpose} report is not a batch; the run's figures are on its Lead load tab."
     )

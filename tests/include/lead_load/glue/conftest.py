@@ -80,7 +80,7 @@ def as_the_triggerer_starts_it(trigger, map_index: int, try_number: int = 1):
     run, the map index, the try); returns the trigger."""
     trigger.task_instance = SimpleNamespace(
         dag_id="lead_load",
-        task_id="batches.post_batch",
+        task_id="post_batch",
         run_id=RUN,
         map_index=map_index,
         try_number=try_number,
