@@ -76,25 +76,34 @@ up: airflow-home
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Two pytest processes side by side: "alongside" (tests/distributed, each test on an
-# Airflow stack of its own, and the overlapping-runs tests) and the rest of the suite, each
-# with an Airflow home and metadata DB of its own. Most of both is waiting on Airflow's loops
-# and the simulator's delays, so together they take about as long as the longer one. The
-# alongside output follows when both have ended (`tail -f test-output/alongside.log` shows
-# it meanwhile).
+# Three pytest processes side by side, each with an Airflow home and metadata DB of its own:
+# "alongside" (tests/distributed, each test on an Airflow stack of its own, and the
+# overlapping-runs tests), "dags" (the end-to-end, reliability and warehouse-matrix DAG runs under
+# `airflow dags test`) and the rest of the suite, which the split keeps about as long as dags.
+# Most of the first two is waiting on Airflow's loops and the simulator's delays, so together
+# they take about as long as the longest one. The outputs of alongside and dags follow when all
+# have ended (`tail -f test-output/alongside.log` or `test-output/dags.log` shows them meanwhile).
 ALONGSIDE := tests/distributed tests/dags/test_overlapping_runs.py
+DAG_RUNS := tests/dags/test_lead_load_e2e.py tests/dags/test_lead_load_reliability.py \
+	tests/dags/test_warehouse_matrix.py
 
 test: lint
 	@mkdir -p test-output
 	@LEAD_LOAD_TEST_AIRFLOW_HOME=$(AIRFLOW_HOME)/tests-alongside \
 	$(BIN)/pytest -p no:cacheprovider $(ALONGSIDE) > test-output/alongside.log 2>&1 & \
 	alongside=$$!; \
-	$(BIN)/pytest $(foreach path,$(ALONGSIDE),--ignore=$(path)); rest=$$?; \
+	LEAD_LOAD_TEST_AIRFLOW_HOME=$(AIRFLOW_HOME)/tests-dags \
+	$(BIN)/pytest -p no:cacheprovider $(DAG_RUNS) > test-output/dags.log 2>&1 & \
+	dags=$$!; \
+	$(BIN)/pytest $(foreach path,$(ALONGSIDE) $(DAG_RUNS),--ignore=$(path)); rest=$$?; \
+	wait $$dags; dag_runs=$$?; \
 	wait $$alongside; other=$$?; \
+	echo; echo "===== $(DAG_RUNS) (ran alongside; test-output/dags.log) ====="; \
+	cat test-output/dags.log; \
 	echo; echo "===== $(ALONGSIDE) (ran alongside; test-output/alongside.log) ====="; \
 	cat test-output/alongside.log; \
-	echo "alongside: exit $$other; the rest: exit $$rest"; \
-	test $$rest -eq 0 -a $$other -eq 0
+	echo "alongside: exit $$other; dags: exit $$dag_runs; the rest: exit $$rest"; \
+	test $$rest -eq 0 -a $$dag_runs -eq 0 -a $$other -eq 0
 
 # One after the other, full sizes (about 35 minutes); each prints a BENCH_JSON line.
 # extraction_memory.py needs PostgreSQL on 127.0.0.1:5432 (user postgres); end_to_end.py

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# A second pytest process beside the first (make test) gets a home, and so a SQLite metadata
-# DB, of its own: two processes migrating and writing one SQLite file would lock each other.
+# Each pytest process beside the first (make test runs three) gets a home, and so a SQLite
+# metadata DB, of its own: two processes migrating and writing one SQLite file would lock each
+# other.
 TEST_AIRFLOW_HOME = Path(
     os.environ.get("LEAD_LOAD_TEST_AIRFLOW_HOME") or REPO / ".airflow" / "tests"
 )
