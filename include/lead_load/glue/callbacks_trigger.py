@@ -43,14 +43,15 @@ PROGRESS_EVERY_SECONDS = 30.0
 
 
 def _run_settings(run_id: str) -> dict[str, Any]:
-    context = run_lifecycle.run_context(shared_engine_for(ledger_conn_id()), run_id)
-    if context is None:
+    """The run's settings from the ledger (a run whose plan is empty has them too)."""
+    settings = run_lifecycle.run_settings(shared_engine_for(ledger_conn_id()), run_id)
+    if settings is None:
         raise AirflowFailException(
-            f"run {run_id} has no settings or no plan in the ledger of connection "
-            f"{ledger_conn_id()!r}: plan_batches writes them there; clear the run to start it "
-            "again"
+            f"run {run_id} has no settings in the ledger of connection {ledger_conn_id()!r}: "
+            "recheck_earlier_batches writes them there; was the Variable "
+            "lead_load_ledger_conn_id changed during the run? Clear the run to start it again"
         )
-    return context.settings
+    return settings
 
 
 def all_posts_finished(

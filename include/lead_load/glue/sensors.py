@@ -196,15 +196,28 @@ class RunCallbacksSensor(StartsInTriggerer, BaseSensorOperator):
             method_name="execute_complete",
         )
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        if event.get("status") == "error":
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any
+    ) -> Any:
+        # ``soft_fail`` is for callbacks that never came. Airflow's sensor would also skip on
+        # an error (a poll refused for good, a ledger that went away), leaving batches
+        # unrecorded with no retry: such an error is raised here, past the skip. And its
+        # skip would say only "soft_fail": a timeout says here which batches it gave up on.
+        event = (next_kwargs or {}).get("event")
+        if isinstance(event, dict) and event.get("status") == "error":
             raise_trigger_error(event)
-        if event.get("status") == "timeout":
+        if isinstance(event, dict) and event.get("status") == "timeout":
             message = (
                 f"{event.get('message')}: they stay submitted, never sent again before the "
                 "settle period has passed (a later run settles them)"
             )
+            self.log.warning("%s", message)
             if self.soft_fail:
                 raise AirflowSkipException(message)
             raise AirflowSensorTimeout(message)
+        return super().resume_execution(next_method, next_kwargs, context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """The counts of a wait that ended well (errors and timeouts end in
+        ``resume_execution``)."""
         return event.get("summary")

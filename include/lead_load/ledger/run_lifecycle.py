@@ -97,6 +97,15 @@ def run_context(engine: Engine, run_id: str) -> RunContext | None:
     return RunContext(json.loads(row.settings), int(row.first_batch_no))
 
 
+def run_settings(engine: Engine, run_id: str) -> dict[str, Any] | None:
+    """The run's settings, as its first task recorded them; None before that."""
+    with engine.connect() as conn:
+        text = conn.execute(
+            select(runs.c.settings).where(runs.c.run_id == run_id)
+        ).scalar_one_or_none()
+    return None if text is None else json.loads(text)
+
+
 def latest_plan(engine: Engine, run_id: str) -> list[dict[str, Any]]:
     """The batches of the run's latest plan (from its first batch number on), in order, with
     their status and ``unique_id``; empty when the run has planned nothing yet."""

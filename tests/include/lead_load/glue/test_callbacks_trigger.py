@@ -191,3 +191,18 @@ def test_the_triggerer_imports_it_without_the_dags_folder(tmp_path):
         "lead_load.glue.callbacks_trigger.RunCallbacksTrigger", tmp_path
     )
     assert path.endswith("lead_load/glue/callbacks_trigger.py")
+
+
+def test_a_run_with_nothing_planned_ends_at_once(ledger_env, account):
+    """A window with no new lead: the run has settings in the ledger but no plan."""
+    from lead_load.ledger import run_lifecycle
+
+    engine, settings, _, _ = ledger_env
+    window = (settings["window_start"], settings["window_end"])
+    empty = {**settings, "run_id": "run-empty"}
+    run_lifecycle.start_run(engine, "run-empty", account.task_id, window, settings=empty)
+
+    (event,) = events_of(waiter(run_id="run-empty"))
+
+    assert event.xcoms["return_value"]["batches"] == 0
+    assert account.posts() == []
