@@ -154,9 +154,13 @@ class SimulatorProcess:
 
     # --- admin routes ---------------------------------------------------------------------
 
-    def _admin(self, method: str, path: str, payload=None, **params):
+    def _admin(self, method: str, path: str, payload=None, timeout: float = 10, **params):
         response = self.session.request(
-            method, f"{self.base_url}/_sim{path}", json=payload, params=params or None, timeout=10
+            method,
+            f"{self.base_url}/_sim{path}",
+            json=payload,
+            params=params or None,
+            timeout=timeout,
         )
         if not response.ok:
             raise RuntimeError(f"{method} /_sim{path} -> {response.status_code}: {response.text}")
@@ -193,7 +197,9 @@ class SimulatorProcess:
         return self._admin("PUT", f"/users/{user_id}/template", components)
 
     def task_numbers(self, user_id: str, task_id: str) -> list[dict]:
-        return self._admin("GET", f"/users/{user_id}/tasks/{task_id}/numbers")["numbers"]
+        # A million numbers take the simulator longer than any other admin answer.
+        path = f"/users/{user_id}/tasks/{task_id}/numbers"
+        return self._admin("GET", path, timeout=300)["numbers"]
 
     def batches(self) -> list[dict]:
         return self._admin("GET", "/batches")
