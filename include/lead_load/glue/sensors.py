@@ -20,7 +20,7 @@ from agent_api.sensors.callback import (
     AgentApiCallbackSensor,
     BatchOutcome,
 )
-from lead_load.glue.start_in_triggerer import StartsInTriggerer, raise_trigger_error
+from lead_load.glue.start_in_triggerer import StartsInTriggerer, resumed_event
 
 
 def wait_in_triggerer(timeout: timedelta, poll_interval: float) -> StartTriggerArgs:
@@ -63,13 +63,7 @@ class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any
     ) -> Any:
-        # ``soft_fail`` is for a callback that never came: the batch stays submitted and the
-        # next run re-checks it. Airflow's sensor would also skip on an error while waiting
-        # or recording (a download refused with 429, a ledger that went away), which left
-        # the batch unrecorded with no retry: such an error is raised here, past the skip.
-        event = (next_kwargs or {}).get("event")
-        if isinstance(event, dict) and event.get("status") == "error":
-            raise_trigger_error(event)
+        resumed_event(next_kwargs)  # an error fails the try, past soft_fail
         return super().resume_execution(next_method, next_kwargs, context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
@@ -199,14 +193,9 @@ class RunCallbacksSensor(StartsInTriggerer, BaseSensorOperator):
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any
     ) -> Any:
-        # ``soft_fail`` is for callbacks that never came. Airflow's sensor would also skip on
-        # an error (a poll refused for good, a ledger that went away), leaving batches
-        # unrecorded with no retry: such an error is raised here, past the skip. And its
-        # skip would say only "soft_fail": a timeout says here which batches it gave up on.
-        event = (next_kwargs or {}).get("event")
-        if isinstance(event, dict) and event.get("status") == "error":
-            raise_trigger_error(event)
-        if isinstance(event, dict) and event.get("status") == "timeout":
+        event = resumed_event(next_kwargs)  # an error fails the try, past soft_fail
+        # Airflow's skip would say only "soft_fail": a timeout says which batches it gave up on.
+        if event is not None and event.get("status") == "timeout":
             message = (
                 f"{event.get('message')}: they stay submitted, never sent again before the "
                 "settle period has passed (a later run settles them)"

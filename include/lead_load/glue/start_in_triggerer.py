@@ -32,6 +32,22 @@ def raise_trigger_error(event: dict[str, Any]) -> NoReturn:
     raise AirflowFailException(message)
 
 
+def resumed_event(next_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The event a trigger resumed a sensor with; an error event is raised here.
+
+    Airflow's sensor turns any error into a skip under ``soft_fail``, which is for outcomes
+    that never came (the next run re-checks those batches). An error while waiting or
+    recording (a download refused with 429, a ledger that went away) would then leave
+    batches unrecorded with no retry, so a sensor's ``resume_execution`` calls this first.
+    """
+    event = (next_kwargs or {}).get("event")
+    if not isinstance(event, dict):
+        return None
+    if event.get("status") == "error":
+        raise_trigger_error(event)
+    return event
+
+
 class StartsInTriggerer(BaseOperator):
     """Takes ``start_from_trigger`` and ``start_trigger_args`` as arguments, mapped or not.
 
