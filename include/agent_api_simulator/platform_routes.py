@@ -177,19 +177,11 @@ async def task_numbers(request: web.Request) -> web.Response:
     start = time_param(query, "start_at")
     end = time_param(query, "end_at")
 
-    numbers = task.numbers
-    if statuses or start is not None or end is not None:
-        # Every imported number has the same status (see assumptions).
-        if statuses and assumed.NUMBER_STATUS_IMPORTED not in statuses:
-            numbers = []
-        numbers = [
-            n
-            for n in numbers
-            if (start is None or int(n.imported_at) >= start)
-            and (end is None or int(n.imported_at) <= end)
-        ]
-    total = len(numbers)
-    first = (page - 1) * per_page
+    first, stop = task.imported_between(start, end)
+    if statuses and assumed.NUMBER_STATUS_IMPORTED not in statuses:
+        first = stop  # every imported number has the same status (see assumptions)
+    total = stop - first
+    offset = first + (page - 1) * per_page
     items = [
         {
             "phone": n.phone,
@@ -199,7 +191,7 @@ async def task_numbers(request: web.Request) -> web.Response:
             "status": assumed.NUMBER_STATUS_IMPORTED,
             "created_at": platform_time(n.imported_at),
         }
-        for n in numbers[first : first + per_page]
+        for n in task.numbers[offset : min(stop, offset + per_page)]
     ]
     if items and asked_page == faults.empty_page_at:
         # A page that comes back empty although rows remain: not the end of the list.

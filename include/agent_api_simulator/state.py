@@ -2,6 +2,7 @@
 
 import time
 import uuid
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,6 +17,10 @@ def platform_time(epoch: float) -> str:
 def iso_time(epoch: float) -> str:
     """Precise timestamp for admin views, where tests compare delays."""
     return datetime.fromtimestamp(epoch, assumed.PLATFORM_TZ).isoformat(timespec="milliseconds")
+
+
+def _imported_second(number: "ImportedNumber") -> int:
+    return int(number.imported_at)
 
 
 class ImportedNumber:
@@ -41,6 +46,16 @@ class Task:
     # Insertion order is the listing order; the set makes the duplicate check O(1).
     numbers: list[ImportedNumber] = field(default_factory=list)
     phones: set[str] = field(default_factory=set)
+
+    def imported_between(self, start: int | None, end: int | None) -> tuple[int, int]:
+        """The slice ``[first, stop)`` of ``numbers`` imported within the epoch seconds
+        ``[start, end]``. Imports only append, at times that never go back (see
+        ``processing.import_batch``), so a binary search finds it: a platform holding a
+        million numbers answers each page of a bounded read without scanning them all."""
+        second = _imported_second
+        first = 0 if start is None else bisect_left(self.numbers, start, key=second)
+        stop = len(self.numbers) if end is None else bisect_right(self.numbers, end, key=second)
+        return first, max(first, stop)
 
     def describe(self) -> dict:
         return {

@@ -292,6 +292,27 @@ def test_numbers_time_filter(sim_env):
     assert both["total"] == 2
 
 
+def test_numbers_time_filter_pages_within_the_window(sim_env):
+    """A bounded read pages through the window's numbers only: totals, page fields and rows
+    are those of the window, whatever was imported before and after it."""
+    groups = []
+    for first in (100, 200, 300):
+        phones = [f"1350000{first + i:04d}" for i in range(5)]
+        sim_env.accepted_unique_id(sim_env.rows(*phones))
+        sim_env.sim.process()
+        groups.append(phones)
+        time.sleep(1.05)  # the filter has one-second resolution
+    created = [number_page(sim_env, per_page=1000)["data"][i]["created_at"] for i in (0, 5, 10)]
+    assert len(set(created)) == 3
+    window = {"start_at": created[1], "end_at": created[1], "per_page": 2}
+    pages = [number_page(sim_env, page=page, **window) for page in (1, 2, 3, 4)]
+    assert [n["phone"] for page in pages for n in page["data"]] == groups[1]
+    assert [len(page["data"]) for page in pages] == [2, 2, 1, 0]
+    assert {(page["total"], page["last_page"]) for page in pages} == {(5, 3)}
+    from_middle = number_page(sim_env, start_at=created[1], per_page=1000)
+    assert [n["phone"] for n in from_middle["data"]] == groups[1] + groups[2]
+
+
 # --- number list faults: a capped per_page, an empty page in the middle ----------------------
 
 
@@ -343,3 +364,26 @@ def test_page_faults_are_off_by_default_and_take_positive_integers(sim_env):
         response = sim_env.request("PUT", "/_sim/faults", token=None, json=bad)
         assert response.status_code == 400, bad
         assert "positive integer" in response.json()["error"]
+
+
+# --- the list's time order, which bounded reads rely on ------------------------------------
+
+
+def test_imports_never_go_back_in_time_and_bounded_reads_find_them_by_bisection(monkeypatch):
+    from agent_api_simulator import processing
+    from agent_api_simulator.state import Batch, SimState, Task, User
+
+    state = SimState()
+    task = Task("t", "u", "name", 2, 0, None)
+    state.users["u"] = User("u", tasks={"t": task})
+    clock = iter([1000.4, 1000.9, 999.0, 1002.0])  # the host clock steps back once
+    monkeypatch.setattr(processing.time, "time", lambda: next(clock))
+    for phone in ("13500000001", "13500000002", "13500000003", "13500000004"):
+        batch = Batch("b-" + phone, "u", "t", None, [{"phone": phone}], False, 0.0, 0.0)
+        processing.import_batch(state, batch)
+    assert [n.imported_at for n in task.numbers] == [1000.4, 1000.9, 1000.9, 1002.0]
+    assert task.imported_between(None, None) == (0, 4)
+    assert task.imported_between(1000, 1000) == (0, 3)
+    assert task.imported_between(1001, None) == (3, 4)
+    assert task.imported_between(None, 999) == (0, 0)
+    assert task.imported_between(1003, 1005) == (4, 4)
