@@ -64,7 +64,10 @@ class CallbackWatch:
             if status in _NOT_POSTED_YET:
                 self.posts_outstanding += 1
             elif status == BatchStatus.SUBMITTED:
-                if batch_no not in self.waiting and batch_no not in self.timed_out:
+                # A read older than this watch's own recording still says submitted: the
+                # batch is not watched again (its recording would only find it settled).
+                known = batch_no in self.waiting or batch_no in self.timed_out
+                if not known and batch_no not in self.settled:
                     self._join(batch_no, batch.get("unique_id") or None, now)
             elif batch_no not in self.settled:  # processed or carried over, not by this watch
                 self.waiting.pop(batch_no, None)

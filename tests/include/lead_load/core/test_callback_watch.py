@@ -89,3 +89,13 @@ def test_the_sleep_ends_at_the_next_look_or_deadline_and_never_after_the_longest
     w.looked(batch, 0)  # next look at 2, deadline at 3
     assert w.seconds_to_next_look(0.5, longest=10) == 1.5
     assert w.seconds_to_next_look(5, longest=10) == 0
+
+
+def test_a_batch_this_watch_settled_does_not_rejoin_from_a_plan_read_before_its_recording():
+    w = watch()
+    w.update(plan("submitted", "submitted"), now=0)
+    first, _ = w.due(0)
+    w.settle(first, {"imported": 200})
+    w.update(plan("submitted", "submitted"), now=1)  # read before the recording committed
+    assert [b.batch_no for b in w.due(1)] == [1]
+    assert w.summary()["recorded"] == 1 and w.summary()["imported"] == 200
