@@ -17,6 +17,12 @@ scheduler's loop durations over the same two periods, from its own per-loop time
 idle and during the load.
 
     .venv/bin/python benchmarks/shared_airflow.py [--leads 40000] [--rps 20] [--every 10]
+        [--plain] [--set AIRFLOW__SECTION__KEY=VALUE ...]
+
+``--plain`` then runs ``plain_asyncio_loader.py`` on the same rows at the same rate into
+another calling task of the same simulator, as ``end_to_end.py`` does, so that one run (a
+million leads take about half an hour) gives the wall ratio DAG / plain beside the canaries.
+``--set`` passes an Airflow setting to every process of the stack, as in ``end_to_end.py``.
 
 Needs PostgreSQL (user postgres) and Redis on 127.0.0.1, like the distributed tests; the
 stack lives in test-output/bench-shared-airflow and is stopped (databases dropped) at the end.
@@ -36,12 +42,14 @@ import sys
 import time
 from pathlib import Path
 
+import plain_asyncio_loader
 from end_to_end import (
     BATCH_SIZE,
     SEED,
     WINDOW,
     imported_once,
     run_dag,
+    run_plain,
     versions,
     wait_for_scheduled_run,
 )
@@ -142,6 +150,13 @@ def print_table(results: dict, args: argparse.Namespace, batches: int) -> None:
     )
     if results["failed_triggers"]:
         print(f"triggers refused or timed out: {results['failed_triggers']}")
+    if "plain" in results:
+        plain = results["plain"]
+        print(
+            f"plain asyncio loader: wall {plain['wall_s']} s, posting {plain['posting_s']} s, "
+            f"{plain['http_429']} 429s; ratio DAG / plain: wall {results['ratio_wall']:.2f}, "
+            f"posting {results['ratio_posting']:.2f}"
+        )
 
 
 def goal_met(idle: dict, load: dict) -> bool:
@@ -162,7 +177,18 @@ def main() -> None:
     parser.add_argument("--rps", type=float, default=20.0)
     parser.add_argument("--every", type=float, default=10.0)
     parser.add_argument("--idle-canaries", type=int, default=6)
+    parser.add_argument(
+        "--plain", action="store_true", help="also run the plain asyncio loader afterwards"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an Airflow setting of the stack for this run, as an environment variable",
+    )
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.set)
     # A SIGTERM (a CI timeout, say) must still stop every process the stack started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -179,7 +205,8 @@ def main() -> None:
     shutil.rmtree(WORKDIR, ignore_errors=True)
     with SimulatorProcess() as sim:
         pacing = {"max_requests_per_second": args.rps}
-        stack = AirflowStack(WORKDIR, sim, agent_api_extra=pacing, extra_env=SCHEDULER_LOOP_LOG)
+        extra_env = {**SCHEDULER_LOOP_LOG, **settings}
+        stack = AirflowStack(WORKDIR, sim, agent_api_extra=pacing, extra_env=extra_env)
         with stack:
             engine = create_engine(stack.warehouse_url)
             write_leads(engine, leads.frame)
@@ -192,9 +219,15 @@ def main() -> None:
             idle_last = time.time()
             sim.set_faults(rate_limit_rps=args.rps)
             dag, canaries, load_first, load_last = measure_load(stack, sim, batches, args.every)
-            sim.set_faults()
             load_canaries = canaries.results()
-            dag.update(imported_once(sim, stack.user_id, dag["task_id"], set(leads.valid_phones)))
+            plain = None
+            if args.plain:
+                rows = plain_asyncio_loader.payload_batches(leads.frame, BATCH_SIZE)
+                plain = run_plain(stack, sim, rows, args.rps)
+            sim.set_faults()
+            expected = set(leads.valid_phones)
+            for side in (dag, plain) if plain else (dag,):
+                side.update(imported_once(sim, stack.user_id, side["task_id"], expected))
             loops = scheduler_loops(stack)
         leftovers = stack.leftover_processes()
         if leftovers:
@@ -202,7 +235,16 @@ def main() -> None:
 
     idle = {**canary_figures(idle_canaries), **loop_figures(loops, idle_first, idle_last)}
     load = {**canary_figures(load_canaries), **loop_figures(loops, load_first, load_last)}
-    dag_keys = ("wall_s", "posting_s", "http_429", "imported", "exactly_once")
+    dag_keys = (
+        "wall_s",
+        "posting_s",
+        "post_rate_rps",
+        "before_first_post_s",
+        "after_last_post_s",
+        "http_429",
+        "imported",
+        "exactly_once",
+    )
     results = {
         "idle": idle,
         "load": load,
@@ -210,6 +252,10 @@ def main() -> None:
         "failed_triggers": canaries.failed_triggers,
         "goal_met": goal_met(idle, load),
     }
+    if plain:
+        results["plain"] = {key: plain[key] for key in dag_keys if key in plain}
+        results["ratio_wall"] = round(dag["wall_s"] / plain["wall_s"], 2)
+        results["ratio_posting"] = round(dag["posting_s"] / plain["posting_s"], 2)
     print_table(results, args, batches)
     summary = {
         "benchmark": "shared_airflow",
@@ -217,6 +263,7 @@ def main() -> None:
         "batches": batches,
         "rate_limit_rps": args.rps,
         "canary_every_s": args.every,
+        "settings": settings,
         **results,
         "ratio_start_delay_p95": ratio(load["start_delay_s"]["p95"], idle["start_delay_s"]["p95"]),
         "goal_start_delay_p95_s": GOAL_START_DELAY_P95_S,
@@ -225,6 +272,8 @@ def main() -> None:
         **versions(),
     }
     print("BENCH_JSON " + json.dumps(summary))
+    if plain and not plain["exactly_once"]:
+        raise SystemExit("the plain loader did not import every phone exactly once")
     if not dag["exactly_once"]:
         raise SystemExit("not every phone imported exactly once")
     if not loops:
