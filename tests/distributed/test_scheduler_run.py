@@ -133,7 +133,7 @@ def test_scheduler_runs_lead_load_on_celery_exactly_once_with_sensors_in_the_tri
     for ti in by_task["post_batch"]:
         folder = run_logs / "task_id=post_batch" / f"map_index={ti['map_index']}"
         trigger_logs = [p.read_text() for p in folder.glob("attempt=*.log.trigger.*.log")]
-        assert any("rows posted, unique_id" in t for t in trigger_logs), folder
+        assert any("rows posted (leads " in t for t in trigger_logs), folder
         task_logs = [p for p in folder.glob("attempt=*.log") if ".trigger." not in p.name]
         assert not task_logs, f"a worker ran {folder}"
 
@@ -310,7 +310,7 @@ def test_a_post_that_fails_in_the_triggerer_fails_its_try_on_a_worker_and_the_re
         last_trigger = "\n".join(
             p.read_text() for p in folder.glob(f"attempt={last}.log.trigger.*")
         )
-        assert "rows posted, unique_id" in last_trigger
+        assert "rows posted (leads " in last_trigger
 
 
 def _wait_for_task(stack, run_id: str, task_id: str, states: set[str], timeout: float = 300):

@@ -72,7 +72,6 @@ def post_planned_batch(
     # One look-up of the ledger's connection per step: in the triggerer each is a round trip
     # through its supervisor.
     engine = shared_engine_for(ledger_conn_id())
-    log_which_batch(engine, run_settings.run_id, batch["batch_no"])
     owner = (
         f"run {run_settings.run_id} batch {batch['batch_no']} try {try_number} "
         f"on {socket.gethostname()}:{os.getpid()}"

@@ -68,6 +68,8 @@ class Claim:
 
     lease: Lease
     rows: list[dict[str, Any]]
+    # The first and last lead ids of the rows: how the post's log names the batch.
+    leads: tuple[str, str] | None = None
 
 
 def _held(lease: Lease) -> tuple:
@@ -136,18 +138,19 @@ def claim(engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float
             .where(*rows_of_batch(run_id, batch_no, Status.STAGED))
             .values(status=Status.SENDING.value, updated_at=stamp)
         )
-        payloads = conn.execute(
-            select(ledger.c.payload)
+        held = conn.execute(
+            select(ledger.c.lead_id, ledger.c.payload)
             .where(*rows_of_batch(run_id, batch_no, Status.SENDING))
             .order_by(ledger.c.lead_id, ledger.c.phone)
-        ).scalars()
-        rows = [json.loads(p) for p in payloads]
+        ).all()
+        rows = [json.loads(r.payload) for r in held]
         conn.execute(
             update(runs)
             .where(runs.c.run_id == run_id, runs.c.state == RunState.RUNNING)
             .values(lease_expires_at=database_now(engine, RUN_LEASE_SECONDS))
         )
-    return Claim(Lease(run_id, batch_no, token, owner, seconds), rows)
+    leads = (held[0].lead_id, held[-1].lead_id) if held else None
+    return Claim(Lease(run_id, batch_no, token, owner, seconds), rows, leads)
 
 
 def renew(engine: Engine, lease: Lease) -> None:

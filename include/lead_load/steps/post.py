@@ -194,10 +194,16 @@ def _post_claimed(
         # batch as maybe accepted (a POST had started), so nothing is sent again.
         log.error("%s", lost)
         return LeaseHeld(LEASE_POLL_SECONDS, "another process")
+    # One line per post, naming the batch by what a data engineer can look up: in the
+    # triggerer every log line of a post is a round trip through its supervisor's log pipe,
+    # which sets the pace of a big load (docs/scale.md).
+    first, last = claim.leads or ("?", "?")
     log.info(
-        "Batch %d: %d rows posted, unique_id %s (%d %s)",
+        "Batch %d: %d rows posted (leads %s to %s), unique_id %s (%d %s)",
         lease.batch_no,
         receipt.posted,
+        mask_phones_in(str(first)),
+        mask_phones_in(str(last)),
         receipt.unique_id,
         receipt.attempts,
         "attempt" if receipt.attempts == 1 else "attempts",
