@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -162,6 +163,9 @@ def test_a_poll_yields_to_queued_posts_without_sending(account, monkeypatch):
     account.connect(monkeypatch, max_requests_per_second=2)
     hook = AgentApiAsyncHook()
     pacer = shared_pacer(account.sim.base_url, 2)
+    # The pacer's clock stands still for this test: on a busy machine the hook took longer
+    # to start than the queued posts' 1.5 s, and the poll then rightly went out.
+    monkeypatch.setattr(pacer, "_clock", FakeClock(time.monotonic()))
     before = len(account.sim.journal())
     for _ in range(3):  # three posts of another thread are queued for the next 1.5 s
         pacer.reserve(first_come=True)
