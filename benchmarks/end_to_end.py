@@ -289,10 +289,8 @@ def versions() -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--leads", type=int, default=40_000)
-    parser.add_argument("--rps", type=float, default=20.0)
+def add_settings_option(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable): an Airflow setting for every process of the stack."""
     parser.add_argument(
         "--set",
         action="append",
@@ -300,8 +298,20 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="an Airflow setting of the stack for this run, as an environment variable",
     )
+
+
+def stack_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The ``--set`` settings as the stack's extra environment."""
+    return dict(item.split("=", 1) for item in args.set)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leads", type=int, default=40_000)
+    parser.add_argument("--rps", type=float, default=20.0)
+    add_settings_option(parser)
     args = parser.parse_args()
-    settings = dict(item.split("=", 1) for item in args.set)
+    settings = stack_settings(args)
     # A SIGTERM (a CI timeout, say) must still stop every process the stack started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 

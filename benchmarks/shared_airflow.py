@@ -47,9 +47,11 @@ from end_to_end import (
     BATCH_SIZE,
     SEED,
     WINDOW,
+    add_settings_option,
     imported_once,
     run_dag,
     run_plain,
+    stack_settings,
     versions,
     wait_for_scheduled_run,
 )
@@ -180,15 +182,9 @@ def main() -> None:
     parser.add_argument(
         "--plain", action="store_true", help="also run the plain asyncio loader afterwards"
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an Airflow setting of the stack for this run, as an environment variable",
-    )
+    add_settings_option(parser)
     args = parser.parse_args()
-    settings = dict(item.split("=", 1) for item in args.set)
+    settings = stack_settings(args)
     # A SIGTERM (a CI timeout, say) must still stop every process the stack started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
