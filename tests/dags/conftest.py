@@ -119,12 +119,14 @@ class LeadLoadEnv:
     warehouse: Warehouse
     env: dict[str, str]
 
-    def run_dag(self, *, timeout: int = 600, **conf) -> subprocess.CompletedProcess:
-        """`airflow dags test lead_load` with this run conf, as a user would run it."""
+    def run_dag(
+        self, *, timeout: int = 600, dag_id: str = "lead_load", **conf
+    ) -> subprocess.CompletedProcess:
+        """`airflow dags test <load>` with this run conf, as a user would run it."""
         conf.setdefault("window_start", WINDOW[0].isoformat())
         conf.setdefault("window_end", WINDOW[1].isoformat())
         return subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "test", "lead_load", "-c", json.dumps(conf)],
+            [sys.executable, "-m", "airflow", "dags", "test", dag_id, "-c", json.dumps(conf)],
             env=self.env,
             capture_output=True,
             text=True,

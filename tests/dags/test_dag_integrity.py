@@ -6,6 +6,7 @@ Modelled on the Astronomer project template's test of the same name.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+REPO_INCLUDE = DAGS_FOLDER.parent / "include"
 # Generous: parsing must not wait on anything; a DAG file that does I/O at parse
 # time blows far past this (the blocked connections below also fail it).
 PARSE_BUDGET_SECONDS = 10.0
@@ -97,7 +99,7 @@ def test_dags_still_import_after_airflow_loads_the_plugins_folder() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "dags ['lead_load']" in result.stdout
+    assert "dags ['lapsed_customers', 'lead_load']" in result.stdout  # the example loads
 
 
 def test_lead_load_posts_and_waits_in_the_triggerer_as_the_scheduler_sees_it(
@@ -152,7 +154,8 @@ def test_parsing_imports_neither_pandas_nor_the_http_client() -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     imported = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert "lead_load" in imported  # the probe did parse our DAG
-    assert imported.isdisjoint({"pandas", "numpy", "aiohttp", "yaml"}), sorted(imported)
+    # YAML is read at parse time: the loads' configuration (a few small local files).
+    assert imported.isdisjoint({"pandas", "numpy", "aiohttp"}), sorted(imported)
 
 
 def test_the_trigger_form_is_the_settings_registry(dag_bag: DagBag) -> None:
@@ -163,3 +166,28 @@ def test_the_trigger_form_is_the_settings_registry(dag_bag: DagBag) -> None:
     assert list(dag.params.keys()) == list(expected)
     for name, param in expected.items():
         assert dag.params.get_param(name).schema == param.schema, name
+
+
+def test_a_broken_load_configuration_is_the_dag_files_import_error(tmp_path: Path) -> None:
+    """No half-built DAGs: the file fails to import, saying which file, load and key."""
+    good = (REPO_INCLUDE / "lead_load" / "loads" / "lead_load.yaml").read_text()
+    (tmp_path / "lead_load.yaml").write_text(good)
+    (tmp_path / "win_back.yaml").write_text(
+        "load_id: win_back\nschedule: every monday\nsql: {extract: sql/extract_leads.sql}\n"
+    )
+    script = (
+        "import json\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS_FOLDER)!r})\n"
+        "errors = list(bag.import_errors.values())\n"
+        "print(json.dumps({'dags': sorted(bag.dags), 'errors': errors}))\n"
+    )
+    env = {**os.environ, "LEAD_LOAD_LOADS_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["dags"] == []  # not even the good load
+    (error,) = found["errors"]
+    assert "win_back.yaml: load 'win_back': key schedule: 'every monday' is not a cron" in error

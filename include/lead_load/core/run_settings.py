@@ -33,6 +33,13 @@ class RunSettings:
     max_reject_ratio: float = 0.2
     # Where the window came from (lead_load.core.window.window_source), for the summary.
     window_source: str = "window_start/window_end params"
+    # The load (DAG) the run belongs to and its connections (lead_load.core.loads); runs
+    # recorded before configured loads read as the default load's.
+    load_id: str = "lead_load"
+    warehouse_conn_id: str = WAREHOUSE_CONN_ID
+    agent_api_conn_id: str = "agent_api_default"
+    # Resolved by the first task; empty on runs recorded before: the Variable, else warehouse.
+    ledger_conn_id: str | None = None
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunSettings:
@@ -49,6 +56,8 @@ class RunSettings:
         api_task_id: str,
         window: tuple[str, str],
         window_source: str | None = None,
+        wiring: LoadWiring | None = None,
+        ledger_conn_id: str | None = None,
     ) -> RunSettings:
         """From the run's Params, the calling task and window resolved by the caller; a Param
         left empty takes the default defined here."""
@@ -69,4 +78,21 @@ class RunSettings:
             stop_running_task=bool(values["stop_running_task"]),
             max_reject_ratio=float(values["max_reject_ratio"]),
             window_source=window_source or values["window_source"],
+            load_id=(wiring or LoadWiring()).load_id,
+            warehouse_conn_id=(wiring or LoadWiring()).warehouse_conn_id,
+            agent_api_conn_id=(wiring or LoadWiring()).agent_api_conn_id,
+            ledger_conn_id=ledger_conn_id,
         )
+
+
+@dataclass(frozen=True)
+class LoadWiring:
+    """What the run's first task needs of its load's configuration (lead_load.core.loads)
+    that the trigger form does not set: where the calling task and the connections come from."""
+
+    load_id: str = "lead_load"
+    api_task_variable: str = API_TASK_VARIABLE
+    warehouse_conn_id: str = WAREHOUSE_CONN_ID
+    agent_api_conn_id: str = "agent_api_default"
+    # Empty: the Variable lead_load_ledger_conn_id, else the warehouse's connection.
+    ledger_conn_id: str | None = None

@@ -16,8 +16,8 @@ from agent_api.hooks.agent_api import AgentApiHook
 from agent_api.masking import mask_phones_in
 from agent_api.sensors.callback import BatchOutcome
 from lead_load.core.ledger_rules import BatchStatus
-from lead_load.core.run_settings import RunSettings
-from lead_load.glue.connections import ledger_conn_id, shared_engine_for
+from lead_load.core.run_settings import WAREHOUSE_CONN_ID, RunSettings
+from lead_load.glue.connections import ledger_conn_id, run_ledger_conn_id, shared_engine_for
 from lead_load.ledger import batch_lifecycle, counts, run_lifecycle
 from lead_load.steps.post import LeaseHeld, post_batch
 from lead_load.steps.settle import apply_outcome, settle_batch_from_number_list
@@ -44,12 +44,16 @@ def log_which_batch(engine: Engine, run_id: str, batch_no: int) -> None:
     )
 
 
-def planned_batch_of(run_id: str, map_index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def planned_batch_of(
+    run_id: str, map_index: int, ledger: tuple[str | None, str] = (None, WAREHOUSE_CONN_ID)
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The run's settings and the batch at ``map_index`` of its plan, read from the ledger:
     how a batch's task that starts in the triggerer finds its work. (Rendering XComs there
     costs two requests to the triggerer's supervisor per task, which a profile found to be
-    a third of its time while 200 batches started.)"""
-    conn_id = ledger_conn_id()
+    a third of its time while 200 batches started.) ``run_id``: the ledger's
+    (``loads.ledger_run_id``); ``ledger``: the load's configured ledger and warehouse
+    connections (``connections.ledger_conn_id``)."""
+    conn_id = ledger_conn_id(*ledger)
     context = run_lifecycle.run_context(shared_engine_for(conn_id), run_id)
     if context is None:
         raise AirflowFailException(
@@ -71,12 +75,13 @@ def post_planned_batch(
     run_settings = RunSettings.from_dict(settings)
     # One look-up of the ledger's connection per step: in the triggerer each is a round trip
     # through its supervisor.
-    engine = shared_engine_for(ledger_conn_id())
+    engine = shared_engine_for(run_ledger_conn_id(run_settings))
     owner = (
         f"run {run_settings.run_id} batch {batch['batch_no']} try {try_number} "
         f"on {socket.gethostname()}:{os.getpid()}"
     )
-    return post_batch(run_settings, batch["batch_no"], engine, AgentApiHook(), owner)
+    hook = AgentApiHook(run_settings.agent_api_conn_id)
+    return post_batch(run_settings, batch["batch_no"], engine, hook, owner)
 
 
 class FromNumberList:
@@ -102,7 +107,7 @@ def callback_to_wait_for(
     due (another run took the rows over). Fails when the batch was never posted.
     """
     run_settings = RunSettings.from_dict(settings)
-    engine = shared_engine_for(ledger_conn_id())
+    engine = shared_engine_for(run_ledger_conn_id(run_settings))
     log_which_batch(engine, run_settings.run_id, batch["batch_no"])
     state = batch_lifecycle.batch_state(engine, run_settings.run_id, batch["batch_no"])
     status, unique_id = state["status"], state["unique_id"]
@@ -137,9 +142,10 @@ def settle_lost_answer(settings: dict[str, Any], batch: dict[str, Any]) -> dict[
     again later). Absent rows are never sent again from here: only a later run does, once the
     settle period has passed (``steps.settle.recheck_earlier_batches``)."""
     run_settings = RunSettings.from_dict(settings)
-    engine = shared_engine_for(ledger_conn_id())
+    engine = shared_engine_for(run_ledger_conn_id(run_settings))
     state = batch_lifecycle.batch_state(engine, run_settings.run_id, batch["batch_no"])
-    counts = settle_batch_from_number_list(run_settings, engine, AgentApiHook(), state)
+    hook = AgentApiHook(run_settings.agent_api_conn_id)
+    counts = settle_batch_from_number_list(run_settings, engine, hook, state)
     if counts["awaiting"]:
         log.info(
             "Batch %s: %d of its rows are not in the calling task yet (found %d now)",
@@ -163,10 +169,11 @@ def settle_lost_answer(settings: dict[str, Any], batch: dict[str, Any]) -> dict[
     }
 
 
-def lost_answer_grace() -> float:
+def lost_answer_grace(settings: dict[str, Any]) -> float:
     """Seconds to let the platform process a batch whose answer was lost before the first
     look in the calling task (the connection's ``lost_answer_grace_seconds``)."""
-    return AgentApiHook().settings.lost_answer_grace_seconds
+    conn_id = RunSettings.from_dict(settings).agent_api_conn_id
+    return AgentApiHook(conn_id).settings.lost_answer_grace_seconds
 
 
 def no_callback_result(batch: dict[str, Any]) -> dict[str, Any]:
@@ -178,9 +185,10 @@ def record_outcome(
     settings: dict[str, Any], hook: AgentApiHook, outcome: BatchOutcome
 ) -> dict[str, Any]:
     """Write a processed batch's outcome to the ledger; returns counts (no phone numbers)."""
+    run_settings = RunSettings.from_dict(settings)
     counts = apply_outcome(
-        RunSettings.from_dict(settings),
-        shared_engine_for(ledger_conn_id()),
+        run_settings,
+        shared_engine_for(run_ledger_conn_id(run_settings)),
         hook,
         outcome.unique_id,
         set(outcome.imported_numbers),
@@ -194,6 +202,6 @@ def record_callback(
     """Download what a processed batch imported and record it (the triggerer's path)."""
     if not download_url:
         raise AgentApiError(f"callback of batch {unique_id} has no download URL")
-    hook = AgentApiHook()
+    hook = AgentApiHook(RunSettings.from_dict(settings).agent_api_conn_id)
     numbers = frozenset(hook.download_numbers(download_url))
     return record_outcome(settings, hook, BatchOutcome(unique_id, numbers, api_task_id))

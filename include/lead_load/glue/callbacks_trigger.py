@@ -29,6 +29,8 @@ from agent_api.masking import mask_phones_in
 from agent_api.rate_limit import PacerBusy
 from agent_api.triggers.callback import MAX_CONSECUTIVE_POLL_FAILURES
 from lead_load.core.callback_watch import CallbackWatch, WatchedBatch
+from lead_load.core.loads import ledger_run_id
+from lead_load.core.run_settings import WAREHOUSE_CONN_ID
 from lead_load.glue.batch_steps import lost_answer_grace, record_callback, settle_lost_answer
 from lead_load.glue.connections import ledger_conn_id, shared_engine_for
 from lead_load.glue.triggers import error_event, run_in_thread
@@ -42,12 +44,12 @@ MAX_LOOKS_AT_ONCE = 16
 PROGRESS_EVERY_SECONDS = 30.0
 
 
-def _run_settings(run_id: str) -> dict[str, Any]:
+def _run_settings(run_id: str, conn_id: str) -> dict[str, Any]:
     """The run's settings from the ledger (a run whose plan is empty has them too)."""
-    settings = run_lifecycle.run_settings(shared_engine_for(ledger_conn_id()), run_id)
+    settings = run_lifecycle.run_settings(shared_engine_for(conn_id), run_id)
     if settings is None:
         raise AirflowFailException(
-            f"run {run_id} has no settings in the ledger of connection {ledger_conn_id()!r}: "
+            f"run {run_id} has no settings in the ledger of connection {conn_id!r}: "
             "recheck_earlier_batches writes them there; was the Variable "
             "lead_load_ledger_conn_id changed during the run? Clear the run to start it again"
         )
@@ -65,14 +67,17 @@ def all_posts_finished(
     return total >= planned and get_ti_count(**which, states=FINISHED_STATES) >= total
 
 
-def _latest_plan(run_id: str) -> list[dict[str, Any]]:
-    return run_lifecycle.latest_plan(shared_engine_for(ledger_conn_id()), run_id)
+def _latest_plan(run_id: str, conn_id: str) -> list[dict[str, Any]]:
+    return run_lifecycle.latest_plan(shared_engine_for(conn_id), run_id)
 
 
 class RunCallbacksTrigger(BaseTrigger):
     """Wait for and record the outcome of every batch of one run; end the task with counts.
 
-    ``run_id`` and ``dag_id`` default to the task instance the triggerer attached.
+    ``run_id`` and ``dag_id`` default to the task instance the triggerer attached; the DAG id
+    is the load's, which names the run in the ledger (``loads.ledger_run_id``).
+    ``ledger_conn_id`` and ``warehouse_conn_id``: the load's, to find its ledger
+    (``connections.ledger_conn_id``).
     ``timeout`` is each batch's own, from the moment it was seen submitted. ``end_task``: end
     the task from here (started from the triggerer) or hand the event to the sensor's
     ``execute_complete`` (deferred from a worker).
@@ -89,6 +94,8 @@ class RunCallbacksTrigger(BaseTrigger):
         post_task_id: str = "post_batch",
         end_task: bool = True,
         agent_api_conn_id: str = AgentApiAsyncHook.default_conn_name,
+        ledger_conn_id: str | None = None,
+        warehouse_conn_id: str = WAREHOUSE_CONN_ID,
     ) -> None:
         super().__init__()
         self.run_id = run_id
@@ -100,6 +107,8 @@ class RunCallbacksTrigger(BaseTrigger):
         self.post_task_id = post_task_id
         self.end_task = end_task
         self.agent_api_conn_id = agent_api_conn_id
+        self.ledger_conn_id = ledger_conn_id
+        self.warehouse_conn_id = warehouse_conn_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -114,6 +123,8 @@ class RunCallbacksTrigger(BaseTrigger):
                 "post_task_id": self.post_task_id,
                 "end_task": self.end_task,
                 "agent_api_conn_id": self.agent_api_conn_id,
+                "ledger_conn_id": self.ledger_conn_id,
+                "warehouse_conn_id": self.warehouse_conn_id,
             },
         )
 
@@ -140,9 +151,10 @@ class RunCallbacksTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            run_id = self._attached("run_id")
-            settings = await run_in_thread(_run_settings, run_id, pool="record")
-            grace = await run_in_thread(lost_answer_grace, pool="record")
+            run_id = ledger_run_id(self._attached("dag_id"), self._attached("run_id"))
+            ledger = ledger_conn_id(self.ledger_conn_id, self.warehouse_conn_id)
+            settings = await run_in_thread(_run_settings, run_id, ledger, pool="record")
+            grace = await run_in_thread(lost_answer_grace, settings, pool="record")
         except Exception as error:
             yield error_event(error)
             return
@@ -154,7 +166,7 @@ class RunCallbacksTrigger(BaseTrigger):
         next_progress = time.monotonic() + PROGRESS_EVERY_SECONDS
         try:
             while True:
-                plan = await run_in_thread(_latest_plan, run_id, pool="record")
+                plan = await run_in_thread(_latest_plan, run_id, ledger, pool="record")
                 now = time.time()
                 watch.update(plan, now)
                 for batch in watch.expire(now):
@@ -172,7 +184,7 @@ class RunCallbacksTrigger(BaseTrigger):
                 if time.monotonic() >= next_progress:
                     next_progress = time.monotonic() + PROGRESS_EVERY_SECONDS
                     self._log_progress(watch)
-                if not watch.waiting and await self._all_posted(watch, run_id):
+                if not watch.waiting and await self._all_posted(watch, run_id, ledger):
                     break
                 await asyncio.sleep(watch.seconds_to_next_look(time.time(), self.poll_interval))
         except Exception as error:
@@ -197,7 +209,7 @@ class RunCallbacksTrigger(BaseTrigger):
         else:
             yield TriggerEvent({"status": "success", "summary": summary})
 
-    async def _all_posted(self, watch: CallbackWatch, run_id: str) -> bool:
+    async def _all_posted(self, watch: CallbackWatch, run_id: str, ledger: str) -> bool:
         """No batch is left to post, or Airflow says no post will run again. Asked of Airflow
         only when nothing is waiting; the plan is read once more after its answer, since a
         post may have ended between the two reads."""
@@ -205,7 +217,8 @@ class RunCallbacksTrigger(BaseTrigger):
             return True
         if not await self.posts_finished(watch.planned):
             return False
-        watch.update(await run_in_thread(_latest_plan, run_id, pool="record"), time.time())
+        plan = await run_in_thread(_latest_plan, run_id, ledger, pool="record")
+        watch.update(plan, time.time())
         return not watch.waiting
 
     async def _look(

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from sqlalchemy import Engine, event
 
 from agent_api import lookup_cache
-from lead_load.core.run_settings import LEDGER_CONN_VARIABLE, WAREHOUSE_CONN_ID
+from lead_load.core.run_settings import LEDGER_CONN_VARIABLE, WAREHOUSE_CONN_ID, RunSettings
 
 # The ledger lives in the warehouse unless the Variable lead_load_ledger_conn_id names
 # another connection (any SQLAlchemy-capable database Airflow can reach).
@@ -111,18 +111,28 @@ def shared_engine_for(conn_id: str) -> Engine:
         return _shared_engines[key]
 
 
-def warehouse_engine() -> Engine:
-    return engine_for(WAREHOUSE_CONN_ID)
+def warehouse_engine(conn_id: str = WAREHOUSE_CONN_ID) -> Engine:
+    return engine_for(conn_id)
 
 
-def ledger_conn_id() -> str:
+def ledger_conn_id(configured: str | None = None, warehouse: str = WAREHOUSE_CONN_ID) -> str:
+    """The ledger's connection: the load's own (``connections.ledger`` of its configuration),
+    else the Variable's, else the warehouse's."""
+    if configured:
+        return configured
     from airflow.sdk import Variable
 
-    configured = lookup_cache.variables.get(
+    named = lookup_cache.variables.get(
         LEDGER_CONN_VARIABLE, lambda: Variable.get(LEDGER_CONN_VARIABLE, default=None)
     )
-    return configured or WAREHOUSE_CONN_ID
+    return named or warehouse
 
 
-def ledger_engine() -> Engine:
-    return engine_for(ledger_conn_id())
+def ledger_engine(configured: str | None = None, warehouse: str = WAREHOUSE_CONN_ID) -> Engine:
+    return engine_for(ledger_conn_id(configured, warehouse))
+
+
+def run_ledger_conn_id(run: RunSettings) -> str:
+    """The ledger of a run: resolved by its first task (runs recorded before configured loads
+    did not record it: resolved again, as then)."""
+    return run.ledger_conn_id or ledger_conn_id(None, run.warehouse_conn_id)

@@ -14,12 +14,14 @@ from lead_load.glue.start_in_triggerer import StartsInTriggerer, raise_trigger_e
 POST_TIMEOUT = timedelta(hours=1)
 
 
-def post_in_triggerer() -> StartTriggerArgs:
+def post_in_triggerer(ledger: dict[str, Any] | None = None) -> StartTriggerArgs:
     """Start each mapped ``PostBatchOperator`` in the triggerer instead of on a worker; the
-    trigger reads its settings and batch from the ledger (see ``start_in_triggerer``)."""
+    trigger reads its settings and batch from the ledger (see ``start_in_triggerer``), which
+    ``ledger`` finds (the load's ``ledger_conn_id`` and ``warehouse_conn_id``; Airflow's
+    defaults when left out)."""
     return StartTriggerArgs(
         trigger_cls="lead_load.glue.triggers.PostBatchTrigger",
-        trigger_kwargs={},
+        trigger_kwargs=dict(ledger or {}),
         next_method="execute_complete",
         timeout=POST_TIMEOUT,
     )

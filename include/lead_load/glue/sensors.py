@@ -20,6 +20,7 @@ from agent_api.sensors.callback import (
     AgentApiCallbackSensor,
     BatchOutcome,
 )
+from lead_load.core.run_settings import WAREHOUSE_CONN_ID
 from lead_load.glue.start_in_triggerer import StartsInTriggerer, resumed_event
 
 
@@ -97,7 +98,7 @@ class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
         from lead_load.glue.batch_steps import lost_answer_grace, settle_lost_answer
 
         deadline = time.monotonic() + float(self.timeout)
-        delay = lost_answer_grace()
+        delay = lost_answer_grace(self.settings)
         while True:
             time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
             counts = settle_lost_answer(self.settings, self.batch)
@@ -125,14 +126,22 @@ class LedgerCallbackSensor(StartsInTriggerer, AgentApiCallbackSensor):
         return record_outcome(self.settings, self.hook, outcome)
 
 
-def callbacks_in_triggerer(timeout: timedelta, poll_interval: float) -> StartTriggerArgs:
+def callbacks_in_triggerer(
+    timeout: timedelta, poll_interval: float, connections: dict[str, Any] | None = None
+) -> StartTriggerArgs:
     """Start ``RunCallbacksSensor`` in the triggerer: its trigger finds the run from the task
     instance the triggerer attaches, and ends the task itself when every batch is settled.
     ``timeout`` is each batch's, from its post; the wait as a whole lasts as long as the
-    posts do, so the deferral has no bound of its own."""
+    posts do, so the deferral has no bound of its own. ``connections``: the load's
+    (``agent_api_conn_id``, ``ledger_conn_id``, ``warehouse_conn_id``; Airflow's defaults
+    when left out)."""
     return StartTriggerArgs(
         trigger_cls="lead_load.glue.callbacks_trigger.RunCallbacksTrigger",
-        trigger_kwargs={"timeout": timeout.total_seconds(), "poll_interval": poll_interval},
+        trigger_kwargs={
+            "timeout": timeout.total_seconds(),
+            "poll_interval": poll_interval,
+            **(connections or {}),
+        },
         next_method="execute_complete",
         timeout=None,
     )
@@ -155,19 +164,28 @@ class RunCallbacksSensor(StartsInTriggerer, BaseSensorOperator):
         *,
         callback_timeout: float,
         post_task_id: str = "post_batch",
+        connections: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("soft_fail", True)
         super().__init__(**kwargs)
         self.callback_timeout = float(callback_timeout)
         self.post_task_id = post_task_id
+        # The load's connections, as callbacks_in_triggerer takes them.
+        self.connections = dict(connections or {})
 
     def poke(self, context: Any) -> bool:
         """Every post of the run has finished (Airflow's word: no retry is coming)."""
+        from lead_load.core.loads import ledger_run_id
         from lead_load.glue.callbacks_trigger import _latest_plan, all_posts_finished
+        from lead_load.glue.connections import ledger_conn_id
 
         ti = context["ti"]
-        planned = len(_latest_plan(ti.run_id))
+        ledger = ledger_conn_id(
+            self.connections.get("ledger_conn_id"),
+            self.connections.get("warehouse_conn_id", WAREHOUSE_CONN_ID),
+        )
+        planned = len(_latest_plan(ledger_run_id(ti.dag_id, ti.run_id), ledger))
         return all_posts_finished(ti.get_ti_count, ti.dag_id, ti.run_id, self.post_task_id, planned)
 
     def execute(self, context: Any) -> Any:
@@ -186,6 +204,7 @@ class RunCallbacksSensor(StartsInTriggerer, BaseSensorOperator):
                 poll_interval=self.poke_interval,
                 post_task_id=self.post_task_id,
                 end_task=False,
+                **self.connections,
             ),
             method_name="execute_complete",
         )

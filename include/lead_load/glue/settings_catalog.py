@@ -29,6 +29,7 @@ from lead_load.core.run_settings import (
     API_TASK_VARIABLE,
     LEDGER_CONN_VARIABLE,
     WAREHOUSE_CONN_ID,
+    LoadWiring,
     RunSettings,
 )
 
@@ -210,6 +211,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Pace each process's requests to the platform to at most this many (0: no limit).",
     ),
     Setting(
+        "LEAD_LOAD_LOADS_DIR",
+        ENVIRONMENT,
+        "include/lead_load/loads",
+        "The folder of load files, one YAML file per load and DAG (docs/loads.md); a broken "
+        "file is the DAG file's import error and no load is built.",
+    ),
+    Setting(
         "LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS",
         ENVIRONMENT,
         30 * 60,
@@ -275,8 +283,10 @@ def settings_table() -> str:
     return "\n".join(lines)
 
 
-def dag_params() -> dict[str, Param]:
-    """The trigger form: one Param per setting of the ``param`` channel."""
+def dag_params(defaults: dict[str, Any] | None = None) -> dict[str, Param]:
+    """The trigger form: one Param per setting of the ``param`` channel; ``defaults``: a
+    load's own defaults for some of them (``lead_load.core.loads``)."""
+    defaults = defaults or {}
     params = {}
     for s in param_settings():
         bounds = {
@@ -285,7 +295,11 @@ def dag_params() -> dict[str, Param]:
             if v is not None
         }
         params[s.name] = Param(
-            s.default, type=s.type, title=s.title, description=s.description, **bounds
+            defaults.get(s.name, s.default),
+            type=s.type,
+            title=s.title,
+            description=s.description,
+            **bounds,
         )
     return params
 
@@ -326,6 +340,7 @@ def resolve(
     data_interval_end: datetime | None,
     run_type: object = None,
     agent_api: Any = None,
+    wiring: LoadWiring | None = None,
 ) -> RunSettings:
     """The run's settings, or an ``AirflowFailException`` that says in one line what to fix
     (a configuration error: retrying cannot help). Logs the window in UTC and Asia/Shanghai,
@@ -337,7 +352,8 @@ def resolve(
     Airflow's enum), which would make every run load the same window; and a calling task the
     platform does not list for this user (``agent_api``: an ``AgentApiHook``, by default one
     that asks once, without retries). A platform that cannot be reached does not fail the
-    run here: the posts retry.
+    run here: the posts retry. ``wiring``: the load's Variable and connections (the default
+    load's when left out); ``run_id`` is the ledger's (``loads.ledger_run_id``).
     """
     from airflow.sdk import Variable
     from airflow.sdk.exceptions import AirflowFailException
@@ -349,15 +365,19 @@ def resolve(
         resolve_window,
         window_source,
     )
+    from lead_load.glue.connections import ledger_conn_id
 
+    wiring = wiring or LoadWiring()
+    variable = wiring.api_task_variable
     param_task = (params.get("api_task_id") or "").strip()
-    api_task_id = param_task or (Variable.get(API_TASK_VARIABLE, default="") or "").strip()
+    api_task_id = param_task or (Variable.get(variable, default="") or "").strip()
     if not api_task_id:
         raise AirflowFailException(
-            f"no calling task: set the api_task_id param or the Variable {API_TASK_VARIABLE}"
+            f"no calling task: set the api_task_id param (or the load's api_task_id) or the "
+            f"Variable {variable}"
         )
     if not re.fullmatch(UUID_PATTERN, api_task_id):
-        where = "the api_task_id param" if param_task else f"the Variable {API_TASK_VARIABLE}"
+        where = "the api_task_id param" if param_task else f"the Variable {variable}"
         raise AirflowFailException(
             f"api_task_id {api_task_id!r} (from {where}) is not a calling task id: the "
             "platform's calling task ids are UUIDs, e.g. 123e4567-e89b-12d3-a456-426614174000"
@@ -387,21 +407,29 @@ def resolve(
             describe_window(start, end),
         )
     run = RunSettings.from_params(
-        params, run_id, api_task_id, (start.isoformat(), end.isoformat()), source
+        params,
+        run_id,
+        api_task_id,
+        (start.isoformat(), end.isoformat()),
+        source,
+        wiring,
+        ledger_conn_id(wiring.ledger_conn_id, wiring.warehouse_conn_id),
     )
-    check_calling_task(agent_api, run.api_task_id, run.sub_user_id)
+    check_calling_task(agent_api, run.api_task_id, run.sub_user_id, wiring)
     return run
 
 
-def _ask_once() -> Any:
-    """A hook on the ``agent_api_default`` connection that sends one request, no retries."""
+def _ask_once(conn_id: str) -> Any:
+    """A hook on the platform's connection that sends one request, no retries."""
     from agent_api.hooks.agent_api import AgentApiHook
     from agent_api.retry import RetryPolicy
 
-    return AgentApiHook(retry_policy=RetryPolicy(max_attempts=1))
+    return AgentApiHook(conn_id, retry_policy=RetryPolicy(max_attempts=1))
 
 
-def check_calling_task(agent_api: Any, api_task_id: str, sub_user_id: str | None) -> None:
+def check_calling_task(
+    agent_api: Any, api_task_id: str, sub_user_id: str | None, wiring: LoadWiring | None = None
+) -> None:
     """Ask the platform once whether the user (or its sub-account) has the calling task,
     before anything is extracted or staged. Fails (``AirflowFailException``) when it does not,
     when the token is refused, or when the user or sub-account is unknown; a platform that
@@ -410,7 +438,8 @@ def check_calling_task(agent_api: Any, api_task_id: str, sub_user_id: str | None
 
     from agent_api.exceptions import AgentApiAuthError, AgentApiError, AgentApiNotFoundError
 
-    hook = agent_api if agent_api is not None else _ask_once()
+    wiring = wiring or LoadWiring()
+    hook = agent_api if agent_api is not None else _ask_once(wiring.agent_api_conn_id)
     try:
         sub_user = sub_user_id or hook.settings.sub_user_id
         owner = f"user {hook.user_id}" + (f" (sub-account {sub_user})" if sub_user else "")
@@ -446,7 +475,8 @@ def check_calling_task(agent_api: Any, api_task_id: str, sub_user_id: str | None
         raise AirflowFailException(
             f"calling task {api_task_id} not found for {owner} ({len(calling_tasks)} calling "
             "tasks there); "
-            f"check the api_task_id param or the Variable {API_TASK_VARIABLE} (and sub_user_id)"
+            f"check the api_task_id param or the Variable {wiring.api_task_variable} (and "
+            "sub_user_id)"
         )
     log.info(
         "Calling task %s is one of the %d calling tasks of %s",

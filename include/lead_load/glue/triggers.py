@@ -27,6 +27,8 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 from agent_api.hooks.agent_api import AgentApiAsyncHook
 from agent_api.masking import mask_phones_in
 from agent_api.triggers.callback import AgentApiCallbackTrigger, event_api_task_id
+from lead_load.core.loads import ledger_run_id
+from lead_load.core.run_settings import WAREHOUSE_CONN_ID
 from lead_load.glue.batch_steps import (
     FROM_NUMBER_LIST,
     callback_to_wait_for,
@@ -89,7 +91,13 @@ async def settings_and_batch(trigger: Any, pool: str) -> tuple[dict, dict]:
     if trigger.settings is not None:
         return parsed(trigger.settings), parsed(trigger.batch or {})
     ti = trigger.task_instance
-    return await run_in_thread(planned_batch_of, ti.run_id, ti.map_index, pool=pool)
+    run_id = ledger_run_id(ti.dag_id, ti.run_id)
+    # A trigger that takes no ledger of its own (the per-batch wait) reads the default's.
+    ledger = (
+        getattr(trigger, "ledger_conn_id", None),
+        getattr(trigger, "warehouse_conn_id", WAREHOUSE_CONN_ID),
+    )
+    return await run_in_thread(planned_batch_of, run_id, ti.map_index, ledger, pool=pool)
 
 
 class PostBatchTrigger(BaseTrigger):
@@ -98,7 +106,8 @@ class PostBatchTrigger(BaseTrigger):
     ``settings`` and ``batch`` (``{"batch_no"}``), as dicts or JSON, say what to post. The
     DAG gives neither: the trigger then reads them from the ledger for the task instance the
     triggerer attached (its run and map index, see ``batch_steps.planned_batch_of``), which
-    costs the triggerer's supervisor no request.
+    costs the triggerer's supervisor no request. ``ledger_conn_id`` and ``warehouse_conn_id``
+    (the load's) say where that ledger is.
     """
 
     def __init__(
@@ -106,16 +115,26 @@ class PostBatchTrigger(BaseTrigger):
         settings: str | dict | None = None,
         batch: str | dict | None = None,
         try_number: str | int = 0,
+        ledger_conn_id: str | None = None,
+        warehouse_conn_id: str = WAREHOUSE_CONN_ID,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.batch = batch
         self.try_number = try_number
+        self.ledger_conn_id = ledger_conn_id
+        self.warehouse_conn_id = warehouse_conn_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
-            {"settings": self.settings, "batch": self.batch, "try_number": self.try_number},
+            {
+                "settings": self.settings,
+                "batch": self.batch,
+                "try_number": self.try_number,
+                "ledger_conn_id": self.ledger_conn_id,
+                "warehouse_conn_id": self.warehouse_conn_id,
+            },
         )
 
     def current_try_number(self) -> int | str:
@@ -262,7 +281,7 @@ class LedgerCallbackTrigger(AgentApiCallbackTrigger):
         until all show (imported) or the wait's deadline passes (they stay maybe accepted;
         a later run settles them after the settle period)."""
         try:
-            delay = await run_in_thread(lost_answer_grace, pool="record")
+            delay = await run_in_thread(lost_answer_grace, settings, pool="record")
             while True:
                 await asyncio.sleep(max(0.0, min(delay, self.deadline - time.time())))
                 counts = await run_in_thread(settle_lost_answer, settings, batch, pool="record")

@@ -34,12 +34,23 @@ def test_the_readme_table_is_the_registry() -> None:
 def test_params_are_the_run_settings_with_their_defaults() -> None:
     params = settings_catalog.dag_params()
     run_fields = {f.name: f.default for f in fields(RunSettings)}
-    # window_source is resolved with the window, not entered.
-    assert set(params) == set(run_fields) - {"run_id", "window_source"}
+    # window_source is resolved with the window, not entered; the load and its connections
+    # come from the load's configuration (lead_load.core.loads).
+    wiring = {"load_id", "warehouse_conn_id", "agent_api_conn_id", "ledger_conn_id"}
+    assert set(params) == set(run_fields) - {"run_id", "window_source", *wiring}
     for name, param in params.items():
         if name not in ("api_task_id", "window_start", "window_end"):
             assert param.value == run_fields[name], name
     assert params["batch_size"].schema["maximum"] == 200
+
+
+def test_a_load_gives_the_trigger_form_its_own_defaults() -> None:
+    params = settings_catalog.dag_params({"batch_size": 50, "ignore_crm": True})
+    assert params["batch_size"].value == 50
+    assert params["ignore_crm"].value is True
+    # The form's checks stay: a load's default does not widen them.
+    assert params["batch_size"].schema["maximum"] == 200
+    assert params["max_reject_ratio"].value == 0.2
 
 
 def test_connection_defaults_are_the_readers() -> None:

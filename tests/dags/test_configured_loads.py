@@ -1,0 +1,100 @@
+"""Two loads configured side by side (include/lead_load/loads/): the default one and the
+shipped lapsed_customers example, each with its own SQL, mapping, calling task and schedule,
+run with `airflow dags test` against the simulator over HTTP and a real warehouse. Each
+lands its own valid numbers in its own calling task, exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import text
+
+from lead_load.core.loads import LOADS_DIR
+from lead_load_devtools.synthetic import generate, write_leads
+from tests.dags.conftest import WINDOW
+
+pytestmark = pytest.mark.slow
+
+CUSTOMERS_DDL = (
+    "CREATE TABLE customers (customer_id VARCHAR(32) PRIMARY KEY, mobile VARCHAR(40), "
+    "full_name VARCHAR(100), email VARCHAR(100), employer VARCHAR(100), lapsed_at {time})"
+)
+
+
+def seed_customers(engine) -> dict[str, str]:
+    """Customers who lapsed in the window (and two outside it); returns the valid phones
+    (normalised) by customer id that the load must send."""
+    valid = {f"c{i:03d}": f"1390000{i:04d}" for i in range(120)}
+    rows = [
+        {"id": cid, "mobile": phone, "at": "2026-11-24 06:00:00"} for cid, phone in valid.items()
+    ]
+    # Written the way other people's tables are: spaces and dashes, a +86 prefix.
+    rows[0]["mobile"] = "139 0000 0000"
+    rows[1]["mobile"] = "+86-139-0000-0001"
+    rows += [
+        {"id": "c900", "mobile": "not a phone", "at": "2026-11-24 07:00:00"},
+        {"id": "c901", "mobile": None, "at": "2026-11-24 07:00:00"},
+        # Lapsed outside the window: not loaded.
+        {"id": "c902", "mobile": "13911112222", "at": "2026-11-20 07:00:00"},
+        {"id": "c903", "mobile": "13911113333", "at": "2026-11-25 00:00:00"},
+    ]
+    time_type = "TEXT" if engine.dialect.name == "sqlite" else "TIMESTAMP"
+    at = ":at" if time_type == "TEXT" else "CAST(:at AS TIMESTAMP)"
+    with engine.begin() as conn:
+        conn.execute(text(CUSTOMERS_DDL.format(time=time_type)))
+        conn.execute(
+            text(f"INSERT INTO customers VALUES (:id, :mobile, :name, NULL, 'Acme', {at})"),  # noqa: S608
+            [{**row, "name": f"Customer {row['id']}"} for row in rows],
+        )
+    return valid
+
+
+def configure_loads(folder: Path, lapsed_task: str) -> None:
+    """The shipped loads, with the example's calling task set and the example unpaused."""
+    folder.mkdir()
+    (folder / "lead_load.yaml").write_text((LOADS_DIR / "lead_load.yaml").read_text())
+    lapsed = yaml.safe_load((LOADS_DIR / "lapsed_customers.yaml").read_text())
+    lapsed.update(api_task_id=lapsed_task, paused=False)
+    (folder / "lapsed_customers.yaml").write_text(yaml.safe_dump(lapsed))
+
+
+def test_two_loads_each_land_their_own_numbers_exactly_once(lead_load_env, tmp_path):
+    env = lead_load_env
+    leads = generate(300, seed=11, start=WINDOW[0], end=WINDOW[1])
+    write_leads(env.warehouse.engine, leads.frame)
+    customers = seed_customers(env.warehouse.engine)
+    lapsed_task = env.sim.create_task(env.user_id)
+    configure_loads(tmp_path / "loads", lapsed_task)
+    env.env["LEAD_LOAD_LOADS_DIR"] = str(tmp_path / "loads")
+
+    for dag_id in ("lead_load", "lapsed_customers", "lapsed_customers"):
+        result = env.run_dag(dag_id=dag_id)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+
+    leads_phones = env.calling_task_phones()
+    assert sorted(leads_phones) == sorted(leads.valid_phones)
+    lapsed_phones = [n["phone"] for n in env.sim.task_numbers(env.user_id, lapsed_task)]
+    # Each valid customer once, though the load ran twice; the rest rejected or outside.
+    assert sorted(lapsed_phones) == sorted(customers.values())
+    posted = [
+        row["phone"]
+        for post in env.posts()
+        if f"/task/{lapsed_task}/" in post["path"]
+        for row in post["body"]["data"]
+    ]
+    assert sorted(posted) == sorted(customers.values())  # on the wire too
+
+    # The ledger keeps each load's runs apart and names their rows by calling task.
+    runs = env.warehouse.rows(
+        "SELECT run_id, api_task_id, summary FROM lead_load_runs ORDER BY started_at"
+    )
+    assert [r["api_task_id"] for r in runs] == [env.task_id, lapsed_task, lapsed_task]
+    assert not runs[0]["run_id"].startswith("lapsed_customers/")
+    assert all(r["run_id"].startswith("lapsed_customers/") for r in runs[1:])
+    rejected = env.warehouse.rows(
+        "SELECT lead_id, reason FROM lead_load_rejects WHERE run_id = :r ORDER BY lead_id",
+        r=runs[1]["run_id"],
+    )
+    assert [r["lead_id"] for r in rejected] == ["c900", "c901"]
