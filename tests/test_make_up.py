@@ -1,5 +1,6 @@
 """`make up` (python -m lead_load_devtools.local_airflow): a newcomer's Airflow comes up with
-the DAG parsed and its connections wired (airflow_api too: a run gets its note), answers a
+the DAGs parsed (the default load, and the example second load paused) and its connections
+wired (airflow_api too: a run gets its note), answers a
 login, and stops every process on SIGTERM."""
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ def test_make_up_serves_the_dag_and_stops_cleanly(tmp_path):
                     dag = answer.json()
         assert dag is not None, (tmp_path / "up.log").read_text()[-3000:]
         assert dag["is_paused"] is False
+        # The second example load is there too, paused until someone sets its calling task.
+        lapsed = requests.get(
+            f"{url}/api/v2/dags/lapsed_customers",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+        assert lapsed.ok, lapsed.text[:2000]
+        assert lapsed.json()["is_paused"] is True
         output = (tmp_path / "up.log").read_text()
         assert f"Airflow UI: http://localhost:{port}" in output
 
