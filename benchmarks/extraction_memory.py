@@ -340,8 +340,15 @@ def main() -> None:
     for size, measured in results.items():
         counts = measured["counts"]
         settled = sum(
-            counts[key]
-            for key in ("staged", "invalid", "duplicates_in_run", "already_loaded", "in_flight")
+            counts.get(key, 0)
+            for key in (
+                "staged",
+                "invalid",
+                "duplicates_in_run",
+                "already_loaded",
+                "in_flight",
+                "suppressed",
+            )
         )
         copy_s = min(measured["copy_s"])
         rows[str(size)] = {

@@ -102,6 +102,7 @@ def test_every_valid_lead_lands_exactly_once_and_every_row_is_accounted_for(
         + summary["duplicates_in_run"]
         + summary["already_loaded"]
         + summary["in_flight"]
+        + summary["suppressed"]
         + summary["staged"]
     )
     assert sum(summary["invalid_by_reason"].values()) == summary["invalid"]

@@ -68,14 +68,20 @@ def check_summary(summary: dict) -> None:
     """How the run accounts for what it extracted (``steps.extract.extract_and_stage``):
     every extracted row is invalid (refused by the transform), a duplicate within the run,
     or a candidate that staging found already loaded (imported, refused before, or its phone
-    held by another lead), found in flight (another run's) or staged:
-    ``extracted == invalid + duplicates_in_run + already_loaded + in_flight + staged``, and
-    ``rejected == invalid + duplicates_in_run``. What it says it sent is checked against the
-    platform (``check_sent_against_platform``), not against its own arithmetic."""
+    held by another lead), found in flight (another run's), suppressed (its phone on the
+    suppression list) or staged:
+    ``extracted == invalid + duplicates_in_run + already_loaded + in_flight + suppressed +
+    staged``, and ``rejected == invalid + duplicates_in_run``. What it says it sent is checked
+    against the platform (``check_sent_against_platform``), not against its own arithmetic."""
     s = summary
     counts = {k: v for k, v in s.items() if isinstance(v, int | dict) and k != "batches"}
     assert s["extracted"] == (
-        s["invalid"] + s["duplicates_in_run"] + s["already_loaded"] + s["in_flight"] + s["staged"]
+        s["invalid"]
+        + s["duplicates_in_run"]
+        + s["already_loaded"]
+        + s["in_flight"]
+        + s["suppressed"]
+        + s["staged"]
     ), counts
     assert s["rejected"] == s["invalid"] + s["duplicates_in_run"], counts
 

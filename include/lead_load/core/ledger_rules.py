@@ -17,9 +17,11 @@ delete: a number imported once stays in the calling task). Statuses:
 - ``not_imported``: the callback of its batch did not list it (duplicate in the calling task,
   invalid, blacklisted: the platform does not say which). Final: sending the same number again would
   only be refused again.
-- ``rejected``: not sent, with a reason (invalid phone, duplicate within the run, ...).
-  A rejected row is staged again when a later run extracts the lead, with the same phone,
-  in a valid form.
+- ``rejected``: not sent, with a reason (invalid phone, duplicate within the run, a phone on
+  the suppression list, ...). A rejected row is staged again when a later run extracts the
+  lead, with the same phone, in a valid form (and off the suppression list). Staging writes
+  rejected rows in no batch; the only rejected rows that keep a ``batch_no`` are those a
+  claim took out of their batch because their phone was suppressed after staging.
 
 A phone is *active* in a calling task while a row holding it is staged, sending, submitted or
 imported; the database enforces at most one active row per (calling task, phone), which is what
@@ -107,17 +109,36 @@ class StagingDecision(StrEnum):
     ALREADY_LOADED = "already_loaded"  # imported, or the platform said no before: nothing to do
     IN_FLIGHT = "in_flight"  # staged/sending/submitted by a run that is not finished
     PHONE_TAKEN = "phone_taken"  # another lead already holds this phone in the calling task
+    SUPPRESSED = "suppressed"  # the phone is on the suppression list: never called
 
 
 def decide_staging(
-    existing_status: str | None, phone_holder: str | None, lead_id: str
+    existing_status: str | None,
+    phone_holder: str | None,
+    lead_id: str,
+    suppressed: bool = False,
 ) -> StagingDecision:
-    """Decide for one lead and phone from the ledger row of that lead and phone (if any) and
-    the lead holding the phone in the calling task (if any).
+    """Decide for one lead and phone from the ledger row of that lead and phone (if any),
+    the lead holding the phone in the calling task (if any), and whether the phone is on the
+    suppression list.
 
-    A lead with a new phone has no row for it yet, so it is staged, whatever happened to its
-    old number; a number another lead holds is not sent again, whichever lead has it now.
+    The order of every decision about an extracted row, in one place:
+
+    1. the row's own data (the transform, before staging): an invalid row is ``invalid``,
+       whatever its phone;
+    2. one lead per phone within the run (the transform per chunk, staging across chunks):
+       the other leads are ``duplicate_in_run``, so a suppressed phone is rejected once, for
+       the lead that stands for it;
+    3. a row this run staged in an earlier try is left as it is (a claim takes it out of its
+       batch if its phone is suppressed by then);
+    4. here: a suppressed phone is ``SUPPRESSED`` before anything the ledger says about it
+       (loaded already, in flight, taken by another lead);
+    5. the ledger's decisions below. A lead with a new phone has no row for it yet, so it is
+       staged, whatever happened to its old number; a number another lead holds is not sent
+       again, whichever lead has it now.
     """
+    if suppressed:
+        return StagingDecision.SUPPRESSED
     if phone_holder is not None and phone_holder != lead_id:
         return StagingDecision.PHONE_TAKEN
     if existing_status is None:

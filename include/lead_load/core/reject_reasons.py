@@ -10,7 +10,9 @@ kind is spelled, and grouped, the same everywhere.
 Each kind counts in one figure of the run's summary (``FIGURE_OF_KIND``): most are
 ``invalid`` (bad data), ``duplicate_in_run`` is ``duplicates_in_run`` (the phone is sent for
 a more recent lead of the run), ``phone_already_loaded`` is ``already_loaded`` (another lead
-holds the phone in the calling task).
+holds the phone in the calling task), ``suppressed`` is ``suppressed`` (the phone is on the
+suppression list, docs/suppression.md: no bad data, so neither ``invalid`` nor counted towards
+``max_reject_ratio``).
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ class RejectKind(StrEnum):
     COMPONENT_INVALID = "component_invalid"
     DUPLICATE_IN_RUN = "duplicate_in_run"
     PHONE_ALREADY_LOADED = "phone_already_loaded"
+    SUPPRESSED = "suppressed"
 
 
 # The summary figure each kind is counted in; a kind not named here is "invalid".
 FIGURE_OF_KIND = {
     RejectKind.DUPLICATE_IN_RUN: "duplicates_in_run",
     RejectKind.PHONE_ALREADY_LOADED: "already_loaded",
+    RejectKind.SUPPRESSED: "suppressed",
 }
 INVALID_KINDS = tuple(kind for kind in RejectKind if kind not in FIGURE_OF_KIND)
 # What a reason without text groups under (a row written by hand, or by a broken release).
@@ -68,10 +72,19 @@ class RejectReason:
     def phone_already_loaded(cls, holder: object) -> RejectReason:
         return cls(RejectKind.PHONE_ALREADY_LOADED, f"by lead {holder}", yields=True)
 
+    @classmethod
+    def suppressed(cls, batch_no: int | None = None) -> RejectReason:
+        """The phone is on the suppression list: found by staging (no detail), or by the claim
+        of batch ``batch_no``, which took the row out of that batch before posting it (the
+        list grew after the row was staged)."""
+        detail = None if batch_no is None else f"taken out of batch {batch_no} before posting"
+        return cls(RejectKind.SUPPRESSED, detail)
+
 
 # The reasons staging writes in SQL too, with "{}" where the other lead goes.
 DUPLICATE_IN_RUN_TEMPLATE = str(RejectReason.duplicate_in_run("{}"))
 PHONE_ALREADY_LOADED_TEMPLATE = str(RejectReason.phone_already_loaded("{}"))
+SUPPRESSED_REASON = str(RejectReason.suppressed())
 
 
 def kind_of(reason: str | None) -> str:

@@ -1,17 +1,21 @@
 """A run's summary: one flat table whose figures add up, its breakdown, and its one-line note.
 
-Every extracted row is counted once, in one of five places, and every row the run owned at its
-end was sent or not (``IDENTITIES``):
+Every extracted row is counted once, in one of six places, and every row the run owned at its
+end was sent, not sent, or taken out of its batch before posting (``IDENTITIES``):
 
-    extracted = invalid + duplicates_in_run + already_loaded + in_flight + staged
+    extracted = invalid + duplicates_in_run + already_loaded + in_flight + suppressed + staged
     rejected  = invalid + duplicates_in_run
-    staged + carried_over = submitted + not_sent
+    staged + carried_over = submitted + not_sent + suppressed_before_posting
     submitted = imported + not_imported + awaiting_callback
 
 ``invalid``: rows refused by the rules (bad phone, field or lead id, a repeated lead id);
 ``duplicates_in_run``: valid rows whose phone a more recent lead of the same run has. Both are
 in ``lead_load_rejects``; so is a lead whose phone another lead holds in the calling task
-(``phone_already_loaded``), which is counted in ``already_loaded``.
+(``phone_already_loaded``), which is counted in ``already_loaded``, and a lead whose phone is
+on the suppression list when the run stages it (``suppressed``). A row staged (or carried
+over) whose phone was suppressed after that is taken out of its batch when the batch is
+claimed, before posting: ``suppressed_before_posting``, on the side of the rows the run owned,
+since ``staged`` says what staging decided.
 
 The flat table is what the Airflow UI shows well (the report's XCom, one value per key); the
 nested counts (reasons, batches by status, ...) go into ``breakdown``.
@@ -23,17 +27,20 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from lead_load.core.reject_reasons import invalid_by_kind
 from lead_load.core.window import SCHEDULE_ZONE, parse_time
 
-# Reject kinds that are not "invalid": the run's own duplicates, and phones another lead holds
-# in the calling task (counted in already_loaded).
-DUPLICATE_KIND = "duplicate_in_run"
+# The reject kind of phones another lead holds in the calling task (counted in already_loaded,
+# and named in the breakdown). Which kind counts in which figure: reject_reasons.FIGURE_OF_KIND.
 PHONE_TAKEN_KIND = "phone_already_loaded"
 
 IDENTITIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("extracted", ("invalid", "duplicates_in_run", "already_loaded", "in_flight", "staged")),
+    (
+        "extracted",
+        ("invalid", "duplicates_in_run", "already_loaded", "in_flight", "suppressed", "staged"),
+    ),
     ("rejected", ("invalid", "duplicates_in_run")),
-    ("staged + carried_over", ("submitted", "not_sent")),
+    ("staged + carried_over", ("submitted", "not_sent", "suppressed_before_posting")),
     ("submitted", ("imported", "not_imported", "awaiting_callback")),
 )
 # What extract_and_stage counts towards the identities.
@@ -45,6 +52,7 @@ _EXTRACT_KEYS = (
     "duplicates_in_run",
     "already_loaded",
     "in_flight",
+    "suppressed",
     "staged",
 )
 IDENTITY_TEXT = "; ".join(f"{total} = {' + '.join(parts)}" for total, parts in IDENTITIES)
@@ -59,16 +67,25 @@ FIGURE_WORDS: dict[str, str] = {
     "duplicates_in_run": "duplicates",
     "already_loaded": "already loaded",
     "in_flight": "in flight in another run",
+    "suppressed": "suppressed",
     "staged": "staged",
     "carried_over": "carried over",
     "submitted": "submitted",
     "not_imported": "not imported",
     "awaiting_callback": "awaiting callback",
     "not_sent": "not sent",
+    "suppressed_before_posting": "suppressed before posting",
     "rejected": "rejected",
 }
 # Figures the extract step counts: unknown ("-") on a page until it has finished.
-EXTRACT_FIGURES = ("extracted", "invalid", "duplicates_in_run", "already_loaded", "in_flight")
+EXTRACT_FIGURES = (
+    "extracted",
+    "invalid",
+    "duplicates_in_run",
+    "already_loaded",
+    "in_flight",
+    "suppressed",
+)
 
 
 def flat_summary(
@@ -78,12 +95,15 @@ def flat_summary(
     carried_over: Mapping[str, int],
     batches: Mapping[str, int],
     landing: Mapping[str, Any] | None,
+    suppressed_before_posting: int = 0,
 ) -> dict[str, Any]:
     """The run's figures, one scalar per key, in reading order.
 
     ``extract_counts``: what extract_and_stage returned; ``statuses``: the run's ledger rows
     by status; ``carried_over``: rows taken over, by the run they came from; ``batches``: the
-    run's batches by status; ``landing``: verify_landing's result (None: it did not finish).
+    run's batches by status; ``landing``: verify_landing's result (None: it did not finish);
+    ``suppressed_before_posting``: the run's rows its claims took out of their batches
+    (``counts.suppressed_before_posting``).
     """
     counts = {key: int(value or 0) for key, value in extract_counts.items() if key in _EXTRACT_KEYS}
     # The rest (sex_unknown, updated_at_*_in_table): facts beside the identities.
@@ -101,6 +121,7 @@ def flat_summary(
         "rejected": invalid + duplicates,
         "already_loaded": counts.get("already_loaded", 0),
         "in_flight": counts.get("in_flight", 0),
+        "suppressed": counts.get("suppressed", 0),
         "staged": counts.get("staged", 0),
         "carried_over": sum(carried_over.values()),
         "submitted": imported + not_imported + awaiting,
@@ -108,11 +129,13 @@ def flat_summary(
         "not_imported": not_imported,
         "awaiting_callback": awaiting,
         "not_sent": statuses.get("staged", 0) + statuses.get("sending", 0),
+        "suppressed_before_posting": int(suppressed_before_posting or 0),
         "batches": sum(batches.values()),
         **facts,
         "landing_check": landing_verdict(landing),
     }
-    # Duplicates are no failure (one row per phone is the rule); invalid and refused rows are.
+    # Duplicates and suppressed phones are no failure (one row per phone is the rule, and the
+    # list is the business's own); invalid and refused rows are.
     failed = summary["invalid"] + summary["not_imported"]
     extracted = summary["extracted"]
     summary["reject_ratio"] = round(failed / extracted, 4) if extracted else 0.0
@@ -124,11 +147,14 @@ def live_summary(
     statuses: Mapping[str, int],
     carried_over: Mapping[str, int],
     batches: Mapping[str, int],
+    suppressed_before_posting: int = 0,
 ) -> dict[str, Any]:
     """The figures of a run that has not reported (it is going, or it died before its
     report), by the same rules as its report: the extract step's counts (None until it
     finished: its figures are then None) with the ledger's rows as they are now."""
-    summary = flat_summary({}, extract_counts or {}, statuses, carried_over, batches, None)
+    summary = flat_summary(
+        {}, extract_counts or {}, statuses, carried_over, batches, None, suppressed_before_posting
+    )
     if extract_counts is None:
         for key in (*EXTRACT_FIGURES, "staged", "rejected", "reject_ratio"):
             summary[key] = None
@@ -143,11 +169,7 @@ def breakdown(
     landing: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """The nested counts behind the flat table's totals."""
-    invalid = {
-        kind: count
-        for kind, count in sorted(reject_kinds.items())
-        if kind not in (DUPLICATE_KIND, PHONE_TAKEN_KIND)
-    }
+    invalid = dict(sorted(invalid_by_kind(dict(reject_kinds)).items()))
     return {
         "invalid_by_reason": invalid,
         "phone_held_by_another_lead": reject_kinds.get(PHONE_TAKEN_KIND, 0),
@@ -201,6 +223,9 @@ def run_note(summary: Mapping[str, Any], invalid_by_reason: Mapping[str, int]) -
     ]
     for optional, said in (
         ("in_flight", words["in_flight"]),
+        ("suppressed", words["suppressed"]),
+        ("suppressed_before_posting", words["suppressed_before_posting"]),
+        ("suppressed_after_import", "suppressed after import (remove by hand)"),
         ("not_sent", words["not_sent"]),
         ("awaiting_callback", words["awaiting_callback"]),
         ("maybe_accepted", "of them maybe accepted (answer lost)"),

@@ -8,10 +8,12 @@ race changes nothing, and the function says so (a ``None`` result or :class:`Lea
 The batch's ledger rows follow in the same transaction, so rows and batch never disagree.
 
 - **Leases with fencing.** ``claim`` moves a planned batch to ``sending`` with a random token
-  and an expiry (``ledger_rules.batch_lease_seconds``). The owner renews it right before each
-  POST and every later write carries the token, so a process that lost its lease (paused past
-  the expiry while another reconciled the batch) can no longer post or write. A sending batch
-  whose lease expired is taken over with ``take_expired``; a live one is waited for.
+  and an expiry (``ledger_rules.batch_lease_seconds``), after taking out of it, in the same
+  transaction, the rows whose phone was put on the suppression list since they were staged.
+  The owner renews it right before each POST and every later write carries the token, so a
+  process that lost its lease (paused past the expiry while another reconciled the batch)
+  can no longer post or write. A sending batch whose lease expired is taken over with
+  ``take_expired``; a live one is waited for.
 - **How a post ends.** Accepted: ``mark_submitted``. Its answer lost, or its owner died after
   a POST started: ``mark_answer_lost`` (maybe accepted, settled later by ``settling``).
   Certainly not taken: ``put_back_to_staged``.
@@ -27,15 +29,18 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from lead_load.core.ledger_rules import RUN_LEASE_SECONDS, BatchStatus, RunState, Status
+from lead_load.core.reject_reasons import RejectReason
 from lead_load.ledger.schema import (
     batches,
     database_now,
+    is_suppressed,
     ledger,
     now,
     one_batch,
@@ -70,6 +75,8 @@ class Claim:
     rows: list[dict[str, Any]]
     # The first and last lead ids of the rows: how the post's log names the batch.
     leads: tuple[str, str] | None = None
+    # Rows the claim took out of the batch: their phones were suppressed after staging.
+    suppressed: int = 0
 
 
 def _held(lease: Lease) -> tuple:
@@ -109,8 +116,13 @@ def lease_is_live(state: dict[str, Any]) -> bool:
 
 def claim(engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float) -> Claim | None:
     """planned (or failed: a cleared post tries again) -> sending under a new lease; its
-    staged rows -> sending. None: lost the race (the batch was neither planned nor failed any
-    more when this statement ran)."""
+    staged rows whose phone is on the suppression list now -> rejected
+    (``_take_out_suppressed``), the others -> sending. None: lost the race (the batch was
+    neither planned nor failed any more when this statement ran).
+
+    One transaction: the list is read where the rows are moved, so a phone suppressed before
+    the claim committed is never posted by it, and one suppressed later is the post's (the
+    report lists it if it was imported, docs/suppression.md)."""
     token = secrets.token_hex(16)
     stamp = now()
     with engine.begin() as conn:
@@ -133,6 +145,7 @@ def claim(engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float
         ).rowcount
         if won != 1:
             return None
+        suppressed = _take_out_suppressed(conn, run_id, batch_no, token, stamp)
         conn.execute(
             update(ledger)
             .where(*rows_of_batch(run_id, batch_no, Status.STAGED))
@@ -150,7 +163,49 @@ def claim(engine: Engine, run_id: str, batch_no: int, owner: str, seconds: float
             .values(lease_expires_at=database_now(engine, RUN_LEASE_SECONDS))
         )
     leads = (held[0].lead_id, held[-1].lead_id) if held else None
-    return Claim(Lease(run_id, batch_no, token, owner, seconds), rows, leads)
+    return Claim(Lease(run_id, batch_no, token, owner, seconds), rows, leads, suppressed)
+
+
+def _take_out_suppressed(
+    conn: Connection, run_id: str, batch_no: int, token: str, stamp: datetime
+) -> int:
+    """Inside a claim's transaction: the batch's staged rows whose phone is on the
+    suppression list -> rejected (``suppressed: taken out of batch N before posting``; they
+    keep their batch number, which says where they were taken out of), and the batch's
+    ``rows`` less that many, fenced by the claim's token. How many were taken out.
+
+    The list grows after staging (an operator adds a number while rows wait for their post):
+    a row staged before is taken out here, the last moment before anything is posted. Each
+    change is one conditional statement: the rows' update counts what it moved, the batch's
+    must then change exactly its one row, or the claim rolls back whole.
+    """
+    taken_out = conn.execute(
+        update(ledger)
+        .where(*rows_of_batch(run_id, batch_no, Status.STAGED), is_suppressed(ledger.c.phone))
+        .values(
+            status=Status.REJECTED.value,
+            reason=str(RejectReason.suppressed(batch_no)),
+            updated_at=stamp,
+        )
+    ).rowcount
+    if not taken_out:
+        return 0
+    shrunk = conn.execute(
+        update(batches)
+        .where(
+            *one_batch(run_id, batch_no),
+            batches.c.status == BatchStatus.SENDING,
+            batches.c.lease_token == token,
+            batches.c.rows >= taken_out,
+        )
+        .values(rows=batches.c.rows - taken_out)
+    ).rowcount
+    if shrunk != 1:
+        raise RuntimeError(
+            f"batch {batch_no} of run {run_id}: {taken_out} suppressed rows taken out, but its "
+            "row count could not be lowered by as many; the claim is rolled back"
+        )
+    return taken_out
 
 
 def renew(engine: Engine, lease: Lease) -> None:

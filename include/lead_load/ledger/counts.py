@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, or_, select
 
-from lead_load.core.ledger_rules import BatchStatus
+from lead_load.core.ledger_rules import BatchStatus, Status
 from lead_load.core.reject_reasons import NO_REASON, by_kind
 from lead_load.ledger.schema import batches, ledger, rejects, runs
 
@@ -27,6 +27,31 @@ def status_counts(engine: Engine, api_task_id: str, run_id: str) -> dict[str, in
         ledger.c.api_task_id == api_task_id,
         ledger.c.run_id == run_id,
     )
+
+
+def suppressed_before_posting(engine: Engine, run_id: str) -> int:
+    """The run's rows its claims took out of their batches, their phones suppressed after
+    staging (``batch_lifecycle.claim``)."""
+    with engine.connect() as conn:
+        return suppressed_before_posting_by_run(conn, [run_id])[run_id]
+
+
+def suppressed_before_posting_by_run(conn: Connection, run_ids: list[str]) -> dict[str, int]:
+    """``suppressed_before_posting`` of each of ``run_ids``: their rejected rows that are in a
+    batch. Staging writes rejected rows in no batch (and takes a row it rejects again out of
+    its batch), so a rejected row keeps a batch number only when a claim took it out."""
+    found = dict.fromkeys(run_ids, 0)
+    for run_id, count in conn.execute(
+        select(ledger.c.run_id, func.count())
+        .where(
+            ledger.c.run_id.in_(run_ids),
+            ledger.c.status == Status.REJECTED,
+            ledger.c.batch_no.is_not(None),
+        )
+        .group_by(ledger.c.run_id)
+    ):
+        found[run_id] = count
+    return found
 
 
 def reject_reasons(engine: Engine, run_id: str) -> dict[str, int]:

@@ -12,6 +12,8 @@ Works on any SQLAlchemy engine (SQLite, PostgreSQL and MariaDB are tested). Tabl
 - ``lead_load_runs``: one row per run: its state, lease, settings, plan (first batch number)
   and summary.
 - ``lead_load_task_locks``: one row per calling task, the staging lock.
+- ``lead_load_suppressions``: the phones that must never be called (normalised as a lead's
+  phone is), for every calling task (``suppressions``, docs/suppression.md).
 
 Every reader and writer streams in slices of ``CHUNK`` rows, so memory stays bounded
 whatever the run's size.
@@ -42,6 +44,7 @@ from sqlalchemy import (
     inspect,
     literal,
     literal_column,
+    select,
     text,
 )
 from sqlalchemy.dialects import mysql
@@ -196,6 +199,25 @@ task_locks = Table(
     Column("api_task_id", String(64), primary_key=True),
     Column("locked_at", TIMESTAMP),
 )
+
+
+# The suppression list: phones never to be called, in every calling task. ``phone`` holds the
+# normalised form (core.phones), as the ledger's ``phone`` does, so the two compare as text.
+suppressions = Table(
+    "lead_load_suppressions",
+    metadata,
+    Column("phone", String(32), primary_key=True),
+    Column("reason", Text),
+    Column("added_at", TIMESTAMP, nullable=False),
+    Column("added_by", String(250)),
+)
+
+
+def is_suppressed(phone: Any) -> Any:
+    """SQL: ``phone`` (a column or expression holding a normalised phone) is on the
+    suppression list. A correlated look-up by the list's primary key: one plan, whatever the
+    list's size or statistics."""
+    return select(suppressions.c.phone).where(suppressions.c.phone == phone).exists()
 
 
 def one_batch(run_id: str, batch_no: int) -> tuple:

@@ -437,6 +437,7 @@ def extract_and_stage(
         "staged": staged.staged,
         "already_loaded": staged.already_loaded,
         "in_flight": staged.in_flight,
+        "suppressed": staged.suppressed,
         "sex_unknown": totals["sex_unknown"],
     }
     if missing_updated_at_sql:

@@ -145,8 +145,9 @@ def _post_claimed(
     settings: RunSettings, ledger_engine: Engine, agent_api: AgentApiHook, claim: Claim
 ) -> dict[str, Any] | LeaseHeld:
     lease = claim.lease
-    if not claim.rows:  # its rows went elsewhere (taken over by another run)
-        batch_lifecycle.mark_submitted(ledger_engine, lease, None)
+    _log_taken_out(lease.batch_no, claim)
+    if not claim.rows:  # every row suppressed, or gone elsewhere (taken over by another run)
+        batch_lifecycle.mark_submitted(ledger_engine, lease, None)  # processed, nothing posted
         return _receipt(lease.batch_no, None, 0)
     try:
         receipt = _import(
@@ -209,6 +210,30 @@ def _post_claimed(
         "attempt" if receipt.attempts == 1 else "attempts",
     )
     return _receipt(lease.batch_no, receipt.unique_id, receipt.posted)
+
+
+def _log_taken_out(batch_no: int, claim: Claim) -> None:
+    """One line for a batch whose claim took rows out because their phones were put on the
+    suppression list after staging (counts only: no phone in a log); none for the others,
+    whose one line is the post's (in the triggerer every line costs a round trip)."""
+    if not claim.suppressed:
+        return
+    if claim.rows:
+        log.warning(
+            "Batch %d: %d rows taken out before posting, their phones were suppressed after "
+            "staging (rejected as suppressed); %d rows left to post",
+            batch_no,
+            claim.suppressed,
+            len(claim.rows),
+        )
+    else:
+        log.warning(
+            "Batch %d: all %d rows taken out before posting, their phones were suppressed "
+            "after staging (rejected as suppressed); nothing to post, the batch ends "
+            "processed with nothing posted",
+            batch_no,
+            claim.suppressed,
+        )
 
 
 def refusal_text(error: AgentApiError, settings: RunSettings) -> str:

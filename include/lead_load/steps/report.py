@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from agent_api.masking import mask_phones_in
+from agent_api.masking import mask_phone, mask_phones_in
 from lead_load.core import run_summary
 from lead_load.core.run_settings import RunSettings
-from lead_load.ledger import counts, planning, run_lifecycle, settling
+from lead_load.ledger import counts, planning, run_lifecycle, settling, suppressions
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +74,19 @@ def report(
     carried = planning.carried_over(ledger_engine, settings.run_id)
     batches = counts.batch_counts(ledger_engine, settings.run_id)
     summary = run_summary.flat_summary(
-        _identity(settings), extract_counts, statuses, carried, batches, landing
+        _identity(settings),
+        extract_counts,
+        statuses,
+        carried,
+        batches,
+        landing,
+        counts.suppressed_before_posting(ledger_engine, settings.run_id),
     )
     details = run_summary.breakdown(
         counts.reject_reasons(ledger_engine, settings.run_id), carried, batches, landing
     )
     left_open = _left_open(ledger_engine, settings, summary)
+    _suppressed_after_import(ledger_engine, settings, summary)
     refused = counts.refused_batches(ledger_engine, settings.run_id)
     problems = _problems(summary, settings, landing, planned, refused) + left_open
     if not planned:
@@ -121,6 +128,41 @@ def _left_open(ledger_engine: Engine, settings: RunSettings, summary: dict[str, 
         "platform has not reported them and the calling task's number list does not show them; a "
         "later run settles them from the list once LEAD_LOAD_SETTLE_SECONDS has passed"
     ]
+
+
+# How many numbers suppressed after their import the report's warning names.
+SUPPRESSED_AFTER_IMPORT_LISTED = 20
+
+
+def _suppressed_after_import(
+    ledger_engine: Engine, settings: RunSettings, summary: dict[str, Any]
+) -> None:
+    """Numbers of the calling task that the platform has (or may have: submitted) and that
+    were put on the suppression list since: counted in the summary and named in a warning
+    (lead ids, phones masked). The platform has no delete call, so they stay callable there
+    until someone removes them by hand; every run says so while the ledger still has them
+    there. Not a failure of the run: nothing it sent was suppressed when it was sent."""
+    found = suppressions.imported_but_suppressed(
+        ledger_engine, settings.api_task_id, limit=SUPPRESSED_AFTER_IMPORT_LISTED
+    )
+    summary["suppressed_after_import"] = found.count
+    if not found.count:
+        return
+    named = ", ".join(
+        f"lead {mask_phones_in(str(r['lead_id']))} ({mask_phone(r['phone'])}, {r['status']})"
+        for r in found.first
+    )
+    more = f" and {found.count - len(found.first)} more" if found.count > len(found.first) else ""
+    log.warning(
+        "%s of calling task %s %s on the suppression list but in the calling task already "
+        "(imported, or submitted): %s%s. The platform has no delete call: remove them from "
+        "the calling task by hand in the platform (docs/suppression.md)",
+        _count(found.count, "number"),
+        settings.api_task_id,
+        "is" if found.count == 1 else "are",
+        named,
+        more,
+    )
 
 
 def _step_failure(

@@ -16,9 +16,22 @@ from lead_loads.charts.palette import fill
 FIGURE_WORDS = run_summary.FIGURE_WORDS
 
 # Where the extracted rows went, and what became of the rows the run owned.
-EXTRACTED_PARTS = ("invalid", "duplicates_in_run", "already_loaded", "in_flight", "staged")
+EXTRACTED_PARTS = (
+    "invalid",
+    "duplicates_in_run",
+    "already_loaded",
+    "in_flight",
+    "suppressed",
+    "staged",
+)
 OWNED_PARTS = ("staged", "carried_over")
-SENT_PARTS = ("imported", "not_imported", "awaiting_callback", "not_sent")
+SENT_PARTS = (
+    "imported",
+    "not_imported",
+    "awaiting_callback",
+    "not_sent",
+    "suppressed_before_posting",
+)
 
 
 def funnel(
@@ -27,11 +40,12 @@ def funnel(
     """A run's funnel, one horizontal bar per line, all on one scale (px per row):
 
     ``extracted``; its split ``invalid + duplicates + already loaded + in flight in another run
-    + staged``; ``invalid`` split by reason (under it); ``staged + carried over``, drawn from
-    where ``staged`` starts; and what became of them, ``imported + not imported + awaiting
-    callback + not sent``. Each line's legend writes every part out with its number, zeros
-    too (a zero part has no bar). Missing or None figures count as 0; with no ``extracted``
-    at all (a run that has not extracted yet) the picture says "No figures yet".
+    + suppressed + staged``; ``invalid`` split by reason (under it); ``staged + carried
+    over``, drawn from where ``staged`` starts; and what became of them, ``imported + not
+    imported + awaiting callback + not sent + suppressed before posting``. Each line's legend
+    writes every part out with its number, zeros too (a zero part has no bar). Missing or
+    None figures count as 0; with no ``extracted`` at all (a run that has not extracted yet)
+    the picture says "No figures yet".
 
     Bars: ``<rect class="fig-<key> seg" data-row=... data-figure=<key> data-value=<n>>``
     (reasons: ``fig-invalid reason``, ``data-figure="invalid"``, ``data-reason``).

@@ -1,5 +1,6 @@
-"""``python -m lead_load verify``: the landing check from a shell, on a real SQLite ledger
-against the simulator, run as a data engineer runs it."""
+"""``python -m lead_load``: the landing check from a shell (``verify``, on a real SQLite ledger
+against the simulator, run as a data engineer runs it) and the suppression list
+(``suppress``)."""
 
 import io
 import json
@@ -196,3 +197,148 @@ def test_command_keeps_what_writes_to_file_descriptor_1_off_its_results():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
     )
     assert (result.stdout, result.stderr) == ("{}\n", "a log line")
+
+
+# -- python -m lead_load suppress -----------------------------------------------------------
+
+
+def suppress(uri: str, *args: str) -> tuple[int, str]:
+    """Run ``suppress`` on the ledger at ``uri``: its exit code and its results."""
+    out = io.StringIO()
+    action, *rest = args
+    code = main(["suppress", action, "--ledger-url", uri, *rest], out)
+    return code, out.getvalue()
+
+
+def listed(engine) -> dict[str, tuple]:
+    from lead_load.ledger import suppressions
+
+    return {e.phone: (e.reason, e.added_by) for e in suppressions.listed(engine)}
+
+
+def test_suppress_add_reads_a_csv_with_a_header_row(sqlite_engine, tmp_path):
+    csv_file = tmp_path / "dnc.csv"
+    csv_file.write_text(
+        "\ufeffName,Phone,Reason\n"  # as a spreadsheet saves it: a byte order mark
+        'Li,139 0000 0001,"asked, twice"\n'
+        "Wang,+86 139-0000-0002,\n"
+        "Li again,13900000001,repeated\n",
+        encoding="utf-8",
+    )
+    code, said = suppress(
+        sqlite_engine.conn_uri, "add", "--reason", "complaint", "--added-by", "ops", str(csv_file)
+    )
+    assert code == 0
+    assert said == (
+        "Added 2 phones to the suppression list; 0 were on it already "
+        "(1 line repeated a phone given above).\n"
+    )
+    assert listed(sqlite_engine.engine) == {
+        "13900000001": ("asked, twice", "ops"),
+        "13900000002": ("complaint", "ops"),
+    }
+
+
+def test_suppress_add_reads_one_phone_per_line_from_standard_input(sqlite_engine, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("13900000001\n\n+8613900000002\n"))
+    assert suppress(sqlite_engine.conn_uri, "add") == (
+        0,
+        "Added 2 phones to the suppression list; 0 were on it already.\n",
+    )
+    monkeypatch.setattr(sys, "stdin", io.StringIO("13900000002\n13900000003\n"))
+    assert suppress(sqlite_engine.conn_uri, "add", "-") == (
+        0,
+        "Added 1 phone to the suppression list; 1 was on it already.\n",
+    )
+    assert sorted(listed(sqlite_engine.engine)) == ["13900000001", "13900000002", "13900000003"]
+
+
+def test_a_bad_line_refuses_the_whole_file_and_adds_nothing(sqlite_engine, tmp_path, capsys):
+    phones_file = tmp_path / "phones.txt"
+    phones_file.write_text("13900000001\n13900000002\n021-12345678\n\n1390000000\n")
+    code, said = suppress(sqlite_engine.conn_uri, "add", str(phones_file))
+    assert (code, said) == (2, "")
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "python -m lead_load suppress add: line 3: not_mobile (021*****5678)",
+        "python -m lead_load suppress add: line 5: not_mobile (139***0000)",
+        "python -m lead_load suppress add: error: 2 bad lines; nothing added (a list is never "
+        "half-applied): fix them and run again",
+    ]
+    assert listed(sqlite_engine.engine) == {}
+
+
+def test_suppress_list_masks_the_phones_unless_asked_not_to(sqlite_engine, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("phone,reason\n13900000001,asked\n"))
+    suppress(sqlite_engine.conn_uri, "add", "--added-by", "ops")
+
+    code, text = suppress(sqlite_engine.conn_uri, "list")
+    assert code == 0
+    header, line = text.splitlines()
+    assert header == "1 phone on the suppression list"
+    assert line.split()[0] == "139****0001" and line.endswith(" ops              asked")
+    assert "13900000001" not in text
+
+    [entry] = json.loads(suppress(sqlite_engine.conn_uri, "list", "--json")[1])
+    assert (entry["phone"], entry["reason"], entry["added_by"]) == ("139****0001", "asked", "ops")
+    assert entry["added_at"].endswith("+00:00")
+    [full] = json.loads(suppress(sqlite_engine.conn_uri, "list", "--json", "--unmasked")[1])
+    assert full["phone"] == "13900000001"
+
+
+def test_suppress_remove_says_how_many_were_removed(sqlite_engine, tmp_path, capsys):
+    uri = sqlite_engine.conn_uri
+    phones_file = tmp_path / "listed.txt"
+    phones_file.write_text("13900000001\n13900000002\n13900000003\n")
+    suppress(uri, "add", str(phones_file))
+
+    # A phone that is no mobile number: nothing removed.
+    assert suppress(uri, "remove", "13900000001", "12345") == (2, "")
+    assert "argument 2: not_mobile (*****)" in capsys.readouterr().err
+    assert len(listed(sqlite_engine.engine)) == 3
+
+    # One of two not on the list: the other is removed, exit code 1.
+    assert suppress(uri, "remove", "139 0000 0001", "13900000009") == (
+        1,
+        "Removed 1 phone from the suppression list; 1 was not on it.\n",
+    )
+    rest = tmp_path / "rest.csv"
+    rest.write_text("phone\n13900000002\n13900000003\n")
+    assert suppress(uri, "remove", "--file", str(rest)) == (
+        0,
+        "Removed 2 phones from the suppression list; 0 were not on it.\n",
+    )
+    assert listed(sqlite_engine.engine) == {}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["suppress"], "the following arguments are required: action"),
+        (["suppress", "remove"], "give the phones to remove, or --file"),
+        (["suppress", "list", "--nope"], "unrecognized arguments: --nope"),
+    ],
+)
+def test_suppress_usage_errors_exit_2_on_one_line(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert message in line
+
+
+def test_suppress_add_as_an_operator_runs_it(sqlite_engine):
+    """A subprocess reading standard input, the ledger named by --ledger-url."""
+    command = ["suppress", "add", "--ledger-url", sqlite_engine.conn_uri, "--reason", "asked"]
+    found = subprocess.run(
+        [sys.executable, "-m", "lead_load", *command],
+        input="13900000001\n13900000002\n",
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout == "Added 2 phones to the suppression list; 0 were on it already.\n"
+    assert listed(sqlite_engine.engine)["13900000002"][0] == "asked"

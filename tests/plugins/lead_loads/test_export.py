@@ -45,11 +45,17 @@ def test_the_header_comes_first_then_one_line_per_reject_page_by_page():
         *(
             (str(RejectReason(kind)), "invalid")
             for kind in RejectKind
-            if kind not in (RejectKind.DUPLICATE_IN_RUN, RejectKind.PHONE_ALREADY_LOADED)
+            if kind
+            not in (
+                RejectKind.DUPLICATE_IN_RUN,
+                RejectKind.PHONE_ALREADY_LOADED,
+                RejectKind.SUPPRESSED,
+            )
         ),
         (str(RejectReason.invalid_field("name has a control character")), "invalid"),
         (str(RejectReason.duplicate_in_run(7)), "duplicates"),
         (str(RejectReason.phone_already_loaded(7)), "already loaded"),
+        (str(RejectReason.suppressed()), "suppressed"),
         ("", "invalid"),
     ],
 )

@@ -18,6 +18,7 @@ from lead_load.ledger.browse.loads import (
     has_run,
     list_loads,
     live_counts,
+    loads_in_ledger,
 )
 from lead_load.ledger.browse.rows import (
     Batch,
@@ -53,6 +54,7 @@ __all__ = [
     "has_run",
     "list_loads",
     "live_counts",
+    "loads_in_ledger",
     "mask_raw",
     "reject_kinds",
     "reject_pages",

@@ -8,18 +8,20 @@ reported, counted live by the same rules before that. Problems come out with pho
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, false, func, or_, select
 
 from agent_api.masking import mask_phones_in
 from lead_load.core import run_summary
 from lead_load.core.ledger_rules import RunState
+from lead_load.core.loads import DEFAULT_LOAD_ID, airflow_run_of
 from lead_load.core.reject_reasons import invalid_by_kind
 from lead_load.ledger.browse.values import Page, in_utc, page_bounds
-from lead_load.ledger.counts import reject_reasons_by_run
+from lead_load.ledger.counts import reject_reasons_by_run, suppressed_before_posting_by_run
 from lead_load.ledger.schema import batches, ledger, runs
 
 
@@ -56,6 +58,11 @@ class Load:
         return self.state == RunState.RUNNING
 
     @property
+    def load_id(self) -> str:
+        """The load (DAG) of the run, from its ledger run id."""
+        return airflow_run_of(self.run_id)[0]
+
+    @property
     def extracted(self) -> int | None:
         return self.figures.get("extracted")
 
@@ -70,18 +77,25 @@ def list_loads(
     per_page: int = 20,
     *,
     state: str | None = None,
+    load_id: str | None = None,
     api_task_id: str | None = None,
     window_from: date | None = None,
     window_to: date | None = None,
+    readable_loads: Collection[str] | None = None,
 ) -> Page:
     """Loads newest first (by start, else by end for a run whose first steps never reached
-    the ledger), paged; filtered in SQL when asked: by ``state``, by calling task (exact),
-    and to the runs whose window overlaps the days ``window_from`` to ``window_to`` (UTC,
-    both included; either may be left open)."""
+    the ledger), paged; filtered in SQL when asked: by ``state``, by load (``load_id``), by
+    calling task (exact), and to the runs whose window overlaps the days ``window_from`` to
+    ``window_to`` (UTC, both included; either may be left open). ``readable_loads``: only
+    the runs of these loads (those the user may read)."""
     page, per_page = page_bounds(page, per_page)
     where = []
     if state:
         where.append(runs.c.state == state)
+    if load_id:
+        where.append(of_load(load_id))
+    if readable_loads is not None:
+        where.append(or_(false(), *(of_load(load) for load in readable_loads)))
     if api_task_id:
         where.append(runs.c.api_task_id == api_task_id)
     where += _window_overlaps(window_from, window_to)
@@ -97,6 +111,22 @@ def list_loads(
         ).all()
         loads = _with_counts(conn, rows)
     return Page(loads, total, page, per_page)
+
+
+def of_load(load_id: str) -> Any:
+    """SQL: the run is one of the load's (``loads.ledger_run_id``: the default load's run ids
+    have no ``/``, another load's start with ``<load id>/``)."""
+    if load_id == DEFAULT_LOAD_ID:
+        return ~runs.c.run_id.contains("/", autoescape=True)
+    prefix = f"{load_id}/"
+    return func.substr(runs.c.run_id, 1, len(prefix)) == prefix
+
+
+def loads_in_ledger(engine: Engine) -> list[str]:
+    """The loads the ledger has runs of, for the list's filter."""
+    with engine.connect() as conn:
+        found = conn.execute(select(runs.c.run_id)).scalars()
+        return sorted({airflow_run_of(run_id)[0] for run_id in found})
 
 
 # A stored window bound up to its seconds: YYYY-MM-DDTHH:MM:SS.
@@ -175,6 +205,7 @@ def _with_counts(conn, run_rows: list) -> list[Load]:
         statuses = _grouped(conn, ledger.c.run_id, ledger.c.status, ids)
         by_batch = _grouped(conn, batches.c.run_id, batches.c.status, ids)
         kinds = reject_reasons_by_run(conn, ids)
+        taken_out = suppressed_before_posting_by_run(conn, ids)
         carried: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
         for run_id, source, count in conn.execute(
             select(ledger.c.run_id, ledger.c.carried_from, func.count())
@@ -184,7 +215,12 @@ def _with_counts(conn, run_rows: list) -> list[Load]:
             carried[run_id][source] = count
         for r in live:
             loads[r.run_id] = _live_load(
-                r, statuses[r.run_id], kinds[r.run_id], carried[r.run_id], by_batch[r.run_id]
+                r,
+                statuses[r.run_id],
+                kinds[r.run_id],
+                carried[r.run_id],
+                by_batch[r.run_id],
+                taken_out[r.run_id],
             )
     return [loads[r.run_id] for r in run_rows]
 
@@ -234,6 +270,7 @@ def _live_load(
     kinds: dict[str, int],
     carried: dict[str, int],
     by_batch: dict[str, int],
+    suppressed_before_posting: int = 0,
 ) -> Load:
     """The load counted from the ledger by the report's rules: while it runs, or when it
     ended without a report (its failure record, if any, says why)."""
@@ -243,7 +280,9 @@ def _live_load(
     extract = stored.get("extract_counts")
     if extract is None and isinstance(stored.get("extracted"), int):
         extract = stored
-    figures = run_summary.live_summary(extract, statuses, carried, by_batch)
+    figures = run_summary.live_summary(
+        extract, statuses, carried, by_batch, suppressed_before_posting
+    )
     return Load(
         **_identity(row),
         figures={key: figures.get(key) for key in _FIGURE_KEYS},

@@ -2,7 +2,9 @@
 
 Both engines decide with ``core.ledger_rules.decide_staging`` (the set-based one through a
 SQL expression built from it), add the two decisions below of their own, write the same two
-reasons, and count into the same ``StagingCounts``.
+reasons, and count into the same ``StagingCounts``. The order of the decisions is
+``decide_staging``'s docstring: duplicates in the run and this run's own earlier rows first,
+then a phone on the suppression list, then the ledger's decisions.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from lead_load.core.ledger_rules import StagingDecision
 from lead_load.core.reject_reasons import (
     DUPLICATE_IN_RUN_TEMPLATE,
     PHONE_ALREADY_LOADED_TEMPLATE,
+    SUPPRESSED_REASON,
 )
 
 # The reasons staging writes itself ("{}": the other lead).
 DUPLICATE_IN_RUN = DUPLICATE_IN_RUN_TEMPLATE
 PHONE_ALREADY_LOADED = PHONE_ALREADY_LOADED_TEMPLATE
+SUPPRESSED = SUPPRESSED_REASON
 
 # What staging decides for a candidate besides decide_staging's decisions: it lost its phone
 # to a more recent lead of the run, or an earlier try of this same run staged it.
@@ -31,6 +35,7 @@ class StagingCounts:
     duplicates_in_run: int = 0
     already_loaded: int = 0
     in_flight: int = 0
+    suppressed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -46,5 +51,7 @@ class StagingCounts:
             self.already_loaded += leads
         elif decision == StagingDecision.IN_FLIGHT:
             self.in_flight += leads
+        elif decision == StagingDecision.SUPPRESSED:
+            self.suppressed += leads
         else:
             raise ValueError(f"unknown staging decision {decision!r}")

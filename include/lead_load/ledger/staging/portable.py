@@ -42,6 +42,7 @@ from lead_load.ledger.staging.outcomes import (
     DUPLICATE_IN_RUN,
     PHONE_ALREADY_LOADED,
     STAGED_BY_THIS_RUN,
+    SUPPRESSED,
     StagingCounts,
 )
 from lead_load.ledger.staging.tables import ensure_calling_task_lock, lock_calling_task
@@ -52,8 +53,9 @@ def _write_rejects(
 ) -> None:
     """A slice of rejects (lead_id, raw_phone, reason) into ``lead_load_rejects`` and the
     ledger: a ``rejected`` row for a lead and phone without one, the new reason where that
-    lead and phone were rejected before; any other ledger row (staged, in flight, imported,
-    not imported) stays as it is."""
+    lead and phone were rejected before (in no batch now: one a claim took out of its batch
+    kept its number until then); any other ledger row (staged, in flight, imported, not
+    imported) stays as it is."""
     if not rows:
         return
     conn.execute(
@@ -93,7 +95,12 @@ def _write_rejects(
     conn.execute(
         update(ledger)
         .where(*this_lead, ledger.c.status == Status.REJECTED.value)
-        .values(reason=typed_key("b_reason", ledger.c.reason), run_id=run_id, updated_at=stamp),
+        .values(
+            reason=typed_key("b_reason", ledger.c.reason),
+            run_id=run_id,
+            batch_no=None,
+            updated_at=stamp,
+        ),
         keyed,
     )
     new_row = {
@@ -132,8 +139,9 @@ def add_rejects(
 @dataclass(frozen=True)
 class _Lead:
     """A candidate and what staging decides on: the lead kept for its phone in this run, the
-    status and run of the ledger row of this lead and phone (None without one), and the lead
-    holding the phone in the calling task (None when free)."""
+    status and run of the ledger row of this lead and phone (None without one), the lead
+    holding the phone in the calling task (None when free), and whether the phone is on the
+    suppression list."""
 
     lead_id: str
     phone: str
@@ -142,12 +150,14 @@ class _Lead:
     status: str | None
     old_run: str | None
     holder: str | None
+    suppressed: bool
 
 
 def _next_chunk(conn: Connection, run_id: str, api_task_id: str, after: str) -> list[_Lead]:
     """The next ``CHUNK`` candidates after lead ``after``, each with the lead kept for its
     phone across the whole run (the chunks were de-duplicated one by one), its own ledger
-    row and the lead holding its phone in the calling task, each found by a correlated subquery."""
+    row, the lead holding its phone in the calling task and whether the phone is suppressed,
+    each found by a correlated subquery."""
     best, own, holder = candidates.alias("best"), ledger.alias("own"), ledger.alias("holder")
     # The same order as the transform's de-duplication: latest updated_at, then highest id.
     kept = (
@@ -187,12 +197,13 @@ def _next_chunk(conn: Connection, run_id: str, api_task_id: str, after: str) -> 
             own_row(own.c.status).label("status"),
             own_row(own.c.run_id).label("old_run"),
             phone_holder.label("holder"),
+            schema.is_suppressed(candidates.c.phone).label("suppressed"),
         )
         .where(candidates.c.run_id == run_id, candidates.c.lead_id > after)
         .order_by(candidates.c.lead_id)
         .limit(schema.CHUNK)  # read at call time: tests shrink it
     ).all()
-    return [_Lead(**row._mapping) for row in rows]
+    return [_Lead(**{**row._mapping, "suppressed": bool(row.suppressed)}) for row in rows]
 
 
 def _insert_staged(
@@ -270,6 +281,16 @@ def _reject_taken_phones(
     )
 
 
+def _reject_suppressed(
+    conn: Connection, run_id: str, api_task_id: str, leads: list[_Lead], stamp: datetime
+) -> None:
+    """Leads whose phone is on the suppression list: rejected as every reject with a ledger
+    row is (``_write_rejects``): a ledger row of that lead and phone that is in flight or
+    loaded stays as it is (a claim takes a staged one out of its batch)."""
+    rows = [{"lead_id": x.lead_id, "raw_phone": x.phone, "reason": SUPPRESSED} for x in leads]
+    _write_rejects(conn, run_id, api_task_id, rows, stamp)
+
+
 def _stage_chunk(
     conn: Connection, run_id: str, api_task_id: str, chunk: list[_Lead], counts: StagingCounts
 ) -> None:
@@ -305,11 +326,13 @@ def _stage_chunk(
         if lead.status == Status.STAGED and lead.old_run == run_id:
             decided[STAGED_BY_THIS_RUN].append(lead)  # by an earlier try: nothing to write
             continue
-        decided[decide_staging(lead.status, lead.holder, lead.lead_id)].append(lead)
+        decision = decide_staging(lead.status, lead.holder, lead.lead_id, lead.suppressed)
+        decided[decision].append(lead)
 
     _insert_staged(conn, run_id, api_task_id, decided[StagingDecision.STAGE_NEW], stamp)
     _restage(conn, run_id, api_task_id, decided[StagingDecision.RESTAGE], stamp)
     _reject_taken_phones(conn, run_id, api_task_id, decided[StagingDecision.PHONE_TAKEN], stamp)
+    _reject_suppressed(conn, run_id, api_task_id, decided[StagingDecision.SUPPRESSED], stamp)
     for decision, leads in decided.items():
         counts.add(decision, len(leads))
 

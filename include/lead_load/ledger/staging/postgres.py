@@ -32,12 +32,13 @@ from lead_load.core.ledger_rules import (
     Status,
     decide_staging,
 )
-from lead_load.ledger.schema import candidates, ledger, now, rejects
+from lead_load.ledger.schema import candidates, ledger, now, rejects, suppressions
 from lead_load.ledger.staging.outcomes import (
     DUPLICATE,
     DUPLICATE_IN_RUN,
     PHONE_ALREADY_LOADED,
     STAGED_BY_THIS_RUN,
+    SUPPRESSED,
     StagingCounts,
 )
 from lead_load.ledger.staging.tables import insert_rows, lock_calling_task
@@ -94,34 +95,49 @@ def refresh_statistics(conn: Connection) -> None:
         conn.exec_driver_sql(f"ANALYZE {table}")
 
 
-def _decide_staging_sql(status: str, holder: str, lead: str) -> str:
+def _decide_staging_sql(status: str, holder: str, lead: str, suppressed: str) -> str:
     """``decide_staging`` as a SQL expression over the columns (or expressions) ``status``
     (of the ledger row of this lead and phone; NULL without one), ``holder`` (the lead
-    holding the phone in the calling task; NULL when free) and ``lead``.
+    holding the phone in the calling task; NULL when free), ``lead``, and ``suppressed`` (a
+    boolean: the phone is on the suppression list).
 
     Built by asking ``decide_staging`` itself for every status (and one it does not know)
-    with each kind of holder (none, the lead itself, another lead), so the rules stay in one
-    place; ``test_postgres`` checks the expression against the function.
+    with each kind of holder (none, the lead itself, another lead), suppressed or not, so the
+    rules and their order stay in one place; ``test_postgres`` checks the expression against
+    the function. Where every answer is the same (a suppressed phone), it is one constant.
     """
     unknown = "(a status of a later release)"
 
-    def by_status(holder_value: str | None) -> str:
-        otherwise = decide_staging(unknown, holder_value, "lead")
+    def by_status(holder_value: str | None, on_list: bool) -> str:
+        otherwise = decide_staging(unknown, holder_value, "lead", on_list)
         branches = [
             (f"{status} IS NULL" if value is None else f"{status} = '{value}'", decision)
             for value in (None, *Status)
-            if (decision := decide_staging(value, holder_value, "lead")) != otherwise
+            if (decision := decide_staging(value, holder_value, "lead", on_list)) != otherwise
         ]
         if not branches:
             return f"'{otherwise}'"
         whens = " ".join(f"WHEN {condition} THEN '{decision}'" for condition, decision in branches)
         return f"CASE {whens} ELSE '{otherwise}' END"
 
-    return (
-        f"CASE WHEN {holder} IS NULL THEN {by_status(None)} "
-        f"WHEN {holder} = {lead} THEN {by_status('lead')} "
-        f"ELSE {by_status('another lead')} END"
-    )
+    def by_holder(on_list: bool) -> str:
+        free, own, other = (by_status(h, on_list) for h in (None, "lead", "another lead"))
+        if free == own == other:
+            return free
+        return (
+            f"CASE WHEN {holder} IS NULL THEN {free} WHEN {holder} = {lead} THEN {own} "
+            f"ELSE {other} END"
+        )
+
+    listed, unlisted = by_holder(True), by_holder(False)
+    if listed == unlisted:
+        return listed
+    return f"CASE WHEN {suppressed} THEN {listed} ELSE {unlisted} END"
+
+
+def _sql_string(text_: str) -> str:
+    """A constant text as a SQL literal."""
+    return "'" + text_.replace("'", "''") + "'"
 
 
 def _sql_text(template: str, value: str) -> str:
@@ -130,12 +146,16 @@ def _sql_text(template: str, value: str) -> str:
     return f"'{before}' || {value} || '{after}'"
 
 
+_LEDGER_DECISION = _decide_staging_sql(
+    "own.status", "holder.lead_id", "c.lead_id", "listed.phone IS NOT NULL"
+)
 _ACTIVE_SQL = ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES)
 _DECISIONS = "lead_load_staging_decisions"
 
 # One row per candidate of the run: the lead kept for its phone across the run (latest
 # updated_at, then the highest lead id, as the transform de-duplicates a chunk), the status
-# of the lead's row for this phone, the lead holding the phone, and the decision.
+# of the lead's row for this phone, the lead holding the phone, and the decision (whether the
+# phone is on the suppression list goes into it; the list is joined by its primary key).
 _DECIDE_SQL = f"""
 INSERT INTO {_DECISIONS} (lead_id, phone, kept, holder, own_status, decision)
 SELECT c.lead_id, c.phone, kept.lead_id, holder.lead_id, own.status,
@@ -143,7 +163,7 @@ SELECT c.lead_id, c.phone, kept.lead_id, holder.lead_id, own.status,
         WHEN kept.lead_id <> c.lead_id THEN '{DUPLICATE}'
         WHEN own.status = '{Status.STAGED.value}' AND own.run_id = CAST(:run_id AS TEXT)
             THEN '{STAGED_BY_THIS_RUN}'
-        ELSE {_decide_staging_sql("own.status", "holder.lead_id", "c.lead_id")}
+        ELSE {_LEDGER_DECISION}
     END
 FROM {candidates.name} AS c
 JOIN (
@@ -158,11 +178,13 @@ LEFT JOIN {ledger.name} AS own
 LEFT JOIN {ledger.name} AS holder  -- at most one: the partial unique index
     ON holder.api_task_id = CAST(:api_task_id AS TEXT) AND holder.phone = c.phone
     AND holder.status IN ({_ACTIVE_SQL})
+LEFT JOIN {suppressions.name} AS listed ON listed.phone = c.phone
 WHERE c.run_id = CAST(:run_id AS TEXT)
 """  # noqa: S608 - our own names and constants; values are bound
 
 # The decisions, written, in this order: the rejects first (each candidate that lost its phone
-# to a more recent lead of the run, and each whose phone another lead holds), then the
+# to a more recent lead of the run, each whose phone is suppressed, and each whose phone
+# another lead holds), then the
 # ledger's rows of all the run's rejects (the extract's too, see add_rejects), then the
 # staged rows. Each statement touches other leads than the others (a run has one candidate
 # per lead, and a lead is a candidate or a reject), and the partial unique index still guards
@@ -173,10 +195,13 @@ INSERT INTO {rejects.name} (
 )
 SELECT CAST(:run_id AS TEXT), d.lead_id, CAST(:api_task_id AS TEXT), d.phone,
     CASE WHEN d.decision = '{DUPLICATE}' THEN {_sql_text(DUPLICATE_IN_RUN, "d.kept")}
+        WHEN d.decision = '{StagingDecision.SUPPRESSED.value}' THEN {_sql_string(SUPPRESSED)}
         ELSE {_sql_text(PHONE_ALREADY_LOADED, "d.holder")} END,
-    :stamp, d.decision = '{DUPLICATE}'
+    :stamp, d.decision IN ('{DUPLICATE}', '{StagingDecision.SUPPRESSED.value}')
 FROM {_DECISIONS} AS d
-WHERE d.decision IN ('{DUPLICATE}', '{StagingDecision.PHONE_TAKEN.value}')
+WHERE d.decision IN (
+    '{DUPLICATE}', '{StagingDecision.SUPPRESSED.value}', '{StagingDecision.PHONE_TAKEN.value}'
+)
 """  # noqa: S608 - our own names and constants; values are bound
 # The ledger's key of a reject: its phone as given (the ledger's phone is NOT NULL, at most
 # 32 characters).
@@ -187,10 +212,12 @@ _RUN_REJECTS = f"""
 """  # noqa: S608 - our own names and constants; values are bound
 _WRITE_SQL = (
     _REJECT_SQL,
-    # A reject's ledger row: the new reason where the lead and phone were rejected before,
+    # A reject's ledger row: the new reason where the lead and phone were rejected before
+    # (in no batch now: one a claim took out of its batch kept its number until then),
     f"""
     UPDATE {ledger.name} AS l
-    SET reason = r.reason, run_id = CAST(:run_id AS TEXT), updated_at = :stamp
+    SET reason = r.reason, run_id = CAST(:run_id AS TEXT), batch_no = NULL,
+        updated_at = :stamp
     FROM ({_RUN_REJECTS}) AS r
     WHERE l.api_task_id = CAST(:api_task_id AS TEXT) AND l.lead_id = r.lead_id
       AND l.phone = r.phone AND l.status = '{Status.REJECTED.value}'

@@ -33,6 +33,12 @@ def test_staging_decisions(status, holder, expected):
     assert decide_staging(status, holder, "lead") == expected
 
 
+@pytest.mark.parametrize("status", [None, *Status, "a status of a later release"])
+@pytest.mark.parametrize("holder", [None, "lead", "other-lead"])
+def test_a_suppressed_phone_is_decided_before_anything_the_ledger_says(status, holder):
+    assert decide_staging(status, holder, "lead", suppressed=True) == StagingDecision.SUPPRESSED
+
+
 def test_outcome_uses_the_callback_and_what_the_task_holds():
     statuses = outcome_statuses(["a", "b", "c"], imported={"a"}, found_in_calling_task={"c"})
     assert statuses == {"a": Status.IMPORTED, "b": Status.NOT_IMPORTED, "c": Status.IMPORTED}

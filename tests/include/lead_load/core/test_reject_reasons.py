@@ -43,6 +43,8 @@ def test_reasons_are_written_in_the_spellings_the_ledger_holds():
     assert str(RejectReason.duplicate_in_run(7)) == "duplicate_in_run (kept lead 7)"
     assert str(RejectReason.phone_already_loaded("x")) == "phone_already_loaded (by lead x)"
     assert DUPLICATE_IN_RUN_TEMPLATE.format("k") == "duplicate_in_run (kept lead k)"
+    assert str(RejectReason.suppressed()) == "suppressed"
+    assert str(RejectReason.suppressed(3)) == "suppressed: taken out of batch 3 before posting"
 
 
 @pytest.mark.parametrize(
@@ -52,6 +54,8 @@ def test_reasons_are_written_in_the_spellings_the_ledger_holds():
         RejectReason.invalid_field("sex value 'x' is not in sex_values"),
         RejectReason.duplicate_in_run("lead (with parentheses)"),
         RejectReason.phone_already_loaded(12),
+        RejectReason.suppressed(),
+        RejectReason.suppressed(7),
     ],
 )
 def test_a_written_reason_parses_back_to_itself(reason):
@@ -62,6 +66,9 @@ def test_a_written_reason_parses_back_to_itself(reason):
 def test_each_kind_counts_in_one_figure():
     assert figure_of("duplicate_in_run") == "duplicates_in_run"
     assert figure_of("phone_already_loaded") == "already_loaded"
+    # A suppressed phone is no bad data: its own figure, not invalid (nor the reject ratio).
+    assert figure_of(kind_of(str(RejectReason.suppressed(2)))) == "suppressed"
+    assert "suppressed" not in reject_reasons.INVALID_KINDS
     assert {figure_of(kind) for kind in reject_reasons.INVALID_KINDS} == {"invalid"}
     assert figure_of("a_kind_of_an_older_release") == "invalid"
 
@@ -72,12 +79,14 @@ def test_counts_are_summed_per_kind_most_frequent_first():
         "invalid_field": 1,
         "not_mobile": 4,
         "duplicate_in_run": 3,
+        "suppressed": 2,
         None: 1,
     }
     assert list(by_kind(counts).items()) == [
         ("not_mobile", 4),
         ("duplicate_in_run", 3),
         ("invalid_field", 3),
+        ("suppressed", 2),
         (NO_REASON, 1),
     ]
     assert invalid_by_kind(by_kind(counts)) == {

@@ -67,9 +67,9 @@ def test_every_value_of_the_flat_summary_is_a_scalar():
 def test_a_summary_that_does_not_add_up_says_which_identity_breaks():
     summary = demo_summary(staged=2549)  # one row lost between extract and staging
     assert run_summary.broken_identities(summary) == [
-        "extracted (3000) != invalid + duplicates_in_run + already_loaded + in_flight + staged "
-        "(2999)",
-        "staged + carried_over (2559) != submitted + not_sent (2560)",
+        "extracted (3000) != invalid + duplicates_in_run + already_loaded + in_flight + "
+        "suppressed + staged (2999)",
+        "staged + carried_over (2559) != submitted + not_sent + suppressed_before_posting (2560)",
     ]
 
 
@@ -158,6 +158,49 @@ def test_the_asset_extra_carries_the_counts_and_the_calling_task():
     assert extra["api_task_id"] == "task-1"
     assert (extra["imported"], extra["extracted"], extra["invalid"]) == (2540, 3000, 155)
     assert "landing_check" not in extra
+
+
+def test_suppressed_rows_have_figures_of_their_own_that_keep_the_identities():
+    """2 rows rejected as suppressed by staging (out of staged), and 4 of the rows the run
+    owned taken out of their batches at the claim (out of imported, so 6 fewer): still
+    adding up."""
+    summary = run_summary.flat_summary(
+        IDENTITY,
+        {**EXTRACT, "suppressed": 2, "staged": 2548},
+        {**STATUSES, "imported": 2534},
+        CARRIED,
+        BATCHES,
+        LANDING,
+        suppressed_before_posting=4,
+    )
+    assert (summary["suppressed"], summary["suppressed_before_posting"]) == (2, 4)
+    assert run_summary.broken_identities(summary) == []
+    # Neither invalid nor towards the reject ratio, and not in the breakdown's invalid reasons.
+    assert summary["invalid"] == 155 and summary["reject_ratio"] == round((155 + 20) / 3000, 4)
+    details = run_summary.breakdown({**REASONS, "suppressed": 6}, CARRIED, BATCHES, LANDING)
+    assert details["invalid_by_reason"] == {"missing_phone": 55, "not_a_phone": 100}
+    note = run_summary.run_note(
+        {**summary, "suppressed_after_import": 3}, details["invalid_by_reason"]
+    )
+    assert (
+        "in flight in another run 3; suppressed 2; suppressed before posting 4; "
+        "suppressed after import (remove by hand) 3 |"
+    ) in note
+    assert "suppressed" not in run_summary.run_note(demo_summary(), {})
+
+
+def test_a_live_run_counts_its_suppressed_rows_by_the_same_rules():
+    live = run_summary.live_summary(
+        {**EXTRACT, "suppressed": 2, "staged": 2548},
+        {**STATUSES, "imported": 2534},
+        CARRIED,
+        BATCHES,
+        4,
+    )
+    assert run_summary.broken_identities(live) == []
+    before_extract = run_summary.live_summary(None, {}, {}, {}, 0)
+    assert before_extract["suppressed"] is None
+    assert before_extract["suppressed_before_posting"] == 0
 
 
 def test_the_run_note_names_maybe_accepted_rows_and_what_earlier_runs_left_open():

@@ -124,3 +124,64 @@ def test_the_lease_outlives_a_renewal_cycle():
     # Defaults of the agent_api connection: 30 s timeout, 60 s backoff cap.
     assert batch_lease_seconds(30, 60) == 2 * 90 + 30
     assert batch_lease_seconds(5, 2) > 5 + 2
+
+
+def test_a_claim_takes_out_of_its_batch_the_rows_suppressed_after_staging(engine):
+    from lead_load.ledger import counts, suppressions
+
+    staged(engine, "run-1", five_leads())
+    planning.plan(engine, "run-1", TASK, batch_size=5)
+    suppressions.add(engine, [suppressions.Entry(p) for p in ("13900000001", "13900000003")])
+
+    claim = batch_lifecycle.claim(engine, "run-1", 0, "owner-a", seconds=60)
+
+    assert claim.suppressed == 2
+    assert [r["extra"] for r in claim.rows] == ["l0", "l2", "l4"]
+    assert claim.leads == ("l0", "l4")
+    assert batch_lifecycle.batch_state(engine, "run-1", 0)["rows"] == 3
+    assert statuses(engine) == {
+        "l0": "sending",
+        "l1": "rejected",
+        "l2": "sending",
+        "l3": "rejected",
+        "l4": "sending",
+    }
+    assert counts.suppressed_before_posting(engine, "run-1") == 2
+    # The rows that stayed are posted as ever; the ones taken out stay out.
+    batch_lifecycle.mark_submitted(engine, claim.lease, "u-0")
+    assert settling.settle(engine, "u-0", {"13900000000", "13900000002", "13900000004"}) == {
+        "imported": 3,
+        "not_imported": 0,
+    }
+    assert sorted(statuses(engine).values()) == ["imported"] * 3 + ["rejected"] * 2
+
+
+def test_a_claim_of_a_batch_whose_every_row_is_suppressed_leaves_nothing_to_post(engine):
+    from lead_load.ledger import suppressions
+
+    staged(engine, "run-1", five_leads())
+    planning.plan(engine, "run-1", TASK, batch_size=2)
+    suppressions.add(engine, [suppressions.Entry(p) for p in ("13900000000", "13900000001")])
+
+    claim = batch_lifecycle.claim(engine, "run-1", 0, "owner-a", seconds=60)
+    assert (claim.rows, claim.leads, claim.suppressed) == ([], None, 2)
+    batch_lifecycle.mark_submitted(engine, claim.lease, None)  # what the post step does then
+
+    state = batch_lifecycle.batch_state(engine, "run-1", 0)
+    assert (state["status"], state["rows"], state["unique_id"]) == ("processed", 0, None)
+    assert settling.awaiting_callback(engine, "run-1") == []
+    # The other batches are untouched: their phones are not on the list.
+    other = batch_lifecycle.claim(engine, "run-1", 1, "owner-a", seconds=60)
+    assert (len(other.rows), other.suppressed) == (2, 0)
+
+
+def test_a_claim_that_loses_the_race_takes_nothing_out(engine):
+    from lead_load.ledger import suppressions
+
+    staged(engine, "run-1", five_leads())
+    planning.plan(engine, "run-1", TASK, batch_size=5)
+    first = batch_lifecycle.claim(engine, "run-1", 0, "owner-a", seconds=60)
+    suppressions.add(engine, [suppressions.Entry("13900000001")])
+    assert batch_lifecycle.claim(engine, "run-1", 0, "owner-b", seconds=60) is None
+    assert first.suppressed == 0 and len(first.rows) == 5
+    assert statuses(engine)["l1"] == "sending"  # the owner's post sends it: the list came late

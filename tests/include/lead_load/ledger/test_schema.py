@@ -78,6 +78,9 @@ def test_an_older_ledger_is_upgraded_in_place_keeping_its_rows(old_ledger):
     assert {"carried_from"} <= columns
     run_columns = {c["name"] for c in inspect(old_ledger).get_columns("lead_load_runs")}
     assert {"api_task_id", "state", "lease_expires_at"} <= run_columns
+    # The suppression list comes with the upgrade, keyed on the (normalised) phone.
+    listed = inspect(old_ledger).get_pk_constraint("lead_load_suppressions")
+    assert listed["constrained_columns"] == ["phone"]
     with old_ledger.connect() as conn:
         row = conn.execute(select(schema.ledger)).one()
         assert (row.api_task_id, row.lead_id, row.status) == (TASK, "a", "imported")

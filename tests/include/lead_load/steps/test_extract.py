@@ -167,6 +167,7 @@ def test_repeated_and_missing_lead_ids_are_rejects_not_a_crash(engine):
         + counts["staged"]
         + counts["already_loaded"]
         + counts["in_flight"]
+        + counts["suppressed"]
     )
     with engine.connect() as conn:
         rejected = {
@@ -690,6 +691,7 @@ def assert_accounted(engine, counts: dict, expected: int) -> None:
         + counts["staged"]
         + counts["already_loaded"]
         + counts["in_flight"]
+        + counts["suppressed"]
     )
     assert counts["already_loaded"] == counts["in_flight"] == 0  # a fresh ledger
     with engine.connect() as conn:

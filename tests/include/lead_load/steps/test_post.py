@@ -290,3 +290,60 @@ def test_an_unknown_calling_task_ends_the_batch_failed_saying_what_to_check(engi
     assert "check the api_task_id param or the Variable lead_load_api_task_id" in failed.error
     assert _row_statuses(engine) == {"staged"}
     assert account.imported_phones() == []
+
+
+def test_rows_suppressed_after_staging_are_taken_out_of_the_batch_before_posting(
+    engine, account, batch, caplog
+):
+    from lead_load.ledger import counts, suppressions
+    from lead_load.steps.post import post_batch
+
+    settings, batch_no, phones = batch
+    taken_out = [phones[0], phones[5]]
+    suppressions.add(engine, [suppressions.Entry(phone) for phone in taken_out])
+
+    with caplog.at_level("INFO", logger="lead_load.steps.post"):
+        receipt = post_batch(RunSettings.from_dict(settings), batch_no, engine, AgentApiHook(), "1")
+
+    assert receipt["rows"] == ROWS - 2 and receipt["unique_id"]
+    assert accepted_phones(account) == Counter(set(phones) - set(taken_out))
+    assert _batch_row(engine, batch_no).rows == ROWS - 2
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(schema.ledger.c.phone, schema.ledger.c.reason, schema.ledger.c.batch_no).where(
+                schema.ledger.c.status == "rejected"
+            )
+        ).all()
+    reason = f"suppressed: taken out of batch {batch_no} before posting"
+    assert sorted(rows) == sorted((phone, reason, batch_no) for phone in taken_out)
+    assert counts.suppressed_before_posting(engine, RUN) == 2
+    said = [r.getMessage() for r in caplog.records if "taken out" in r.getMessage()]
+    assert said == [
+        f"Batch {batch_no}: 2 rows taken out before posting, their phones were suppressed "
+        f"after staging (rejected as suppressed); {ROWS - 2} rows left to post"
+    ]
+    assert not any(phone in caplog.text for phone in phones)
+
+
+def test_a_batch_whose_every_row_is_suppressed_ends_processed_with_nothing_posted(
+    engine, account, batch, caplog
+):
+    from lead_load.ledger import suppressions
+    from lead_load.steps.post import post_batch
+
+    settings, batch_no, phones = batch
+    suppressions.add(engine, [suppressions.Entry(phone) for phone in phones])
+
+    with caplog.at_level("INFO", logger="lead_load.steps.post"):
+        receipt = post_batch(RunSettings.from_dict(settings), batch_no, engine, AgentApiHook(), "1")
+
+    assert receipt == {"batch_no": batch_no, "unique_id": None, "rows": 0, "maybe_accepted": False}
+    assert account.posts() == []
+    row = _batch_row(engine, batch_no)
+    assert (row.status, row.rows, row.unique_id) == ("processed", 0, None)
+    assert _row_statuses(engine) == {"rejected"}
+    assert f"all {ROWS} rows taken out before posting" in caplog.text
+    assert "nothing to post, the batch ends processed with nothing posted" in caplog.text
+    # A later copy of the step finds the batch done and ends with its receipt.
+    again = post_batch(RunSettings.from_dict(settings), batch_no, engine, AgentApiHook(), "2")
+    assert again == receipt

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from lead_load.core import run_summary
 from lead_load.ledger import schema
 from lead_load.steps import report
 from tests.include.lead_load.samples import run_settings
@@ -100,9 +101,12 @@ def test_the_summary_is_flat_adds_up_and_is_stored_with_its_breakdown(staged_led
         + summary["duplicates_in_run"]
         + summary["already_loaded"]
         + summary["in_flight"]
+        + summary["suppressed"]
         + summary["staged"]
     )
-    assert summary["staged"] + summary["carried_over"] == summary["submitted"] + summary["not_sent"]
+    assert summary["staged"] + summary["carried_over"] == (
+        summary["submitted"] + summary["not_sent"] + summary["suppressed_before_posting"]
+    )
     assert result.breakdown["invalid_by_reason"] == {"missing_phone": 1, "not_a_phone": 1}
     with staged_ledger.connect() as conn:
         stored = json.loads(conn.execute(schema.runs.select()).one().summary)
@@ -165,3 +169,59 @@ def test_rows_not_sent_for_another_reason_keep_the_advice_to_run_again():
     assert problems[0].startswith("10 staged rows of 1 batch (3) were refused")
     assert problems[1].startswith("15 staged rows were not sent")
     assert "clear them or run again" in problems[1]
+
+
+def test_suppressed_rows_are_counted_and_numbers_suppressed_after_import_are_named(
+    staged_ledger, caplog, monkeypatch
+):
+    """One lead rejected as suppressed by staging, one taken out of its batch at the claim
+    (suppressed after staging), and two numbers of the calling task the platform has from
+    earlier runs that are on the list now: counted, and the latter named in a warning with
+    their phones masked (the platform has no delete call)."""
+    from sqlalchemy import insert
+
+    from lead_load.ledger import batch_lifecycle, planning, settling, staging, suppressions
+    from tests.include.lead_load.ledger.staging.staging_samples import ledger_row
+
+    with staged_ledger.begin() as conn:
+        conn.execute(
+            insert(schema.ledger),
+            [
+                ledger_row("old", "13900000099", "imported"),
+                ledger_row("sub", "13900000098", "submitted", unique_id="u-0"),
+            ],
+        )
+    staging.add_rejects(
+        staged_ledger,
+        "run-1",
+        "task-1",
+        [{"lead_id": "x", "raw_phone": "139", "reason": "suppressed"}],
+    )
+    listed = ["13900000099", "13900000098", "13900000001"]
+    suppressions.add(staged_ledger, [suppressions.Entry(phone) for phone in listed])
+    planning.plan(staged_ledger, "run-1", "task-1", batch_size=5)
+    claim = batch_lifecycle.claim(staged_ledger, "run-1", 0, "owner", seconds=60)
+    batch_lifecycle.mark_submitted(staged_ledger, claim.lease, "u-1")
+    settling.settle(staged_ledger, "u-1", {f"1390000000{i}" for i in (0, 2, 3, 4)})
+    monkeypatch.setattr(report, "SUPPRESSED_AFTER_IMPORT_LISTED", 1)
+
+    counts = extract_counts(extracted=6, suppressed=1)
+    landing = {"counts": {"checked": 4, "agree": 4}}
+    with caplog.at_level("WARNING", logger="lead_load.steps.report"):
+        result = report.report(run_settings(), staged_ledger, counts, landing)
+
+    summary = result.summary
+    assert (summary["suppressed"], summary["staged"], summary["imported"]) == (1, 5, 4)
+    assert summary["suppressed_before_posting"] == 1
+    assert summary["suppressed_after_import"] == 2
+    assert run_summary.broken_identities(summary) == []
+    assert "problems" not in summary  # none of it fails the run
+    assert result.breakdown["invalid_by_reason"] == {}
+    assert "suppressed 1; suppressed before posting 1; suppressed after import" in result.note
+    warning = next(r.getMessage() for r in caplog.records if "suppression list" in r.getMessage())
+    assert warning.startswith(
+        "2 numbers of calling task task-1 are on the suppression list but in the calling task "
+        "already (imported, or submitted): lead old (139****0099, imported) and 1 more."
+    )
+    assert "The platform has no delete call: remove them from the calling task by hand" in warning
+    assert not any(phone in caplog.text for phone in listed)

@@ -13,12 +13,14 @@ FIGURES = {
     "duplicates_in_run": 3,
     "already_loaded": 20,
     "in_flight": 0,
-    "staged": 962,
+    "suppressed": 4,
+    "staged": 958,
     "carried_over": 40,
     "imported": 639,
     "not_imported": 12,
     "awaiting_callback": 300,
-    "not_sent": 51,
+    "not_sent": 45,
+    "suppressed_before_posting": 2,
 }
 REASONS = {"not_mobile": 12, "invalid_field": 3}
 

@@ -143,3 +143,23 @@ def test_a_stored_report_that_cannot_be_read_is_counted_live_and_said_unreadable
     assert found.report_unreadable and not found.reported
     assert found.imported == 6 and found.extracted is None
     assert not browse.get_load(engine, "run-0").report_unreadable
+
+
+def test_a_running_load_counts_the_rows_its_claims_took_out_as_suppressed(engine):
+    """Live, by the report's rules: a row taken out of its batch at the claim (its phone
+    suppressed after staging) is ``suppressed_before_posting``, and the identities hold."""
+    from lead_load.core import run_summary
+    from lead_load.ledger import batch_lifecycle, planning, run_lifecycle, suppressions
+    from tests.include.lead_load.ledger.lifecycle_samples import TASK, five_leads, staged
+
+    staged(engine, "run-s", five_leads())
+    extract = dict.fromkeys(run_summary.EXTRACT_FIGURES, 0) | {"extracted": 5, "staged": 5}
+    assert run_lifecycle.record_extract(engine, "run-s", extract)
+    planning.plan(engine, "run-s", TASK, batch_size=5)
+    suppressions.add(engine, [suppressions.Entry("13900000001")])
+    assert batch_lifecycle.claim(engine, "run-s", 0, "owner", seconds=60).suppressed == 1
+
+    figures = browse.get_load(engine, "run-s").figures
+    assert (figures["suppressed_before_posting"], figures["not_sent"]) == (1, 4)
+    assert figures["suppressed"] == 0
+    assert run_summary.broken_identities(figures) == []

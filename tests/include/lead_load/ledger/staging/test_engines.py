@@ -8,7 +8,7 @@ import json
 
 from sqlalchemy import func, insert, select
 
-from lead_load.ledger import schema, staging
+from lead_load.ledger import schema, staging, suppressions
 from lead_load.ledger.counts import reject_reasons
 from lead_load.ledger.staging import engines, portable, postgres
 from tests.include.lead_load.ledger.staging.staging_samples import (
@@ -29,6 +29,7 @@ def test_staging_keeps_the_latest_lead_per_phone_across_chunks(engine):
         "duplicates_in_run": 1,
         "already_loaded": 0,
         "in_flight": 0,
+        "suppressed": 0,
     }
     assert statuses(engine) == {"a": "rejected", "b": "staged", "c": "staged"}
     assert reject_reasons(engine, "run-1") == {"duplicate_in_run": 1}
@@ -94,6 +95,7 @@ def test_staging_applies_every_rule_across_many_slices(engine, monkeypatch):
         "duplicates_in_run": 2,  # d1, i2
         "already_loaded": 4,  # n2, i1; t1 and a2, whose phones other leads hold
         "in_flight": 1,  # s1
+        "suppressed": 0,
     }
     with engine.connect() as conn:
         rows = conn.execute(select(schema.ledger).where(schema.ledger.c.api_task_id == TASK)).all()
@@ -254,7 +256,7 @@ def test_a_run_of_rejects_only_still_gets_their_ledger_rows(engine):
         ],
     )
     assert staging.stage_candidates(engine, "run-1", TASK).as_dict() == dict.fromkeys(
-        ("staged", "duplicates_in_run", "already_loaded", "in_flight"), 0
+        ("staged", "duplicates_in_run", "already_loaded", "in_flight", "suppressed"), 0
     )
     assert statuses(engine) == {"a": "rejected", "b": "rejected"}
     assert reject_reasons(engine, "run-1") == {
@@ -282,6 +284,7 @@ def test_a_retry_of_a_run_counts_what_its_earlier_try_staged_and_adds_nothing(en
             "duplicates_in_run": 0,
             "already_loaded": 0,
             "in_flight": 0,
+            "suppressed": 0,
         }
     )
     assert statuses(engine) == {"a": "staged", "b": "staged", "c": "rejected"}
@@ -293,3 +296,97 @@ def test_each_database_is_staged_by_its_engine(engine):
     assert engines.for_database(engine) is (postgres if set_based(engine) else portable)
     assert isinstance(portable, engines.StagingEngine)
     assert isinstance(postgres, engines.StagingEngine)
+
+
+def test_a_suppressed_phone_is_rejected_before_any_ledger_decision(engine):
+    """On every database and engine: a lead whose phone is on the suppression list is
+    rejected as ``suppressed`` whatever the ledger says of it (new, loaded, in flight, held by
+    another lead), with a reject row and a rejected ledger row where it has none; a row the
+    ledger has in flight or loaded stays as it is. An invalid row stays invalid; a lead that
+    loses its phone to a more recent lead of the run stays a duplicate."""
+    with engine.begin() as conn:
+        conn.execute(
+            insert(schema.ledger),
+            [
+                ledger_row("i1", "13900000015", "imported"),
+                ledger_row("s1", "13900000017", "staged"),  # another run's, in flight
+                ledger_row("h1", "13900000016", "imported"),  # holds the phone t1 comes with
+            ],
+        )
+    listed = ["13900000010", "13900000015", "13900000016", "13900000017", "13900000018"]
+    suppressions.add(engine, [suppressions.Entry(phone) for phone in listed], "tester")
+    staging.add_candidates(
+        engine,
+        "run-1",
+        [
+            candidate("a", "13900000010"),  # new
+            candidate("i1", "13900000015"),  # loaded before
+            candidate("s1", "13900000017"),  # in flight
+            candidate("t1", "13900000016"),  # another lead holds it
+            candidate("ok", "13900000019"),  # not on the list: staged
+        ],
+    )
+    # d1 loses the suppressed phone to the more recent d2 of another chunk.
+    staging.add_candidates(engine, "run-1", [candidate("d1", "13900000018", "2026-11-24 09:00")])
+    staging.add_candidates(engine, "run-1", [candidate("d2", "13900000018", "2026-11-24 11:00")])
+    invalid = {"lead_id": "v", "raw_phone": "13900000010", "reason": "invalid_field: sex"}
+    staging.add_rejects(engine, "run-1", TASK, [invalid])
+
+    counts = staging.stage_candidates(engine, "run-1", TASK)
+
+    assert counts.as_dict() == {
+        "staged": 1,
+        "duplicates_in_run": 1,
+        "already_loaded": 0,
+        "in_flight": 0,
+        "suppressed": 5,
+    }
+    assert statuses(engine) == {
+        "a": "rejected",
+        "i1": "imported",
+        "s1": "staged",
+        "h1": "imported",
+        "t1": "rejected",
+        "ok": "staged",
+        "d1": "rejected",
+        "d2": "rejected",
+        "v": "rejected",
+    }
+    with engine.connect() as conn:
+        reasons = dict(
+            conn.execute(select(schema.rejects.c.lead_id, schema.rejects.c.reason)).all()
+        )
+        ledger_reasons = dict(
+            conn.execute(
+                select(schema.ledger.c.lead_id, schema.ledger.c.reason).where(
+                    schema.ledger.c.status == "rejected"
+                )
+            ).all()
+        )
+    assert reasons == {
+        "a": "suppressed",
+        "i1": "suppressed",
+        "s1": "suppressed",
+        "t1": "suppressed",
+        "d1": "duplicate_in_run (kept lead d2)",
+        "d2": "suppressed",
+        "v": "invalid_field: sex",
+    }
+    assert ledger_reasons == {
+        "a": "suppressed",
+        "t1": "suppressed",
+        "d1": "duplicate_in_run (kept lead d2)",
+        "d2": "suppressed",
+        "v": "invalid_field: sex",
+    }
+    assert reject_reasons(engine, "run-1") == {
+        "suppressed": 5,
+        "duplicate_in_run": 1,
+        "invalid_field": 1,
+    }
+
+    # Off the list again, a later run stages the lead it rejected (and still not i1 or s1).
+    suppressions.remove(engine, ["13900000010"])
+    staging.add_candidates(engine, "run-2", [candidate("a", "13900000010")])
+    assert staging.stage_candidates(engine, "run-2", TASK).staged == 1
+    assert statuses(engine)["a"] == "staged"

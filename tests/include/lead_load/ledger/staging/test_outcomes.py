@@ -23,4 +23,5 @@ def test_each_decision_counts_in_one_figure():
         "duplicates_in_run": 1,
         "already_loaded": 2,  # loaded before, or the phone another lead's
         "in_flight": 1,
+        "suppressed": 1,  # the phone is on the suppression list
     }

@@ -33,7 +33,18 @@ LEDGER = [
     ledger_row("r2", "021-1234567", "rejected", reason="not_a_phone"),  # a new reason
     ledger_row("p1", "13900000040", "imported"),  # comes with a new number
     ledger_row("o1", "13900000050", "staged", api_task_id="task-2"),  # another calling task
+    # Phones on the suppression list (SUPPRESSED): rejected before any ledger decision.
+    ledger_row(
+        "x2",
+        "13900000061",
+        "rejected",
+        reason="suppressed: taken out of batch 3 before posting",
+        batch_no=3,
+    ),  # rejected again by staging: a new reason, in no batch
+    ledger_row("x3", "13900000062", "imported"),  # stays imported (the report lists it)
+    ledger_row("h2", "13900000063", "imported"),  # holds the phone x4 comes with
 ]
+SUPPRESSED = ["13900000060", "13900000061", "13900000062", "13900000063", "13900000064"]
 # The extract's chunks, each de-duplicated on its own: d1 and i2 lose their phones to more
 # recent leads of later chunks.
 CHUNKS = [
@@ -44,6 +55,11 @@ CHUNKS = [
     [candidate("n2", "13900000014"), candidate("i2", "13900000019", EARLY)],
     [candidate("a1", "13900000018", LATE), candidate("a2", "13900000019", LATE)],
     [candidate("p1", "13900000041"), candidate("o2", "13900000050")],
+    [candidate("x1", "13900000060"), candidate("x2", "13900000061")],
+    [candidate("x3", "13900000062"), candidate("x4", "13900000063")],
+    # x5 loses its (suppressed) phone to x6, a more recent lead of another chunk.
+    [candidate("x5", "13900000064", EARLY)],
+    [candidate("x6", "13900000064", LATE)],
 ]
 REJECTS = [
     {"lead_id": "i3", "raw_phone": "12345", "reason": "not_a_phone"},
@@ -63,6 +79,10 @@ def two_ledgers():
         run_lifecycle.start_run(warehouse.engine, LIVE_RUN, TASK, ("2026-11-24", "2026-11-25"))
         with warehouse.engine.begin() as conn:
             conn.execute(insert(schema.ledger), LEDGER)
+            conn.execute(
+                insert(schema.suppressions),
+                [{"phone": phone, "added_at": schema.now()} for phone in SUPPRESSED],
+            )
     yield warehouses[0].engine, warehouses[1].engine
     for warehouse in warehouses:
         for step in warehouse.cleanup:
@@ -109,9 +129,17 @@ def test_the_portable_engine_writes_what_the_set_based_one_writes(two_ledgers, m
         counted.append(counts[0])
 
     # Every decision is reached, so the agreement above covers each of them. The run: a0, a1,
-    # p1 (a new number) and o2 (a phone of another task only) new and rj restaged; d1 and i2
-    # duplicates; i1 and n2 loaded, and t1, u1 and a2 find their phones held; s1, s2 in flight.
-    first = {"staged": 5, "duplicates_in_run": 2, "already_loaded": 5, "in_flight": 2}
+    # p1 (a new number) and o2 (a phone of another task only) new and rj restaged; d1, i2 and
+    # x5 duplicates; i1 and n2 loaded, and t1, u1 and a2 find their phones held; s1, s2 in
+    # flight; x1 (new), x2 (rejected before), x3 (imported), x4 (its phone held by h2) and x6
+    # (which x5 lost to) suppressed.
+    first = {
+        "staged": 5,
+        "duplicates_in_run": 3,
+        "already_loaded": 5,
+        "in_flight": 2,
+        "suppressed": 5,
+    }
     assert counted == [
         first,
         first,  # the retry: what its earlier try staged counts as staged, nothing is added
@@ -135,4 +163,29 @@ def test_the_portable_engine_writes_what_the_set_based_one_writes(two_ledgers, m
         "r2": "not_mobile",
         "z1": "missing_phone",
         "(no lead id: row 9)": "missing_lead_id",
+        "x1": "suppressed",
+        "x2": "suppressed",
+        "x3": "suppressed",
+        "x4": "suppressed",
+        "x5": "duplicate_in_run (kept lead x6)",
+        "x6": "suppressed",
     }
+    with sliced.connect() as conn:
+        rows = conn.execute(
+            select(
+                schema.ledger.c.lead_id,
+                schema.ledger.c.status,
+                schema.ledger.c.reason,
+                schema.ledger.c.batch_no,
+            ).where(schema.ledger.c.lead_id.like("x%"))
+        ).all()
+    # After the later run: every suppressed lead has a rejected row in no batch, but x3,
+    # whose imported row stays as it is.
+    assert sorted(map(tuple, rows)) == [
+        ("x1", "rejected", "suppressed", None),
+        ("x2", "rejected", "suppressed", None),
+        ("x3", "imported", None, None),
+        ("x4", "rejected", "suppressed", None),
+        ("x5", "rejected", "duplicate_in_run (kept lead x6)", None),
+        ("x6", "rejected", "suppressed", None),
+    ]

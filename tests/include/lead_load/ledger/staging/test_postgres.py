@@ -42,27 +42,32 @@ def test_set_based_staging_sends_as_many_statements_for_any_run(engine):
 
 def test_the_sql_decisions_are_decide_staging(engine):
     """PostgreSQL decides in SQL: the expression, built from decide_staging, gives what the
-    function gives for every status (and one it does not know) and every kind of holder."""
+    function gives for every status (and one it does not know), every kind of holder, and a
+    phone on the suppression list or not."""
     if not set_based(engine):
         pytest.skip("the portable path calls decide_staging itself")
     statuses_ = [None, *Status, "a_later_status"]
     holders = [None, "lead", "another lead"]
-    cases = [(status, holder) for status in statuses_ for holder in holders]
+    cases = [
+        (status, holder, listed)
+        for status in statuses_
+        for holder in holders
+        for listed in (False, True)
+    ]
     values = ", ".join(
-        f"({i}, CAST(:s{i} AS TEXT), CAST(:h{i} AS TEXT))" for i in range(len(cases))
+        f"({i}, CAST(:s{i} AS TEXT), CAST(:h{i} AS TEXT), CAST(:l{i} AS BOOLEAN))"
+        for i in range(len(cases))
     )
-    params = {f"s{i}": status for i, (status, _) in enumerate(cases)}
-    params |= {f"h{i}": holder for i, (_, holder) in enumerate(cases)}
-    expression = postgres._decide_staging_sql("status", "holder", "'lead'")
+    params = {f"s{i}": status for i, (status, _, _) in enumerate(cases)}
+    params |= {f"h{i}": holder for i, (_, holder, _) in enumerate(cases)}
+    params |= {f"l{i}": listed for i, (_, _, listed) in enumerate(cases)}
+    expression = postgres._decide_staging_sql("status", "holder", "'lead'", "listed")
+    query = f"SELECT i, {expression} FROM (VALUES {values}) AS c (i, status, holder, listed)"  # noqa: S608
     with engine.connect() as conn:
-        got = dict(
-            conn.execute(
-                text(f"SELECT i, {expression} FROM (VALUES {values}) AS c (i, status, holder)"),  # noqa: S608
-                params,
-            ).all()
-        )
+        got = dict(conn.execute(text(query), params).all())
     expected = {
-        i: decide_staging(status, holder, "lead") for i, (status, holder) in enumerate(cases)
+        i: decide_staging(status, holder, "lead", listed)
+        for i, (status, holder, listed) in enumerate(cases)
     }
     assert {i: StagingDecision(d) for i, d in got.items()} == expected
 
