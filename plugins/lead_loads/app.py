@@ -16,9 +16,10 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.exceptions import AirflowException
 from airflow.models.xcom import XComModel
-from fastapi import Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
@@ -26,9 +27,16 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent_api.masking import mask_phones_in
+from lead_load.core.loads import ledger_run_id
 from lead_load.ledger import browse
 from lead_loads import charts, export, views
-from lead_loads.access import read_dag, read_runs, read_task_instances
+from lead_loads.access import (
+    read_dag,
+    read_runs,
+    read_task_instances,
+    read_this_load,
+    readable_loads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,32 @@ def ledger_engine() -> Engine:
 LedgerDep = Annotated[Engine, Depends(ledger_engine)]
 
 
+def known_loads(engine: Engine) -> list[str]:
+    """The loads: the default one, those configured (when their folder reads: a broken one
+    is the DAG file's import error, shown on Airflow's DAGs page) and those the ledger has
+    runs of (a load since removed keeps its history)."""
+    from lead_load.core.loads import LoadConfigError, loads_folder, read_loads
+
+    found = {views.DAG_ID, *browse.loads_in_ledger(engine)}
+    try:
+        found |= {load.load_id for load in read_loads(loads_folder())}
+    except LoadConfigError as error:
+        log.warning("Lead loads: the loads' configuration cannot be read: %s", error)
+    return sorted(found)
+
+
+def ledger_run(engine: Engine, run_id: str, dag_id: str | None) -> str | None:
+    """The ledger's id of Airflow run ``run_id`` of load ``dag_id`` (the default load when
+    None); None when ``dag_id`` is no load."""
+    load = dag_id or views.DAG_ID
+    if load != views.DAG_ID and load not in known_loads(engine):
+        return None
+    try:
+        return ledger_run_id(load, run_id)
+    except ValueError:  # longer than the ledger keeps: a run the ledger cannot have
+        return f"{load}/{run_id}"
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title="Lead loads",
@@ -92,30 +126,46 @@ def create_app() -> FastAPI:
     def loads(
         request: Request,
         engine: LedgerDep,
+        user: GetUserDep,
         page: int = 1,
         state: str = "",
+        load: str = "",
         api_task_id: str = "",
         window_from: str = "",
         window_to: str = "",
     ) -> HTMLResponse:
         filters = views.LoadFilters.of(
-            state=state, api_task_id=api_task_id, window_from=window_from, window_to=window_to
+            state=state,
+            load=load,
+            api_task_id=api_task_id,
+            window_from=window_from,
+            window_to=window_to,
         )
+        readable = readable_loads(known_loads(engine), user)
         context = {
             "title": "Lead loads",
             "filters": filters,
             "problems": filters.problems(),
             "calling_tasks": browse.calling_tasks(engine),
+            "load_ids": readable,
             "loads": None,
         }
         if context["problems"]:
             return _page(request, "loads.html", context, status_code=400)
         context["loads"] = browse.list_loads(
-            engine, page=page, per_page=LOADS_PER_PAGE, **filters.arguments()
+            engine,
+            page=page,
+            per_page=LOADS_PER_PAGE,
+            readable_loads=readable,
+            **filters.arguments(),
         )
         return _page(request, "loads.html", context)
 
-    @app.get("/runs/{run_id}", response_class=HTMLResponse, dependencies=[read_runs])
+    # A run's routes, at /runs/<run id> (the default load's, and Airflow's tabs, which add
+    # ?dag_id=) and at /loads/<dag_id>/runs/<run id> (another load's): included twice below.
+    runs = APIRouter(dependencies=[read_this_load])
+
+    @runs.get("/runs/{run_id}", response_class=HTMLResponse, dependencies=[read_runs])
     def load(
         request: Request,
         run_id: str,
@@ -125,11 +175,12 @@ def create_app() -> FastAPI:
         page: int = 1,
         carried_page: int = 1,
     ) -> HTMLResponse:
-        if dag_id not in (None, views.DAG_ID):
+        run_id = ledger_run(engine, run_id, dag_id)
+        if run_id is None:
             return _not_ours(
                 request,
-                "This tab shows the loads of lead_load: DAG "
-                f"{mask_phones_in(dag_id)} loads no leads.",
+                "This tab shows the runs of the loads (lead_load and those configured): DAG "
+                f"{mask_phones_in(dag_id or '')} loads no leads.",
             )
         found = browse.get_load(engine, run_id)
         if found is None:
@@ -145,12 +196,17 @@ def create_app() -> FastAPI:
         }
         return _page(request, "load.html", context)
 
-    @app.get("/runs/{run_id}/rejects.csv", dependencies=[read_runs])
+    @runs.get("/runs/{run_id}/rejects.csv", dependencies=[read_runs])
     def rejects_csv(
-        request: Request, run_id: str, engine: LedgerDep, kind: str | None = None
+        request: Request,
+        run_id: str,
+        engine: LedgerDep,
+        kind: str | None = None,
+        dag_id: str | None = None,
     ) -> Response:
-        if not browse.has_run(engine, run_id):
-            return _unknown_run(request, run_id)
+        asked, run_id = run_id, ledger_run(engine, run_id, dag_id)
+        if run_id is None or not browse.has_run(engine, run_id):
+            return _unknown_run(request, run_id or asked)
         pages = browse.reject_pages(engine, run_id, kind or None, size=EXPORT_ROWS_PER_QUERY)
         # The first page is read before the answer starts: a ledger that cannot be read
         # gets the page's own answer (503), not a file cut short.
@@ -164,21 +220,32 @@ def create_app() -> FastAPI:
             },
         )
 
-    @app.get("/runs/{run_id}/live", dependencies=[read_runs])
-    def live(run_id: str, engine: LedgerDep) -> JSONResponse:
+    @runs.get("/runs/{run_id}/live", dependencies=[read_runs])
+    def live(run_id: str, engine: LedgerDep, dag_id: str | None = None) -> JSONResponse:
+        run_id = ledger_run(engine, run_id, dag_id)
+        if run_id is None:
+            return JSONResponse({"error": "no such load"}, status_code=404)
         return JSONResponse(browse.live_counts(engine, run_id))
 
-    @app.get(
+    @runs.get(
         "/runs/{run_id}/batches/{batch_no}",
         response_class=HTMLResponse,
         dependencies=[read_task_instances],
     )
     def batch(
-        request: Request, run_id: str, batch_no: int, engine: LedgerDep, page: int = 1
+        request: Request,
+        run_id: str,
+        batch_no: int,
+        engine: LedgerDep,
+        page: int = 1,
+        dag_id: str | None = None,
     ) -> HTMLResponse:
+        asked, run_id = run_id, ledger_run(engine, run_id, dag_id)
+        if run_id is None:
+            return _unknown_run(request, asked)
         return _batch_page(request, engine, run_id, batch_no, None, page)
 
-    @app.get(
+    @runs.get(
         "/runs/{run_id}/map-index/{map_index}",
         response_class=HTMLResponse,
         dependencies=[read_task_instances],
@@ -196,13 +263,16 @@ def create_app() -> FastAPI:
         # Text, not int: on a task that is not mapped Airflow sends -1, or leaves the
         # {MAP_INDEX} placeholder as it is, and the tab says what it is for instead.
         index = views.map_index_of(map_index)
-        ours = dag_id in (None, views.DAG_ID)
+        loads = known_loads(engine)
+        ours = dag_id is None or dag_id in loads
+        airflow_run, run_id = run_id, ledger_run(engine, run_id, dag_id) if ours else None
         if not ours or task_id not in (None, *views.BATCH_TASK_IDS) or index is None:
-            context = {"title": "Lead batch", "note": views.not_a_batch(dag_id, task_id)}
-            if ours and mask_phones_in(run_id) == run_id:  # no typed number in a link
+            note = views.not_a_batch(dag_id, task_id, loads)
+            context = {"title": "Lead batch", "note": note}
+            if run_id and mask_phones_in(run_id) == run_id:  # no typed number in a link
                 context["run_id"] = run_id
             return _page(request, "note.html", context)
-        batch_no = views.batch_no_at(_plan(session, run_id), index)
+        batch_no = views.batch_no_at(_plan(session, airflow_run, dag_id or views.DAG_ID), index)
         if batch_no is None:
             return _page(
                 request,
@@ -270,6 +340,8 @@ def create_app() -> FastAPI:
         }
         return _page(request, "batch.html", context)
 
+    app.include_router(runs)
+    app.include_router(runs, prefix="/loads/{dag_id}")
     return app
 
 
@@ -285,13 +357,13 @@ def _streamed(run_id: str, lines: Iterator[str]) -> Iterator[str]:
         raise RuntimeError(f"the rejects' CSV broke off: {masked[:500]}") from None
 
 
-def _plan(session: Any, run_id: str) -> object:
+def _plan(session: Any, run_id: str, dag_id: str) -> object:
     """plan_batches' return value for the run, from Airflow's metadata DB (None if gone)."""
     query = XComModel.get_many(
         run_id=run_id,
         key="return_value",
         task_ids="plan_batches",
-        dag_ids=views.DAG_ID,
+        dag_ids=dag_id,
         map_indexes=-1,
         limit=1,
     )

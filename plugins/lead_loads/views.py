@@ -14,11 +14,13 @@ from zoneinfo import ZoneInfo
 from agent_api.masking import mask_phones_in
 from lead_load.core import reject_reasons, run_summary
 from lead_load.core.ledger_rules import BatchStatus, RunState
+from lead_load.core.loads import DEFAULT_LOAD_ID, LOAD_ID_PATTERN, airflow_run_of
 from lead_load.core.phones import classify_phone
 from lead_load.core.run_settings import RunSettings
 from lead_load.core.window import parse_time
 
-DAG_ID = "lead_load"
+# The default load's DAG: the page's own permission is read access to it (access.py).
+DAG_ID = DEFAULT_LOAD_ID
 # The mapped task of one batch: its map index is the batch's position in the plan. Runs made
 # before the run-wide wait mapped a task group, whose two tasks still open the batch tab.
 BATCH_TASK_ID = "post_batch"
@@ -118,9 +120,10 @@ def map_index_of(text: str) -> int | None:
     return int(text) if _MAP_INDEX.fullmatch(text) else None
 
 
-def not_a_batch(dag_id: str | None, task_id: str | None) -> str:
-    """What the Lead batch tab says when opened on a task instance that is no batch."""
-    if dag_id not in (None, DAG_ID):
+def not_a_batch(dag_id: str | None, task_id: str | None, loads: Sequence[str] = (DAG_ID,)) -> str:
+    """What the Lead batch tab says when opened on a task instance that is no batch
+    (``loads``: the DAGs that are loads)."""
+    if dag_id is not None and dag_id not in loads:
         task = _shown(task_id) if task_id else "This task"
         return (
             f"{BATCH_TAB} {task} of DAG {_shown(dag_id)} is not a batch: that DAG loads no leads."
@@ -218,13 +221,33 @@ def airflow_root(root_path: str, mounted_at: str) -> str:
     return root_path.removesuffix(mounted_at)
 
 
-def dag_run_href(root: str, run_id: str, dag_id: str = DAG_ID) -> str:
-    """The Airflow UI's page of a DAG run."""
+def dag_run_href(root: str, ledger_run: str) -> str:
+    """The Airflow UI's page of a run, from its ledger run id (its load's DAG)."""
+    dag_id, run_id = airflow_run_of(ledger_run)
     return f"{root}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
 
-def task_instance_href(root: str, run_id: str, task_id: str, map_index: int) -> str:
-    return f"{dag_run_href(root, run_id)}/tasks/{quote(task_id, safe='')}/mapped/{map_index}"
+def task_instance_href(root: str, ledger_run: str, task_id: str, map_index: int) -> str:
+    run = dag_run_href(root, ledger_run)
+    return f"{run}/tasks/{quote(task_id, safe='')}/mapped/{map_index}"
+
+
+def run_href(base: str, ledger_run: str) -> str:
+    """This page's address of a run: ``/runs/<run id>`` for the default load's (as Airflow's
+    tab opens it), ``/loads/<load>/runs/<run id>`` for another load's."""
+    load_id, run_id = airflow_run_of(ledger_run)
+    where = "" if load_id == DEFAULT_LOAD_ID else f"/loads/{quote(load_id, safe='')}"
+    return f"{base}{where}/runs/{quote(run_id, safe='')}"
+
+
+def load_of(ledger_run: str) -> str:
+    """The load (DAG) a ledger run belongs to."""
+    return airflow_run_of(ledger_run)[0]
+
+
+def is_load_id(dag_id: str) -> bool:
+    """Could be a load's id (the page still asks whether such a load exists)."""
+    return bool(re.fullmatch(LOAD_ID_PATTERN, dag_id))
 
 
 # The line of the loads' history: the DAG's default max_reject_ratio (a run may set its own).
@@ -268,6 +291,7 @@ class LoadFilters:
     arguments of ``browse.list_loads`` once there is none."""
 
     state: str = ""
+    load: str = ""
     api_task_id: str = ""
     window_from: str = ""
     window_to: str = ""
@@ -282,6 +306,8 @@ class LoadFilters:
 
     def problems(self) -> list[str]:
         found = []
+        if self.load and not is_load_id(self.load):
+            found.append(f"Load {_echo(self.load)}is no load id (a DAG id): choose one, or all.")
         if self.state and self.state not in RUN_STATES:
             found.append(
                 f"State {_echo(self.state)}is none of {', '.join(RUN_STATES)}: choose one, or all."
@@ -302,6 +328,7 @@ class LoadFilters:
     def arguments(self) -> dict[str, Any]:
         return {
             "state": self.state or None,
+            "load_id": self.load or None,
             "api_task_id": self.api_task_id or None,
             "window_from": _day(self.window_from),
             "window_to": _day(self.window_to),

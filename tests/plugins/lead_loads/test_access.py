@@ -15,6 +15,8 @@ ROUTES = [
     ("get", "/lead-loads/runs/run-1/rejects.csv"),
     ("get", "/lead-loads/runs/run-1/batches/0"),
     ("get", "/lead-loads/runs/run-1/map-index/0"),
+    ("get", "/lead-loads/loads/lapsed_customers/runs/run-1"),
+    ("get", "/lead-loads/loads/lapsed_customers/runs/run-1/batches/0"),
     ("get", "/lead-loads/leads?lead_id=a"),
     ("post", "/lead-loads/leads"),
 ]

@@ -46,8 +46,9 @@ def figures(html: str, scope: str) -> dict[str, str]:
 def test_the_list_shows_each_load_with_its_reports_figures(reader, ledger):
     html = no_full_number(reader.get("/lead-loads/"))
     run1 = cells(html, "run", "run-1")
-    assert "2026-11-24 00:00 \u2192 2026-11-25 00:00 UTC" in run1[1]
-    assert "2026-11-24 08:00 \u2192 2026-11-25 08:00 +08:00" in run1[1]
+    assert run1[0] == "lead_load"  # the load whose run it is
+    assert "2026-11-24 00:00 \u2192 2026-11-25 00:00 UTC" in run1[2]
+    assert "2026-11-24 08:00 \u2192 2026-11-25 08:00 +08:00" in run1[2]
     report = counts.recorded_summary(ledger.engine, "run-1")
     shown = figures(html, '<tr data-run="run-1"')
     assert list(shown) == list(views.LIST_FIGURES)
@@ -64,7 +65,7 @@ def test_the_list_shows_each_load_with_its_reports_figures(reader, ledger):
     # run-0 died before its report: the extract's figures are unknown, its rows went to run-1
     run0 = figures(html, '<tr data-run="run-0"')
     assert run0["extracted"] == "-" and run0["imported"] == "0" and run0["not_sent"] == "0"
-    assert "no report" in cells(html, "run", "run-0")[0]
+    assert "no report" in cells(html, "run", "run-0")[1]
     assert html.index('<tr data-run="run-1"') < html.index('<tr data-run="run-0"')  # newest first
     assert 'href="/dags/lead_load/runs/run-1"' in html
 
@@ -73,10 +74,10 @@ def test_the_list_is_filtered_and_the_form_keeps_what_was_chosen(reader, ledger)
     html = no_full_number(reader.get("/lead-loads/", params={"state": "failed"}))
     assert 'data-run="run-0"' in html and 'data-run="run-1"' not in html
     form = re.search(r'<form id="filters" method="get"[^>]*>(.*?)</form>', html, re.S)[1]
-    assert '<option value="failed" selected>' in form and '<option value="" selected>' not in form
-    assert all(
-        f'name="{name}"' in form for name in ("state", "api_task_id", "window_from", "window_to")
-    )
+    state = re.search(r'<select name="state">(.*?)</select>', form, re.S)[1]
+    assert '<option value="failed" selected>' in state and '<option value="" selected>' not in state
+    names = ("state", "load", "api_task_id", "window_from", "window_to")
+    assert all(f'name="{name}"' in form for name in names)
     assert '<button type="submit">Filter</button>' in form
     assert f'<option value="{ledger_task(ledger)}">' in html  # the calling tasks it knows
 
@@ -493,3 +494,62 @@ def ledger_task(ledger) -> str:
         return conn.execute(
             select(schema.runs.c.api_task_id).where(schema.runs.c.run_id == "run-1")
         ).scalar_one()
+
+
+OTHER_RUN = "lapsed_customers/manual__2026-11-25"  # a run of the example second load
+
+
+def with_other_load(ledger) -> None:
+    """A finished run of another load beside run-0 and run-1: run-1's row and report under
+    the ledger run id of the lapsed_customers load."""
+    with ledger.engine.begin() as conn:
+        row = dict(
+            conn.execute(select(schema.runs).where(schema.runs.c.run_id == "run-1")).one()._mapping
+        )
+        row.update(run_id=OTHER_RUN, started_at=row["started_at"] + timedelta(days=1))
+        conn.execute(schema.runs.insert().values(**row))
+
+
+def test_the_list_names_each_runs_load_and_filters_by_load(reader, ledger):
+    with_other_load(ledger)
+    html = no_full_number(reader.get("/lead-loads/"))
+    assert cells(html, "run", OTHER_RUN)[0] == "lapsed_customers"
+    assert cells(html, "run", "run-1")[0] == "lead_load"
+    # Its links: this page's own address of the load's run, and its DAG's run in Airflow.
+    assert 'href="/lead-loads/loads/lapsed_customers/runs/manual__2026-11-25"' in html
+    assert 'href="/dags/lapsed_customers/runs/manual__2026-11-25"' in html
+    form = re.search(r'<select name="load" id="load-filter">(.*?)</select>', html, re.S)[1]
+    assert '<option value="lapsed_customers">' in form and '<option value="lead_load">' in form
+
+    only = no_full_number(reader.get("/lead-loads/", params={"load": "lapsed_customers"}))
+    assert f'data-run="{OTHER_RUN}"' in only and 'data-run="run-1"' not in only
+    assert '<option value="lapsed_customers" selected>' in only
+    default = no_full_number(reader.get("/lead-loads/", params={"load": "lead_load"}))
+    assert 'data-run="run-1"' in default and 'data-run="run-0"' in default
+    assert f'data-run="{OTHER_RUN}"' not in default
+    unknown = no_full_number(reader.get("/lead-loads/", params={"load": "win_back"}))
+    assert "No load matches these filters." in unknown
+    bad = reader.get("/lead-loads/", params={"load": "not a load"})
+    assert bad.status_code == 400 and "is no load id" in bad.text
+
+
+def test_another_loads_run_opens_by_its_load_and_airflow_run_id(reader, ledger):
+    with_other_load(ledger)
+    by_path = no_full_number(
+        reader.get("/lead-loads/loads/lapsed_customers/runs/manual__2026-11-25")
+    )
+    assert '<span id="load-id">lapsed_customers</span>' in by_path
+    assert figures(by_path, 'id="summary"') == figures(
+        no_full_number(reader.get("/lead-loads/runs/run-1")), 'id="summary"'
+    )
+    # Airflow's tab opens it with the run id and the DAG id apart.
+    by_tab = reader.get(
+        "/lead-loads/runs/manual__2026-11-25", params={"dag_id": "lapsed_customers"}
+    )
+    assert by_tab.status_code == 200 and '<span id="load-id">lapsed_customers</span>' in by_tab.text
+    # The default load has no run of that id, and a DAG that is no load gets no page.
+    assert reader.get("/lead-loads/runs/manual__2026-11-25").status_code == 404
+    other = reader.get("/lead-loads/runs/manual__2026-11-25", params={"dag_id": "canary"})
+    assert "DAG canary loads no leads" in other.text
+    assert reader.get("/lead-loads/loads/canary/runs/run-1").status_code == 200
+    assert "loads no leads" in reader.get("/lead-loads/loads/canary/runs/run-1").text

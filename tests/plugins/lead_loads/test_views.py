@@ -72,6 +72,7 @@ def test_the_lists_filters_are_read_from_the_form_and_kept_for_its_links():
     assert filters.problems() == [] and filters.any
     assert filters.arguments() == {
         "state": "failed",
+        "load_id": None,
         "api_task_id": "t-1",
         "window_from": date(2026, 11, 24),
         "window_to": None,
@@ -171,3 +172,18 @@ def test_the_list_shows_a_window_in_two_short_lines():
         "2026-11-24 02:00 \u2192 - +08:00",
     )
     assert views.window_lines("garbled", None)[0] == "garbled \u2192 - UTC"
+
+
+def test_a_runs_addresses_name_its_load():
+    default, other = "scheduled__2026-11-24T18:00:00+00:00", "lapsed_customers/manual__1"
+    assert views.run_href("/b", default) == "/b/runs/scheduled__2026-11-24T18%3A00%3A00%2B00%3A00"
+    assert views.run_href("/b", other) == "/b/loads/lapsed_customers/runs/manual__1"
+    assert views.dag_run_href("", other) == "/dags/lapsed_customers/runs/manual__1"
+    assert views.task_instance_href("", other, "post_batch", 2) == (
+        "/dags/lapsed_customers/runs/manual__1/tasks/post_batch/mapped/2"
+    )
+    assert (views.load_of(default), views.load_of(other)) == ("lead_load", "lapsed_customers")
+    assert "that DAG loads no leads" in views.not_a_batch("canary", "t", ["lead_load"])
+    assert "loads no leads" not in views.not_a_batch(
+        "lapsed_customers", "report", ["lapsed_customers"]
+    )
