@@ -1,10 +1,14 @@
 """Two loads configured side by side (include/lead_load/loads/): the default one and the
 shipped lapsed_customers example, each with its own SQL, mapping, calling task and schedule,
 run with `airflow dags test` against the simulator over HTTP and a real warehouse. Each
-lands its own valid numbers in its own calling task, exactly once."""
+lands its own valid numbers in its own calling task, exactly once, and a number put on the
+suppression list (`python -m lead_load suppress add`) is sent by neither."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,6 +64,19 @@ def configure_loads(folder: Path, lapsed_task: str) -> None:
     (folder / "lapsed_customers.yaml").write_text(yaml.safe_dump(lapsed))
 
 
+def suppress(env, *phones: str) -> None:
+    """The operator's command, through the same Airflow connection as the DAG."""
+    added = subprocess.run(
+        [sys.executable, "-m", "lead_load", "suppress", "add", "--reason", "asked not to"],
+        input="\n".join(phones) + "\n",
+        env=env.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+
+
 def test_two_loads_each_land_their_own_numbers_exactly_once(lead_load_env, tmp_path):
     env = lead_load_env
     leads = generate(300, seed=11, start=WINDOW[0], end=WINDOW[1])
@@ -68,33 +85,45 @@ def test_two_loads_each_land_their_own_numbers_exactly_once(lead_load_env, tmp_p
     lapsed_task = env.sim.create_task(env.user_id)
     configure_loads(tmp_path / "loads", lapsed_task)
     env.env["LEAD_LOAD_LOADS_DIR"] = str(tmp_path / "loads")
+    # One number of each load's window may never be called (written as people write them).
+    never_lead = sorted(leads.valid_phones)[0]
+    suppress(env, f"+86 {never_lead[:3]} {never_lead[3:7]} {never_lead[7:]}", "139-0000-0005")
+    never = {never_lead, customers["c005"]}
 
     for dag_id in ("lead_load", "lapsed_customers", "lapsed_customers"):
         result = env.run_dag(dag_id=dag_id)
         assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
     leads_phones = env.calling_task_phones()
-    assert sorted(leads_phones) == sorted(leads.valid_phones)
+    assert sorted(leads_phones) == sorted(set(leads.valid_phones) - never)
     lapsed_phones = [n["phone"] for n in env.sim.task_numbers(env.user_id, lapsed_task)]
     # Each valid customer once, though the load ran twice; the rest rejected or outside.
-    assert sorted(lapsed_phones) == sorted(customers.values())
-    posted = [
+    assert sorted(lapsed_phones) == sorted(set(customers.values()) - never)
+    posted = [row["phone"] for post in env.posts() for row in post["body"]["data"]]
+    assert never.isdisjoint(posted)  # never on the wire
+    lapsed_posted = [
         row["phone"]
         for post in env.posts()
         if f"/task/{lapsed_task}/" in post["path"]
         for row in post["body"]["data"]
     ]
-    assert sorted(posted) == sorted(customers.values())  # on the wire too
+    assert sorted(lapsed_posted) == sorted(set(customers.values()) - never)
 
     # The ledger keeps each load's runs apart and names their rows by calling task.
     runs = env.warehouse.rows(
         "SELECT run_id, api_task_id, summary FROM lead_load_runs ORDER BY started_at"
     )
     assert [r["api_task_id"] for r in runs] == [env.task_id, lapsed_task, lapsed_task]
+    summaries = [json.loads(r["summary"]) for r in runs]
+    assert [s["suppressed"] for s in summaries] == [1, 1, 1]  # each run rejected its one
     assert not runs[0]["run_id"].startswith("lapsed_customers/")
     assert all(r["run_id"].startswith("lapsed_customers/") for r in runs[1:])
     rejected = env.warehouse.rows(
         "SELECT lead_id, reason FROM lead_load_rejects WHERE run_id = :r ORDER BY lead_id",
         r=runs[1]["run_id"],
     )
-    assert [r["lead_id"] for r in rejected] == ["c900", "c901"]
+    assert [(r["lead_id"], r["reason"]) for r in rejected] == [
+        ("c005", "suppressed"),
+        ("c900", rejected[1]["reason"]),
+        ("c901", rejected[2]["reason"]),
+    ]
