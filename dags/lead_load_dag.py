@@ -239,6 +239,7 @@ def build(load: LoadConfig):
                     platform(settings),
                     load.field_mapping_of(),
                     missing_updated_at_sql=missing_sql,
+                    sources=load.sources(warehouse.dialect.name),
                 )
 
         @task

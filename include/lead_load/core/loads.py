@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from agent_api.endpoints import MAX_ROWS_PER_IMPORT
 from lead_load.core.mapping import FieldMapping, MappingError
+from lead_load.core.warehouse_contract import Sources
 
 # The load whose DAG id, Variables and ledger run ids predate configured loads.
 DEFAULT_LOAD_ID = "lead_load"
@@ -109,6 +110,8 @@ class LoadConfig(_Strict):
     max_reject_ratio: float = Field(default=0.2, ge=0, le=1)
     owner: str = "data-engineering"
     tags: tuple[str, ...] = ()
+    # The file it was read from (read_load), for messages.
+    _file: str = PrivateAttr(default="")
 
     @field_validator("timezone")
     @classmethod
@@ -133,6 +136,21 @@ class LoadConfig(_Strict):
         if not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a cron expression (e.g. '0 2 * * *')")
         return value
+
+    def sources(self, dialect: str | None = None) -> Sources:
+        """Where its extract query (the dialect's own, if it has one) and its field mapping
+        are, as the warehouse contract's errors name them."""
+        where = self._file or f"the configuration of load {self.load_id!r}"
+        own = self.sql.dialects.get(dialect or "")
+        extract = own.extract if own else self.sql.extract
+        return Sources(
+            extract_sql=f"include/{extract}" if _is_file(extract) else f"{where} (key sql)",
+            mapping=(
+                f"include/{self.field_mapping}"
+                if isinstance(self.field_mapping, str)
+                else f"{where} (key field_mapping)"
+            ),
+        )
 
     def field_mapping_of(self, include_dir: Path = INCLUDE_DIR) -> FieldMapping:
         if isinstance(self.field_mapping, dict):
@@ -218,6 +236,7 @@ def read_load(path: Path, include_dir: Path = INCLUDE_DIR) -> LoadConfig:
         for key, sql in _sql_files(load)
         if not (include_dir / sql).is_file()
     ]
+    load._file = str(path)
     try:
         load.field_mapping_of(include_dir)
     except MappingError as error:

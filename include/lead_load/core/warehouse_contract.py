@@ -30,6 +30,18 @@ from lead_load.core.mapping import FieldMapping
 
 EXTRACT_SQL = "include/sql/extract_leads.sql"
 MAPPING_YAML = "include/lead_load/core/field_mapping.yaml"
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the load's extract query and field mapping are, for the messages to name what
+    to change (the default load's files unless its configuration says otherwise)."""
+
+    extract_sql: str = EXTRACT_SQL
+    mapping: str = MAPPING_YAML
+
+
+DEFAULT_SOURCES = Sources()
 # How many of the extract's columns a message lists before it says "and N more".
 _LISTED_COLUMNS = 30
 
@@ -86,37 +98,40 @@ class ContractVerdict:
         return "; ".join(problems)
 
 
-def check_contract(mapping: FieldMapping, columns: Iterable[ExtractColumn]) -> ContractVerdict:
-    """Judge the extract's columns against the mapping (see the module's docstring)."""
+def check_contract(
+    mapping: FieldMapping, columns: Iterable[ExtractColumn], sources: Sources = DEFAULT_SOURCES
+) -> ContractVerdict:
+    """Judge the extract's columns against the mapping (see the module's docstring); the
+    messages name ``sources``."""
     columns = list(columns)
     names = [column.name for column in columns]
     times = Counter(names)
     by_name = {column.name: column for column in columns}
     problems: list[str] = []
-    for name, role in _roles(mapping).items():
+    for name, role in _roles(mapping, sources).items():
         if times[name] > 1:
             problems.append(
                 f"column {name!r} ({role}) is returned {times[name]} times by the extract: "
-                f"select it once in {EXTRACT_SQL} (e.g. not SELECT *, {name})"
+                f"select it once in {sources.extract_sql} (e.g. not SELECT *, {name})"
             )
         elif not times[name]:
-            problems.append(_missing(name, role, names))
+            problems.append(_missing(name, role, names, sources))
     warnings: list[str] = []
     updated_at = by_name.get(mapping.updated_at) if times[mapping.updated_at] == 1 else None
     if updated_at is not None:
-        problem, warning = _updated_at_rule(updated_at)
+        problem, warning = _updated_at_rule(updated_at, sources)
         problems += [problem] if problem else []
         warnings += [warning] if warning else []
     return ContractVerdict(
         problems=tuple(problems),
         warnings=tuple(warnings),
         updated_at=updated_at.category if updated_at is not None else None,
-        checked=tuple(_roles(mapping)),
-        missing=tuple(name for name in _roles(mapping) if not times[name]),
+        checked=tuple(_roles(mapping, sources)),
+        missing=tuple(name for name in _roles(mapping, sources) if not times[name]),
     )
 
 
-def _roles(mapping: FieldMapping) -> dict[str, str]:
+def _roles(mapping: FieldMapping, sources: Sources) -> dict[str, str]:
     """Each required column, and where the mapping names it (for the messages)."""
     roles: dict[str, list[str]] = {}
     roles.setdefault(mapping.lead_id, []).append("`lead_id`")
@@ -125,25 +140,24 @@ def _roles(mapping: FieldMapping) -> dict[str, str]:
         roles.setdefault(column, []).append(f"`fields.{api_field}`")
     for component_id, column in mapping.components.items():
         roles.setdefault(column, []).append(f"`components.{component_id}`")
-    return {
-        column: f"{' and '.join(where)} in field_mapping.yaml" for column, where in roles.items()
-    }
+    named = "field_mapping.yaml" if sources.mapping == MAPPING_YAML else sources.mapping
+    return {column: f"{' and '.join(where)} in {named}" for column, where in roles.items()}
 
 
-def _missing(name: str, role: str, names: list[str]) -> str:
+def _missing(name: str, role: str, names: list[str], sources: Sources) -> str:
     other_case = [found for found in dict.fromkeys(names) if found.casefold() == name.casefold()]
     if other_case:
         spelled = " and ".join(repr(found) for found in other_case)
         return (
             f"column {name!r} ({role}) is missing from the extract, which has {spelled}: the "
             f"same name in another case, which is a different column to the load. Map "
-            f"{other_case[0]!r} in {MAPPING_YAML}, or select it under the mapped name in "
-            f'{EXTRACT_SQL} (e.g. SELECT "{other_case[0]}" AS {name})'
+            f"{other_case[0]!r} in {sources.mapping}, or select it under the mapped name in "
+            f'{sources.extract_sql} (e.g. SELECT "{other_case[0]}" AS {name})'
         )
     return (
         f"column {name!r} ({role}) is missing from the extract (it has: {_listed(names)}): "
-        f"add it to the leads table or select it in {EXTRACT_SQL}, or map another column in "
-        f"{MAPPING_YAML}"
+        f"add it to the leads table or select it in {sources.extract_sql}, or map another "
+        f"column in {sources.mapping}"
     )
 
 
@@ -155,7 +169,7 @@ def _listed(names: list[str]) -> str:
     return f"{shown}, and {more} more" if more > 0 else shown
 
 
-def _updated_at_rule(column: ExtractColumn) -> tuple[str | None, str | None]:
+def _updated_at_rule(column: ExtractColumn, sources: Sources) -> tuple[str | None, str | None]:
     """(problem, warning) for the updated_at column's type."""
     category = column.category
     if category in (TypeCategory.TIMESTAMP, TypeCategory.DATE, TypeCategory.UNKNOWN):
@@ -172,5 +186,5 @@ def _updated_at_rule(column: ExtractColumn) -> tuple[str | None, str | None]:
         f"column {column.name!r} is {column.described()}, not a timestamp or a date: the "
         "window cannot be compared with it. Store the time of the row's last change in UTC "
         "as a timestamp (or timestamptz), or select and compare a converted one in "
-        f"{EXTRACT_SQL} (e.g. to_timestamp(updated_at) for Unix seconds on PostgreSQL)"
+        f"{sources.extract_sql} (e.g. to_timestamp(updated_at) for Unix seconds on PostgreSQL)"
     ), None

@@ -43,8 +43,10 @@ from lead_load.core.transform import (
     transform_leads,
 )
 from lead_load.core.warehouse_contract import (
+    DEFAULT_SOURCES,
     ContractVerdict,
     ExtractColumn,
+    Sources,
     check_contract,
 )
 from lead_load.core.window import text_bounds
@@ -76,11 +78,14 @@ _UNDEFINED_OBJECT = re.compile(
     re.IGNORECASE,
 )
 _UNDEFINED_SQLSTATES = ("42703", "42P01")
-_SCHEMA_HINT = (
-    "the leads table must have the columns that include/sql/extract_leads.sql reads and "
-    "include/lead_load/core/field_mapping.yaml maps: add or rename the column in the warehouse, "
-    "or map another column in field_mapping.yaml"
-)
+
+
+def _schema_hint(sources: Sources) -> str:
+    return (
+        f"the leads table must have the columns that {sources.extract_sql} reads and "
+        f"{sources.mapping} maps: add or rename the column in the warehouse, or map another "
+        "column in the field mapping"
+    )
 
 
 # Per dialect, how a session reads and compares time-zone-aware values in UTC.
@@ -105,7 +110,9 @@ def _one_statement(sql: str) -> str:
     return re.sub(r";(\s|--[^\n]*)*\Z", "", sql.strip())
 
 
-def _schema_error(error: DBAPIError) -> SourceSchemaError | None:
+def _schema_error(
+    error: DBAPIError, sources: Sources = DEFAULT_SOURCES
+) -> SourceSchemaError | None:
     """A SourceSchemaError when the database says a column or table does not exist."""
     orig = error.orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
@@ -117,12 +124,14 @@ def _schema_error(error: DBAPIError) -> SourceSchemaError | None:
     hints = [line.strip() for line in lines[1:] if line.strip().startswith("HINT:")]
     said = "; ".join([reason, *hints])
     return SourceSchemaError(
-        mask_phones_in(f"the extract query failed on the warehouse: {said}; {_SCHEMA_HINT}")
+        mask_phones_in(
+            f"the extract query failed on the warehouse: {said}; {_schema_hint(sources)}"
+        )
     )
 
 
-def _breach(verdict: ContractVerdict) -> SourceSchemaError:
-    hint = f"; {_SCHEMA_HINT}" if verdict.missing else ""
+def _breach(verdict: ContractVerdict, sources: Sources) -> SourceSchemaError:
+    hint = f"; {_schema_hint(sources)}" if verdict.missing else ""
     return SourceSchemaError(
         mask_phones_in(
             f"the warehouse breaks the contract: {verdict.explained()}{hint} "
@@ -132,7 +141,11 @@ def _breach(verdict: ContractVerdict) -> SourceSchemaError:
 
 
 def check_warehouse_contract(
-    warehouse: Engine, sql: str, bounds: Mapping[str, Any], mapping: FieldMapping
+    warehouse: Engine,
+    sql: str,
+    bounds: Mapping[str, Any],
+    mapping: FieldMapping,
+    sources: Sources = DEFAULT_SOURCES,
 ) -> ContractVerdict | None:
     """Look once at the columns ``sql`` returns and judge them (``core.warehouse_contract``).
 
@@ -158,7 +171,7 @@ def check_warehouse_contract(
                 result.close()
             break
         except DBAPIError as error:
-            if schema_error := _schema_error(error):
+            if schema_error := _schema_error(error, sources):
                 raise schema_error from None
             failure = error
     if description is None:
@@ -170,9 +183,9 @@ def check_warehouse_contract(
         return None
     dialect = warehouse.dialect
     columns = described_columns(description, dialect.name, dialect.dbapi)
-    verdict = check_contract(mapping, columns)
+    verdict = check_contract(mapping, columns, sources)
     if verdict.problems:
-        raise _breach(verdict)
+        raise _breach(verdict, sources)
     for warning in verdict.warnings:
         log.warning("Warehouse contract: %s", mask_phones_in(warning))
     if dialect.name == "sqlite" and not _SQLITE_TIME_FUNCTION.search(sql):
@@ -193,20 +206,26 @@ def check_warehouse_contract(
     return verdict
 
 
-def check_source_columns(mapping: FieldMapping, columns: Iterable[str]) -> None:
+def check_source_columns(
+    mapping: FieldMapping, columns: Iterable[str], sources: Sources = DEFAULT_SOURCES
+) -> None:
     """The columns the extract returned (its first chunk) have every column the mapping
     reads, each once, or a SourceSchemaError naming them: the contract's rules on names, for
     when the look before reading could not run, and for what it could not see (SQLite
     renames a column a subquery returns twice)."""
-    verdict = check_contract(mapping, [ExtractColumn(str(c)) for c in columns])
+    verdict = check_contract(mapping, [ExtractColumn(str(c)) for c in columns], sources)
     if verdict.problems:
         # No retry can add a column (a MappingError, a ValueError, used to be retried twice):
         # fail at once and say what to change.
-        raise _breach(verdict)
+        raise _breach(verdict, sources)
 
 
 def read_in_chunks(
-    engine: Engine, sql: str, params: dict[str, Any], chunk_rows: int = EXTRACT_CHUNK_ROWS
+    engine: Engine,
+    sql: str,
+    params: dict[str, Any],
+    chunk_rows: int = EXTRACT_CHUNK_ROWS,
+    sources: Sources = DEFAULT_SOURCES,
 ) -> Iterator[pd.DataFrame]:
     """Stream the query's rows as DataFrames; the server-side cursor keeps memory bounded.
 
@@ -242,7 +261,7 @@ def read_in_chunks(
         # A renamed or dropped column used to fail with the driver's error (SQL and all) and
         # be retried in vain; say which column is missing and fail without retries. Other
         # database errors (locks, lost connections) stay as they are, and are retried.
-        if schema_error := _schema_error(error):
+        if schema_error := _schema_error(error, sources):
             raise schema_error from None
         raise
 
@@ -373,6 +392,7 @@ def extract_and_stage(
     mapping: FieldMapping,
     chunk_rows: int = EXTRACT_CHUNK_ROWS,
     missing_updated_at_sql: str | None = None,
+    sources: Sources = DEFAULT_SOURCES,
 ) -> dict[str, int | None]:
     """Extract the window in chunks, transform each, and stage the valid leads exactly once.
 
@@ -380,11 +400,12 @@ def extract_and_stage(
     load cannot read fails before anything is read or staged. ``missing_updated_at_sql``
     counts the table's rows without ``updated_at`` (in no window, never loaded) and, when it
     returns a second column, those whose ``updated_at`` cannot be read (SQLite's text); the
-    counts go into the summary.
+    counts go into the summary. ``sources``: where the load's query and mapping are, named by
+    the errors.
     """
     schema.create_tables(ledger_engine)
     staging.clear_run(ledger_engine, settings.run_id)  # a retry starts this step afresh
-    contract = check_warehouse_contract(warehouse, sql, bounds, mapping)
+    contract = check_warehouse_contract(warehouse, sql, bounds, mapping, sources)
     if contract is not None and contract.compares_as_text:
         bounds = text_bounds(bounds)  # text compared with a timestamp fails on PostgreSQL
     template = agent_api.get_template() if mapping.components else None
@@ -395,9 +416,10 @@ def extract_and_stage(
     # the window is in memory anyway, and every lead id seen so far is remembered.
     remember_all = warehouse.dialect.name == "sqlite"
     seen: set[str] = set()
-    for number, chunk in enumerate(read_in_chunks(warehouse, sql, bounds, chunk_rows), start=1):
+    chunks = read_in_chunks(warehouse, sql, bounds, chunk_rows, sources)
+    for number, chunk in enumerate(chunks, start=1):
         if number == 1:
-            check_source_columns(mapping, chunk.columns)
+            check_source_columns(mapping, chunk.columns, sources)
         chunk_leads = lead_id_texts(chunk[mapping.lead_id])
         spilled = np.fromiter((lead in seen for lead in chunk_leads), bool, len(chunk_leads))
         if not remember_all:

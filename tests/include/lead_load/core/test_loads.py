@@ -153,3 +153,22 @@ def test_ledger_run_ids_keep_loads_apart_and_leave_the_default_load_as_it_was() 
     assert airflow_run_of(run) == (DEFAULT_LOAD_ID, run)
     with pytest.raises(ValueError, match="too long for the ledger"):
         ledger_run_id("lapsed_customers", "manual__" + "x" * 240)
+
+
+def test_a_loads_errors_name_its_own_query_and_mapping(tmp_path: Path) -> None:
+    shipped = {load.load_id: load for load in read_loads(LOADS_DIR, INCLUDE)}
+    default = shipped[DEFAULT_LOAD_ID].sources("postgresql")
+    assert default.extract_sql == "include/sql/extract_leads.sql"
+    assert default.mapping == "include/lead_load/core/field_mapping.yaml"
+    assert (
+        shipped[DEFAULT_LOAD_ID]
+        .sources("sqlite")
+        .extract_sql.endswith("sql/sqlite/extract_leads.sql")
+    )
+    lapsed = shipped["lapsed_customers"].sources("postgresql")
+    assert lapsed.extract_sql == "include/sql/lapsed_customers/extract.sql"
+    assert lapsed.mapping.endswith("lapsed_customers.yaml (key field_mapping)")
+    inline = read_load(
+        write(tmp_path, "inline", {**GOOD, "sql": {"extract": "SELECT * FROM signups"}}), INCLUDE
+    )
+    assert inline.sources().extract_sql == f"{tmp_path / 'inline.yaml'} (key sql)"

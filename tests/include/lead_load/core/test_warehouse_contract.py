@@ -8,6 +8,7 @@ from lead_load.core.mapping import FieldMapping
 from lead_load.core.warehouse_contract import (
     ContractVerdict,
     ExtractColumn,
+    Sources,
     TypeCategory,
     check_contract,
 )
@@ -40,6 +41,15 @@ def test_a_missing_column_is_named_with_where_it_is_mapped_and_the_fix():
     assert problem.startswith("column 'email' (`fields.email` in field_mapping.yaml) is missing")
     assert "add it to the leads table or select it in include/sql/extract_leads.sql" in problem
     assert "(it has: lead_id, updated_at, phone, name, company," in problem
+
+
+def test_another_loads_problems_name_its_own_query_and_mapping():
+    names = [n for n in MAPPING.source_columns if n != "email"]
+    own = Sources("include/sql/win_back/extract.sql", "loads/win_back.yaml (key field_mapping)")
+    (problem,) = check_contract(MAPPING, columns(*names), own).problems
+    assert "(`fields.email` in loads/win_back.yaml (key field_mapping))" in problem
+    assert "select it in include/sql/win_back/extract.sql" in problem
+    assert "extract_leads.sql" not in problem and "field_mapping.yaml" not in problem
 
 
 def test_a_column_in_another_case_names_the_spelling_that_exists():
