@@ -211,7 +211,10 @@ def build(load: LoadConfig):
             templates_exts=[".sql"],
             # The load's queries, and its own per warehouse dialect (SQLite compares text:
             # the default load's SQLite queries read updated_at with julianday()).
-            templates_dict=load.sql.templates(),
+            templates_dict={
+                **load.sql.templates(),
+                **({"suppression_sql": load.suppression_sql} if load.suppression_sql else {}),
+            },
         )
         def extract_and_stage(settings: dict, templates_dict: dict | None = None) -> dict:
             from datetime import datetime
@@ -224,6 +227,15 @@ def build(load: LoadConfig):
             with this_step("extract_and_stage", settings):
                 run = _run(settings)
                 warehouse = warehouse_engine(run.warehouse_conn_id)
+                if templates_dict.get("suppression_sql"):
+                    from lead_load.steps import suppression_query
+
+                    suppression_query.add_from_query(
+                        warehouse,
+                        run_ledger(settings),
+                        templates_dict["suppression_sql"],
+                        load.load_id,
+                    )
                 bounds = sql_bounds(
                     datetime.fromisoformat(run.window_start),
                     datetime.fromisoformat(run.window_end),

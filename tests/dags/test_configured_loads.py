@@ -2,7 +2,8 @@
 shipped lapsed_customers example, each with its own SQL, mapping, calling task and schedule,
 run with `airflow dags test` against the simulator over HTTP and a real warehouse. Each
 lands its own valid numbers in its own calling task, exactly once, and a number put on the
-suppression list (`python -m lead_load suppress add`) is sent by neither."""
+suppression list (`python -m lead_load suppress add`, or the second load's own suppression
+query) is sent by neither."""
 
 from __future__ import annotations
 
@@ -60,7 +61,9 @@ def configure_loads(folder: Path, lapsed_task: str) -> None:
     folder.mkdir()
     (folder / "lead_load.yaml").write_text((LOADS_DIR / "lead_load.yaml").read_text())
     lapsed = yaml.safe_load((LOADS_DIR / "lapsed_customers.yaml").read_text())
-    lapsed.update(api_task_id=lapsed_task, paused=False)
+    # Its owners keep opt-outs in a table of their own: the load's suppression query.
+    suppression_sql = "SELECT number AS phone, why AS reason FROM customer_opt_outs"
+    lapsed.update(api_task_id=lapsed_task, paused=False, suppression_sql=suppression_sql)
     (folder / "lapsed_customers.yaml").write_text(yaml.safe_dump(lapsed))
 
 
@@ -88,7 +91,10 @@ def test_two_loads_each_land_their_own_numbers_exactly_once(lead_load_env, tmp_p
     # One number of each load's window may never be called (written as people write them).
     never_lead = sorted(leads.valid_phones)[0]
     suppress(env, f"+86 {never_lead[:3]} {never_lead[3:7]} {never_lead[7:]}", "139-0000-0005")
-    never = {never_lead, customers["c005"]}
+    with env.warehouse.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE customer_opt_outs (number VARCHAR(40), why VARCHAR(80))"))
+        conn.execute(text("INSERT INTO customer_opt_outs VALUES ('139 0000 0006', 'opted out')"))
+    never = {never_lead, customers["c005"], customers["c006"]}
 
     for dag_id in ("lead_load", "lapsed_customers", "lapsed_customers"):
         result = env.run_dag(dag_id=dag_id)
@@ -115,7 +121,8 @@ def test_two_loads_each_land_their_own_numbers_exactly_once(lead_load_env, tmp_p
     )
     assert [r["api_task_id"] for r in runs] == [env.task_id, lapsed_task, lapsed_task]
     summaries = [json.loads(r["summary"]) for r in runs]
-    assert [s["suppressed"] for s in summaries] == [1, 1, 1]  # each run rejected its one
+    # Each run rejected its window's suppressed numbers: one by hand, one more by the query.
+    assert [s["suppressed"] for s in summaries] == [1, 2, 2]
     assert not runs[0]["run_id"].startswith("lapsed_customers/")
     assert all(r["run_id"].startswith("lapsed_customers/") for r in runs[1:])
     rejected = env.warehouse.rows(
@@ -124,6 +131,7 @@ def test_two_loads_each_land_their_own_numbers_exactly_once(lead_load_env, tmp_p
     )
     assert [(r["lead_id"], r["reason"]) for r in rejected] == [
         ("c005", "suppressed"),
-        ("c900", rejected[1]["reason"]),
-        ("c901", rejected[2]["reason"]),
+        ("c006", "suppressed"),
+        ("c900", rejected[2]["reason"]),
+        ("c901", rejected[3]["reason"]),
     ]

@@ -101,6 +101,9 @@ class LoadConfig(_Strict):
     start_date: date = date(2026, 11, 1)
     paused: bool = False  # paused when Airflow first sees the DAG
     sql: ExtractSql
+    # A query on the warehouse returning `phone` (and `reason`): numbers put on the
+    # suppression list before each run stages (steps.suppression_query). File or SQL.
+    suppression_sql: str | None = None
     # A path under include/ to a mapping YAML, or the mapping itself.
     field_mapping: str | dict[str, Any] = "lead_load/core/field_mapping.yaml"
     connections: Connections = Field(default_factory=Connections)
@@ -253,6 +256,7 @@ def _sql_files(load: LoadConfig) -> Iterable[tuple[str, str]]:
     for dialect, own in sql.dialects.items():
         candidates.append((f"sql.dialects.{dialect}.extract", own.extract))
         candidates.append((f"sql.dialects.{dialect}.missing_updated_at", own.missing_updated_at))
+    candidates.append(("suppression_sql", load.suppression_sql))
     return [(key, value) for key, value in candidates if value and _is_file(value)]
 
 

@@ -143,17 +143,20 @@ def settings_failure(
 
 
 def this_step(stage: str, settings: dict[str, Any]) -> Any:
-    """``recorded_failure`` for a step of the running task, given the run's settings dict."""
+    """``recorded_failure`` for a step of the running task, given the run's settings dict:
+    recorded in the run's own ledger (its load's)."""
     from airflow.sdk import get_current_context
 
-    from lead_load.glue.connections import ledger_engine
+    from lead_load.core.run_settings import RunSettings
+    from lead_load.glue.connections import engine_for, run_ledger_conn_id
 
     ti = get_current_context()["ti"]
+    run = RunSettings.from_dict(settings)
     return recorded_failure(
         stage,
-        settings["run_id"],
-        settings["api_task_id"],
-        (settings["window_start"], settings["window_end"]),
-        ledger_engine,
+        run.run_id,
+        run.api_task_id,
+        (run.window_start, run.window_end),
+        lambda: engine_for(run_ledger_conn_id(run)),
         last_try=ti.try_number > ti.max_tries,
     )

@@ -80,6 +80,7 @@ def test_a_minimal_load_takes_the_defaults(tmp_path: Path) -> None:
         ({"connections": {"ledgr": "x"}}, "connections.ledgr", "unknown key"),
         ({"sql": {}}, "sql.extract", "required"),
         ({"sql": {"extract": "sql/nope.sql"}}, "sql.extract", "no file"),
+        ({"suppression_sql": "sql/opt_outs.sql"}, "suppression_sql", "no file"),
         (
             {"sql": {"extract": "sql/extract_leads.sql", "dialects": {"sqlite": {}}}},
             "sql.dialects.sqlite.extract",
