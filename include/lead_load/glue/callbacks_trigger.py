@@ -152,7 +152,11 @@ class RunCallbacksTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             run_id = ledger_run_id(self._attached("dag_id"), self._attached("run_id"))
-            ledger = ledger_conn_id(self.ledger_conn_id, self.warehouse_conn_id)
+            # In a thread: the Variable's look-up is a request to the triggerer's supervisor,
+            # which the event loop would wait for while it is the one to read the answer.
+            ledger = await run_in_thread(
+                ledger_conn_id, self.ledger_conn_id, self.warehouse_conn_id, pool="record"
+            )
             settings = await run_in_thread(_run_settings, run_id, ledger, pool="record")
             grace = await run_in_thread(lost_answer_grace, settings, pool="record")
         except Exception as error:

@@ -206,3 +206,33 @@ def test_a_run_with_nothing_planned_ends_at_once(ledger_env, account):
 
     assert event.xcoms["return_value"]["batches"] == 0
     assert account.posts() == []
+
+
+def test_the_triggers_read_airflow_variables_off_the_event_loop(ledger_env, account, monkeypatch):
+    """In the triggerer a Variable's look-up is a request to its supervisor, whose answer the
+    event loop itself must read: looked up on the loop, it waits for ever (a deadlocked
+    triggerer). The ledger's Variable is read in the triggers' threads."""
+    from airflow.sdk import Variable
+
+    _, settings, batches, _ = ledger_env
+    real = Variable.get.__func__
+    read_in_threads: list[str] = []
+
+    def get(cls, key, *args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            read_in_threads.append(key)
+            return real(cls, key, *args, **kwargs)
+        raise AssertionError(f"Variable {key} read on the event loop")
+
+    monkeypatch.setattr(Variable, "get", classmethod(get))
+    from agent_api import lookup_cache
+
+    for batch in batches:
+        post(settings, batch)
+    lookup_cache.variables.clear()  # the wait looks the Variable up afresh, as a new process
+    read_in_threads.clear()
+    (event,) = events_of(waiter())
+    assert isinstance(event, TaskSuccessEvent), event
+    assert "lead_load_ledger_conn_id" in read_in_threads
