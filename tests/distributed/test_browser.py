@@ -21,7 +21,7 @@ from sqlalchemy import create_engine
 from lead_load.ledger import browse
 from lead_load_devtools.synthetic import generate, write_leads
 from tests.distributed.conftest import OUTPUT
-from tests.distributed.stack import ADMIN_USER
+from tests.distributed.stack import ADMIN_USER, StackError
 from tests.full_numbers import mobile_numbers_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
@@ -421,3 +421,70 @@ def _set(field, value: str) -> None:
         field.select_option(value)
     else:
         field.fill(value)
+
+
+def test_the_lead_loads_page_filters_by_load(airflow_stack, browser, screenshots):
+    """A run of the second example load (lapsed_customers, its own table, mapping and calling
+    task) beside a run of lead_load: the list names each run's load, and its load filter
+    shows one load's runs only."""
+    from playwright.sync_api import expect
+
+    from tests.dags.test_configured_loads import seed_customers
+
+    stack = airflow_stack
+    engine = create_engine(stack.warehouse_url)
+    customers = seed_customers(engine)
+    engine.dispose()
+    task_id = stack.simulator.create_task(stack.user_id)
+    window = {"window_start": "2026-11-24", "window_end": "2026-11-25"}
+    ours = stack.trigger({"dry_run": True, **window})
+    # Paused as shipped: its calling task set (a scheduled run the unpausing starts needs it
+    # too), unpaused for this test only.
+    variable = {"key": "lapsed_customers_api_task_id", "value": task_id}
+    try:
+        stack.api("POST", "/variables", json=variable)
+    except StackError:  # set by an earlier run of this test on the same stack
+        stack.api("PATCH", f"/variables/{variable['key']}", json=variable)
+    stack.api("PATCH", "/dags/lapsed_customers", json={"is_paused": False})
+    try:
+        theirs = stack.trigger(window, dag_id="lapsed_customers")
+        (run,) = stack.wait_for_runs([theirs], dag_id="lapsed_customers", timeout=600)
+        assert run["state"] == "success", stack.explain(theirs, dag_id="lapsed_customers")
+    finally:
+        stack.api("PATCH", "/dags/lapsed_customers", json={"is_paused": True})
+    (run,) = stack.wait_for_runs([ours], timeout=600)
+    assert run["state"] == "success", stack.explain(ours)
+    imported = stack.simulator.task_numbers(stack.user_id, task_id)
+    assert sorted(n["phone"] for n in imported) == sorted(customers.values())
+
+    theirs_in_ledger = f"lapsed_customers/{theirs}"
+    page = _signed_in(browser, stack)
+    try:
+        page.goto(f"{stack.base_url}/plugin/lead-loads")
+        frame = page.frame_locator("iframe")
+        frame.locator(f'tr[data-run="{theirs_in_ledger}"]').wait_for()
+        assert frame.locator(f'tr[data-run="{theirs_in_ledger}"] td.load').inner_text() == (
+            "lapsed_customers"
+        )
+        filters = frame.locator("#filters")
+        filters.locator('[name="load"]').select_option("lapsed_customers")
+        filters.get_by_role("button", name="Filter").click()
+        expect(frame.locator(f'tr[data-run="{ours}"]')).to_have_count(0, timeout=TIMEOUT_MS)
+        loads = frame.locator("#loads td.load").evaluate_all("cells => cells.map(c => c.innerText)")
+        assert loads and set(loads) == {"lapsed_customers"}
+        page.screenshot(path=str(screenshots / "filtered_by_load.png"), full_page=True)
+        # Its run's tab names the load; its link leads to its own DAG's run in Airflow.
+        frame.locator(f'tr[data-run="{theirs_in_ledger}"] td a').first.click()
+        expect(frame.locator("#load-id")).to_have_text("lapsed_customers", timeout=TIMEOUT_MS)
+        page.goto(f"{stack.base_url}/plugin/lead-loads")
+        filters.locator('[name="load"]').select_option("lead_load")
+        filters.get_by_role("button", name="Filter").click()
+        expect(frame.locator(f'tr[data-run="{theirs_in_ledger}"]')).to_have_count(
+            0, timeout=TIMEOUT_MS
+        )
+        frame.locator(f'tr[data-run="{ours}"]').wait_for()
+        loads = frame.locator("#loads td.load").evaluate_all("cells => cells.map(c => c.innerText)")
+        assert set(loads) == {"lead_load"}
+        _no_full_number(page)
+    finally:
+        page.close()
