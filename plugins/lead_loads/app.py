@@ -70,18 +70,22 @@ def ledger_engine() -> Engine:
 LedgerDep = Annotated[Engine, Depends(ledger_engine)]
 
 
-def known_loads(engine: Engine) -> list[str]:
-    """The loads: the default one, those configured (when their folder reads: a broken one
-    is the DAG file's import error, shown on Airflow's DAGs page) and those the ledger has
-    runs of (a load since removed keeps its history)."""
+def configured_loads() -> dict[str, Any]:
+    """The configured loads by id; none when their folder does not read (a broken file is
+    the DAG file's import error, shown on Airflow's DAGs page)."""
     from lead_load.core.loads import LoadConfigError, loads_folder, read_loads
 
-    found = {views.DAG_ID, *browse.loads_in_ledger(engine)}
     try:
-        found |= {load.load_id for load in read_loads(loads_folder())}
+        return {load.load_id: load for load in read_loads(loads_folder())}
     except LoadConfigError as error:
         log.warning("Lead loads: the loads' configuration cannot be read: %s", error)
-    return sorted(found)
+        return {}
+
+
+def known_loads(engine: Engine) -> list[str]:
+    """The loads: the default one, those configured, and those the ledger has runs of (a
+    load since removed keeps its history)."""
+    return sorted({views.DAG_ID, *browse.loads_in_ledger(engine), *configured_loads()})
 
 
 def ledger_run(engine: Engine, run_id: str, dag_id: str | None) -> str | None:
@@ -142,6 +146,8 @@ def create_app() -> FastAPI:
             window_to=window_to,
         )
         readable = readable_loads(known_loads(engine), user)
+        # The history's line: the chosen load's own max_reject_ratio, else the default's.
+        chosen = configured_loads().get(filters.load)
         context = {
             "title": "Lead loads",
             "filters": filters,
@@ -149,6 +155,8 @@ def create_app() -> FastAPI:
             "calling_tasks": browse.calling_tasks(engine),
             "load_ids": readable,
             "loads": None,
+            "max_ratio": chosen.max_reject_ratio if chosen else views.MAX_REJECT_RATIO,
+            "ratio_of": f"load {chosen.load_id}'s" if chosen else "the default",
         }
         if context["problems"]:
             return _page(request, "loads.html", context, status_code=400)

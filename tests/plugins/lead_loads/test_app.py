@@ -553,3 +553,14 @@ def test_another_loads_run_opens_by_its_load_and_airflow_run_id(reader, ledger):
     assert "DAG canary loads no leads" in other.text
     assert reader.get("/lead-loads/loads/canary/runs/run-1").status_code == 200
     assert "loads no leads" in reader.get("/lead-loads/loads/canary/runs/run-1").text
+
+
+def test_the_history_of_one_load_draws_that_loads_max_reject_ratio(reader, ledger):
+    with_other_load(ledger)
+    from html import unescape
+
+    html = unescape(reader.get("/lead-loads/", params={"load": "lapsed_customers"}).text)
+    # The shipped example's own max_reject_ratio is 0.1; the default load's 0.2.
+    assert "the line load lapsed_customers's max_reject_ratio (10%" in html
+    unfiltered = unescape(reader.get("/lead-loads/").text)
+    assert "the line the default max_reject_ratio (20%" in unfiltered
