@@ -88,11 +88,13 @@ def known_loads(engine: Engine) -> list[str]:
     return sorted({views.DAG_ID, *browse.loads_in_ledger(engine), *configured_loads()})
 
 
-def ledger_run(engine: Engine, run_id: str, dag_id: str | None) -> str | None:
+def ledger_run(
+    engine: Engine, run_id: str, dag_id: str | None, loads: list[str] | None = None
+) -> str | None:
     """The ledger's id of Airflow run ``run_id`` of load ``dag_id`` (the default load when
-    None); None when ``dag_id`` is no load."""
+    None); None when ``dag_id`` is no load (``loads``: the known ones, if already read)."""
     load = dag_id or views.DAG_ID
-    if load != views.DAG_ID and load not in known_loads(engine):
+    if load != views.DAG_ID and load not in (loads or known_loads(engine)):
         return None
     try:
         return ledger_run_id(load, run_id)
@@ -273,7 +275,7 @@ def create_app() -> FastAPI:
         index = views.map_index_of(map_index)
         loads = known_loads(engine)
         ours = dag_id is None or dag_id in loads
-        airflow_run, run_id = run_id, ledger_run(engine, run_id, dag_id) if ours else None
+        airflow_run, run_id = run_id, ledger_run(engine, run_id, dag_id, loads) if ours else None
         if not ours or task_id not in (None, *views.BATCH_TASK_IDS) or index is None:
             note = views.not_a_batch(dag_id, task_id, loads)
             context = {"title": "Lead batch", "note": note}
