@@ -77,13 +77,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 # Three pytest processes side by side, each with an Airflow home and metadata DB of its own:
-# "alongside" (tests/distributed, each test on an Airflow stack of its own, and the
-# overlapping-runs tests), "dags" (the end-to-end, reliability and warehouse-matrix DAG runs under
+# "alongside" (the overlapping-runs tests, then tests/distributed on one Airflow stack: first,
+# so the stack, started by the first distributed test and stopped at the end of the session,
+# does not sit idle beside them), "dags" (the end-to-end, reliability and warehouse-matrix DAG runs under
 # `airflow dags test`) and the rest of the suite, which the split keeps about as long as dags.
 # Most of the first two is waiting on Airflow's loops and the simulator's delays, so together
 # they take about as long as the longest one. The outputs of alongside and dags follow when all
 # have ended (`tail -f test-output/alongside.log` or `test-output/dags.log` shows them meanwhile).
-ALONGSIDE := tests/distributed tests/dags/test_overlapping_runs.py
+ALONGSIDE := tests/dags/test_overlapping_runs.py tests/distributed
 DAG_RUNS := tests/dags/test_lead_load_e2e.py tests/dags/test_lead_load_reliability.py \
 	tests/dags/test_warehouse_matrix.py
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -142,11 +143,44 @@ with DAG("agent_api_sensor_test", schedule=None, catchup=False,
 """
 
 
+def run_dags_test_releasing_callbacks(account, env: dict, releases: list[str]) -> str:
+    """Run `airflow dags test` while the simulator processes nothing on its own; process the
+    pending batches each time the next marker of ``releases`` appears in the output.
+
+    The interleaving is forced: a sensor sees its batch pending first (so the deferrable one
+    has to defer and the rescheduled one has to reschedule), whatever the machine's load."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "dags", "test", "agent_api_sensor_test"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    watchdog = threading.Timer(240, proc.kill)
+    watchdog.start()
+    lines = []
+    waiting_for = list(releases)
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if waiting_for and waiting_for[0] in line.lower():
+                waiting_for.pop(0)
+                account.sim.process()
+        proc.wait()
+    finally:
+        watchdog.cancel()
+    log = "".join(lines)
+    assert proc.returncode == 0, log[-3000:]
+    assert not waiting_for, f"never saw {waiting_for} in the output: {log[-3000:]}"
+    return log
+
+
 @pytest.mark.slow
 def test_sensor_in_a_dag_run_deferrable_and_reschedule(account, airflow_db, tmp_path):
     """`airflow dags test` runs both sensors for real: one deferred to its trigger, one in
     reschedule mode; each gets the numbers its batch imported."""
-    account.sim.set_faults(callback_delay=3)
+    # No batch is processed until the test says so (below, once each sensor has waited).
+    account.sim.set_faults(callback_delay=3600)
     deferred_phones, rescheduled_phones = new_phones(3), new_phones(2)
     dags = tmp_path / "dags"
     dags.mkdir()
@@ -161,18 +195,11 @@ def test_sensor_in_a_dag_run_deferrable_and_reschedule(account, airflow_db, tmp_
         )
     )
     env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow", "dags", "test", "agent_api_sensor_test"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    # The deferrable sensor's batch is processed only once its trigger runs, the rescheduled
+    # one's only once that sensor was rescheduled: neither could have found its outcome at once.
+    log = run_dags_test_releasing_callbacks(
+        account, env, releases=["running trigger in line", "up_for_reschedule"]
     )
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-3000:]
     assert "state=success" in log
     assert json.loads(out.joinpath("deferrable").read_text()) == sorted(deferred_phones)
     assert json.loads(out.joinpath("reschedule").read_text()) == sorted(rescheduled_phones)
-    assert "running trigger in line" in log, "the deferrable sensor should have deferred"
-    assert "up_for_reschedule" in log.lower(), "the reschedule sensor should have rescheduled"
