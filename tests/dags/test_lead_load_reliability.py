@@ -175,7 +175,7 @@ def test_callbacks_that_outlived_their_download_links_are_settled_by_the_next_ru
     # The platform is slower than the run's wait (callback timeout 5 s): the run ends with
     # its batches awaiting their callbacks, and is not green.
     env.env["LEAD_LOAD_CALLBACK_TIMEOUT_SECONDS"] = "5"
-    env.sim.set_faults(callback_delay=30)
+    env.sim.set_faults(callback_delay=3600)  # processed below, after the first run
     first = env.run_dag(batch_size=50)
     assert first.returncode != 0
     assert re.search(r"still awaits? the platform's callback", output(first))

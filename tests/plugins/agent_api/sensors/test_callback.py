@@ -34,7 +34,7 @@ def import_batch(account, count: int) -> tuple[str, list[str]]:
 
 
 def test_deferrable_sensor_defers_then_returns_the_outcome(account):
-    account.sim.set_faults(callback_delay=0.5)
+    account.sim.set_faults(callback_delay=3600)  # processed below, once the sensor deferred
     unique_id, _ = import_batch(account, 3)
     sensor = AgentApiCallbackSensor(task_id="wait", unique_id=unique_id, poll_interval=0.1)
 
@@ -46,6 +46,7 @@ def test_deferrable_sensor_defers_then_returns_the_outcome(account):
     assert trigger.deadline == pytest.approx(time.time() + 3600, abs=30)
     assert deferred.value.method_name == "execute_complete"
 
+    account.sim.process()
     result = sensor.execute_complete(context={}, event=run_trigger(trigger))
     assert result == {"unique_id": unique_id, "imported": 3}
 

@@ -45,11 +45,27 @@ def test_serialize_round_trip_rebuilds_an_equal_trigger():
 
 
 def test_fires_success_once_the_batch_is_processed(account):
-    account.sim.set_faults(callback_delay=0.6)
+    # Nothing is processed until the trigger has polled once and seen "pending" (forced, not
+    # left to timing on a loaded machine).
+    account.sim.set_faults(callback_delay=3600)
     receipt = AgentApiHook().import_batch(account.task_id, rows_for(new_phones(3)))
-    event = first_event(
-        AgentApiCallbackTrigger(receipt.unique_id, deadline=time.time() + 20, poll_interval=0.1)
+    trigger = AgentApiCallbackTrigger(
+        receipt.unique_id, deadline=time.time() + 20, poll_interval=0.1
     )
+
+    async def process_after_the_first_poll() -> None:
+        while not await asyncio.to_thread(polls_of, account, receipt.unique_id):
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(account.sim.process)
+
+    async def run() -> dict:
+        release = asyncio.ensure_future(process_after_the_first_poll())
+        async for fired in trigger.run():
+            await release
+            return fired.payload
+        raise AssertionError("the trigger ended without an event")
+
+    event = asyncio.run(asyncio.wait_for(run(), timeout=30))
     assert event["status"] == "success"
     assert event["unique_id"] == receipt.unique_id
     # The calling task under our own name; the callback data's ``task_id`` is not passed on.
