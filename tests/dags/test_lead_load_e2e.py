@@ -158,20 +158,6 @@ def test_a_manual_run_without_a_window_loads_its_inferred_interval_and_says_so(
     assert asset_events(airflow_db, run_id) == []
 
 
-def test_a_malformed_window_fails_at_once_with_a_clear_message(lead_load_env):
-    env = lead_load_env
-    seeded(env, 10)
-    result = env.run_dag(window_start="2026-11-24", window_end=None)
-    assert result.returncode != 0
-    assert "set both window_start and window_end" in result.stdout + result.stderr
-    assert env.posts() == []
-    # The run is in the ledger although it never got past its first step.
-    run = env.warehouse.rows("SELECT state, window_start, summary FROM lead_load_runs")
-    assert [(r["state"], r["window_start"]) for r in run] == [("failed", "2026-11-24")]
-    assert '"failed_at": "resolve_settings"' in run[0]["summary"]
-    assert "set both window_start and window_end" in run[0]["summary"]
-
-
 def test_more_batches_than_max_map_length_fails_up_front_and_sends_nothing(
     sqlite_lead_load_env,
 ):

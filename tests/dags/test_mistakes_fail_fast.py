@@ -21,7 +21,10 @@ UNKNOWN_TASK = "123e4567-e89b-12d3-a456-426614174000"
 @pytest.mark.parametrize(
     ("conf", "reason"),
     [
-        ({"window_end": None}, "set both window_start and window_end, or neither"),
+        (
+            {"window_start": "2026-11-24", "window_end": None},
+            "set both window_start and window_end, or neither",
+        ),
         (
             {"window_start": "2026-11-25", "window_end": "2026-11-24"},
             "must be before window_end",
@@ -55,7 +58,10 @@ def test_a_mistake_fails_the_run_in_seconds_and_stages_nothing(sqlite_lead_load_
     assert env.posts() == []
     if "lead_load_ledger" in inspect(env.warehouse.engine).get_table_names():
         assert env.warehouse.scalar("SELECT COUNT(*) FROM lead_load_ledger") == 0
-    runs = env.warehouse.rows("SELECT state, summary FROM lead_load_runs")
+    # The run is in the ledger although it never got past its first step, with the window
+    # as it was typed.
+    runs = env.warehouse.rows("SELECT state, window_start, summary FROM lead_load_runs")
     assert [r["state"] for r in runs] == ["failed"]
+    assert runs[0]["window_start"] == conf.get("window_start", WINDOW[0].isoformat())
     assert '"failed_at": "resolve_settings"' in runs[0]["summary"]
     assert reason in runs[0]["summary"]
