@@ -5,7 +5,6 @@ the simulator and a SQLite warehouse."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from sqlalchemy import inspect
@@ -41,13 +40,13 @@ def test_a_mistake_fails_the_run_in_seconds_and_stages_nothing(sqlite_lead_load_
     leads = generate(50, seed=5, start=WINDOW[0], end=WINDOW[1])
     write_leads(env.warehouse.engine, leads.frame)
 
-    started = time.monotonic()
-    result = env.run_dag(timeout=90, **conf)
-    took = time.monotonic() - started
+    result = env.run_dag(timeout=300, **conf)
     out = result.stdout + result.stderr
 
     assert result.returncode != 0, out[-4000:]
-    assert took < 60, f"the run took {took:.0f} s"
+    # In seconds: on the first try of the first task, with no retry waited for. (Not timed
+    # here: `airflow dags test` alone costs seconds of CPU, many more on a loaded machine.)
+    assert "up_for_retry" not in out.lower(), out[-4000:]
     assert reason in out
     # report ends the run in resolve_settings' words, once, without a TypeError of its own.
     assert "TypeError" not in out

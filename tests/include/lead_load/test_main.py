@@ -39,7 +39,7 @@ def run_cli(platform: Platform, *args: str, **env: str) -> subprocess.CompletedP
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=240,  # a hang guard: the command imports Airflow, slow on a loaded machine
         check=False,
     )
 
@@ -336,7 +336,7 @@ def test_suppress_add_as_an_operator_runs_it(sqlite_engine):
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=240,  # a hang guard: the command imports Airflow, slow on a loaded machine
         check=False,
     )
     assert found.returncode == 0, found.stderr

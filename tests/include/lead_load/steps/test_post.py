@@ -82,7 +82,9 @@ class Copy:
             text=True,
         )
 
-    def wait_paused(self, timeout: float = 30) -> None:
+    # Bounds against a hung child, not timing goals: a child imports Airflow before it does
+    # anything, which took more than 30 s on a loaded 2-core CI machine.
+    def wait_paused(self, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
         while not (self.barrier / f"{self.pause_at}.reached").exists():
             assert self.process.poll() is None, self.process.communicate()
@@ -95,7 +97,7 @@ class Copy:
     def running(self) -> bool:
         return self.process.poll() is None
 
-    def receipt(self, timeout: float = 60) -> dict:
+    def receipt(self, timeout: float = 240) -> dict:
         out, err = self.process.communicate(timeout=timeout)
         assert self.process.returncode == 0, err[-3000:]
         return json.loads(out.strip().splitlines()[-1])
