@@ -7,6 +7,7 @@ import csv
 import io
 import re
 from datetime import datetime, timedelta
+from html import unescape
 from urllib.parse import quote
 
 import pytest
@@ -557,8 +558,6 @@ def test_another_loads_run_opens_by_its_load_and_airflow_run_id(reader, ledger):
 
 def test_the_history_of_one_load_draws_that_loads_max_reject_ratio(reader, ledger):
     with_other_load(ledger)
-    from html import unescape
-
     html = unescape(reader.get("/lead-loads/", params={"load": "lapsed_customers"}).text)
     # The shipped example's own max_reject_ratio is 0.1; the default load's 0.2.
     assert "the line load lapsed_customers's max_reject_ratio (10%" in html
